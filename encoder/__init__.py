@@ -1,0 +1,1 @@
+"""GNN encoders that embed a computation graph (PyTorch Geometric)."""

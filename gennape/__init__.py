@@ -1,0 +1,1 @@
+"""The ``gennape`` command line: one console script fronting every package."""

@@ -1,0 +1,3 @@
+from gennape.cli import main
+
+raise SystemExit(main())

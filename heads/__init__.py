@@ -1,0 +1,1 @@
+"""Per-cluster predictor heads, soft-aggregated by fuzzy membership."""

@@ -1,0 +1,1 @@
+"""Contrastive pretraining on NAS-Bench-101, fuzzy clustering and the estimator."""

@@ -1,0 +1,1 @@
+"""Zero-shot prediction on unseen families and fine-tuning on a new family."""
