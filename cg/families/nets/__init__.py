@@ -1,0 +1,1 @@
+"""Benchmark-family networks as ``torch.nn`` modules (these modules import torch at the top)."""
