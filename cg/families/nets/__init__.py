@@ -1,1 +1,5 @@
-"""Benchmark-family networks as ``torch.nn`` modules (these modules import torch at the top)."""
+"""The benchmark families' training networks as ``torch.nn.Module`` (these modules import torch).
+
+Import them through :meth:`cg.families.base.Family.to_module`, which keeps
+torch out of ``import cg``.
+"""
