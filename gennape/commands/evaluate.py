@@ -1,0 +1,67 @@
+"""``gennape evaluate --labels LABELS.csv [--checkpoint DIR] [--exclude LABELS_USED.csv] [--json] [--plot OUT.png]``
+
+Predicts every model listed in LABELS.csv (columns ``onnx,accuracy``; see
+:mod:`transfer.labels`) and prints Spearman, Kendall tau-b, NDCG@10, precision
+of the top 10 % and MAE. ``--exclude`` drops the rows of another labels file
+(the ones a fine-tune used). ``--json`` prints one JSON object with the keys
+``n, spearman, kendall, ndcg10, precision_top10, mae, failed, excluded`` (MAE as
+a fraction). ``--plot`` draws predicted against true accuracy (needs matplotlib).
+
+Exit codes: 0 ok; 1 some files failed (reported on stderr, left out of the
+metrics); 2 bad input or fewer than two models predicted.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", required=True, metavar="LABELS.csv",
+                        help="CSV with columns onnx,accuracy (paths relative to the CSV)")
+    parser.add_argument("--checkpoint", metavar="DIR", default=None,
+                        help="estimator checkpoint folder (default: the one shipped with gennape)")
+    parser.add_argument("--exclude", metavar="LABELS_USED.csv", default=None,
+                        help="leave out the models listed in this labels file (e.g. the fine-tuning set)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--plot", metavar="OUT.png", default=None,
+                        help="draw predicted vs true accuracy into this image (needs matplotlib)")
+    parser.add_argument("--input-shape", metavar="C,H,W", default=None,
+                        help="input shape for models with symbolic dimensions, e.g. 3,224,224")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import math
+    import sys
+
+    from transfer.evaluate import evaluate_labels, format_metrics
+    from transfer.labels import read_labels
+    from transfer.model import load_estimator
+    from transfer.predict import Progress, parse_input_shape
+
+    labels = read_labels(args.labels)
+    exclude = read_labels(args.exclude) if args.exclude else None
+    input_shape = parse_input_shape(args.input_shape)
+    if args.plot:
+        from transfer.plot import _pyplot
+
+        _pyplot()  # fail before the slow part when matplotlib is missing
+    estimator = load_estimator(args.checkpoint)
+    progress = Progress("gennape evaluate")
+    try:
+        ev = evaluate_labels(labels, estimator, exclude=exclude, input_shape=input_shape, progress=progress)
+    finally:
+        progress.close()
+    for failure in ev.failures:
+        print(f"gennape evaluate: {failure.path}: {failure.error}", file=sys.stderr)
+    if args.json:
+        d = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in ev.to_dict().items()}
+        print(json.dumps(d))
+    else:
+        print(format_metrics(ev, args.labels))
+    if args.plot:
+        from transfer.plot import plot_predictions
+
+        plot_predictions(ev.pred, ev.true, args.plot, title=str(args.labels), metrics=ev.metrics)
+    return 1 if ev.failures else 0

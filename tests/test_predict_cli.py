@@ -1,0 +1,85 @@
+"""gennape predict: file collection, ranking, output files, progress, exit codes."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from cg.errors import GennapeError
+from transfer.predict import (
+    FailedModel, ModelPrediction, Progress, PredictionRun, assign_ranks, collect_onnx,
+    format_table, parse_input_shape, to_csv, write_output,
+)
+
+
+def test_collect_onnx_recurses_sorts_and_deduplicates(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for rel in ("a/b/z.onnx", "a/y.onnx", "a/notes.txt", "x.onnx"):
+        (tmp_path / rel).write_bytes(b"")
+    found = collect_onnx([tmp_path / "a", tmp_path / "x.onnx", tmp_path / "a" / "y.onnx"])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/b/z.onnx", "a/y.onnx", "x.onnx"]
+    with pytest.raises(GennapeError, match="no such file or folder"):
+        collect_onnx([tmp_path / "missing.onnx"])
+
+
+@pytest.mark.parametrize("text,shape", [("3,224,224", (3, 224, 224)), ("1x3x32x32", (1, 3, 32, 32)), (None, None)])
+def test_parse_input_shape(text, shape):
+    assert parse_input_shape(text) == shape
+
+
+@pytest.mark.parametrize("text", ["3,a,4", "0,3", ""])
+def test_parse_input_shape_errors(text):
+    with pytest.raises(GennapeError, match="--input-shape"):
+        parse_input_shape(text)
+
+
+def _run():
+    preds = [ModelPrediction(f"m{i}.onnx", acc, (0.25, 0.75), 0.5 * i, i == 2)
+             for i, acc in enumerate([0.90, 0.93, 0.90, 0.80])]
+    assign_ranks(preds)
+    return PredictionRun(preds, [FailedModel("bad.onnx", "not an ONNX model")], "ckpt")
+
+
+def test_ranks_best_first_ties_share_rank():
+    run = _run()
+    assert [(p.path, p.rank) for p in run.ranked] == [
+        ("m1.onnx", 1), ("m0.onnx", 2), ("m2.onnx", 2), ("m3.onnx", 4)]
+
+
+def test_table_csv_and_json_outputs(tmp_path):
+    run = _run()
+    table = format_table(run).splitlines()
+    assert table[0].split()[:4] == ["rank", "accuracy%", "ood_score", "ood"]
+    assert table[1].split()[:2] == ["1", "93.00"] and table[1].endswith("m1.onnx")
+    write_output(run, tmp_path / "out.csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
+    assert [r["path"] for r in rows] == ["m1.onnx", "m0.onnx", "m2.onnx", "m3.onnx", "bad.onnx"]
+    assert rows[0]["membership_1"] == "0.75" and rows[2]["ood"] == "1"
+    assert rows[-1]["error"] == "not an ONNX model" and rows[-1]["predicted_accuracy"] == ""
+    write_output(run, tmp_path / "out.json")
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["predictions"][0] == {"path": "m1.onnx", "predicted_accuracy": 0.93, "rank": 1,
+                                      "memberships": [0.25, 0.75], "ood_score": 0.5, "ood": False}
+    assert data["failures"] == [{"path": "bad.onnx", "error": "not an ONNX model"}]
+    with pytest.raises(GennapeError, match=r"\.csv or \.json"):
+        write_output(run, tmp_path / "out.txt")
+    assert to_csv(run).count("\n") == 6
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_progress_only_on_a_terminal_and_many_files():
+    for tty, total, shown in ((True, 100, True), (False, 100, False), (True, 5, False)):
+        stream = _Stream(tty)
+        bar = Progress("predict", stream=stream)
+        bar(50, total)
+        bar.close()
+        assert ("50/100" in stream.getvalue()) == shown

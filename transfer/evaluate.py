@@ -1,0 +1,81 @@
+"""Rank correlation of a checkpoint's predictions against labelled ONNX models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cg.errors import GennapeError
+from transfer.labels import Labels
+from transfer.predict import FailedModel, predict_files
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one evaluation and the pairs they came from.
+
+    Attributes:
+        metrics: :func:`transfer.metrics.all_metrics` (``n`` counts predicted models).
+        pred, true: accuracies as fractions, in label order, failures left out.
+        paths: the evaluated files, aligned with ``pred``.
+        failures: files that could not be predicted (left out of the metrics).
+        excluded: rows dropped because ``--exclude`` listed them.
+    """
+
+    metrics: dict
+    pred: np.ndarray
+    true: np.ndarray
+    paths: list[str]
+    failures: list[FailedModel] = field(default_factory=list)
+    excluded: int = 0
+
+    def to_dict(self) -> dict:
+        return {**self.metrics, "failed": len(self.failures), "excluded": self.excluded}
+
+
+def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None, input_shape=None,
+                    unknown_ops: str = "error", chunk_size: int = 64, progress=None) -> Evaluation:
+    """Predict every labelled file (minus ``exclude``) and compare with the labels.
+
+    Raises :class:`GennapeError` when fewer than two models remain to compare.
+    """
+    from transfer.metrics import all_metrics
+
+    rows = labels.exclude(exclude) if exclude is not None else labels
+    excluded = len(labels) - len(rows)
+    if len(rows) < 2:
+        raise GennapeError(f"{labels.source}: {len(rows)} row(s) left to evaluate, need at least 2")
+    run = predict_files(rows.paths, estimator, input_shape=input_shape, unknown_ops=unknown_ops,
+                        chunk_size=chunk_size, progress=progress)
+    predicted = {p.path: p.predicted_accuracy for p in run.predictions}
+    kept = [(str(r.path), predicted[str(r.path)], r.accuracy) for r in rows.rows if str(r.path) in predicted]
+    if len(kept) < 2:
+        causes = "; ".join(f"{f.path}: {f.error}" for f in run.failures[:3])
+        raise GennapeError(f"{labels.source}: only {len(kept)} model(s) could be predicted ({causes})")
+    paths = [k[0] for k in kept]
+    pred = np.array([k[1] for k in kept])
+    true = np.array([k[2] for k in kept])
+    return Evaluation(all_metrics(pred, true), pred, true, paths, run.failures, excluded)
+
+
+def format_metrics(ev: Evaluation, source: str | Path = "") -> str:
+    """Human-readable lines."""
+    m = ev.metrics
+    lines = [
+        f"models evaluated   {m['n']}" + (f"  ({source})" if source else ""),
+        f"Spearman           {m['spearman']:.4f}",
+        f"Kendall tau-b      {m['kendall']:.4f}",
+        f"NDCG@10            {m['ndcg10']:.4f}",
+        f"precision top 10%  {m['precision_top10']:.4f}",
+        f"MAE (acc. points)  {100 * m['mae']:.2f}",
+    ]
+    if ev.excluded:
+        lines.append(f"excluded           {ev.excluded}")
+    if ev.failures:
+        lines.append(f"failed             {len(ev.failures)}")
+    return "\n".join(lines)
+
+
+__all__ = ["Evaluation", "evaluate_labels", "format_metrics"]

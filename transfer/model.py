@@ -1,0 +1,64 @@
+"""Loading checkpoints and scoring CGs: the one place transfer/ meets the estimator.
+
+:func:`default_checkpoint` is the checkpoint shipped inside the package
+(``transfer/checkpoints/default/``, made by ``gennape pretrain`` on the shared
+NB-101 data; its ``config.json`` records the command and data hash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cg.errors import GennapeError
+
+#: The shipped checkpoint's folder.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
+
+
+def default_checkpoint() -> Path:
+    """The pretrained checkpoint shipped with the package (a folder)."""
+    return DEFAULT_CHECKPOINT
+
+
+def load_estimator(checkpoint: str | Path | None = None):
+    """A fitted :class:`pretrain.estimator.GennapeEstimator` from ``checkpoint``
+    (default: :func:`default_checkpoint`)."""
+    from pretrain.estimator import GennapeEstimator
+
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    if not path.is_dir():
+        hint = "" if checkpoint is not None else " (the package ships no pretrained checkpoint; pass --checkpoint DIR)"
+        raise GennapeError(f"{path}: checkpoint folder not found{hint}")
+    return GennapeEstimator.load(path)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-graph outputs of one batch.
+
+    Shapes:
+        - accuracy, ood_score, ood: ``[n]``
+        - memberships: ``[n, K]``
+    """
+
+    accuracy: np.ndarray
+    memberships: np.ndarray
+    ood_score: np.ndarray
+    ood: np.ndarray
+
+
+def score_cgs(estimator, cgs: list) -> Scores:
+    """Predicted accuracy (fraction), memberships and out-of-distribution score of ``cgs``."""
+    out = estimator.score(cgs)
+    return Scores(
+        accuracy=np.asarray(out["accuracy"], dtype=np.float64),
+        memberships=np.asarray(out["memberships"], dtype=np.float64),
+        ood_score=np.asarray(out["ood_score"], dtype=np.float64),
+        ood=np.asarray(out["ood"], dtype=bool),
+    )
+
+
+__all__ = ["DEFAULT_CHECKPOINT", "default_checkpoint", "load_estimator", "Scores", "score_cgs"]

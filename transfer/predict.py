@@ -1,0 +1,323 @@
+"""Zero-shot prediction over many ONNX files, streamed in chunks.
+
+:func:`predict_files` converts and predicts ``chunk_size`` files at a time and
+keeps only a few numbers per model (:class:`ModelPrediction`), so memory does
+not grow with the number of files: the CGs of one chunk are dropped before the
+next is converted. A file that cannot be converted (or predicted) becomes a
+:class:`FailedModel` with its one-line cause; the others are predicted.
+
+Ranks are among the successfully predicted inputs, 1 = highest predicted
+accuracy, ties share the best rank.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from cg.errors import ConversionError, GennapeError
+
+#: Files converted and predicted together; bounds memory, amortises batching.
+DEFAULT_CHUNK = 64
+
+
+@dataclass
+class ModelPrediction:
+    """What ``gennape predict`` reports for one model.
+
+    Args:
+        path: the model file (or a description of an in-memory model).
+        predicted_accuracy: on the checkpoint's accuracy scale, as a fraction.
+        memberships: fuzzy membership in each of the checkpoint's clusters (sums to 1).
+        ood_score: distance from the checkpoint's training data (see the estimator);
+            larger is further.
+        ood: whether ``ood_score`` exceeds the checkpoint's threshold.
+        rank: 1 = best predicted among the inputs (filled by :func:`assign_ranks`).
+    """
+
+    path: str
+    predicted_accuracy: float
+    memberships: tuple[float, ...]
+    ood_score: float
+    ood: bool
+    rank: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "predicted_accuracy": self.predicted_accuracy,
+            "rank": self.rank,
+            "memberships": list(self.memberships),
+            "ood_score": self.ood_score,
+            "ood": self.ood,
+        }
+
+
+@dataclass(frozen=True)
+class FailedModel:
+    """A model that could not be predicted, with the one-line cause."""
+
+    path: str
+    error: str
+
+
+@dataclass
+class PredictionRun:
+    """The results of one prediction run, ranked."""
+
+    predictions: list[ModelPrediction] = field(default_factory=list)
+    failures: list[FailedModel] = field(default_factory=list)
+    checkpoint: str = ""
+
+    @property
+    def ranked(self) -> list[ModelPrediction]:
+        return sorted(self.predictions, key=lambda p: (p.rank, p.path))
+
+
+# ------------------------------------------------------------------ inputs
+def collect_onnx(paths: Iterable[str | Path]) -> list[Path]:
+    """The ``.onnx`` files named by ``paths``: files as given, folders searched
+    recursively (sorted). A path that does not exist is a :class:`GennapeError`.
+    Duplicates are listed once, in first-seen order.
+    """
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.onnx") if p.is_file())
+        elif path.is_file():
+            files = [path]
+        else:
+            raise GennapeError(f"{path}: no such file or folder")
+        for f in files:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(f)
+    return found
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"3,224,224"`` or ``"3x224x224"`` -> ``(3, 224, 224)``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    parts = text.replace("x", ",").replace(" ", "").split(",")
+    try:
+        dims = tuple(int(p) for p in parts if p)
+    except ValueError:
+        raise GennapeError(f"--input-shape {text!r}: expected integers such as 3,224,224") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise GennapeError(f"--input-shape {text!r}: expected positive integers such as 3,224,224")
+    return dims
+
+
+# --------------------------------------------------------------- predicting
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def convert_file(path: Path, input_shape=None, unknown_ops: str = "error"):
+    """The CG of one file, or a :class:`FailedModel` saying why not."""
+    from cg import from_onnx
+
+    try:
+        return from_onnx(path, input_shape=input_shape, unknown_ops=unknown_ops)
+    except ConversionError as err:
+        return FailedModel(str(path), err.cause)
+    except GennapeError as err:
+        return FailedModel(str(path), str(err))
+    except MemoryError:
+        return FailedModel(str(path), "out of memory while converting")
+    except Exception as err:  # an importer bug must not sink the other files
+        return FailedModel(str(path), f"internal error while converting: {type(err).__name__}: {err}")
+
+
+def predict_cgs(estimator, cgs: list, names: list[str]) -> list[ModelPrediction]:
+    """Predictions for CGs already in memory (one batch)."""
+    from transfer.model import score_cgs
+
+    scores = score_cgs(estimator, cgs)
+    return [
+        ModelPrediction(name, float(acc), tuple(float(u) for u in mem), float(ood), bool(flag))
+        for name, acc, mem, ood, flag in zip(
+            names, scores.accuracy, scores.memberships, scores.ood_score, scores.ood, strict=True
+        )
+    ]
+
+
+def predict_files(
+    files: Sequence[Path],
+    estimator,
+    *,
+    input_shape=None,
+    unknown_ops: str = "error",
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+) -> PredictionRun:
+    """Convert and predict ``files`` chunk by chunk; rank the results.
+
+    Args:
+        files: ONNX files (see :func:`collect_onnx`).
+        estimator: a fitted estimator (see :mod:`transfer.model`).
+        input_shape: forwarded to :func:`cg.from_onnx` for models with symbolic dims.
+        unknown_ops: forwarded to :func:`cg.from_onnx`.
+        chunk_size: files converted and predicted together.
+        progress: called as ``progress(done, total)`` after every chunk.
+    """
+    run = PredictionRun()
+    done = 0
+    for chunk in _chunks(list(files), max(1, chunk_size)):
+        cgs, names = [], []
+        for path in chunk:
+            result = convert_file(path, input_shape, unknown_ops)
+            if isinstance(result, FailedModel):
+                run.failures.append(result)
+            else:
+                cgs.append(result)
+                names.append(str(path))
+        if cgs:
+            run.predictions.extend(_predict_or_fail(estimator, cgs, names, run.failures))
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(files))
+        del cgs
+    assign_ranks(run.predictions)
+    return run
+
+
+def _predict_or_fail(estimator, cgs, names, failures) -> list[ModelPrediction]:
+    """Predict a chunk; if the batch fails, retry one by one so only the culprit fails."""
+    try:
+        return predict_cgs(estimator, cgs, names)
+    except GennapeError:
+        raise  # checkpoint-level problems concern every file
+    except Exception:
+        if len(cgs) == 1:
+            failures.append(FailedModel(names[0], f"prediction failed: {sys.exc_info()[1]}"))
+            return []
+    out = []
+    for cg, name in zip(cgs, names):
+        out.extend(_predict_or_fail(estimator, [cg], [name], failures))
+    return out
+
+
+def assign_ranks(predictions: list[ModelPrediction]) -> None:
+    """Rank 1 = highest predicted accuracy; equal predictions share the best rank."""
+    order = sorted(range(len(predictions)), key=lambda i: -predictions[i].predicted_accuracy)
+    rank = 0
+    previous = None
+    for position, i in enumerate(order, start=1):
+        value = predictions[i].predicted_accuracy
+        if value != previous:
+            rank, previous = position, value
+        predictions[i].rank = rank
+
+
+# ------------------------------------------------------------------ outputs
+def format_table(run: PredictionRun, max_path: int = 60) -> str:
+    """A fixed-width table, best first: rank, accuracy (%), OOD, memberships, path."""
+    lines = [f"{'rank':>5}  {'accuracy%':>9}  {'ood_score':>9}  {'ood':<3}  {'memberships':<{_mem_width(run)}}  path"]
+    for p in run.ranked:
+        mem = " ".join(f"{u:.2f}" for u in p.memberships)
+        path = p.path if len(p.path) <= max_path else "..." + p.path[-(max_path - 3):]
+        lines.append(
+            f"{p.rank:>5}  {100 * p.predicted_accuracy:>9.2f}  {p.ood_score:>9.3f}  "
+            f"{'yes' if p.ood else 'no':<3}  {mem:<{_mem_width(run)}}  {path}"
+        )
+    return "\n".join(lines)
+
+
+def _mem_width(run: PredictionRun) -> int:
+    k = len(run.predictions[0].memberships) if run.predictions else 0
+    return max(len("memberships"), 5 * k - 1)
+
+
+def to_csv(run: PredictionRun) -> str:
+    """CSV, best first, then failures: ``path,predicted_accuracy,rank,ood_score,ood,
+    membership_0..membership_{K-1},error``."""
+    k = max((len(p.memberships) for p in run.predictions), default=0)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "predicted_accuracy", "rank", "ood_score", "ood",
+                *(f"membership_{i}" for i in range(k)), "error"])
+    for p in run.ranked:
+        w.writerow([p.path, repr(p.predicted_accuracy), p.rank, repr(p.ood_score), int(p.ood),
+                    *(repr(u) for u in p.memberships), ""])
+    for f in run.failures:
+        w.writerow([f.path, "", "", "", "", *([""] * k), f.error])
+    return buf.getvalue()
+
+
+def to_json(run: PredictionRun) -> str:
+    """``{"checkpoint", "predictions": [...best first], "failures": [{"path", "error"}]}``."""
+    return json.dumps({
+        "checkpoint": run.checkpoint,
+        "predictions": [_finite(p.to_dict()) for p in run.ranked],
+        "failures": [{"path": f.path, "error": f.error} for f in run.failures],
+    }, indent=1)
+
+
+def _finite(d: dict) -> dict:
+    # JSON has no NaN / inf; a non-finite score is written as null.
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def write_output(run: PredictionRun, path: str | Path) -> None:
+    """Write ``.csv`` or ``.json`` (by extension) atomically."""
+    from cg.graph import write_text_atomic
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise GennapeError(f"{path}: output must end in .csv or .json")
+    if not path.parent.is_dir():
+        raise GennapeError(f"{path}: folder {path.parent} does not exist")
+    write_text_atomic(path, to_csv(run) if suffix == ".csv" else to_json(run))
+
+
+class Progress:
+    """A one-line ``done/total`` counter on a terminal's stderr, silent elsewhere
+    (logs and pipes stay clean) and for fewer than ``min_total`` files."""
+
+    def __init__(self, label: str, stream=None, min_total: int = 20):
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.min_total = min_total
+        self.active = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.min_total or not _isatty(self.stream):
+            return
+        self.active = True
+        width = 30
+        filled = int(width * done / max(total, 1))
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.active:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.active = False
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+__all__ = [
+    "ModelPrediction", "FailedModel", "PredictionRun", "collect_onnx", "parse_input_shape",
+    "convert_file", "predict_cgs", "predict_files", "assign_ranks", "format_table", "to_csv",
+    "to_json", "write_output", "Progress", "DEFAULT_CHUNK",
+]
