@@ -1,1 +1,9 @@
 """GNN encoders that embed a computation graph (PyTorch Geometric)."""
+
+from encoder.features import FEATURE_NAMES, FEATURIZER_VERSION, NUM_FEATURES, featurize, to_data
+from encoder.gnn import CONVS, DIRECTIONS, READOUTS, CGEncoder
+
+__all__ = [
+    "CGEncoder", "CONVS", "DIRECTIONS", "READOUTS",
+    "FEATURE_NAMES", "FEATURIZER_VERSION", "NUM_FEATURES", "featurize", "to_data",
+]

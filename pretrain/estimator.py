@@ -1,0 +1,444 @@
+"""GennapeEstimator: CG -> predicted accuracy, in the scikit-learn shape.
+
+Pipeline (GENNAPE, Mills et al., AAAI-23):
+
+1. featurise each CG (:mod:`encoder.features`, scale-free node features);
+2. a GNN encoder (:class:`encoder.gnn.CGEncoder`) pretrained contrastively
+   with a supervised term (:mod:`pretrain.contrastive`) embeds each CG;
+3. embeddings are standardised and fuzzy-clustered (c-means, :mod:`pretrain.fuzzy`);
+4. K MLP heads, one per cluster, trained with membership-weighted losses on
+   the frozen embeddings, are soft-aggregated by fuzzy membership
+   (:mod:`heads`); the output is a score on the target-transform scale, and
+   ``predict`` maps it back to accuracy (:mod:`pretrain.targets`).
+
+``__init__`` only stores arguments; ``fit`` returns self; fitted state lives in
+attributes ending in ``_``; ``save(dir)`` / ``load(dir)`` use
+:mod:`pretrain.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from cg.errors import GennapeError
+
+PARTIAL_STATE = "partial_state.pt"
+
+
+class NotFittedError(GennapeError):
+    """The estimator was used before ``fit`` or ``load``."""
+
+
+class GennapeEstimator:
+    """Predicts accuracy (and so the rank) of networks from their CGs.
+
+    Args:
+        hidden_channels: GNN node-state width.
+        embed_dim: embedding size.
+        num_layers: message-passing layers.
+        conv: GNN convolution (``graph``, ``gcn``, ``gin``, ``sage``, ``gat``).
+        direction: message direction (``forward``, ``backward``, ``both``).
+        readout: graph readout (``mean``, ``sum``, ``max``, ``mean+max``).
+        dropout: dropout between GNN layers.
+        num_clusters: K, fuzzy clusters and heads.
+        fuzzifier: c-means fuzzifier m (> 1).
+        head_hidden: hidden width of each head.
+        head_layers: linear layers per head.
+        target_transform: ``quantile``, ``logit_err`` or ``raw`` (see :mod:`pretrain.targets`).
+        epochs: encoder pretraining epochs.
+        batch_size: graphs per pretraining batch.
+        lr: encoder learning rate.
+        weight_decay: AdamW weight decay (encoder and heads).
+        temperature: NT-Xent temperature.
+        feature_mask_p: probability of masking each node feature in a view.
+        edge_drop_p: probability of dropping each edge in a view.
+        contrastive_weight: weight of the NT-Xent term.
+        supervised_weight: weight of the supervised probe term (0 = contrastive only).
+        rank_weight: weight of the pairwise ranking term (probe and heads).
+        head_epochs: head-training epochs.
+        head_lr: head learning rate.
+        seed: seed of everything random (the global NumPy / torch states are untouched).
+        device: ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, hidden_channels: int = 64, embed_dim: int = 64, num_layers: int = 4,
+                 conv: str = "graph", direction: str = "both", readout: str = "mean+max",
+                 dropout: float = 0.0, num_clusters: int = 4, fuzzifier: float = 2.0,
+                 head_hidden: int = 64, head_layers: int = 2, target_transform: str = "quantile",
+                 epochs: int = 10, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
+                 temperature: float = 0.2, feature_mask_p: float = 0.15, edge_drop_p: float = 0.1,
+                 contrastive_weight: float = 1.0, supervised_weight: float = 1.0, rank_weight: float = 1.0,
+                 head_epochs: int = 150, head_lr: float = 1e-3, seed: int = 0, device: str = "cpu"):
+        self.hidden_channels = hidden_channels
+        self.embed_dim = embed_dim
+        self.num_layers = num_layers
+        self.conv = conv
+        self.direction = direction
+        self.readout = readout
+        self.dropout = dropout
+        self.num_clusters = num_clusters
+        self.fuzzifier = fuzzifier
+        self.head_hidden = head_hidden
+        self.head_layers = head_layers
+        self.target_transform = target_transform
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.temperature = temperature
+        self.feature_mask_p = feature_mask_p
+        self.edge_drop_p = edge_drop_p
+        self.contrastive_weight = contrastive_weight
+        self.supervised_weight = supervised_weight
+        self.rank_weight = rank_weight
+        self.head_epochs = head_epochs
+        self.head_lr = head_lr
+        self.seed = seed
+        self.device = device
+
+    # ------------------------------------------------------------ sklearn API
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params) -> "GennapeEstimator":
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"unknown parameter {key!r}; valid parameters: {', '.join(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = type(self)().get_params()
+        changed = {k: v for k, v in self.get_params().items() if default[k] != v}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    # ---------------------------------------------------------------- building
+    def _new_encoder(self):
+        from encoder.features import NUM_FEATURES
+        from encoder.gnn import CGEncoder
+
+        return CGEncoder(NUM_FEATURES, self.hidden_channels, self.embed_dim, self.num_layers,
+                         self.conv, self.direction, self.readout, self.dropout)
+
+    def _new_heads(self):
+        from heads.fuzzy_heads import FuzzyHeads
+
+        return FuzzyHeads(self.embed_dim, self.num_clusters, self.head_hidden, self.head_layers)
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, cgs, y, *, eval_set: tuple[Any, Sequence[float]] | None = None,
+            views: Sequence[Any] | None = None, state_dir: str | Path | None = None,
+            resume: bool = False, on_epoch: Callable[[int, dict], None] | None = None,
+            on_batch: Callable[[], None] | None = None) -> "GennapeEstimator":
+        """Pretrain the encoder, cluster the embeddings and train the heads.
+
+        Args:
+            cgs: training graphs: a list of :class:`cg.graph.CG` (or ``CG.to_pyg()``
+                Data), or a :class:`pretrain.packed.GraphPack`.
+            y: accuracies (fractions), one per graph.
+            eval_set: optional ``(graphs, accuracies)`` for choosing the head
+                epoch (validation Spearman) and for the reported metrics.
+            views: optional graph-level views for contrastive pairs: a list of
+                graph collections aligned with ``cgs`` (view ``j`` of graph ``i``
+                is ``views[j][i]``), e.g. the same NB-101 cells with other stem
+                widths or cell counts.
+            state_dir: where to keep ``partial_state.pt`` after each encoder
+                epoch (for ``resume``).
+            resume: continue from ``state_dir``'s partial state if present.
+            on_epoch: called as ``on_epoch(epoch, losses)`` after each encoder epoch.
+            on_batch: called after each encoder batch (progress bars).
+        """
+        from pretrain.contrastive import ContrastiveConfig, PretrainModel, embed_pack, pretrain_epoch
+        from pretrain.fuzzy import fit_fuzzy_clusters
+        from pretrain.heads_training import HeadsConfig, train_heads
+        from pretrain.targets import TargetTransform
+
+        pack = as_pack(cgs)
+        y = np.asarray(y, dtype=np.float64)
+        if len(y) != len(pack):
+            raise ValueError(f"{len(pack)} graphs but {len(y)} targets")
+        packs = [pack] + [as_pack(v) for v in (views or [])]
+        for j, v in enumerate(packs[1:]):
+            if len(v) != len(pack):
+                raise ValueError(f"view {j} has {len(v)} graphs, expected {len(pack)}")
+        gen = torch.Generator().manual_seed(self.seed)
+        # Parameters are initialised from the same seed whatever the global torch state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = PretrainModel(self._new_encoder(), self.embed_dim).to(self.device)
+            heads = self._new_heads().to(self.device)
+
+        transform = TargetTransform(self.target_transform).fit(y)
+        y_t = transform.transform(y)
+        cfg = ContrastiveConfig(self.epochs, self.batch_size, self.lr, self.weight_decay, self.temperature,
+                                self.feature_mask_p, self.edge_drop_p, self.contrastive_weight,
+                                self.supervised_weight, self.rank_weight)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        history: list[dict] = []
+        start = 0
+        state_path = Path(state_dir) / PARTIAL_STATE if state_dir is not None else None
+        if resume and state_path is not None and state_path.is_file():
+            start, history = _load_partial(state_path, model, opt, gen, self.get_params())
+        for epoch in range(start, self.epochs):
+            losses = pretrain_epoch(model, opt, packs, y_t, cfg, gen, self.device, on_batch)
+            history.append(losses)
+            if state_path is not None:
+                _save_partial(state_path, model, opt, gen, epoch + 1, history, self.get_params())
+            if on_epoch is not None:
+                on_epoch(epoch + 1, losses)
+
+        self.encoder_ = model.encoder.eval()
+        self.target_transform_ = transform
+        raw = embed_pack(self.encoder_, pack, device=self.device)
+        self.embedding_mean_ = raw.mean(axis=0)
+        self.embedding_std_ = raw.std(axis=0) + 1e-6
+        emb = self._standardise(raw)
+        clusters = fit_fuzzy_clusters(emb, self.num_clusters, self.fuzzifier, seed=self.seed)
+        self.cluster_centers_ = clusters.centers
+        self.fpc_ = clusters.fpc
+        val = None
+        if eval_set is not None:
+            val_emb = self._standardise(embed_pack(self.encoder_, as_pack(eval_set[0]), device=self.device))
+            val = (val_emb, self._membership(val_emb), np.asarray(eval_set[1], np.float64))
+        self.heads_ = heads
+        hcfg = HeadsConfig(self.head_epochs, lr=self.head_lr, weight_decay=self.weight_decay,
+                           rank_weight=self.rank_weight)
+        self.heads_info_ = train_heads(heads, emb, clusters.membership, y_t, hcfg, gen, val, self.device)
+        self.heads_.eval()
+        self._fit_ood_reference(emb, gen)
+        self.history_ = history
+        self.n_train_ = len(pack)
+        self.metadata_ = {}
+        return self
+
+    def fit_heads(self, cgs, y, *, epochs: int = 100, lr: float = 5e-4, reset: bool = False,
+                  refit_transform: bool = True) -> "GennapeEstimator":
+        """Fine-tune only the heads on new labelled graphs (encoder and cluster
+        centres stay frozen), e.g. a few networks of a new family.
+
+        Args:
+            cgs: graphs (as for :meth:`fit`).
+            y: their accuracies (fractions).
+            epochs: head-training epochs.
+            lr: head learning rate (lower than ``head_lr``: the heads start trained).
+            reset: start the heads from scratch instead of from their trained state.
+            refit_transform: refit the target transform on ``y``, so that
+                :meth:`predict` answers on the new family's accuracy scale.
+        """
+        from pretrain.heads_training import HeadsConfig, train_heads
+        from pretrain.targets import TargetTransform
+
+        self._check_fitted()
+        y = np.asarray(y, dtype=np.float64)
+        emb = self._standardise(embed_pack(self.encoder_, as_pack(cgs), device=self.device))
+        if len(y) != len(emb):
+            raise ValueError(f"{len(emb)} graphs but {len(y)} targets")
+        if refit_transform:
+            self.target_transform_ = TargetTransform(self.target_transform_.kind).fit(y)
+        if reset:
+            self.heads_.reset_parameters()
+        gen = torch.Generator().manual_seed(self.seed)
+        cfg = HeadsConfig(epochs, batch_size=min(256, max(len(y), 2)), lr=lr, weight_decay=self.weight_decay,
+                          rank_weight=self.rank_weight)
+        train_heads(self.heads_, emb, self._membership(emb), self.target_transform_.transform(y), cfg, gen,
+                    device=self.device)
+        self.heads_.eval()
+        return self
+
+    # ---------------------------------------------------------------- predict
+    def embed(self, cgs) -> np.ndarray:
+        """Standardised embeddings ``[n, embed_dim]``."""
+        from pretrain.contrastive import embed_pack
+
+        self._check_fitted()
+        return self._standardise(embed_pack(self.encoder_, as_pack(cgs), device=self.device))
+
+    def memberships(self, cgs) -> np.ndarray:
+        """Fuzzy memberships ``[n, K]`` against the learned centres (rows sum to one)."""
+        return self._membership(self.embed(cgs))
+
+    def predict_score(self, cgs) -> np.ndarray:
+        """Predictions on the target-transform scale (higher = better), ``[n]``."""
+        from pretrain.heads_training import predict_heads
+
+        emb = self.embed(cgs)
+        return predict_heads(self.heads_, emb, self._membership(emb), self.device)
+
+    def predict(self, cgs) -> np.ndarray:
+        """Predicted accuracy (fraction, on the training family's scale), ``[n]``.
+        Monotone in :meth:`predict_score`, so ranks are the same."""
+        return self.target_transform_.inverse(self.predict_score(cgs))
+
+    def ood_score(self, cgs) -> np.ndarray:
+        """Out-of-distribution score ``[n]``: distance of each embedding to its
+        nearest stored training embedding, divided by the 95th percentile of
+        that distance among the training embeddings themselves. About 1 or
+        less = like the training data; well above 1 = unlike anything seen."""
+        return self._ood(self.embed(cgs))
+
+    # ---------------------------------------------------------------- helpers
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "heads_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(...) first "
+                "or load a checkpoint with GennapeEstimator.load(dir)"
+            )
+
+    def _standardise(self, raw: np.ndarray) -> np.ndarray:
+        return (raw - self.embedding_mean_) / self.embedding_std_
+
+    def _membership(self, emb: np.ndarray) -> np.ndarray:
+        from pretrain.fuzzy import predict_membership
+
+        return predict_membership(emb, self.cluster_centers_, self.fuzzifier)
+
+    def _fit_ood_reference(self, emb: np.ndarray, gen: torch.Generator, size: int = 2000) -> None:
+        if len(emb) > size:
+            emb = emb[torch.randperm(len(emb), generator=gen)[:size].numpy()]
+        self.reference_embeddings_ = emb
+        d = torch.cdist(torch.as_tensor(emb), torch.as_tensor(emb))
+        d.fill_diagonal_(float("inf"))
+        nn = d.min(dim=1).values.numpy() if len(emb) > 1 else np.ones(1)
+        self.ood_scale_ = float(np.quantile(nn, 0.95)) or 1.0
+
+    def _ood(self, emb: np.ndarray) -> np.ndarray:
+        d = torch.cdist(torch.as_tensor(emb), torch.as_tensor(self.reference_embeddings_))
+        return d.min(dim=1).values.numpy() / self.ood_scale_
+
+    # -------------------------------------------------------------- save/load
+    def save(self, directory: str | Path) -> Path:
+        """Write a checkpoint directory (atomic; see :mod:`pretrain.checkpoint`)."""
+        from cg.ops import OPS
+        from encoder.features import FEATURE_NAMES
+        from pretrain.checkpoint import save_checkpoint
+
+        self._check_fitted()
+        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        tensors.update({f"heads.{k}": v for k, v in self.heads_.state_dict().items()})
+        tensors["cluster_centers"] = torch.as_tensor(self.cluster_centers_)
+        tensors["embedding_mean"] = torch.as_tensor(self.embedding_mean_)
+        tensors["embedding_std"] = torch.as_tensor(self.embedding_std_)
+        tensors["reference_embeddings"] = torch.as_tensor(self.reference_embeddings_, dtype=torch.float32)
+        config = {
+            "estimator": type(self).__name__,
+            "params": self.get_params(),
+            "op_vocabulary": list(OPS),
+            "feature_names": list(FEATURE_NAMES),
+            "cluster_centers": np.asarray(self.cluster_centers_).tolist(),
+            "fuzzy_partition_coefficient": self.fpc_,
+            "target_transform": self.target_transform_.to_dict(),
+            "ood_scale": self.ood_scale_,
+            "n_train": self.n_train_,
+            "heads_training": self.heads_info_,
+            "history": self.history_,
+            **self.metadata_,
+        }
+        return save_checkpoint(directory, tensors, config)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> "GennapeEstimator":
+        """Read a checkpoint written by :meth:`save`."""
+        from cg.ops import OPS
+        from pretrain.checkpoint import load_checkpoint
+        from pretrain.targets import TargetTransform
+
+        tensors, config = load_checkpoint(directory)
+        if config.get("op_vocabulary") != list(OPS):
+            raise GennapeError(f"{directory}: checkpoint op vocabulary differs from this code's")
+        est = cls(**{**config["params"], "device": device})
+        try:
+            est.encoder_ = est._new_encoder()
+            est.encoder_.load_state_dict(_prefixed(tensors, "encoder."))
+            est.heads_ = est._new_heads()
+            est.heads_.load_state_dict(_prefixed(tensors, "heads."))
+        except (RuntimeError, KeyError) as err:
+            raise GennapeError(f"{directory}: model.pt does not match config.json ({str(err).splitlines()[0]})") from None
+        est.encoder_.to(device).eval()
+        est.heads_.to(device).eval()
+        est.cluster_centers_ = tensors["cluster_centers"].numpy()
+        est.embedding_mean_ = tensors["embedding_mean"].numpy()
+        est.embedding_std_ = tensors["embedding_std"].numpy()
+        est.reference_embeddings_ = tensors["reference_embeddings"].numpy().astype(np.float64)
+        est.target_transform_ = TargetTransform.from_dict(config["target_transform"])
+        est.fpc_ = config["fuzzy_partition_coefficient"]
+        est.ood_scale_ = config["ood_scale"]
+        est.n_train_ = config["n_train"]
+        est.heads_info_ = config["heads_training"]
+        est.history_ = config["history"]
+        known = {"estimator", "params", "op_vocabulary", "feature_names", "cluster_centers",
+                 "fuzzy_partition_coefficient", "target_transform", "ood_scale", "n_train",
+                 "heads_training", "history", "versions"}
+        est.metadata_ = {k: v for k, v in config.items() if k not in known}
+        return est
+
+
+def as_pack(items):
+    """A :class:`GraphPack` from a pack, or from a list of CGs / PyG Data."""
+    from pretrain.packed import GraphPack
+
+    if isinstance(items, GraphPack):
+        return items
+    return GraphPack.from_items(items)
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+# ----------------------------------------------------- partial state (resume)
+def _params_tensor(params: dict) -> torch.Tensor:
+    return torch.tensor(list(json.dumps(params, sort_keys=True).encode()), dtype=torch.uint8)
+
+
+def _save_partial(path: Path, model, opt, gen, epoch: int, history: list[dict], params: dict) -> None:
+    """Encoder-training state after ``epoch`` epochs, as a flat dict of tensors
+    written atomically (temporary file, then rename)."""
+    import os
+
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for i, state in opt.state_dict()["state"].items():
+        for k, v in state.items():
+            tensors[f"optim.{i}.{k}"] = torch.as_tensor(v)
+    tensors["rng"] = gen.get_state()
+    tensors["epoch"] = torch.tensor(epoch)
+    tensors["history"] = torch.tensor([[h["loss"], h["contrastive"], h["supervised"]] for h in history],
+                                      dtype=torch.float64).reshape(-1, 3)
+    tensors["params"] = _params_tensor(params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    buf = io.BytesIO()
+    torch.save(tensors, buf)
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def _load_partial(path: Path, model, opt, gen, params: dict) -> tuple[int, list[dict]]:
+    tensors = torch.load(path, map_location="cpu", weights_only=True)
+    if not torch.equal(tensors["params"], _params_tensor(params)):
+        raise GennapeError(f"{path}: partial state was made with other parameters; "
+                           "remove it or run without --resume")
+    model.load_state_dict(_prefixed(tensors, "model."))
+    opt_state = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": opt_state["param_groups"]})
+    gen.set_state(tensors["rng"])
+    history = [{"loss": float(a), "contrastive": float(b), "supervised": float(c)}
+               for a, b, c in tensors["history"].tolist()]
+    return int(tensors["epoch"]), history
+
+
+__all__ = ["GennapeEstimator", "NotFittedError", "as_pack"]
