@@ -67,6 +67,9 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], con
     config = {**config, "versions": current_versions()}
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the checkpoint private
         torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / MODEL_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True))
         for f in (MODEL_FILE, CONFIG_FILE):

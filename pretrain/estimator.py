@@ -29,6 +29,9 @@ import torch
 from cg.errors import GennapeError
 
 PARTIAL_STATE = "partial_state.pt"
+#: ``ood`` flags a graph whose nearest training embedding is farther than this
+#: many times the 95th percentile of training nearest-neighbour distances.
+OOD_THRESHOLD = 2.0
 
 
 class NotFittedError(GennapeError):
@@ -279,6 +282,24 @@ class GennapeEstimator:
         Monotone in :meth:`predict_score`, so ranks are the same."""
         return self.target_transform_.inverse(self.predict_score(cgs))
 
+    def predict_details(self, cgs) -> dict[str, np.ndarray]:
+        """Everything about ``cgs`` from one embedding pass.
+
+        Returns:
+            ``accuracy`` ``[n]`` (as :meth:`predict`), ``score`` ``[n]`` (as
+            :meth:`predict_score`), ``memberships`` ``[n, K]``, ``ood_score``
+            ``[n]`` (as :meth:`ood_score`) and ``ood`` ``[n]`` bool
+            (``ood_score > ood_threshold_``).
+        """
+        from pretrain.heads_training import predict_heads
+
+        emb = self.embed(cgs)
+        u = self._membership(emb)
+        score = predict_heads(self.heads_, emb, u, self.device)
+        ood = self._ood(emb)
+        return {"accuracy": self.target_transform_.inverse(score), "score": score, "memberships": u,
+                "ood_score": ood, "ood": ood > self.ood_threshold_}
+
     def ood_score(self, cgs) -> np.ndarray:
         """Out-of-distribution score ``[n]``: distance of each embedding to its
         nearest stored training embedding, divided by the 95th percentile of
@@ -310,6 +331,7 @@ class GennapeEstimator:
         d.fill_diagonal_(float("inf"))
         nn = d.min(dim=1).values.numpy() if len(emb) > 1 else np.ones(1)
         self.ood_scale_ = float(np.quantile(nn, 0.95)) or 1.0
+        self.ood_threshold_ = OOD_THRESHOLD
 
     def _ood(self, emb: np.ndarray) -> np.ndarray:
         d = torch.cdist(torch.as_tensor(emb), torch.as_tensor(self.reference_embeddings_))
@@ -338,6 +360,7 @@ class GennapeEstimator:
             "fuzzy_partition_coefficient": self.fpc_,
             "target_transform": self.target_transform_.to_dict(),
             "ood_scale": self.ood_scale_,
+            "ood_threshold": self.ood_threshold_,
             "n_train": self.n_train_,
             "heads_training": self.heads_info_,
             "history": self.history_,
@@ -372,11 +395,12 @@ class GennapeEstimator:
         est.target_transform_ = TargetTransform.from_dict(config["target_transform"])
         est.fpc_ = config["fuzzy_partition_coefficient"]
         est.ood_scale_ = config["ood_scale"]
+        est.ood_threshold_ = config["ood_threshold"]
         est.n_train_ = config["n_train"]
         est.heads_info_ = config["heads_training"]
         est.history_ = config["history"]
         known = {"estimator", "params", "op_vocabulary", "feature_names", "cluster_centers",
-                 "fuzzy_partition_coefficient", "target_transform", "ood_scale", "n_train",
+                 "fuzzy_partition_coefficient", "target_transform", "ood_scale", "ood_threshold", "n_train",
                  "heads_training", "history", "versions"}
         est.metadata_ = {k: v for k, v in config.items() if k not in known}
         return est

@@ -1,0 +1,64 @@
+"""``gennape pretrain``: train the estimator on NAS-Bench-101 and save a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="PATH",
+                        help="NB-101 labelled JSON(.gz) or official nasbench tfrecord "
+                             "(default: nb101/nb101_30k_labelled.json.gz in the data folder)")
+    parser.add_argument("--out", metavar="DIR", required=True, help="checkpoint directory to write")
+    parser.add_argument("--epochs", type=int, default=10, help="encoder pretraining epochs (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--limit", type=int, metavar="N", help="use only N architectures (hash-chosen)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from DIR/partial_state.pt of an interrupted run")
+    parser.add_argument("--num-clusters", type=int, default=4, metavar="K", help="fuzzy clusters / heads (default 4)")
+    parser.add_argument("--conv", default="graph", help="GNN convolution: graph, gcn, gin, sage, gat (default graph)")
+    parser.add_argument("--target-transform", default="quantile", help="quantile, logit_err or raw (default quantile)")
+    parser.add_argument("--head-epochs", type=int, default=150, help="head-training epochs (default 150)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from cg.errors import GennapeError
+    from pretrain.run import pretrain_nb101
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise GennapeError("--device cuda: no CUDA device is available to torch")
+    if args.limit is not None and args.limit < 20:
+        raise GennapeError(f"--limit {args.limit}: need at least 20 architectures")
+    data = args.data
+    if data is None:
+        from cg.data import data_file
+
+        data = args.data = str(data_file("nb101", "nb101_30k_labelled.json.gz"))
+    try:
+        params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
+                      conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs)
+        pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume,
+                       command="gennape pretrain " + " ".join(_argv_of(args)),
+                       log=lambda line: print(line, flush=True), **params)
+    except ValueError as err:  # a bad option value (conv, transform, ...) names the valid ones
+        raise GennapeError(str(err)) from None
+    print(f"checkpoint written to {args.out}")
+    return 0
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    """The options as they would be typed (for the command recorded in config.json)."""
+    out = []
+    for key, value in sorted(vars(args).items()):
+        if key.startswith("_") or key == "command" or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        out += [flag] if value is True else [flag, shlex.quote(str(value))]
+    return out

@@ -1,0 +1,118 @@
+"""The whole pretraining run behind ``gennape pretrain`` and ``benchmarks/pretrain.py``."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cg.graph import write_text_atomic
+
+METRICS_FILE = "metrics.json"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = None, resume: bool = False,
+                   command: str | None = None, log: Callable[[str], None] = print,
+                   **params) -> dict:
+    """Load NB-101, split 80/10/10 by hash, fit a :class:`GennapeEstimator`,
+    report val/test Spearman and Kendall, save the checkpoint and ``metrics.json``.
+
+    Args:
+        data: NB-101 JSON(.gz) or official tfrecord.
+        out: checkpoint directory (its ``partial_state.pt`` serves ``resume``).
+        limit: use only this many architectures (see :func:`pretrain.data.load_nb101`).
+        resume: continue encoder training from ``out``'s partial state.
+        command: the command line recorded in ``config.json``.
+        log: where the per-epoch lines go.
+        **params: :class:`GennapeEstimator` parameters.
+
+    Returns:
+        the metrics written to ``out/metrics.json``.
+    """
+    import torch
+
+    from pretrain.checkpoint import sha256_file
+    from pretrain.data import load_nb101, pack_specs, split_indices
+    from pretrain.estimator import GennapeEstimator
+    from pretrain.metrics import rank_metrics
+    from pretrain.progress import Progress
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    dataset = load_nb101(data, limit=limit)
+    split = split_indices(dataset.keys)
+    if min(len(v) for v in split.values()) < 2:
+        from cg.errors import GennapeError
+
+        raise GennapeError(f"{data}: too few architectures ({len(dataset)}) for a train/val/test split")
+    packs = {}
+    with Progress(len(dataset), "building graphs") as bar:
+        for name, idx in split.items():
+            packs[name] = pack_specs([dataset.specs[i] for i in idx], progress=bar.update)
+    t_data = time.perf_counter() - t0
+    log(f"data: {len(dataset)} architectures ({', '.join(f'{k} {len(v)}' for k, v in split.items())}), "
+        f"graphs built in {t_data:.1f}s, {sum(p.nbytes() for p in packs.values()) / 2**20:.0f} MiB packed")
+
+    y = {name: dataset.accuracy[idx] for name, idx in split.items()}
+    est = GennapeEstimator(**params)
+    epoch_times: list[float] = []
+    n_batches = -(-len(packs["train"]) // est.batch_size)
+    state = {"bar": None, "t": time.perf_counter()}
+
+    def on_batch():
+        if state["bar"] is None:
+            state["bar"] = Progress(n_batches, f"epoch {len(epoch_times) + 1}/{est.epochs}")
+        state["bar"].update()
+
+    def on_epoch(epoch: int, losses: dict):
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+        now = time.perf_counter()
+        epoch_times.append(now - state["t"])
+        state["t"] = now
+        log(f"epoch {epoch}/{est.epochs}: loss {losses['loss']:.4f} (contrastive {losses['contrastive']:.4f}, "
+            f"supervised {losses['supervised']:.4f}) {epoch_times[-1]:.1f}s")
+
+    t1 = time.perf_counter()
+    est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), state_dir=out,
+            resume=resume, on_epoch=on_epoch, on_batch=on_batch)
+    t_fit = time.perf_counter() - t1
+    metrics = {
+        "val": rank_metrics(est.predict(packs["val"]), y["val"]),
+        "test": rank_metrics(est.predict(packs["test"]), y["test"]),
+        "n_train": len(y["train"]),
+        "fuzzy_partition_coefficient": est.fpc_,
+        "heads_best_epoch": est.heads_info_["best_epoch"],
+        "epoch_seconds": epoch_times,
+        "fit_seconds": t_fit,
+        "data_seconds": t_data,
+        "total_seconds": time.perf_counter() - t0,
+        "peak_rss_mib": peak_rss_mib(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    log(f"NB-101 test: Spearman {metrics['test']['spearman']:.4f}, Kendall {metrics['test']['kendall']:.4f} "
+        f"(n={metrics['test']['n']}); val Spearman {metrics['val']['spearman']:.4f}")
+    data_path = Path(data).resolve()
+    est.metadata_ = {
+        "training_data": {"path": str(data_path), "sha256": sha256_file(data_path), "limit": limit,
+                          "split": "sha256(hash) % 10: 0-7 train, 8 val, 9 test"},
+        "command": command if command is not None else " ".join(sys.argv),
+        "metrics": metrics,
+    }
+    est.save(out)
+    write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=1))
+    return metrics
+
+
+__all__ = ["pretrain_nb101", "peak_rss_mib", "METRICS_FILE"]
