@@ -1,0 +1,161 @@
+"""What a handler sees: tensor shapes, which tensors are parameters, small
+constant values, attributes, and the calls that add IR nodes.
+
+Tensors fall into two kinds. *Static* tensors do not depend on the network
+input's values: initializers, Constant / ConstantOfShape outputs, Shape / Size
+outputs and anything computed from static tensors alone (constant
+shape-computation subgraphs). They never become CG nodes. *Activations* are
+everything else; every activation maps to the IR node that produces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from cg.errors import ConversionError
+from cg.onnx_import.ir import IRGraph, IRNode
+
+#: Constants up to this many elements may have their values read (shapes,
+#: axes, pads, clip bounds); weights are never read.
+SMALL_NUMEL = 1024
+
+
+class HandlerUnsupported(Exception):
+    """Raised by a handler for an op variant it cannot express (e.g. a Clip with
+    bounds other than (0, 6) / (0, inf)); the node is reported as unsupported."""
+
+
+class Context:
+    def __init__(self, source: str, opset: int, shapes: dict[str, tuple | None],
+                 const_values: dict[str, Any], static: set[str]):
+        self.source = source
+        self.opset = opset
+        self.shapes = shapes
+        self.const_values = const_values
+        self.static = static
+        self.ir = IRGraph()
+        self.value: dict[str, int] = {}  # activation tensor -> IR node id
+        self._counted: set[str] = set()
+
+    # ------------------------------------------------------------- tensors
+    def is_static(self, tensor: str) -> bool:
+        return tensor in self.static
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        """Full shape (batch dimension included) of a tensor, or ConversionError."""
+        shape = self.shapes.get(tensor)
+        if shape is None or any(d is None for d in shape):
+            raise ConversionError(
+                self.source,
+                f"the shape of tensor {tensor!r} could not be inferred "
+                "(pass an input shape, e.g. --input-shape 1x3x224x224)",
+            )
+        return shape
+
+    def feat(self, tensor: str) -> tuple[int, ...]:
+        """Shape of an activation without its batch dimension."""
+        return tuple(self.shape(tensor)[1:])
+
+    def numel(self, tensor: str) -> int:
+        return int(np.prod(self.shape(tensor), dtype=np.int64))
+
+    def const(self, tensor: str):
+        """Value of a small static tensor as a numpy array, or None if unknown."""
+        if not tensor:
+            return None
+        return self.const_values.get(tensor)
+
+    def params(self, tensors: Iterable[str]) -> int:
+        """Parameter count of ``tensors``: static, non-scalar tensors, each
+        counted once however many nodes read it."""
+        total = 0
+        for t in tensors:
+            if not t or t not in self.static or t in self._counted:
+                continue
+            n = self.numel(t)
+            if n > 1:
+                self._counted.add(t)
+                total += n
+        return total
+
+    def acts(self, node: onnx.NodeProto) -> list[str]:
+        """The node's activation inputs in slot order."""
+        return [t for t in node.input if t and t not in self.static]
+
+    def statics(self, node: onnx.NodeProto) -> list[str]:
+        return [t for t in node.input if t and t in self.static]
+
+    @staticmethod
+    def attr(node: onnx.NodeProto, name: str, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                return helper.get_attribute_value(a)
+        return default
+
+    # ------------------------------------------------------------ emitting
+    def emit(self, node: onnx.NodeProto | None, op: str, inputs: Iterable[str],
+             out: str | None = None, in_shape: tuple | None = None,
+             out_shape: tuple | None = None, **attrs) -> int:
+        """Add an IR node reading the activations ``inputs`` and producing
+        ``out`` (default: the node's first output)."""
+        inputs = list(inputs)
+        if out is None and node is not None:
+            out = node.output[0]
+        if in_shape is None:
+            in_shape = self.feat(inputs[0]) if inputs else ()
+        if out_shape is None:
+            out_shape = self.feat(out) if out else ()
+        ir = IRNode(
+            op=op,
+            inputs=[self.value[t] for t in inputs],
+            in_shape=tuple(int(d) for d in in_shape),
+            out_shape=tuple(int(d) for d in out_shape),
+            name=node.name if node is not None else "",
+            **attrs,
+        )
+        idx = self.ir.add(ir)
+        if out:
+            self.value[out] = idx
+        return idx
+
+    def emit_unary(self, node: onnx.NodeProto, op: str, **attrs) -> int:
+        """An op on one activation; other static inputs count as parameters."""
+        acts = self.acts(node)
+        params = self.params(self.statics(node))
+        return self.emit(node, op, acts[:1], params=params, **attrs)
+
+    def alias(self, out: str, tensor: str) -> None:
+        """``out`` is the same value as ``tensor`` (Identity, Dropout, Cast)."""
+        self.value[out] = self.value[tensor]
+
+    def unsupported(self, why: str) -> None:
+        raise HandlerUnsupported(why)
+
+
+def to_pair(values, default: int = 1) -> tuple[int, int]:
+    """A 2-D (h, w) pair from an ONNX ints attribute; 1-D ops get (k, 1)."""
+    if values is None or len(values) == 0:
+        return (default, default)
+    values = [int(v) for v in values]
+    if len(values) == 1:
+        return (values[0], 1)
+    return (values[0], values[1])
+
+
+def tensor_value(t: onnx.TensorProto):
+    """Numpy value of a small, internally stored tensor, else None."""
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    numel = 1
+    for d in t.dims:
+        numel *= d
+    if numel > SMALL_NUMEL:
+        return None
+    try:
+        return numpy_helper.to_array(t)
+    except Exception:  # malformed constant: treat the value as unknown
+        return None

@@ -1,0 +1,14 @@
+"""Op handlers, one small function per ONNX op type, grouped by kind.
+
+Importing this package registers them all (see :mod:`cg.onnx_import.registry`).
+"""
+
+from cg.onnx_import.handlers import (  # noqa: F401
+    activation,
+    conv,
+    elementwise,
+    linear,
+    norm,
+    pool,
+    shape,
+)

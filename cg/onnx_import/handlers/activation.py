@@ -1,0 +1,56 @@
+"""Activation functions."""
+
+from __future__ import annotations
+
+import math
+
+from cg.onnx_import.registry import register
+
+
+def _simple(op: str, doc: str):
+    def handler(node, ctx):
+        ctx.emit_unary(node, op)
+
+    handler.__doc__ = doc
+    handler.__name__ = op
+    return handler
+
+
+register("Relu")(_simple("relu", "Relu -> relu."))
+register("Sigmoid")(_simple("sigmoid", "Sigmoid -> sigmoid; ``x * Sigmoid(x)`` becomes silu."))
+register("Tanh")(_simple("tanh", "Tanh -> tanh."))
+register("Softmax", "LogSoftmax")(_simple("softmax", "Softmax, LogSoftmax -> softmax."))
+register("LeakyRelu", "PRelu")(
+    _simple("leaky_relu", "LeakyRelu, PRelu -> leaky_relu (PRelu's slope counts as parameters).")
+)
+register("HardSigmoid")(
+    _simple("hard_sigmoid", "HardSigmoid (any alpha, beta) -> hard_sigmoid; ``x * HardSigmoid(x)`` becomes hard_swish.")
+)
+register("HardSwish")(_simple("hard_swish", "HardSwish -> hard_swish."))
+register("Gelu")(_simple("gelu", "Gelu (opset 20) -> gelu."))
+
+
+def _bound(node, ctx, attr: str, slot: int, default: float) -> float | None:
+    """A Clip bound: attribute before opset 11, optional scalar input from 11."""
+    if ctx.opset < 11:
+        return float(ctx.attr(node, attr, default))
+    if len(node.input) <= slot or not node.input[slot]:
+        return default
+    value = ctx.const(node.input[slot])
+    if value is None or value.size != 1:
+        return None
+    return float(value.reshape(-1)[0])
+
+
+@register("Clip")
+def clip(node, ctx):
+    """Clip(0, 6) -> relu6; Clip(0, +inf) -> relu (bounds as attributes before
+    opset 11, as inputs from 11). Other bounds are unsupported."""
+    lo = _bound(node, ctx, "min", 1, -math.inf)
+    hi = _bound(node, ctx, "max", 2, math.inf)
+    if lo == 0.0 and hi == 6.0:
+        ctx.emit(node, "relu6", ctx.acts(node)[:1])
+    elif lo == 0.0 and hi is not None and math.isinf(hi) and hi > 0:
+        ctx.emit(node, "relu", ctx.acts(node)[:1])
+    else:
+        ctx.unsupported(f"Clip({lo}, {hi})")

@@ -1,0 +1,35 @@
+"""Convolution."""
+
+from __future__ import annotations
+
+from cg.ops import conv_op_for
+from cg.onnx_import.context import to_pair
+from cg.onnx_import.registry import register
+
+
+@register("Conv")
+def conv(node, ctx):
+    """Conv (1-D and 2-D) -> conv / group_conv / depthwise_conv by ``group``.
+
+    ``weight_shape`` is the weight's ``(Cout, Cin/g, kh, kw)`` (1-D convs get
+    ``kw = 1``); params are the weight plus the bias; padding (``pads`` or
+    ``auto_pad``) shows only in the output shape.
+    """
+    x, w = node.input[0], node.input[1]
+    if x in ctx.static or w not in ctx.static:
+        ctx.unsupported("Conv with a non-constant weight")
+    wshape = ctx.shape(w)
+    if len(wshape) not in (3, 4):
+        ctx.unsupported(f"{len(wshape) - 2}-D Conv")
+    groups = int(ctx.attr(node, "group", 1))
+    in_shape = ctx.feat(x)
+    weight_shape = tuple(wshape) if len(wshape) == 4 else (*wshape, 1)
+    ctx.emit(
+        node, conv_op_for(groups, in_shape[0]), [x],
+        kernel=weight_shape[2:4],
+        stride=to_pair(ctx.attr(node, "strides")),
+        dilation=to_pair(ctx.attr(node, "dilations")),
+        groups=groups,
+        weight_shape=weight_shape,
+        params=ctx.params(node.input[1:3]),
+    )

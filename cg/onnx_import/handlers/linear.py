@@ -1,0 +1,51 @@
+"""Fully connected layers and matrix products."""
+
+from __future__ import annotations
+
+from cg.onnx_import.registry import register
+
+
+@register("Gemm")
+def gemm(node, ctx):
+    """Gemm -> linear (``weight_shape`` ``(out, in)``, params weight + bias), or
+    matmul when both operands are activations.
+
+    ``in_shape`` is ``(F,)`` and ``out_shape`` ``(out,)``; a preceding
+    Flatten / Reshape vanishes (see the canonical rules).
+    """
+    a, b = node.input[0], node.input[1]
+    trans_a, trans_b = int(ctx.attr(node, "transA", 0)), int(ctx.attr(node, "transB", 0))
+    ashape = ctx.shape(a)
+    features = ashape[0] if trans_a else ashape[1]
+    if a in ctx.static:
+        ctx.unsupported("Gemm with a constant first operand")
+    if b not in ctx.static:
+        acts = ctx.acts(node)
+        ctx.emit(node, "matmul", acts[:2], in_shape=(features,), params=ctx.params(ctx.statics(node)),
+                 info={"k": features})
+        return
+    bshape = ctx.shape(b)
+    weight = (bshape[0], bshape[1]) if trans_b else (bshape[1], bshape[0])
+    ctx.emit(node, "linear", [a], in_shape=(features,), weight_shape=weight,
+             params=ctx.params(node.input[1:3]))
+
+
+@register("MatMul")
+def matmul(node, ctx):
+    """MatMul -> linear when the right operand is a 2-D parameter ``(in, out)``
+    (a following Add of the bias merges in, so MatMul+Add == Gemm), else matmul.
+
+    For inputs of rank > 2 (tokens) ``in_shape`` keeps the leading dimensions
+    and MACs count every position.
+    """
+    a, b = node.input[0], node.input[1]
+    if a in ctx.static:
+        ctx.unsupported("MatMul with a constant first operand")
+    ashape = ctx.feat(a)
+    if b in ctx.static and len(ctx.shape(b)) == 2:
+        k, n = ctx.shape(b)
+        in_shape = (k,) if len(ashape) == 1 else ashape
+        ctx.emit(node, "linear", [a], in_shape=in_shape, weight_shape=(n, k), params=ctx.params([b]))
+        return
+    k = ashape[-1] if ashape else 1
+    ctx.emit(node, "matmul", ctx.acts(node), params=ctx.params(ctx.statics(node)), info={"k": k})

@@ -1,0 +1,91 @@
+"""Pooling."""
+
+from __future__ import annotations
+
+from cg.onnx_import.context import to_pair
+from cg.onnx_import.registry import register
+
+
+def _window_pool(node, ctx, op: str, global_op: str):
+    x = node.input[0]
+    in_shape = ctx.feat(x)
+    kernel = to_pair(ctx.attr(node, "kernel_shape"))
+    pads = ctx.attr(node, "pads") or []
+    auto_pad = ctx.attr(node, "auto_pad", b"NOTSET")
+    spatial = tuple(in_shape[1:3]) if len(in_shape) >= 3 else (in_shape[1], 1) if len(in_shape) == 2 else ()
+    out = ctx.feat(node.output[0])
+    covers_all = (
+        kernel == spatial and not any(pads) and auto_pad in (b"NOTSET", b"VALID", "NOTSET", "VALID")
+        and all(d == 1 for d in out[1:])
+    )
+    if covers_all:
+        # One window over the whole map is a global pool (same function).
+        ctx.emit(node, global_op, [x], out_shape=(out[0], 1, 1))
+        return
+    ctx.emit(node, op, [x], kernel=kernel, stride=to_pair(ctx.attr(node, "strides")),
+             dilation=to_pair(ctx.attr(node, "dilations")))
+
+
+@register("MaxPool")
+def max_pool(node, ctx):
+    """MaxPool -> max_pool; a window covering the whole unpadded input ->
+    global_max_pool (out ``(C, 1, 1)``). The optional indices output is ignored."""
+    _window_pool(node, ctx, "max_pool", "global_max_pool")
+
+
+@register("AveragePool")
+def avg_pool(node, ctx):
+    """AveragePool -> avg_pool; a window covering the whole unpadded input ->
+    global_avg_pool (out ``(C, 1, 1)``), like GlobalAveragePool."""
+    _window_pool(node, ctx, "avg_pool", "global_avg_pool")
+
+
+@register("GlobalAveragePool")
+def global_avg_pool(node, ctx):
+    """GlobalAveragePool -> global_avg_pool, out ``(C, 1, 1)``."""
+    c = ctx.feat(node.input[0])[0]
+    ctx.emit(node, "global_avg_pool", node.input[:1], out_shape=(c, 1, 1))
+
+
+@register("GlobalMaxPool")
+def global_max_pool(node, ctx):
+    """GlobalMaxPool -> global_max_pool, out ``(C, 1, 1)``."""
+    c = ctx.feat(node.input[0])[0]
+    ctx.emit(node, "global_max_pool", node.input[:1], out_shape=(c, 1, 1))
+
+
+def _reduce_axes(node, ctx) -> list[int] | None:
+    """Axes from the attribute (before opset 18) or the second input (18+)."""
+    axes = ctx.attr(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        value = ctx.const(node.input[1])
+        if value is None:
+            ctx.unsupported("reduction axes that are not constant")
+        axes = [int(a) for a in value.reshape(-1)]
+    return axes
+
+
+def _global_reduce(node, ctx, op: str):
+    x = node.input[0]
+    rank = len(ctx.shape(x))
+    axes = _reduce_axes(node, ctx)
+    if axes is None or not axes:
+        ctx.unsupported(f"{node.op_type} over all axes")
+    if rank != 4 or sorted(a % rank for a in axes) != [2, 3]:
+        ctx.unsupported(f"{node.op_type} over axes {axes}")
+    c = ctx.feat(x)[0]
+    # keepdims=0 gives (C,) in ONNX; the CG's global pools always give (C, 1, 1).
+    ctx.emit(node, op, [x], out_shape=(c, 1, 1))
+
+
+@register("ReduceMean")
+def reduce_mean(node, ctx):
+    """ReduceMean over H, W (axes attribute or, from opset 18, input) ->
+    global_avg_pool, out ``(C, 1, 1)`` whatever ``keepdims``."""
+    _global_reduce(node, ctx, "global_avg_pool")
+
+
+@register("ReduceMax")
+def reduce_max(node, ctx):
+    """ReduceMax over H, W -> global_max_pool, out ``(C, 1, 1)``."""
+    _global_reduce(node, ctx, "global_max_pool")

@@ -1,0 +1,57 @@
+"""Data movement: reshapes, transposes, pads, slices, resampling, no-ops."""
+
+from __future__ import annotations
+
+from cg.onnx_import.registry import register
+
+
+@register("Identity", "Dropout", "Cast")
+def passthrough(node, ctx):
+    """Identity, Dropout, Cast -> vanish (Dropout's mask output is ignored)."""
+    ctx.alias(node.output[0], node.input[0])
+
+
+@register("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+def reshape(node, ctx):
+    """Reshape, Flatten, Squeeze, Unsqueeze (axes as attribute or, from opset
+    13, input) -> vanish in front of a linear layer or when they change no
+    shape; otherwise a chain of data-movement ops becomes one reshape. The shape
+    operand may come from a constant shape subgraph, which vanishes."""
+    ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type})
+
+
+@register("Transpose", "DepthToSpace", "SpaceToDepth")
+def permute(node, ctx):
+    """Transpose, DepthToSpace, SpaceToDepth -> reshape (a chain with the
+    surrounding reshapes becomes one node, e.g. a channel shuffle); an identity
+    Transpose vanishes."""
+    perm = ctx.attr(node, "perm")
+    if node.op_type == "Transpose" and perm is not None and list(perm) == sorted(perm):
+        ctx.alias(node.output[0], node.input[0])
+        return
+    ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type})
+
+
+@register("Pad")
+def pad(node, ctx):
+    """Pad (pads as attribute before opset 11, input from 11) -> merged into its
+    consumers, whose in_shape is the padded shape."""
+    ctx.emit(node, "pad", node.input[:1])
+
+
+@register("Slice", "Split", "Gather")
+def slice_(node, ctx):
+    """Slice, Split (one slice node per output), Gather of constant indices
+    from an activation -> slice."""
+    if node.op_type == "Gather" and node.input[0] in ctx.static:
+        ctx.unsupported("Gather from a constant table (embedding)")
+    for out in node.output:
+        if out:
+            ctx.emit(node, "slice", node.input[:1], out=out)
+
+
+@register("Resize", "Upsample")
+def resize(node, ctx):
+    """Resize (opset 10+), Upsample (before 10) -> resize; scales / sizes come
+    from the inferred output shape."""
+    ctx.emit(node, "resize", node.input[:1])

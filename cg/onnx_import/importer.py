@@ -1,0 +1,209 @@
+"""The conversion driver: ONNX model -> IR (via the op handlers) ->
+canonical IR (via :mod:`cg.onnx_import.canonical`) -> :class:`cg.graph.CG`."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+
+from cg.errors import ConversionError, UnsupportedOpsError
+from cg.graph import CG, GraphBuilder, Node
+from cg.onnx_import import canonical, load
+from cg.onnx_import.context import Context, HandlerUnsupported, tensor_value
+from cg.onnx_import.registry import handler_for
+
+#: Valid values of ``unknown_ops``.
+UNKNOWN_OPS_CHOICES = ("error", "other")
+
+#: Ops whose output depends only on their input's shape, never its values.
+SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
+
+#: Ops that pass a small constant's value through unchanged (for Clip bounds etc.).
+VALUE_PASSTHROUGH = frozenset({"Identity", "Cast", "Squeeze", "Unsqueeze", "Reshape"})
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
+    """Build the canonical CG of an ONNX model.
+
+    Args:
+        model: a path, the file's bytes or an ``onnx.ModelProto`` (not modified).
+            Weight data is never read and external-data files are never opened.
+        input_shape: optional shape of the first input, batch included
+            (``(1, 3, 224, 224)`` or ``"1x3x224x224"``), replacing symbolic or
+            unknown dimensions before shape inference.
+        unknown_ops: ``"error"`` raises :class:`UnsupportedOpsError` listing
+            every unsupported op; ``"other"`` maps them to ``other`` nodes and
+            warns once.
+
+    Raises:
+        ConversionError: the input is not a usable ONNX model (one line).
+        UnsupportedOpsError: unsupported ops with ``unknown_ops="error"``.
+        ValueError: an invalid ``unknown_ops`` or ``input_shape`` value.
+    """
+    if unknown_ops not in UNKNOWN_OPS_CHOICES:
+        raise ValueError(f"unknown_ops={unknown_ops!r}; valid choices: {', '.join(UNKNOWN_OPS_CHOICES)}")
+    proto, source = load.read_model(model)
+    graph = proto.graph
+    order = load.topological_order(graph, source)
+    if order != sorted(order):
+        nodes = [graph.node[k] for k in order]
+        copies = [onnx.NodeProto() for _ in nodes]
+        for c, n in zip(copies, nodes):
+            c.CopyFrom(n)
+        del graph.node[:]
+        graph.node.extend(copies)
+    load.fix_input_shapes(proto, source, input_shape)
+    inferred = load.infer_shapes(proto, source)
+    shapes = load.shape_table(inferred)
+    opset = next((o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS), 1)
+    name = graph.name or ""
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        from pathlib import Path
+
+        name = Path(model).stem
+    return _convert(inferred.graph, source, opset, shapes, unknown_ops, name)
+
+
+def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
+             unknown_ops: str, name: str) -> CG:
+    static: set[str] = set()
+    values: dict[str, object] = {}
+    for init in graph.initializer:
+        static.add(init.name)
+        v = tensor_value(init)
+        if v is not None:
+            values[init.name] = v
+    ctx = Context(source, opset, shapes, values, static)
+    inputs = load.network_inputs(graph)
+    if not inputs:
+        raise ConversionError(source, "the graph has no network input (every input is an initializer)")
+    for inp in inputs:
+        ctx.emit(None, "input", [], out=inp.name, in_shape=(), out_shape=ctx.feat(inp.name))
+        ctx.ir.nodes[-1].name = inp.name
+
+    unsupported: list[tuple[str, str]] = []
+    for node in graph.node:
+        ins = [t for t in node.input if t]
+        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in ins):
+            _fold_static(node, ctx)
+            continue
+        known = node.domain in DEFAULT_DOMAINS
+        handler = handler_for(node.op_type) if known else None
+        try:
+            if handler is None:
+                raise HandlerUnsupported(node.op_type)
+            handler(node, ctx)
+        except HandlerUnsupported:
+            label = node.op_type if known else f"{node.domain}::{node.op_type}"
+            unsupported.append((label, node.name))
+            _emit_other(node, ctx)
+            continue
+        missing = [o for o in node.output[:1] if o and o not in ctx.value]
+        if missing:  # a handler bug, never a user error
+            raise AssertionError(f"handler for {node.op_type} did not map output {missing[0]!r}")
+
+    if unsupported:
+        if unknown_ops == "error":
+            raise UnsupportedOpsError(source, unsupported)
+        kinds = sorted({op for op, _ in unsupported})
+        warnings.warn(
+            f"{source}: {len(unsupported)} node(s) of unsupported op type(s) {', '.join(kinds)} "
+            "mapped to 'other'",
+            stacklevel=3,
+        )
+
+    for out in graph.output:
+        if out.name in ctx.value:
+            ctx.emit(None, "output", [out.name], out=None, out_shape=ctx.feat(out.name))
+        else:  # a constant output: an output node with no producer
+            ctx.emit(None, "output", [], out=None, in_shape=ctx.feat(out.name), out_shape=ctx.feat(out.name))
+        ctx.ir.nodes[-1].name = out.name
+
+    canonical.canonicalise(ctx.ir)
+    return _build(ctx, name)
+
+
+def _fold_static(node: onnx.NodeProto, ctx: Context) -> None:
+    """Static node: its outputs are parameters / shape values, never CG nodes.
+    Keep the values of small constants that handlers may need."""
+    for o in node.output:
+        if o:
+            ctx.static.add(o)
+    op = node.op_type
+    if op == "Constant":
+        v = _constant_value(node)
+        if v is not None:
+            ctx.const_values[node.output[0]] = v
+    elif op in VALUE_PASSTHROUGH and node.input and node.input[0] in ctx.const_values:
+        v = ctx.const_values[node.input[0]]
+        shape = ctx.shapes.get(node.output[0])
+        if shape is not None and None not in shape and int(np.prod(shape)) == v.size:
+            v = v.reshape(shape)
+        ctx.const_values[node.output[0]] = v
+    if op == "ConstantOfShape" and node.input and node.input[0] in ctx.const_values:
+        # Shape inference may give up on a ConstantOfShape; its shape vector is small.
+        if ctx.shapes.get(node.output[0]) is None:
+            ctx.shapes[node.output[0]] = tuple(int(d) for d in ctx.const_values[node.input[0]])
+
+
+def _constant_value(node: onnx.NodeProto):
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == "value":
+            return tensor_value(a.t)
+        if a.name in ("value_float", "value_int"):
+            return np.asarray(helper.get_attribute_value(a))
+        if a.name in ("value_floats", "value_ints"):
+            v = helper.get_attribute_value(a)
+            return np.asarray(v) if len(v) <= 1024 else None
+    return None
+
+
+def _emit_other(node: onnx.NodeProto, ctx: Context) -> None:
+    acts = ctx.acts(node)
+    out = next((o for o in node.output if o), None)
+    in_shape = ctx.feat(acts[0]) if acts and ctx.shapes.get(acts[0]) else ()
+    out_shape = ctx.feat(out) if out and ctx.shapes.get(out) and None not in ctx.shapes[out] else ()
+    idx = ctx.emit(node, "other", acts, out=out, in_shape=in_shape, out_shape=out_shape,
+                   params=ctx.params(ctx.statics(node)))
+    for o in node.output:
+        if o:
+            ctx.value[o] = idx
+
+
+def _build(ctx: Context, name: str) -> CG:
+    builder = GraphBuilder(name=name)
+    new_id: dict[int, int] = {}
+    for i, n in ctx.ir.alive():
+        new_id[i] = builder.add(
+            Node(
+                op=n.op,
+                in_shape=n.in_shape,
+                out_shape=n.out_shape,
+                kernel=n.kernel,
+                stride=n.stride,
+                dilation=n.dilation,
+                groups=n.groups,
+                weight_shape=n.weight_shape,
+                params=n.params,
+                macs=_macs(n),
+                name=n.name,
+            ),
+            [new_id[s] for s in n.inputs],
+        )
+    return builder.build()
+
+
+def _macs(n) -> int:
+    """conv: Cout*Hout*Wout*(Cin/g)*kh*kw; linear: in*out per position;
+    matmul: the product's multiply-adds; others 0."""
+    if n.op in ("conv", "group_conv", "depthwise_conv", "linear"):
+        return int(np.prod(n.out_shape, dtype=np.int64)) * int(np.prod(n.weight_shape[1:], dtype=np.int64))
+    if n.op == "matmul":
+        return int(np.prod(n.out_shape, dtype=np.int64)) * int(n.info.get("k", 1))
+    return 0

@@ -1,0 +1,80 @@
+"""The importer's intermediate representation (IR): mutable nodes that the
+canonicalisation passes rewrite before the CG is built.
+
+Besides the op types of :data:`cg.ops.OPS`, IR nodes may carry these
+*pseudo ops*, which the passes in :mod:`cg.onnx_import.canonical` always
+resolve:
+
+``bn``      a BatchNormalization (merged into a conv / linear, else ``batch_norm``)
+``affine``  Add / Sub / Mul / Div of an activation and a non-scalar parameter
+            (merged into the producer, else ``add`` / ``mul``)
+``scalar``  arithmetic with a scalar constant (part of a pattern, else vanishes)
+``pad``     a Pad (merged into its consumers)
+``move``    data movement: Reshape, Flatten, Transpose, Squeeze, ... (chains
+            become one ``reshape``; in front of a linear they vanish)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PSEUDO_OPS = frozenset({"bn", "affine", "scalar", "pad", "move"})
+
+
+@dataclass(eq=False)
+class IRNode:
+    """One IR node; ``inputs`` are IR node ids in input-slot order."""
+
+    op: str
+    inputs: list[int]
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    weight_shape: tuple[int, ...] = ()
+    params: int = 0
+    name: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    alive: bool = True
+
+
+class IRGraph:
+    """IR nodes in creation order (a topological order) with consumer lists."""
+
+    def __init__(self) -> None:
+        self.nodes: list[IRNode] = []
+
+    def add(self, node: IRNode) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def alive(self):
+        """(id, node) for every live node, in topological order."""
+        return ((i, n) for i, n in enumerate(self.nodes) if n.alive)
+
+    def consumers(self) -> list[list[int]]:
+        """Consumer ids per node (one entry per input slot that reads it)."""
+        cons: list[list[int]] = [[] for _ in self.nodes]
+        for i, n in enumerate(self.nodes):
+            if n.alive:
+                for s in n.inputs:
+                    cons[s].append(i)
+        return cons
+
+    def replace(self, old: int, new: int, cons: list[list[int]]) -> None:
+        """Make every consumer of ``old`` read ``new`` instead and drop ``old``.
+
+        ``cons`` (from :meth:`consumers`) is kept up to date.
+        """
+        for c in cons[old]:
+            node = self.nodes[c]
+            node.inputs = [new if s == old else s for s in node.inputs]
+        moved = [c for c in cons[old]]
+        for s in set(self.nodes[old].inputs):
+            cons[s] = [c for c in cons[s] if c != old]
+        cons[new].extend(moved)
+        cons[old] = []
+        self.nodes[old].alive = False

@@ -1,0 +1,192 @@
+"""Reading a model, fixing its input shapes, ordering its nodes and inferring
+tensor shapes, with every failure turned into a one-line ConversionError."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from pathlib import Path
+
+import onnx
+
+from cg.errors import ConversionError
+
+
+def read_model(model) -> tuple[onnx.ModelProto, str]:
+    """(a private copy of the ModelProto, a source description for errors).
+
+    ``model`` is a path, bytes or a ModelProto. External data is never loaded.
+    """
+    from google.protobuf.message import DecodeError
+
+    if isinstance(model, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        return copy, f"<model {model.graph.name or 'in memory'}>"
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        source, data = "<bytes>", bytes(model)
+    elif isinstance(model, (str, Path)):
+        source = str(model)
+        try:
+            data = Path(model).read_bytes()
+        except FileNotFoundError:
+            raise ConversionError(source, "no such file") from None
+        except IsADirectoryError:
+            raise ConversionError(source, "is a directory, not an ONNX file") from None
+        except OSError as err:
+            raise ConversionError(source, f"cannot read the file ({err.strerror})") from None
+    else:
+        raise TypeError(f"expected a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as err:
+        raise ConversionError(source, f"not an ONNX model or truncated ({_first_line(err)})") from None
+    if not data or (not proto.opset_import and not proto.graph.node):
+        raise ConversionError(source, "not an ONNX model (no graph and no opset)")
+    return proto, source
+
+
+def parse_input_shape(shape) -> tuple[int, ...] | None:
+    """``(1, 3, 224, 224)``, ``[...]`` or ``"1x3x224x224"`` -> tuple of ints."""
+    if shape is None:
+        return None
+    if isinstance(shape, str):
+        parts = [p for p in re.split(r"[x,\s]+", shape.strip().lower()) if p]
+        try:
+            values = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"input shape {shape!r} is not like 1x3x224x224") from None
+    else:
+        values = tuple(int(v) for v in shape)
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(f"input shape {shape!r} must be positive integers, like 1x3x224x224")
+    return values
+
+
+def network_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """Graph inputs that are not initializers (IR < 4 lists both)."""
+    inits = {i.name for i in graph.initializer}
+    return [i for i in graph.input if i.name not in inits]
+
+
+def fix_input_shapes(model: onnx.ModelProto, source: str, input_shape) -> None:
+    """Apply the ``input_shape`` override to the first network input, set a
+    symbolic batch dimension to 1, and refuse any other unknown dimension."""
+    override = parse_input_shape(input_shape)
+    inputs = network_inputs(model.graph)
+    for k, inp in enumerate(inputs):
+        tt = inp.type.tensor_type
+        if not inp.type.HasField("tensor_type"):
+            raise ConversionError(source, f"input {inp.name!r} is not a tensor")
+        dims = tt.shape.dim
+        if k == 0 and override is not None:
+            if tt.HasField("shape") and len(dims) == len(override) + 1:
+                override = (1, *override)  # given without the batch dimension
+            if tt.HasField("shape") and len(dims) != len(override):
+                raise ConversionError(
+                    source,
+                    f"input shape {'x'.join(map(str, override))} has rank {len(override)} "
+                    f"but input {inp.name!r} has rank {len(dims)}",
+                )
+            tt.shape.Clear()
+            for v in override:
+                tt.shape.dim.add().dim_value = v
+            continue
+        if not tt.HasField("shape"):
+            raise ConversionError(source, f"input {inp.name!r} has no shape; pass an input shape, e.g. 1x3x224x224")
+        unknown = [i for i, d in enumerate(dims) if not d.HasField("dim_value") or d.dim_value <= 0]
+        if unknown and unknown[0] == 0:
+            dims[0].Clear()
+            dims[0].dim_value = 1  # the batch dimension; the CG excludes it
+            unknown = unknown[1:]
+        if unknown:
+            shown = "x".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+            raise ConversionError(
+                source,
+                f"input {inp.name!r} has unknown dimensions ({shown}); pass an input shape, e.g. 1x3x224x224",
+            )
+
+
+def topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
+    """Node indices in a topological order (Kahn's algorithm, linear time).
+
+    Raises ConversionError for a tensor nobody produces, a tensor produced twice,
+    or a cycle.
+    """
+    nodes = graph.node
+    if not nodes:
+        raise ConversionError(source, "the graph is empty (no nodes)")
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    producer: dict[str, int] = {}
+    for k, n in enumerate(nodes):
+        for o in n.output:
+            if not o:
+                continue
+            if o in producer or o in available:
+                raise ConversionError(source, f"tensor {o!r} is produced twice (node {n.name or n.op_type})")
+            producer[o] = k
+    indeg = [0] * len(nodes)
+    succ: list[list[int]] = [[] for _ in nodes]
+    for k, n in enumerate(nodes):
+        for t in n.input:
+            if not t or t in available:
+                continue
+            p = producer.get(t)
+            if p is None:
+                raise ConversionError(source, f"tensor {t!r} read by node {n.name or n.op_type} is never produced")
+            succ[p].append(k)
+            indeg[k] += 1
+    queue = deque(k for k in range(len(nodes)) if indeg[k] == 0)
+    order: list[int] = []
+    while queue:
+        k = queue.popleft()
+        order.append(k)
+        for d in succ[k]:
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                queue.append(d)
+    if len(order) != len(nodes):
+        stuck = next(k for k in range(len(nodes)) if indeg[k] > 0)
+        n = nodes[stuck]
+        raise ConversionError(source, f"the graph has a cycle (through node {n.name or n.op_type})")
+    for o in graph.output:
+        if o.name not in producer and o.name not in available:
+            raise ConversionError(source, f"graph output {o.name!r} is never produced")
+    return order
+
+
+def infer_shapes(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    """onnx shape inference (strict, with data propagation for shape subgraphs);
+    falls back to non-strict inference, whose gaps surface later as errors."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
+    except Exception as strict_err:  # InferenceError, ValidationError, RuntimeError
+        try:
+            return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        except Exception:
+            raise ConversionError(source, f"shape inference failed: {_first_line(strict_err)}") from None
+
+
+def shape_table(model: onnx.ModelProto) -> dict[str, tuple | None]:
+    """Tensor name -> shape tuple (None for an unknown dimension), or None if
+    even the rank is unknown."""
+    shapes: dict[str, tuple | None] = {}
+    g = model.graph
+    for vi in (*g.input, *g.value_info, *g.output):
+        t = vi.type
+        if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
+            shapes.setdefault(vi.name, None)
+            continue
+        shapes[vi.name] = tuple(
+            d.dim_value if d.HasField("dim_value") else None for d in t.tensor_type.shape.dim
+        )
+    for init in g.initializer:
+        shapes[init.name] = tuple(init.dims)
+    return shapes
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    return line[:300]
