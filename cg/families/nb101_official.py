@@ -1,0 +1,294 @@
+"""Read the official NAS-Bench-101 files (``nasbench_only108.tfrecord``,
+``nasbench_full.tfrecord``) without TensorFlow or generated protobuf code.
+
+Each TFRecord payload is the JSON list
+``[module_hash, epochs, raw_adjacency, raw_operations, raw_metrics]``:
+``raw_adjacency`` is the n x n matrix as a string of 0/1, ``raw_operations``
+the comma-separated ops and ``raw_metrics`` a base64 ``ModelMetrics``
+protobuf (``nasbench/lib/model_metrics.proto``)::
+
+    message ModelMetrics {
+      repeated EvaluationData evaluation_data = 1;
+      optional int32 trainable_parameters = 2;
+      optional double total_time = 3;
+    }
+    message EvaluationData {
+      optional double current_epoch = 1;  optional double training_time = 2;
+      optional double train_accuracy = 3; optional double validation_accuracy = 4;
+      optional double test_accuracy = 5;  optional string checkpoint_path = 6;
+    }
+
+Every (hash, epochs) pair appears once per training run (3 runs); each run's
+``evaluation_data`` holds the evaluations at step 0, halfway and at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from cg.errors import GennapeError
+from cg.families.base import LabelledArch
+from cg.families.nb101 import NB101Spec
+from cg.families.tfrecord import TFRecordReader
+
+_DOUBLE = struct.Struct("<d")
+
+
+class ProtobufError(ValueError):
+    """Malformed protobuf wire data."""
+
+
+# --------------------------------------------------------- protobuf wire format
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ProtobufError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ProtobufError("varint longer than 10 bytes")
+
+
+def iter_fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
+    """``(field number, wire type, value)`` of every field of a message.
+
+    Values: int for varints, raw 8 / 4 bytes for fixed64 / fixed32, bytes for
+    length-delimited fields. Groups (wire types 3, 4) are refused.
+    """
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ProtobufError("field number 0")
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = buf[pos:pos + 8], pos + 8
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            value, pos = buf[pos:pos + size], pos + size
+        elif wire == 5:
+            value, pos = buf[pos:pos + 4], pos + 4
+        else:
+            raise ProtobufError(f"unsupported wire type {wire} (field {number})")
+        if pos > n:
+            raise ProtobufError(f"field {number} runs past the end of the message")
+        yield number, wire, value
+
+
+def _as_double(number: int, wire: int, value) -> float:
+    if wire != 1:
+        raise ProtobufError(f"field {number}: expected a double (wire type 1), got wire type {wire}")
+    return _DOUBLE.unpack(value)[0]
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """One evaluation of a training run (``EvaluationData``)."""
+
+    current_epoch: float = 0.0
+    training_time: float = 0.0
+    train_accuracy: float = 0.0
+    validation_accuracy: float = 0.0
+    test_accuracy: float = 0.0
+    checkpoint_path: str = ""
+
+
+_EVAL_DOUBLES = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
+                 4: "validation_accuracy", 5: "test_accuracy"}
+
+
+def decode_evaluation_data(buf: bytes) -> EvaluationData:
+    values: dict[str, object] = {}
+    for number, wire, value in iter_fields(buf):
+        if number in _EVAL_DOUBLES:
+            values[_EVAL_DOUBLES[number]] = _as_double(number, wire, value)
+        elif number == 6:
+            if wire != 2:
+                raise ProtobufError(f"field 6 (checkpoint_path): wire type {wire}, expected 2")
+            values["checkpoint_path"] = bytes(value).decode("utf-8", errors="replace")
+        # Unknown fields are skipped, as protobuf parsers do.
+    return EvaluationData(**values)
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """A decoded ``ModelMetrics`` message."""
+
+    evaluation_data: tuple[EvaluationData, ...] = ()
+    trainable_parameters: int = 0
+    total_time: float = 0.0
+
+
+def decode_model_metrics(buf: bytes) -> ModelMetrics:
+    """Decode ``ModelMetrics`` wire bytes; :class:`ProtobufError` when malformed."""
+    evals = []
+    params = 0
+    total = 0.0
+    for number, wire, value in iter_fields(buf):
+        if number == 1:
+            if wire != 2:
+                raise ProtobufError(f"field 1 (evaluation_data): wire type {wire}, expected 2")
+            evals.append(decode_evaluation_data(value))
+        elif number == 2:
+            if wire == 0:  # int32, as the proto declares
+                params = value - (1 << 64) if value >= 1 << 63 else value
+            elif wire == 1:  # tolerated: a double count
+                params = int(_as_double(number, wire, value))
+            else:
+                raise ProtobufError(f"field 2 (trainable_parameters): wire type {wire}")
+        elif number == 3:
+            total = _as_double(number, wire, value)
+    return ModelMetrics(tuple(evals), params, total)
+
+
+# ------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class OfficialRecord:
+    """One record of the official file: one training run of one cell for ``epochs`` epochs."""
+
+    module_hash: str
+    epochs: int
+    spec: NB101Spec
+    metrics: ModelMetrics
+
+    @property
+    def final(self) -> EvaluationData:
+        """The evaluation at the end of training."""
+        return self.metrics.evaluation_data[-1]
+
+    @property
+    def halfway(self) -> EvaluationData:
+        return self.metrics.evaluation_data[1] if len(self.metrics.evaluation_data) > 2 else self.final
+
+
+def parse_record(payload: bytes) -> OfficialRecord:
+    """Decode one payload; ``ValueError`` says what is wrong."""
+    try:
+        row = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"payload is not a JSON list ({err})") from None
+    if not isinstance(row, list) or len(row) != 5:
+        raise ValueError("payload must be the JSON list [module_hash, epochs, adjacency, operations, metrics]")
+    module_hash, epochs, raw_adjacency, raw_operations, raw_metrics = row
+    if not isinstance(raw_adjacency, str) or not isinstance(raw_operations, str) or not isinstance(raw_metrics, str):
+        raise ValueError("adjacency, operations and metrics must be strings")
+    dim = int(round(len(raw_adjacency) ** 0.5))
+    if dim * dim != len(raw_adjacency) or set(raw_adjacency) - {"0", "1"}:
+        raise ValueError(f"adjacency {raw_adjacency[:60]!r} is not a square 0/1 matrix string")
+    matrix = [[int(raw_adjacency[i * dim + j]) for j in range(dim)] for i in range(dim)]
+    ops = raw_operations.split(",")
+    # The file holds the benchmark's own vertex order: keep it.
+    spec = NB101Spec.from_lists(matrix, ops, canonical=False)
+    try:
+        metrics = decode_model_metrics(base64.b64decode(raw_metrics, validate=True))
+    except (binascii.Error, ProtobufError) as err:
+        raise ValueError(f"raw_metrics: {err}") from None
+    if not metrics.evaluation_data:
+        raise ValueError("ModelMetrics has no evaluation_data")
+    return OfficialRecord(str(module_hash), int(epochs), spec, metrics)
+
+
+def iter_official(path: str | Path, skip_corrupt: bool = False,
+                  reader: TFRecordReader | None = None) -> Iterator[OfficialRecord]:
+    """The records of an official NAS-Bench-101 TFRecord file, in file order.
+
+    Errors (:class:`cg.errors.GennapeError`) name the file and the record
+    index. With ``skip_corrupt``, records with a bad CRC or bad content are
+    skipped and counted in ``reader.skipped`` / ``reader.problems`` (pass your
+    own ``reader`` to see them; :func:`load_official` reports them).
+    """
+    reader = reader or TFRecordReader(path, skip_corrupt=skip_corrupt)
+    for index, payload in reader.indexed():
+        try:
+            rec = parse_record(payload)
+        except ValueError as err:
+            if not reader.skip_corrupt:
+                raise GennapeError(f"{path}: record {index}: {err}") from None
+            reader.skipped += 1
+            reader.problems.append((index, str(err)))
+            continue
+        yield rec
+
+
+@dataclass
+class NB101Result:
+    """Everything the official file says about one cell.
+
+    Args:
+        module_hash: the cell's hash.
+        spec: the cell as the benchmark built it.
+        trainable_parameters: the network's parameter count.
+        runs: epochs budget -> one :class:`ModelMetrics` per training run.
+    """
+
+    module_hash: str
+    spec: NB101Spec
+    trainable_parameters: int
+    runs: dict[int, list[ModelMetrics]] = field(default_factory=dict)
+
+    def validation_accuracies(self, epochs: int = 108) -> list[float]:
+        """Final validation accuracy of each run at the ``epochs`` budget."""
+        return [m.evaluation_data[-1].validation_accuracy for m in self.runs.get(epochs, [])]
+
+    def test_accuracies(self, epochs: int = 108) -> list[float]:
+        return [m.evaluation_data[-1].test_accuracy for m in self.runs.get(epochs, [])]
+
+
+@dataclass
+class OfficialData:
+    """The whole official file, grouped by module hash."""
+
+    results: dict[str, NB101Result]
+    skipped: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted({e for r in self.results.values() for e in r.runs})
+
+    def to_labelled(self, epochs: int = 108) -> list[LabelledArch]:
+        """One :class:`LabelledArch` per cell: label the mean final validation
+        accuracy over runs; ``extra`` has params and per-run accuracies."""
+        out = []
+        for h, r in self.results.items():
+            val = r.validation_accuracies(epochs)
+            if not val:
+                continue
+            out.append(LabelledArch(
+                key=h, spec=r.spec, accuracy=sum(val) / len(val),
+                extra={"params": r.trainable_parameters, "val_acc_runs": val,
+                       "test_acc_runs": r.test_accuracies(epochs), "epochs": epochs},
+            ))
+        return out
+
+
+def load_official(path: str | Path, skip_corrupt: bool = False) -> OfficialData:
+    """Read a whole official file (``nasbench_only108`` or ``nasbench_full``)."""
+    reader = TFRecordReader(path, skip_corrupt=skip_corrupt)
+    results: dict[str, NB101Result] = {}
+    for rec in iter_official(path, reader=reader):
+        res = results.get(rec.module_hash)
+        if res is None:
+            res = results[rec.module_hash] = NB101Result(rec.module_hash, rec.spec, rec.metrics.trainable_parameters)
+        res.runs.setdefault(rec.epochs, []).append(rec.metrics)
+    return OfficialData(results, reader.skipped, reader.problems)
+
+
+__all__ = [
+    "EvaluationData", "ModelMetrics", "OfficialRecord", "NB101Result", "OfficialData",
+    "decode_model_metrics", "iter_fields", "parse_record", "iter_official", "load_official", "ProtobufError",
+]
