@@ -1,0 +1,175 @@
+"""Layer-level CG building for the cell-based families (NB-201, NB-301).
+
+:class:`LayerGraph` speaks in torch layers (``conv``, ``bn``, ``relu``, ...)
+and produces the canonical CG the ONNX importer builds from the same network
+exported with the legacy exporter (``dynamo=False``). Two things the exporter
+does are mirrored here so that both paths agree:
+
+* **Common-subexpression elimination.** The legacy exporter merges identical
+  parameter-free ops on the same input (two ReLUs reading one tensor become
+  one Relu; so do two equal pools, slices or sums). :meth:`LayerGraph._shared`
+  reuses a node when op, attributes and inputs repeat. Ops owning parameters
+  (conv, linear, batch norm) are never merged: their tensors differ.
+* **Batch-norm merging** (canonical rule of :mod:`cg.graph`): a BN whose
+  input is a conv / linear output consumed by nothing else is merged into that
+  node (``params += 2C`` when affine, ``+0`` otherwise); any other BN stays a
+  ``batch_norm`` node. Decided in :meth:`build`, once all consumers are known.
+* **Dead-code elimination.** Layers whose result no output uses vanish.
+
+Pure Python: no torch, no onnx.
+"""
+
+from __future__ import annotations
+
+from cg.graph import CG, GraphBuilder, Node
+from cg.ops import conv_op_for
+
+Shape = tuple[int, ...]
+
+
+def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
+    """Output length of a convolution / pooling window along one axis."""
+    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+class LayerGraph:
+    """Collects layers, then :meth:`build` gives the canonical :class:`CG`.
+
+    Every method takes and returns layer ids (ints); ``shape(i)`` is the
+    output shape (batch excluded) of layer ``i``.
+    """
+
+    def __init__(self, name: str = ""):
+        self.name = name
+        self.nodes: list[Node] = []
+        self.inputs: list[list[int]] = []
+        self.bn_affine: dict[int, bool] = {}
+        self._memo: dict[tuple, int] = {}
+
+    # ------------------------------------------------------------ plumbing
+    def shape(self, i: int) -> Shape:
+        return self.nodes[i].out_shape
+
+    def _add(self, node: Node, inputs: list[int]) -> int:
+        self.nodes.append(node)
+        self.inputs.append(inputs)
+        return len(self.nodes) - 1
+
+    def _shared(self, node: Node, inputs: list[int]) -> int:
+        """Add a parameter-free node, or reuse the identical one (exporter CSE)."""
+        key = (node.structural_key(), tuple(inputs))
+        if key not in self._memo:
+            self._memo[key] = self._add(node, inputs)
+        return self._memo[key]
+
+    # -------------------------------------------------------------- layers
+    def input(self, shape: Shape) -> int:
+        return self._add(Node("input", out_shape=tuple(shape)), [])
+
+    def output(self, x: int | None, shape: Shape) -> int:
+        """The output node; ``x=None`` when the output depends on no input."""
+        return self._add(Node("output", in_shape=tuple(shape), out_shape=tuple(shape)),
+                         [] if x is None else [x])
+
+    def conv(self, x: int, c_out: int, k: int, stride: int = 1, pad: int = 0,
+             dilation: int = 1, groups: int = 1, bias: bool = False) -> int:
+        c, h, w = self.shape(x)
+        ho, wo = conv_out(h, k, stride, pad, dilation), conv_out(w, k, stride, pad, dilation)
+        weight = (c_out, c // groups, k, k)
+        numel = c_out * (c // groups) * k * k
+        node = Node(
+            conv_op_for(groups, c), in_shape=(c, h, w), out_shape=(c_out, ho, wo),
+            kernel=(k, k), stride=(stride, stride), dilation=(dilation, dilation),
+            groups=groups, weight_shape=weight, params=numel + (c_out if bias else 0),
+            macs=c_out * ho * wo * (c // groups) * k * k,
+        )
+        return self._add(node, [x])
+
+    def bn(self, x: int, affine: bool = True) -> int:
+        s = self.shape(x)
+        i = self._add(Node("batch_norm", in_shape=s, out_shape=s,
+                           params=2 * s[0] if affine else 0), [x])
+        self.bn_affine[i] = affine
+        return i
+
+    def relu(self, x: int) -> int:
+        s = self.shape(x)
+        return self._shared(Node("relu", in_shape=s, out_shape=s), [x])
+
+    def pool(self, kind: str, x: int, k: int, stride: int, pad: int) -> int:
+        """``kind`` is ``max_pool`` or ``avg_pool``."""
+        c, h, w = self.shape(x)
+        out = (c, conv_out(h, k, stride, pad), conv_out(w, k, stride, pad))
+        return self._shared(Node(kind, in_shape=(c, h, w), out_shape=out, kernel=(k, k),
+                                 stride=(stride, stride)), [x])
+
+    def add(self, a: int, b: int) -> int:
+        s = self.shape(a)
+        return self._shared(Node("add", in_shape=s, out_shape=s), [a, b])
+
+    def sum(self, terms: list[int]) -> int:
+        """``((t0 + t1) + t2) + ...``: the chain of binary Adds a Python loop exports."""
+        acc = terms[0]
+        for t in terms[1:]:
+            acc = self.add(acc, t)
+        return acc
+
+    def concat(self, xs: list[int]) -> int:
+        c = sum(self.shape(x)[0] for x in xs)
+        s0 = self.shape(xs[0])
+        return self._shared(Node("concat", in_shape=s0, out_shape=(c, *s0[1:])), list(xs))
+
+    def crop(self, x: int, start: int) -> int:
+        """``x[:, :, start:, start:]``: the exporter writes one Slice per axis."""
+        c, h, w = self.shape(x)
+        y = self._shared(Node("slice", in_shape=(c, h, w), out_shape=(c, h - start, w)), [x])
+        return self._shared(Node("slice", in_shape=(c, h - start, w),
+                                 out_shape=(c, h - start, w - start)), [y])
+
+    def global_avg_pool(self, x: int) -> int:
+        c, h, w = self.shape(x)
+        return self._shared(Node("global_avg_pool", in_shape=(c, h, w), out_shape=(c, 1, 1),
+                                 kernel=(1, 1)), [x])
+
+    def linear(self, x: int, out: int) -> int:
+        """A linear layer with bias on the flattened input (the flatten vanishes)."""
+        f = 1
+        for d in self.shape(x):
+            f *= d
+        node = Node("linear", in_shape=(f,), out_shape=(out,), weight_shape=(out, f),
+                    params=out * f + out, macs=out * f)
+        return self._add(node, [x])
+
+    # -------------------------------------------------------------- build
+    def build(self) -> CG:
+        """Merge eligible BNs into their conv / linear producers, then order canonically."""
+        consumers = [0] * len(self.nodes)
+        for ins in self.inputs:
+            for s in ins:
+                consumers[s] += 1
+        nodes = list(self.nodes)
+        redirect = list(range(len(nodes)))
+        dropped: set[int] = set()
+        for i, affine in self.bn_affine.items():
+            (src,) = self.inputs[i]
+            if nodes[src].op in ("conv", "group_conv", "depthwise_conv", "linear") and consumers[src] == 1:
+                p = nodes[src]
+                nodes[src] = Node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
+                                  p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)
+                redirect[i] = src
+                dropped.add(i)
+        # The exporter drops computations no output uses (e.g. an NB-201 node
+        # whose out-edges are all ``none``); so do we. Inputs always stay.
+        used = [n.op in ("output", "input") for n in nodes]
+        for i in range(len(nodes) - 1, -1, -1):
+            if used[i] and nodes[i].op != "input":
+                for s in self.inputs[i]:
+                    used[redirect[s]] = True
+                    used[s] = True
+        b = GraphBuilder(self.name)
+        new_id: dict[int, int] = {}
+        for i, node in enumerate(nodes):
+            if i in dropped or not used[i]:
+                continue
+            new_id[i] = b.add(node, [new_id[redirect[s]] for s in self.inputs[i]])
+        return b.build()

@@ -1,0 +1,261 @@
+"""NAS-Bench-201: cells given as arch strings, on CIFAR-10 (32x32, 10 classes).
+
+The network is AutoDL's ``TinyNetwork`` as NAS-Bench-201 trained it: stem
+conv3x3(3, 16) + BN; three stages of N = 5 cells with C = 16, 32, 64; a
+ResNet basic block (stride 2, avg-pool + 1x1-conv shortcut) between stages;
+BN + ReLU; global average pool; linear 64 -> 10. Every BN is affine: that is
+what NASLib's ``params`` counts (``0.615386`` M for the file's first cell is
+only reached with affine cell BNs; with ``affine=False`` it would be 0.610906).
+
+Cell edges: ``nor_conv_kxk`` = ReLU, conv (no bias), BN; ``avg_pool_3x3`` =
+AvgPool(3, 1, 1, count_include_pad=False) with no conv (C_in == C_out);
+``skip_connect`` = identity; ``none`` = zeros.
+
+``none`` and dead nodes
+-----------------------
+A ``none`` edge adds zeros, so it is no edge in the CG. A node is *live* when
+its value depends on the network input, i.e. some non-``none`` edge comes from
+a live node. A *dead* node is constant: zero when all its edges are ``none``,
+else the input-independent BN shift of a conv reading a dead node. The CG
+shows live data flow only: dead nodes and every edge leaving them are absent,
+and a constant a dead node adds into a live node is a per-channel bias that
+the canonical rules merge into the node producing the activation (no node, no
+parameters). When a cell's output node is dead the network's output does not
+depend on its input (341 of the 15,625 cells): the CG keeps the nodes up to
+that cell and an ``output`` node with no incoming edge. The torch module is
+numerically the trained network: it computes dead values from constant zero
+tensors, so its ONNX export holds the same live data flow plus constant
+subgraphs that the importer treats as parameters.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cg.families.base import Family, LabelledArch
+from cg.families.cell_builder import LayerGraph
+from cg.graph import CG
+
+#: The five NAS-Bench-201 edge operations.
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+#: ``(node, input_node)`` of the six cell edges, in arch-string order.
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+CHANNELS: tuple[int, ...] = (16, 32, 64)
+CELLS_PER_STAGE = 5
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class NB201Spec:
+    """A NAS-Bench-201 cell: the op on each of the six edges of :data:`EDGES`."""
+
+    ops: tuple[str, ...]
+
+    def to_arch(self) -> str:
+        it = iter(zip(self.ops, EDGES))
+        groups = []
+        for node in (1, 2, 3):
+            groups.append("|".join(f"{op}~{src}" for op, (_, src) in (next(it) for _ in range(node))))
+        return "|" + "|+|".join(groups) + "|"
+
+    def live_nodes(self) -> tuple[bool, bool, bool, bool]:
+        """Whether each cell node (0..3) depends on the cell input."""
+        live = [True, False, False, False]
+        for op, (node, src) in zip(self.ops, EDGES):
+            if op != "none" and live[src]:
+                live[node] = True
+        return tuple(live)  # type: ignore[return-value]
+
+
+def parse(arch: str) -> NB201Spec:
+    """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; ``ValueError`` says what is wrong."""
+    if not isinstance(arch, str):
+        raise ValueError(f"NB-201 arch must be a string, got {type(arch).__name__}")
+    text = arch.strip()
+    groups = text.split("+")
+    if len(groups) != 3:
+        raise ValueError(
+            f"NB-201 arch {arch!r} must have 3 node groups joined by '+', got {len(groups)}; "
+            "expected like |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+        )
+    ops: list[str] = []
+    for node, group in enumerate(groups, start=1):
+        if not (group.startswith("|") and group.endswith("|")) or len(group) < 2:
+            raise ValueError(f"NB-201 arch {arch!r}: node {node} group {group!r} must be wrapped in '|'")
+        items = group[1:-1].split("|")
+        if len(items) != node:
+            raise ValueError(f"NB-201 arch {arch!r}: node {node} must have {node} input edge(s), got {len(items)}")
+        for src, item in enumerate(items):
+            op, sep, idx = item.partition("~")
+            if not sep:
+                raise ValueError(f"NB-201 arch {arch!r}: edge {item!r} must be op~input")
+            if op not in OPS:
+                raise ValueError(f"NB-201 arch {arch!r}: unknown op {op!r}; valid ops: {', '.join(OPS)}")
+            if idx != str(src):
+                raise ValueError(
+                    f"NB-201 arch {arch!r}: edge {src + 1} of node {node} must read node {src}, got {idx!r}"
+                )
+            ops.append(op)
+    return NB201Spec(tuple(ops))
+
+
+def _edge(g: LayerGraph, op: str, x: int) -> int:
+    """One live cell edge (not ``none``) applied to layer ``x``."""
+    if op == "skip_connect":
+        return x
+    if op == "avg_pool_3x3":
+        return g.pool("avg_pool", x, 3, 1, 1)
+    k = 3 if op == "nor_conv_3x3" else 1
+    c = g.shape(x)[0]
+    return g.bn(g.conv(g.relu(x), c, k, 1, k // 2))
+
+
+def _cell(g: LayerGraph, spec: NB201Spec, x: int | None) -> int | None:
+    """The cell on live layer ``x`` (``None`` = dead); returns its live output or None."""
+    nodes: list[int | None] = [x]
+    for node in (1, 2, 3):
+        terms = [
+            _edge(g, op, nodes[src])
+            for op, (n, src) in zip(spec.ops, EDGES)
+            if n == node and op != "none" and nodes[src] is not None
+        ]
+        nodes.append(g.sum(terms) if terms else None)
+    return nodes[3]
+
+
+def _resblock(g: LayerGraph, x: int, c_out: int) -> int:
+    a = g.bn(g.conv(g.relu(x), c_out, 3, 2, 1))
+    b = g.bn(g.conv(g.relu(a), c_out, 3, 1, 1))
+    shortcut = g.conv(g.pool("avg_pool", x, 2, 2, 0), c_out, 1)
+    return g.add(shortcut, b)
+
+
+def build_cg(spec: NB201Spec) -> CG:
+    g = LayerGraph(spec.to_arch())
+    x: int | None = g.input((3, 32, 32))
+    x = g.bn(g.conv(x, CHANNELS[0], 3, 1, 1))
+    for stage, c in enumerate(CHANNELS):
+        if stage > 0 and x is not None:
+            x = _resblock(g, x, c)
+        for _ in range(CELLS_PER_STAGE):
+            if x is not None:
+                x = _cell(g, spec, x)
+    if x is not None:
+        x = g.linear(g.global_avg_pool(g.relu(g.bn(x))), NUM_CLASSES)
+    g.output(x, (NUM_CLASSES,))
+    return g.build()
+
+
+class NB201Family(Family):
+    name = "nb201"
+    input_shape = (3, 32, 32)
+
+    def parse(self, arch: str) -> NB201Spec:
+        return parse(arch)
+
+    def to_cg(self, spec: NB201Spec) -> CG:
+        return build_cg(spec)
+
+    def to_module(self, spec: NB201Spec):
+        from cg.families.nets.nb201 import TinyNetwork
+
+        return TinyNetwork(spec)
+
+    def load_labelled(self, data_dir: Path | None = None) -> list[LabelledArch]:
+        """All 15,625 cells (label: CIFAR-10 test accuracy after 200 epochs, as a
+        fraction); ``extra`` holds NASLib's params / flops / zero-cost scores for
+        the 724 cells of ``naslib_zc_nasbench201_cifar10_724.json`` when present."""
+        from cg.data import data_dir as find
+
+        root = Path(data_dir) if data_dir is not None else find()
+        path = root / "nb201" / "nb201_cifar10_15625.json.gz"
+        try:
+            with gzip.open(path, "rt") as f:
+                records = json.load(f)
+        except FileNotFoundError:
+            from cg.errors import GennapeError
+
+            raise GennapeError(f"{path}: benchmark data file not found") from None
+        zc = load_zero_cost(root)
+        out = []
+        for rec in records:
+            spec = parse(rec["arch"])
+            key = spec.to_arch()
+            out.append(LabelledArch(key, spec, float(rec["test_acc_200ep"]) / 100.0, dict(zc.get(key, {}))))
+        return out
+
+
+def load_zero_cost(root: Path) -> dict[str, dict]:
+    """``arch string -> {params (count), flops, val_accuracy, <proxy>: score}`` from
+    NASLib's zero-cost file (empty when the file is absent)."""
+    path = Path(root) / "nb201" / "naslib_zc_nasbench201_cifar10_724.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())["cifar10"]
+    out = {}
+    for rec in data.values():
+        extra = _scores(rec, skip=("idx", "arch", "arch_str"))
+        out[parse(rec["arch_str"]).to_arch()] = extra
+    return out
+
+
+def _scores(rec: dict, skip: tuple[str, ...]) -> dict:
+    """Flatten NASLib's ``{"score", "time"}`` entries; ``params`` (millions) -> a count."""
+    extra = {}
+    for k, v in rec.items():
+        if k in skip:
+            continue
+        extra[k] = v["score"] if isinstance(v, dict) and "score" in v else v
+    if "params" in extra:
+        extra["params_millions"] = extra["params"]
+        extra["params"] = round(extra["params"] * 1e6)
+    return extra
+
+
+FAMILY = NB201Family()
+
+
+# ------------------------------------------------------------- equivalence
+def onnx_cg(family: Family, spec) -> CG:
+    """The CG the ONNX importer builds from ``family.to_module(spec)`` exported
+    with the legacy exporter (``dynamo=False, do_constant_folding=False``)."""
+    import io
+    import warnings
+
+    import torch
+
+    import cg
+
+    module = family.to_module(spec).eval()
+    x = torch.zeros(1, *family.example_input_shape(spec))
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # torch warns that the legacy exporter is deprecated; it is the one we mirror.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, x, buf, dynamo=False, do_constant_folding=False)
+    return cg.from_onnx(buf.getvalue())
+
+
+def random_specs(n: int, seed: int = 0) -> list[NB201Spec]:
+    """``n`` distinct random cells (deterministic for a seed)."""
+    import random
+
+    rng = random.Random(seed)
+    seen: dict[NB201Spec, None] = {}
+    while len(seen) < min(n, len(OPS) ** len(EDGES)):
+        seen[NB201Spec(tuple(rng.choice(OPS) for _ in EDGES))] = None
+    return list(seen)
+
+
+def equivalence_check(n: int = 50, seed: int = 0, family: Family | None = None, specs=None) -> dict:
+    """Compare ``to_cg`` with the importer's CG of the exported module for ``n``
+    random specs; returns counts and the first mismatching arch strings."""
+    family = family or FAMILY
+    specs = specs if specs is not None else random_specs(n, seed)
+    bad = [s.to_arch() for s in specs if family.to_cg(s) != onnx_cg(family, s)]
+    return {"checked": len(specs), "identical": len(specs) - len(bad), "mismatches": bad[:5]}
