@@ -243,7 +243,7 @@ class GennapeEstimator:
 
         self._check_fitted()
         y = np.asarray(y, dtype=np.float64)
-        emb = self._standardise(embed_pack(self.encoder_, as_pack(cgs), device=self.device))
+        emb = self.embed(cgs)
         if len(y) != len(emb):
             raise ValueError(f"{len(emb)} graphs but {len(y)} targets")
         if refit_transform:
