@@ -11,9 +11,11 @@ Passes run in this order; each is linear in the graph size:
    or ``pad``); otherwise it stays as ``add`` / ``mul`` with one input edge
    and the parameter's size as params.
 2. :func:`collapse_patterns` -- ``relu6(x + 3) / 6`` (or ``* 1/6``) ->
-   ``hard_sigmoid``; ``x * sigmoid(x)`` -> ``silu``; ``x * hard_sigmoid(x)``
-   and ``(x * relu6(x + 3)) / 6`` -> ``hard_swish``. Intermediate nodes of a
-   pattern must have no other consumer.
+   ``hard_sigmoid``; ``Min(relu(x), 6)`` -> ``relu6``; ``x * sigmoid(x)`` ->
+   ``silu``; ``x * hard_sigmoid(x)`` and ``(x * relu6(x + 3)) / 6`` ->
+   ``hard_swish``; ``x * 0.5 * (1 + erf(x / sqrt 2))`` -> ``gelu``.
+   Intermediate nodes of a pattern must have no other consumer; scalar
+   constants must be the right operand and equal the pattern's value.
 3. :func:`drop_scalars` -- remaining scalar arithmetic vanishes (scalars are
    never parameters and do not change the architecture).
 4. :func:`merge_pads` -- a Pad vanishes; its consumers keep the padded input
@@ -34,14 +36,24 @@ WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})
 NO_MERGE = frozenset({"input", "output", "scalar", "move", "pad"})
 
 
-def canonicalise(ir: IRGraph) -> None:
+def canonicalise(ir: IRGraph) -> list[tuple[str, str]]:
+    """Run every pass; return (ONNX op type, node name) of pattern parts that
+    matched no pattern (an Erf, a Min(x, 6) not after a relu): the importer
+    reports them as unsupported and, with ``unknown_ops="other"``, they become
+    ``other`` nodes."""
     merge_norm_and_affine(ir)
     collapse_patterns(ir)
+    leftovers = []
+    for _, n in ir.alive():
+        if n.op == "erf" or (n.op == "scalar" and n.info.get("fn") == "min"):
+            leftovers.append(("Erf" if n.op == "erf" else "Min", n.name))
+            n.op = "other"
     drop_scalars(ir)
     merge_pads(ir)
     simplify_moves(ir)
     for _, n in ir.alive():
         assert n.op not in PSEUDO_OPS, f"pseudo op {n.op} left after canonicalisation"
+    return leftovers
 
 
 def merge_norm_and_affine(ir: IRGraph) -> None:
@@ -68,81 +80,106 @@ def merge_norm_and_affine(ir: IRGraph) -> None:
 
 def _is_scalar(n, fns: tuple[str, ...], value: float) -> bool:
     v = n.info.get("value")
-    return n.op == "scalar" and n.info.get("fn") in fns and v is not None and abs(v - value) <= 1e-4 * abs(value)
+    return (n.op == "scalar" and n.info.get("fn") in fns and not n.info.get("const_first")
+            and v is not None and abs(v - value) <= 1e-4 * abs(value))
 
 
-def _is_div6(n) -> bool:
-    return _is_scalar(n, ("div",), 6.0) or _is_scalar(n, ("mul",), 1.0 / 6.0)
+def _is_div(n, value: float) -> bool:
+    return _is_scalar(n, ("div",), value) or _is_scalar(n, ("mul",), 1.0 / value)
+
+
+def _collapse(ir: IRGraph, cons, keep: int, x: int, op: str, dead: list[int]) -> None:
+    """Turn node ``keep`` into ``op(x)`` and delete the pattern's ``dead`` nodes
+    (whose only consumers lie inside the pattern), keeping ``cons`` exact."""
+    node = ir.nodes[keep]
+    for d in dead:
+        for s in ir.nodes[d].inputs:
+            cons[s] = [c for c in cons[s] if c != d]
+        cons[d] = []
+        ir.nodes[d].alive = False
+    for s in node.inputs:
+        cons[s] = [c for c in cons[s] if c != keep]
+    node.op, node.inputs, node.in_shape = op, [x], ir.nodes[x].out_shape
+    cons[x].append(keep)
 
 
 def collapse_patterns(ir: IRGraph) -> None:
     cons = ir.consumers()
     nodes = ir.nodes
-    # relu6(x + 3) / 6 -> hard_sigmoid(x)
+
+    def sole(child: int, parent: int) -> bool:
+        return cons[child] == [parent]
+
+    # relu6(x + 3) / 6 -> hard_sigmoid(x); relu -> Min(., 6) -> relu6
     for i, d in ir.alive():
-        if not _is_div6(d):
+        if _is_scalar(d, ("min",), 6.0):
+            r = d.inputs[0]
+            if nodes[r].op == "relu" and sole(r, i):
+                _collapse(ir, cons, i, nodes[r].inputs[0], "relu6", [r])
+            continue
+        if not _is_div(d, 6.0):
             continue
         r = d.inputs[0]
-        rn = nodes[r]
-        if rn.op != "relu6" or cons[r] != [i]:
+        if nodes[r].op != "relu6" or not sole(r, i):
             continue
-        a = rn.inputs[0]
-        an = nodes[a]
-        if not _is_scalar(an, ("add",), 3.0) or cons[a] != [r]:
-            continue
-        x = an.inputs[0]
-        ir.replace(a, x, cons)
-        rn.op, rn.in_shape = "hard_sigmoid", an.in_shape
-        ir.replace(i, r, cons)
-    # x * sigmoid(x) -> silu; x * hard_sigmoid(x) -> hard_swish;
-    # (x * relu6(x + 3)) / 6 -> hard_swish
+        a = nodes[r].inputs[0]
+        if _is_scalar(nodes[a], ("add",), 3.0) and sole(a, r):
+            _collapse(ir, cons, i, nodes[a].inputs[0], "hard_sigmoid", [r, a])
+    # Products: x * sigmoid(x) -> silu; x * hard_sigmoid(x) -> hard_swish;
+    # (x * relu6(x + 3)) / 6 -> hard_swish; x * 0.5 * (1 + erf(x / sqrt 2)) -> gelu
     for i, m in ir.alive():
-        if m.op == "mul" and len(m.inputs) == 2 and not _gate(ir, cons, i):
-            _relu6_swish(ir, cons, i)
+        if m.op == "mul" and len(m.inputs) == 2:
+            _gate(ir, cons, i) or _relu6_swish(ir, cons, i) or _erf_gelu(ir, cons, i)
 
 
 def _gate(ir: IRGraph, cons, m: int) -> bool:
-    """x * sigmoid(x) -> silu, x * hard_sigmoid(x) -> hard_swish; True if fused."""
+    """x * sigmoid(x) -> silu, x * hard_sigmoid(x) -> hard_swish."""
     inputs = ir.nodes[m].inputs
     for x, g in (inputs, inputs[::-1]):
         gn = ir.nodes[g]
         if gn.op in ("sigmoid", "hard_sigmoid") and gn.inputs == [x] and cons[g] == [m]:
-            _fuse(ir, cons, m, g, x, "silu" if gn.op == "sigmoid" else "hard_swish")
+            _collapse(ir, cons, m, x, "silu" if gn.op == "sigmoid" else "hard_swish", [g])
             return True
     return False
 
 
-def _fuse(ir: IRGraph, cons, m: int, g: int, x: int, op: str) -> None:
-    node = ir.nodes[m]
-    ir.replace(g, x, cons)  # the gate's consumer m now reads x twice
-    node.op = op
-    node.inputs = [x]
-    cons[x] = [c for c in cons[x] if c != m] + [m]
-    node.in_shape = ir.nodes[x].out_shape
-
-
-def _relu6_swish(ir: IRGraph, cons, m: int) -> None:
-    """(x * relu6(x + 3)) / 6 -> hard_swish(x)."""
+def _relu6_swish(ir: IRGraph, cons, m: int) -> bool:
+    """(x * relu6(x + 3)) / 6 -> hard_swish(x) (the division stays a scalar
+    node, which vanishes)."""
     nodes = ir.nodes
-    mn = nodes[m]
-    if len(cons[m]) != 1 or not _is_div6(nodes[cons[m][0]]):
-        return
-    d = cons[m][0]
-    for x, r in (mn.inputs, mn.inputs[::-1]):
-        rn = nodes[r]
-        if rn.op != "relu6" or cons[r] != [m]:
+    if len(cons[m]) != 1 or not _is_div(nodes[cons[m][0]], 6.0):
+        return False
+    for x, r in (nodes[m].inputs, nodes[m].inputs[::-1]):
+        if nodes[r].op != "relu6" or cons[r] != [m]:
             continue
-        a = rn.inputs[0]
-        an = nodes[a]
-        if not _is_scalar(an, ("add",), 3.0) or an.inputs != [x] or cons[a] != [r]:
+        a = nodes[r].inputs[0]
+        if _is_scalar(nodes[a], ("add",), 3.0) and nodes[a].inputs == [x] and cons[a] == [r]:
+            _collapse(ir, cons, m, x, "hard_swish", [r, a])
+            return True
+    return False
+
+
+def _erf_gelu(ir: IRGraph, cons, m: int) -> bool:
+    """x * (1 + erf(x / sqrt 2)) (times 0.5 anywhere) -> gelu(x)."""
+    nodes = ir.nodes
+    for u, a in (nodes[m].inputs, nodes[m].inputs[::-1]):
+        if not _is_scalar(nodes[a], ("add",), 1.0) or cons[a] != [m]:
             continue
-        ir.replace(a, x, cons)
-        ir.replace(r, x, cons)
-        mn.op, mn.inputs = "hard_swish", [x]
-        cons[x] = [c for c in cons[x] if c != m] + [m]
-        mn.in_shape = nodes[x].out_shape
-        ir.replace(d, m, cons)
-        return
+        e = nodes[a].inputs[0]
+        if nodes[e].op != "erf" or cons[e] != [a]:
+            continue
+        d = nodes[e].inputs[0]
+        if not _is_div(nodes[d], 2.0 ** 0.5) or cons[d] != [e]:
+            continue
+        x = nodes[d].inputs[0]
+        dead = [a, e, d]
+        if u != x:  # (x * 0.5) * (1 + erf(...))
+            if not (_is_scalar(nodes[u], ("mul",), 0.5) and nodes[u].inputs == [x] and cons[u] == [m]):
+                continue
+            dead.append(u)
+        _collapse(ir, cons, m, x, "gelu", dead)
+        return True
+    return False
 
 
 def drop_scalars(ir: IRGraph) -> None:

@@ -10,7 +10,7 @@ import onnx
 
 from cg.errors import ConversionError, UnsupportedOpsError
 from cg.graph import CG, GraphBuilder, Node
-from cg.onnx_import import canonical, load
+from cg.onnx_import import canonical, constfold, load
 from cg.onnx_import.context import Context, HandlerUnsupported, tensor_value
 from cg.onnx_import.registry import handler_for
 
@@ -24,6 +24,9 @@ SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
 VALUE_PASSTHROUGH = frozenset({"Identity", "Cast", "Squeeze", "Unsqueeze", "Reshape"})
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
+
+#: Rounds of constant folding + shape inference for shapes hidden by constant subgraphs.
+MAX_FOLD_ROUNDS = 8
 
 
 def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
@@ -59,6 +62,14 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
     load.fix_input_shapes(proto, source, input_shape)
     inferred = load.infer_shapes(proto, source)
     shapes = load.shape_table(inferred)
+    static = static_tensors(graph)
+    for _ in range(MAX_FOLD_ROUNDS):
+        # A constant subgraph (e.g. a Pad's pads) hid shapes from inference:
+        # evaluate it with numpy and infer again (each round reaches further).
+        if not _missing_shapes(graph, static, shapes) or not constfold.fold_frontier(proto, static, shapes):
+            break
+        inferred = load.infer_shapes(proto, source)
+        shapes = load.shape_table(inferred)
     opset = next((o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS), 1)
     name = graph.name or ""
     if isinstance(model, str) or hasattr(model, "__fspath__"):
@@ -66,6 +77,26 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
 
         name = Path(model).stem
     return _convert(inferred.graph, source, opset, shapes, unknown_ops, name)
+
+
+def static_tensors(graph: onnx.GraphProto) -> set[str]:
+    """Tensors that do not depend on the network input's values (one pass in
+    topological order)."""
+    static = {i.name for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
+            static.update(o for o in node.output if o)
+    return static
+
+
+def _missing_shapes(graph: onnx.GraphProto, static: set[str], shapes: dict) -> bool:
+    for node in graph.node:
+        for o in node.output:
+            if o and o not in static:
+                shape = shapes.get(o)
+                if shape is None or None in shape:
+                    return True
+    return False
 
 
 def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
@@ -106,6 +137,14 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
         if missing:  # a handler bug, never a user error
             raise AssertionError(f"handler for {node.op_type} did not map output {missing[0]!r}")
 
+    for out in graph.output:
+        if out.name in ctx.value:
+            ctx.emit(None, "output", [out.name], out=None, out_shape=ctx.feat(out.name))
+        else:  # a constant output: an output node with no producer
+            ctx.emit(None, "output", [], out=None, in_shape=ctx.feat(out.name), out_shape=ctx.feat(out.name))
+        ctx.ir.nodes[-1].name = out.name
+
+    unsupported += canonical.canonicalise(ctx.ir)
     if unsupported:
         if unknown_ops == "error":
             raise UnsupportedOpsError(source, unsupported)
@@ -116,14 +155,6 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
             stacklevel=3,
         )
 
-    for out in graph.output:
-        if out.name in ctx.value:
-            ctx.emit(None, "output", [out.name], out=None, out_shape=ctx.feat(out.name))
-        else:  # a constant output: an output node with no producer
-            ctx.emit(None, "output", [], out=None, in_shape=ctx.feat(out.name), out_shape=ctx.feat(out.name))
-        ctx.ir.nodes[-1].name = out.name
-
-    canonical.canonicalise(ctx.ir)
     return _build(ctx, name)
 
 

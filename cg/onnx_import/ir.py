@@ -10,6 +10,7 @@ resolve:
             (merged into the producer, else ``add`` / ``mul``)
 ``scalar``  arithmetic with a scalar constant (part of a pattern, else vanishes)
 ``pad``     a Pad (merged into its consumers)
+``erf``     an Erf (part of a GELU pattern, else reported as unsupported)
 ``move``    data movement: Reshape, Flatten, Transpose, Squeeze, ... (chains
             become one ``reshape``; in front of a linear they vanish)
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PSEUDO_OPS = frozenset({"bn", "affine", "scalar", "pad", "move"})
+PSEUDO_OPS = frozenset({"bn", "affine", "scalar", "pad", "move", "erf"})
 
 
 @dataclass(eq=False)

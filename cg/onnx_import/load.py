@@ -41,7 +41,7 @@ def read_model(model) -> tuple[onnx.ModelProto, str]:
     try:
         proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as err:
-        raise ConversionError(source, f"not an ONNX model or truncated ({_first_line(err)})") from None
+        raise ConversionError(source, "not an ONNX model, or a truncated one (protobuf parse error)") from None
     if not data or (not proto.opset_import and not proto.graph.node):
         raise ConversionError(source, "not an ONNX model (no graph and no opset)")
     return proto, source

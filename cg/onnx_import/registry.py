@@ -38,12 +38,15 @@ def handler_for(op_type: str) -> Callable | None:
 
 
 def supported_ops() -> dict[str, str]:
-    """ONNX op type -> first line of its handler's docstring, sorted by op type."""
+    """ONNX op type -> the first paragraph of its handler's docstring (what it
+    becomes), sorted by op type."""
     _load_handlers()
-    return {
-        op: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        for op, fn in sorted(HANDLERS.items())
-    }
+    return {op: _summary(fn) for op, fn in sorted(HANDLERS.items())}
+
+
+def _summary(fn: Callable) -> str:
+    paragraph = (fn.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in paragraph.splitlines()).replace("``", "`")
 
 
 def _load_handlers() -> None:

@@ -54,3 +54,36 @@ def clip(node, ctx):
         ctx.emit(node, "relu", ctx.acts(node)[:1])
     else:
         ctx.unsupported(f"Clip({lo}, {hi})")
+
+
+@register("Erf")
+def erf(node, ctx):
+    """Erf -> part of GELU's exact decomposition ``x * 0.5 * (1 + erf(x / sqrt 2))``,
+    which becomes gelu; an Erf outside that pattern is unsupported."""
+    ctx.emit(node, "erf", ctx.acts(node)[:1])
+
+
+def _scalar_operand(node, ctx) -> float | None:
+    statics = ctx.statics(node)
+    if len(statics) != 1 or len(ctx.acts(node)) != 1 or ctx.numel(statics[0]) != 1:
+        return None
+    value = ctx.const(statics[0])
+    return None if value is None else float(value.reshape(-1)[0])
+
+
+@register("Max")
+def max_(node, ctx):
+    """Max(x, 0) -> relu (``Min(Max(x, 0), 6)`` -> relu6); other Max variants
+    are unsupported."""
+    if _scalar_operand(node, ctx) != 0.0:
+        ctx.unsupported("Max other than Max(x, 0)")
+    ctx.emit(node, "relu", ctx.acts(node))
+
+
+@register("Min")
+def min_(node, ctx):
+    """Min(x, 6) after a relu -> relu6 (``Min(Max(x, 0), 6)``); other Min
+    variants are unsupported."""
+    if _scalar_operand(node, ctx) != 6.0:
+        ctx.unsupported("Min other than Min(x, 6)")
+    ctx.emit(node, "scalar", ctx.acts(node), info={"fn": "min", "value": 6.0, "const_first": False})

@@ -1,0 +1,188 @@
+"""Evaluating small constant subgraphs (shape / pads / axes computations) with
+numpy, for models whose shapes onnx's inference cannot propagate on its own.
+
+Example: torch's legacy exporter writes ``F.pad`` at opset >= 11 with a pads
+vector computed by ConstantOfShape / Concat / Reshape / Slice / Transpose /
+Cast; onnx shape inference cannot see through it and stops. The importer then
+evaluates such subgraphs here (values up to :data:`SMALL_NUMEL` elements only,
+never weights), replaces them by Constant nodes and infers shapes again.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from cg.onnx_import.context import SMALL_NUMEL, tensor_value
+
+EVAL: dict[str, Callable] = {}
+
+
+def _op(*names):
+    def wrap(fn):
+        for n in names:
+            EVAL[n] = fn
+        return fn
+    return wrap
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+@_op("Identity")
+def _identity(node, x, *_):
+    return x
+
+
+@_op("Cast")
+def _cast(node, x, *_):
+    return x.astype(helper.tensor_dtype_to_np_dtype(_attr(node, "to")))
+
+
+@_op("Unsqueeze")
+def _unsqueeze(node, x, axes=None, *_):
+    axes = _attr(node, "axes") if axes is None else axes
+    for a in sorted(int(v) % (x.ndim + len(axes)) for v in axes):
+        x = np.expand_dims(x, a)
+    return x
+
+
+@_op("Squeeze")
+def _squeeze(node, x, axes=None, *_):
+    axes = _attr(node, "axes") if axes is None else axes
+    return np.squeeze(x, axis=tuple(int(a) for a in axes)) if axes is not None else np.squeeze(x)
+
+
+@_op("Concat")
+def _concat(node, *xs):
+    return np.concatenate([np.atleast_1d(x) for x in xs], axis=_attr(node, "axis", 0))
+
+
+@_op("Reshape")
+def _reshape(node, x, shape, *_):
+    shape = [int(s) if s != 0 else x.shape[i] for i, s in enumerate(shape)]
+    return x.reshape(shape)
+
+
+@_op("Transpose")
+def _transpose(node, x, *_):
+    return np.transpose(x, _attr(node, "perm"))
+
+
+@_op("Slice")
+def _slice(node, x, starts=None, ends=None, axes=None, steps=None):
+    starts = _attr(node, "starts") if starts is None else starts
+    ends = _attr(node, "ends") if ends is None else ends
+    axes = (_attr(node, "axes") or list(range(len(starts)))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[int(a)] = slice(int(s), int(e), int(st))
+    return x[tuple(index)]
+
+
+@_op("Gather")
+def _gather(node, x, idx, *_):
+    return np.take(x, idx, axis=_attr(node, "axis", 0))
+
+
+@_op("ConstantOfShape")
+def _constant_of_shape(node, shape, *_):
+    value = _attr(node, "value")
+    fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
+    if int(np.prod(shape)) > SMALL_NUMEL:
+        return None
+    return np.full([int(s) for s in shape], fill)
+
+
+_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Equal": np.equal,
+           "Max": np.maximum, "Min": np.minimum}
+for _name, _fn in _BINARY.items():
+    EVAL[_name] = (lambda f: lambda node, a, b, *_: f(a, b))(_fn)
+
+
+@_op("Div")
+def _div(node, a, b, *_):
+    return a // b if np.issubdtype(a.dtype, np.integer) else a / b
+
+
+@_op("Where")
+def _where(node, c, a, b):
+    return np.where(c, a, b)
+
+
+@_op("Range")
+def _range(node, start, limit, delta):
+    return np.arange(start, limit, delta)
+
+
+@_op("Floor", "Ceil", "Neg", "Abs")
+def _unary(node, x, *_):
+    return {"Floor": np.floor, "Ceil": np.ceil, "Neg": np.negative, "Abs": np.abs}[node.op_type](x)
+
+
+def fold_frontier(model: onnx.ModelProto, static: set[str], shapes: dict) -> bool:
+    """Replace static nodes that feed the network with Constant nodes holding
+    their (small) values. Returns True if anything changed."""
+    graph = model.graph
+    values: dict[str, np.ndarray] = {}
+    for init in graph.initializer:
+        v = tensor_value(init)
+        if v is not None:
+            values[init.name] = v
+    frontier: set[str] = set()
+    for node in graph.node:
+        if any(t and t not in static for t in node.input) or not node.output:
+            frontier.update(t for t in node.input if t in static)
+    replaced = False
+    new_nodes = []
+    for node in graph.node:
+        out = node.output[0] if node.output else ""
+        if out not in static:
+            new_nodes.append(node)
+            continue
+        value = _evaluate(node, values, shapes)
+        if value is not None and value.size <= SMALL_NUMEL:
+            values[out] = np.asarray(value)
+        if out in frontier and out in values and node.op_type != "Constant" and len(node.output) == 1:
+            new_nodes.append(helper.make_node("Constant", [], [out], value=numpy_helper.from_array(values[out], out)))
+            replaced = True
+        else:
+            new_nodes.append(node)
+    if replaced:
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    return replaced
+
+
+def _evaluate(node, values, shapes):
+    op = node.op_type
+    try:
+        if op == "Constant":
+            from cg.onnx_import.importer import _constant_value
+
+            return _constant_value(node)
+        if op in ("Shape", "Size"):
+            shape = shapes.get(node.input[0])
+            if shape is None or None in shape:
+                return None
+            if op == "Size":
+                return np.asarray(int(np.prod(shape)), dtype=np.int64)
+            start, end = _attr(node, "start", 0), _attr(node, "end", None)
+            return np.asarray(shape[start:end], dtype=np.int64)
+        fn = EVAL.get(op)
+        if fn is None:
+            return None
+        args = [values.get(t) if t else None for t in node.input]
+        if any(a is None for t, a in zip(node.input, args) if t):
+            return None
+        return fn(node, *args)
+    except Exception:  # an odd constant: leave it to shape inference
+        return None

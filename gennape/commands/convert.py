@@ -1,0 +1,80 @@
+"""``gennape convert MODEL.onnx``: the computation graph of an ONNX model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", help="the ONNX file (weights are never read)")
+    parser.add_argument("--json", metavar="OUT.json", help="write the CG as JSON ('-' for stdout)")
+    parser.add_argument("--draw", metavar="OUT.svg|OUT.png", help="render the CG (PNG needs matplotlib)")
+    parser.add_argument("--input-shape", metavar="1x3x224x224",
+                        help="shape of the first input, batch included; replaces symbolic dimensions")
+    parser.add_argument("--unknown-ops", choices=("error", "other"), default="error",
+                        help="unsupported ONNX ops: fail listing them all (default), or map them to 'other'")
+    parser.add_argument("--list-ops", action="store_true", help="list the supported ONNX op types and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import warnings
+
+    from cg.errors import GennapeError
+
+    if args.list_ops:
+        from cg.onnx_import import supported_ops
+
+        for op, doc in supported_ops().items():
+            print(f"{op:24s} {doc}")
+        return 0
+    if not args.model:
+        raise GennapeError("a model file is required (or --list-ops)")
+
+    from cg.graph import write_text_atomic
+    from cg.onnx_import import from_onnx
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cg = from_onnx(args.model, input_shape=args.input_shape, unknown_ops=args.unknown_ops)
+    except ValueError as err:  # a malformed --input-shape
+        raise GennapeError(str(err)) from None
+    for w in caught:
+        print(f"gennape convert: warning: {w.message}", file=sys.stderr)
+
+    to_stdout = args.json == "-"
+    out = sys.stderr if to_stdout else sys.stdout
+    print(summary_text(cg), file=out)
+    if args.json:
+        text = cg.to_json(indent=1)
+        if to_stdout:
+            sys.stdout.write(text + "\n")
+        else:
+            from pathlib import Path
+
+            try:
+                write_text_atomic(Path(args.json), text)
+            except OSError as err:
+                raise GennapeError(f"{args.json}: cannot write ({err.strerror})") from None
+            print(f"wrote {args.json}", file=out)
+    if args.draw:
+        from cg.draw import draw
+
+        draw(cg, args.draw)
+        print(f"wrote {args.draw}", file=out)
+    return 0
+
+
+def summary_text(cg) -> str:
+    """A few lines a person can read: size, totals and op counts."""
+    s = cg.summary()
+    shape = "x".join(map(str, s["input_shape"])) or "?"
+    ops = ", ".join(f"{op} {n}" for op, n in sorted(s["ops"].items(), key=lambda kv: (-kv[1], kv[0])))
+    return "\n".join([
+        f"{cg.name or 'model'}: input {shape}",
+        f"  nodes {s['num_nodes']}, edges {s['num_edges']}",
+        f"  params {s['params']:,} ({s['params'] / 1e6:.2f} M)",
+        f"  MACs {s['macs']:,} ({s['macs'] / 1e9:.3f} G)",
+        f"  ops: {ops}",
+    ])
