@@ -109,8 +109,9 @@ def _interp_extrapolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.nda
 
 
 def _strict(acc: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop repeated accuracy knots (ties) so interpolation is well defined."""
-    keep = np.concatenate([[True], np.diff(acc) > 0])
+    """Drop repeated knots on either axis (accuracy ties; z clipped at the ends
+    for small samples) so interpolation both ways is well defined."""
+    keep = np.concatenate([[True], (np.diff(acc) > 0) & (np.diff(z) > 0)])
     return acc[keep], z[keep]
 
 
