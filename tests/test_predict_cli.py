@@ -23,7 +23,7 @@ def test_collect_onnx_recurses_sorts_and_deduplicates(tmp_path):
         collect_onnx([tmp_path / "missing.onnx"])
 
 
-@pytest.mark.parametrize("text,shape", [("3,224,224", (3, 224, 224)), ("1x3x32x32", (1, 3, 32, 32)), (None, None)])
+@pytest.mark.parametrize("text,shape", [("3,224,224", (1, 3, 224, 224)), ("1x3x32x32", (1, 3, 32, 32)), ("8,16", (8, 16)), (None, None)])
 def test_parse_input_shape(text, shape):
     assert parse_input_shape(text) == shape
 

@@ -105,7 +105,9 @@ def collect_onnx(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
-    """``"3,224,224"`` or ``"3x224x224"`` -> ``(3, 224, 224)``; ``None`` stays ``None``."""
+    """``"1,3,224,224"`` or ``"1x3x224x224"`` -> ``(1, 3, 224, 224)``, the first
+    input's shape with its batch dimension; a three-number ``C,H,W`` gets batch
+    1 prepended. ``None`` stays ``None``."""
     if text is None:
         return None
     parts = text.replace("x", ",").replace(" ", "").split(",")
@@ -115,7 +117,7 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
         raise GennapeError(f"--input-shape {text!r}: expected integers such as 3,224,224") from None
     if not dims or any(d <= 0 for d in dims):
         raise GennapeError(f"--input-shape {text!r}: expected positive integers such as 3,224,224")
-    return dims
+    return (1, *dims) if len(dims) == 3 else dims
 
 
 # --------------------------------------------------------------- predicting

@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--plot", metavar="OUT.png", default=None,
                         help="draw predicted vs true accuracy into this image (needs matplotlib)")
-    parser.add_argument("--input-shape", metavar="C,H,W", default=None,
-                        help="input shape for models with symbolic dimensions, e.g. 3,224,224")
+    parser.add_argument("--input-shape", metavar="SHAPE", default=None,
+                        help="first input's shape for models with symbolic dimensions: 1,3,224,224 "
+                             "(or C,H,W = 3,224,224, batch 1 added)")
 
 
 def run(args: argparse.Namespace) -> int:

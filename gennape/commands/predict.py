@@ -1,4 +1,4 @@
-"""``gennape predict PATH... [--checkpoint DIR] [--output FILE.csv|FILE.json] [--input-shape C,H,W]``
+"""``gennape predict PATH... [--checkpoint DIR] [--output FILE.csv|FILE.json] [--input-shape SHAPE]``
 
 Predicts the accuracy of every ONNX model named (folders are searched
 recursively for ``*.onnx``), ranks them, and prints a table (best first) with
@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="estimator checkpoint folder (default: the one shipped with gennape)")
     parser.add_argument("--output", "-o", metavar="FILE", default=None,
                         help="also write the results to FILE.csv or FILE.json")
-    parser.add_argument("--input-shape", metavar="C,H,W", default=None,
-                        help="input shape for models with symbolic dimensions, e.g. 3,224,224")
+    parser.add_argument("--input-shape", metavar="SHAPE", default=None,
+                        help="first input's shape for models with symbolic dimensions: 1,3,224,224 "
+                             "(or C,H,W = 3,224,224, batch 1 added)")
     parser.add_argument("--unknown-ops", choices=("error", "other"), default="error",
                         help="ONNX ops with no handler: fail the file (default) or map them to 'other'")
     parser.add_argument("--chunk-size", type=int, default=64, metavar="N",

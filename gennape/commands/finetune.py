@@ -1,0 +1,70 @@
+"""``gennape finetune --labels LABELS.csv [--checkpoint DIR] --out DIR [--samples N] [--epochs E] [--seed S]``
+
+Fine-tunes a checkpoint on labelled networks of a new family (LABELS.csv:
+columns ``onnx,accuracy``, see :mod:`transfer.labels`) and saves a checkpoint
+whose predictions are on that family's accuracy scale. By default the fuzzy
+heads are trained (encoder and cluster centres frozen) and the target
+transform is refitted to the new labels; ``--mode encoder`` trains the encoder
+too (see :mod:`transfer.finetune`). ``DIR/labels_used.csv`` lists the rows
+used, for ``gennape evaluate --exclude DIR/labels_used.csv``.
+
+Exit codes: 0 ok; 1 saved, but some files failed to convert (reported on
+stderr, skipped); 2 bad input or too few usable rows (nothing saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", required=True, metavar="LABELS.csv",
+                        help="CSV with columns onnx,accuracy (paths relative to the CSV; percent or fraction)")
+    parser.add_argument("--checkpoint", metavar="DIR", default=None,
+                        help="checkpoint to start from (default: the one shipped with gennape)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder of the fine-tuned checkpoint")
+    parser.add_argument("--samples", type=int, default=None, metavar="N",
+                        help="fine-tune on N rows drawn with --seed (default: all rows)")
+    parser.add_argument("--epochs", type=int, default=None, metavar="E", help="training epochs (default 100)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the row draw and training (default 0)")
+    parser.add_argument("--mode", choices=("heads", "encoder"), default="heads",
+                        help="train the heads only (default) or the encoder too")
+    parser.add_argument("--input-shape", metavar="SHAPE", default=None,
+                        help="first input's shape for models with symbolic dimensions: 1,3,224,224 "
+                             "(or C,H,W = 3,224,224, batch 1 added)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from cg.errors import GennapeError
+    from transfer.finetune import DEFAULT_EPOCHS, FinetuneConfig, finetune_labels
+    from transfer.labels import read_labels
+    from transfer.model import load_estimator
+    from transfer.predict import parse_input_shape
+
+    if args.samples is not None and args.samples < 2:
+        raise GennapeError(f"--samples must be at least 2, got {args.samples}")
+    if args.epochs is not None and args.epochs < 1:
+        raise GennapeError(f"--epochs must be at least 1, got {args.epochs}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise GennapeError(f"{out}: exists and is not a folder")
+    labels = read_labels(args.labels)
+    input_shape = parse_input_shape(args.input_shape)
+    estimator = load_estimator(args.checkpoint)
+    cfg = FinetuneConfig(mode=args.mode, epochs=args.epochs or DEFAULT_EPOCHS, seed=args.seed)
+    command = "gennape finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
+    est = finetune_labels(labels, estimator, cfg, samples=args.samples, out=out, input_shape=input_shape,
+                          command=command)
+    report = est.finetune_report_
+    for failure in report.failures:
+        print(f"gennape finetune: {failure.path}: {failure.error}", file=sys.stderr)
+    print(f"fine-tuned {args.mode} on {len(report.used)} of {len(labels)} labelled model(s) "
+          f"({labels.scale} labels, {cfg.epochs} epochs, seed {cfg.seed}) -> {out}")
+    if report.failures:
+        print(f"gennape finetune: {len(report.failures)} file(s) failed and were skipped", file=sys.stderr)
+        return 1
+    return 0

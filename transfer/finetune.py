@@ -1,0 +1,207 @@
+"""Fine-tuning a pretrained estimator on a few labelled networks of a new family.
+
+What is fine-tuned (``mode``):
+
+``heads`` (default)
+    The K fuzzy heads, starting from their pretrained state, with the same
+    membership-weighted loss (MSE + pairwise ranking) as in pretraining; the
+    encoder, the embedding standardisation and the cluster centres stay frozen
+    (:meth:`pretrain.estimator.GennapeEstimator.fit_heads`).
+``encoder``
+    The heads *and* the GNN encoder, end to end, at a small learning rate;
+    centres and standardisation stay fixed, memberships are recomputed from
+    the moving embeddings (differentiably).
+
+In both modes the target transform is refitted on the new labels, so the
+saved checkpoint predicts on the new family's accuracy scale, and the new
+networks' embeddings join the out-of-distribution reference set (the new
+family is no longer "unseen"). ``benchmarks/transfer.py --finetune-modes``
+measures the modes against each other; the default is the better one there.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from cg.errors import GennapeError
+
+MODES = ("heads", "encoder")
+DEFAULT_EPOCHS = 100
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Hyperparameters of a fine-tune.
+
+    Args:
+        mode: what is trained, one of :data:`MODES`.
+        epochs: passes over the labelled set.
+        lr: heads' learning rate.
+        encoder_lr: encoder's learning rate (``mode="encoder"`` only).
+        seed: seed of the training order (and the global states stay untouched).
+    """
+
+    mode: str = "heads"
+    epochs: int = DEFAULT_EPOCHS
+    lr: float = 5e-4
+    encoder_lr: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown fine-tuning mode {self.mode!r}; valid modes: {', '.join(MODES)}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+
+def choose_samples(n: int, samples: int | None, seed: int) -> np.ndarray:
+    """Indices of ``samples`` rows out of ``n`` (all, in order, when None),
+    drawn with a local generator seeded by ``seed``."""
+    if samples is None or samples >= n:
+        return np.arange(n)
+    if samples < 2:
+        raise GennapeError(f"--samples must be at least 2, got {samples}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=samples, replace=False))
+
+
+def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: FinetuneConfig = FinetuneConfig()):
+    """A fine-tuned copy of ``estimator`` (the argument is left unchanged).
+
+    Args:
+        estimator: a fitted :class:`pretrain.estimator.GennapeEstimator`.
+        cgs: the labelled graphs (CGs).
+        y: their accuracies as fractions.
+        config: what and how long to train.
+    """
+    import torch
+
+    y = np.asarray(y, dtype=np.float64)
+    if len(cgs) != len(y):
+        raise ValueError(f"{len(cgs)} graphs but {len(y)} accuracies")
+    if len(y) < 2:
+        raise GennapeError(f"fine-tuning needs at least 2 labelled networks, got {len(y)}")
+    if np.ptp(y) == 0:
+        raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
+    est = copy.deepcopy(estimator)
+    pretrain_seed = est.seed
+    est.seed = config.seed  # fit_heads seeds its training order from est.seed
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # dropout, if any
+            if config.mode == "heads":
+                est.fit_heads(cgs, y, epochs=config.epochs, lr=config.lr, refit_transform=True)
+            else:
+                _finetune_end_to_end(est, cgs, y, config)
+    finally:
+        est.seed = pretrain_seed
+    emb = est.embed(cgs)
+    est.reference_embeddings_ = np.concatenate([est.reference_embeddings_, emb]).astype(np.float64)
+    est.metadata_ = {**getattr(est, "metadata_", {}), "finetune": {
+        "mode": config.mode, "epochs": config.epochs, "lr": config.lr,
+        "encoder_lr": config.encoder_lr if config.mode == "encoder" else None,
+        "seed": config.seed, "n": int(len(y)),
+    }}
+    return est
+
+
+def _finetune_end_to_end(est, cgs, y: np.ndarray, config: FinetuneConfig) -> None:
+    """Train encoder and heads together (``mode="encoder"``)."""
+    import torch
+
+    from heads.membership import fcm_membership
+    from pretrain.estimator import as_pack
+    from pretrain.heads_training import heads_loss
+    from pretrain.targets import TargetTransform
+
+    est.target_transform_ = TargetTransform(est.target_transform_.kind).fit(y)
+    dev = est.device
+    y_t = torch.as_tensor(est.target_transform_.transform(y), dtype=torch.float32, device=dev)
+    pack = as_pack(cgs)
+    mean = torch.as_tensor(est.embedding_mean_, dtype=torch.float32, device=dev)
+    std = torch.as_tensor(est.embedding_std_, dtype=torch.float32, device=dev)
+    centers = torch.as_tensor(est.cluster_centers_, dtype=torch.float32, device=dev)
+    opt = torch.optim.AdamW([
+        {"params": est.encoder_.parameters(), "lr": config.encoder_lr},
+        {"params": est.heads_.parameters(), "lr": config.lr},
+    ], weight_decay=est.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed)
+    batch_size = min(256, len(y))
+    est.encoder_.train()
+    est.heads_.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(y), generator=gen)
+        for start in range(0, len(y), batch_size):
+            idx = order[start:start + batch_size]
+            if len(idx) < 2:
+                continue
+            x, ei, b = pack.batch(idx.numpy(), device=dev)
+            emb = (est.encoder_(x, ei, b) - mean) / std
+            u = fcm_membership(emb, centers, est.fuzzifier)
+            loss = heads_loss(est.heads_, emb, u, y_t[idx.to(dev)], est.rank_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    est.encoder_.eval()
+    est.heads_.eval()
+
+
+@dataclass
+class FinetuneReport:
+    """What a fine-tune from a labels file used.
+
+    Attributes:
+        used: the labelled rows trained on (converted successfully).
+        failures: files that could not be converted (skipped).
+    """
+
+    used: list
+    failures: list
+
+
+def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig(), *,
+                    samples: int | None = None, out=None, input_shape=None, command: str = ""):
+    """Fine-tune on ``samples`` rows of a :class:`transfer.labels.Labels` (all by default).
+
+    Rows are drawn with ``config.seed`` before conversion (so 50 rows out of
+    15,625 convert only 50 files); rows whose file fails to convert are
+    skipped and reported in ``est.finetune_report_.failures``. With ``out``,
+    the checkpoint is saved there (atomically) together with
+    ``labels_used.csv``, the rows it was tuned on, ready for
+    ``gennape evaluate --exclude``.
+    """
+    from pathlib import Path
+
+    from transfer.labels import write_labels
+    from transfer.predict import FailedModel, convert_file
+
+    rows = [labels.rows[i] for i in choose_samples(len(labels), samples, config.seed)]
+    cgs, used, failures = [], [], []
+    for row in rows:
+        result = convert_file(row.path, input_shape)
+        if isinstance(result, FailedModel):
+            failures.append(result)
+        else:
+            cgs.append(result)
+            used.append(row)
+    if len(used) < 2:
+        causes = "; ".join(f"{f.path}: {f.error}" for f in failures[:3])
+        raise GennapeError(f"{labels.source}: only {len(used)} labelled model(s) could be converted ({causes})")
+    est = finetune_estimator(estimator, cgs, [r.accuracy for r in used], config)
+    est.metadata_["finetune"].update({
+        "labels": str(labels.source), "labels_scale": labels.scale, "failed": len(failures),
+        **({"command": command} if command else {}),
+    })
+    est.finetune_report_ = FinetuneReport(used, failures)
+    if out is not None:
+        out = Path(out)
+        est.save(out)
+        write_labels(out / "labels_used.csv", [r.path for r in used], [r.accuracy for r in used])
+    return est
+
+
+__all__ = ["MODES", "DEFAULT_EPOCHS", "FinetuneConfig", "FinetuneReport", "choose_samples",
+           "finetune_estimator", "finetune_labels"]
