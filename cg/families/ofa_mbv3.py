@@ -288,7 +288,7 @@ def _to_cg(g: _Emitter, name: str) -> CG:
 
     A DAG has exactly one topological order when every node feeds the next one
     in that order; then GraphBuilder's order is the emission order and the
-    CG is built directly, skipping its hashing (3x faster). Otherwise, build
+    CG is built directly, skipping its hashing. Otherwise, build
     through GraphBuilder.
     """
     inputs = g.inputs
