@@ -137,6 +137,24 @@ def test_module_runs_and_cg_shapes_follow_the_module():
         assert cg.params == trainable_params(module)
 
 
+def test_layers_compute_what_ofa_computes():
+    """nn.Hardswish / nn.Hardsigmoid / AdaptiveAvgPool2d stand in for OFA's
+    Hswish, Hsigmoid and x.mean(3).mean(2): same numbers."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.functional import relu, relu6
+
+    from cg.families.nets.ofa_mbv3 import SqueezeExcite, build_activation
+
+    x = torch.randn(2, 24, 7, 7, generator=torch.Generator().manual_seed(0)) * 4
+    assert torch.allclose(build_activation("h_swish")(x.clone()), x * relu6(x + 3.0) / 6.0)
+    se = SqueezeExcite(24, 8).eval()
+    y = x.mean(3, keepdim=True).mean(2, keepdim=True)
+    gate = relu6(se.fc.expand(relu(se.fc.reduce(y))) + 3.0) / 6.0
+    assert torch.allclose(se(x), x * gate, atol=1e-6)
+    with pytest.raises(ValueError, match="valid activations: relu, h_swish"):
+        build_activation("swish")
+
+
 def test_reset_parameters_reinitialises_every_layer():
     torch = pytest.importorskip("torch")
     module = FAMILY.to_module(MIN_SPEC)
