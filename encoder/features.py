@@ -15,7 +15,9 @@ Columns, in the order of :data:`FEATURE_NAMES` (``N`` = nodes of one graph):
 ``kernel_h``, ``kernel_w``  window size / 7 (1x1 -> 0.14, 3x3 -> 0.43, 7x7 -> 1)
 ``log_stride``              log2(stride_h): 1 for a stride-2 node
 ``log_dilation``            log2(dilation_h)
-``log_group_width``         log2(in_channels / groups) / 10: 0 for depthwise
+``group_width``             log2(in_channels / groups) / log2(in_channels): 1
+                            for a dense conv, 0 for depthwise, between for
+                            grouped (0 where in_channels is 1)
 ``log_expansion``           log2(out_channels / in_channels) / 3, clipped to
                             [-1, 1]: the node's channel change
 ``log_width_vs_stem``       log2(out_channels / stem channels) / 4, where the
@@ -63,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FEATURIZER_VERSION = 1
 
 NUMERIC_FEATURES: tuple[str, ...] = (
-    "kernel_h", "kernel_w", "log_stride", "log_dilation", "log_group_width",
+    "kernel_h", "kernel_w", "log_stride", "log_dilation", "group_width",
     "log_expansion", "log_width_vs_stem", "downsample_level", "log_spatial_change",
     "weight_share", "log_weight_vs_mean", "mac_share", "log_macs_vs_mean", "position",
 )
@@ -123,7 +125,8 @@ def featurize(data) -> "torch.Tensor":
         col("kernel_w") / 7.0,
         log2(col("stride_h")),
         log2(col("dilation_h")),
-        log2(in_c / col("groups").clamp_min(1.0)) / 10.0,
+        torch.where(in_c > 1, log2(in_c / col("groups").clamp_min(1.0)) / torch.log2(in_c.clamp_min(2.0)),
+                    torch.zeros_like(in_c)),
         (torch.log2(out_c / in_c) / 3.0).clamp(-1.0, 1.0),
         torch.log2(out_c / stem_c) / 4.0,
         (log2(resolution / out_h) / levels).clamp_max(1.0),

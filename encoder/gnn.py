@@ -38,7 +38,15 @@ def _gat(i: int, o: int) -> nn.Module:
 #: convolution name -> factory ``(in_channels, out_channels) -> MessagePassing``.
 CONVS = {"graph": _graph, "gcn": _gcn, "gin": _gin, "sage": _sage, "gat": _gat}
 DIRECTIONS = ("forward", "backward", "both")
-READOUTS = ("mean", "sum", "max", "mean+max")
+READOUTS = ("mean", "sum", "max", "mean+max", "mean+sum", "sum+max", "mean+sum+max")
+#: The sum readout is divided by this typical node count, so that pooled
+#: sums of ~100-node networks stay O(1) like means.
+SUM_SCALE = 100.0
+_POOLS = {
+    "mean": pygnn.global_mean_pool,
+    "sum": lambda h, b: pygnn.global_add_pool(h, b) / SUM_SCALE,
+    "max": pygnn.global_max_pool,
+}
 
 
 def _choose(kind: str, value: str, valid) -> str:
@@ -58,7 +66,9 @@ class CGEncoder(nn.Module):
         conv: convolution type, one of :data:`CONVS` (default ``graph``, the
             k-GNN ``GraphConv`` of the GENNAPE paper).
         direction: ``forward``, ``backward`` or ``both``.
-        readout: ``mean``, ``sum``, ``max`` or ``mean+max`` (concatenated).
+        readout: ``mean``, ``sum``, ``max`` or a ``+``-joined combination
+            (concatenated), see :data:`READOUTS`. Sums grow with network
+            size, which within a family tracks capacity.
         dropout: dropout on node states between layers.
 
     Shapes:
@@ -90,7 +100,7 @@ class CGEncoder(nn.Module):
             for _ in range(num_layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_channels) for _ in range(num_layers))
-        pooled = hidden_channels * (2 if readout == "mean+max" else 1)
+        pooled = hidden_channels * len(readout.split("+"))
         self.project = nn.Sequential(nn.Linear(pooled, out_channels), nn.ReLU(), nn.Linear(out_channels, out_channels))
         self.reset_parameters()
 
@@ -121,13 +131,7 @@ class CGEncoder(nn.Module):
         return h
 
     def pool(self, h: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:
-        if self.readout == "mean":
-            return pygnn.global_mean_pool(h, batch)
-        if self.readout == "sum":
-            return pygnn.global_add_pool(h, batch)
-        if self.readout == "max":
-            return pygnn.global_max_pool(h, batch)
-        return torch.cat([pygnn.global_mean_pool(h, batch), pygnn.global_max_pool(h, batch)], dim=1)
+        return torch.cat([_POOLS[name](h, batch) for name in self.readout.split("+")], dim=1)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         return self.project(self.pool(self.node_states(x, edge_index), batch))
