@@ -209,6 +209,8 @@ def simplify_moves(ir: IRGraph) -> None:
         n.info.setdefault("permutes", n.info.get("kind") in PERMUTING)
         p = n.inputs[0]
         pn = nodes[p]
+        # The producer's CG shape, e.g. (C, 1, 1) for a ReduceMean with keepdims=0.
+        n.in_shape = pn.out_shape
         if pn.op == "move" and cons[p] == [i]:
             pn.out_shape = n.out_shape
             pn.info["permutes"] = pn.info["permutes"] or n.info["permutes"]

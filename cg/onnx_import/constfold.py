@@ -186,3 +186,31 @@ def _evaluate(node, values, shapes):
         return fn(node, *args)
     except Exception:  # an odd constant: leave it to shape inference
         return None
+
+
+#: Ops whose output has their first input's shape.
+SAME_SHAPE = frozenset({
+    "BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization", "LRN",
+    "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "LeakyRelu", "PRelu", "HardSigmoid", "HardSwish",
+    "Gelu", "Clip", "Erf", "Identity", "Dropout", "Cast",
+})
+
+
+def fill_same_shape(model: onnx.ModelProto, shapes: dict) -> bool:
+    """Declare the output shape of shape-preserving ops that inference left
+    unknown; returns True if any was added."""
+    added = False
+    known = {vi.name for vi in model.graph.value_info}
+    for node in model.graph.node:
+        if node.op_type not in SAME_SHAPE or not node.output or not node.input:
+            continue
+        out, src = node.output[0], shapes.get(node.input[0])
+        if out in known or src is None or None in src:
+            continue
+        current = shapes.get(out)
+        if current is not None and None not in current:
+            continue
+        model.graph.value_info.append(helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, list(src)))
+        shapes[out] = src
+        added = True
+    return added

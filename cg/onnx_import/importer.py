@@ -64,9 +64,13 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
     shapes = load.shape_table(inferred)
     static = static_tensors(graph)
     for _ in range(MAX_FOLD_ROUNDS):
-        # A constant subgraph (e.g. a Pad's pads) hid shapes from inference:
-        # evaluate it with numpy and infer again (each round reaches further).
-        if not _missing_shapes(graph, static, shapes) or not constfold.fold_frontier(proto, static, shapes):
+        # A constant subgraph (e.g. a Pad's pads) or an op onnx cannot infer
+        # (e.g. GroupNormalization-21) hid shapes: evaluate the constants with
+        # numpy, copy shapes through shape-preserving ops, infer again.
+        if not _missing_shapes(graph, static, shapes):
+            break
+        folded = constfold.fold_frontier(proto, static, shapes)
+        if not (constfold.fill_same_shape(proto, shapes) or folded):
             break
         inferred = load.infer_shapes(proto, source)
         shapes = load.shape_table(inferred)

@@ -1,0 +1,176 @@
+"""Exporter equivalence: one torch module exported three ways (legacy with and
+without constant folding, dynamo) gives the same CG node for node; only params
+differ, by exactly the batch-norm vectors folding removes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from cg.onnx_import import from_onnx  # noqa: E402
+from cg.torch_import import from_module  # noqa: E402
+
+
+class SE(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, c // 4, 1), nn.Conv2d(c // 4, c, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+
+
+class Net(nn.Module):
+    """conv+BN+relu, depthwise conv, SE with hardsigmoid, hardswish, silu,
+    relu6, residual add, concat, max/avg pool, global pool, flatten+linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16)
+        self.dw, self.b2 = nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16)
+        self.se = SE(16)
+        self.pw = nn.Conv2d(16, 16, 1)
+        self.mp, self.ap = nn.MaxPool2d(2), nn.AvgPool2d(2)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b1(self.c1(x)))
+        y = self.se(F.hardswish(self.b2(self.dw(x))))
+        y = F.silu(self.pw(y))
+        x = F.relu6(x + y)
+        x = torch.cat([self.mp(x), self.ap(x)], 1)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def make_net() -> nn.Module:
+    torch.manual_seed(0)
+    net = Net()
+    for m in net.modules():  # non-trivial BN statistics, so folding leaves a bias
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight)
+            nn.init.uniform_(m.bias)
+            m.running_mean.uniform_()
+            m.running_var.uniform_(1, 2)
+    return net.eval()
+
+
+def export(module, dynamo: bool, fold: bool = False, shape=(1, 3, 32, 32)):
+    x = torch.randn(*shape)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporters' own deprecation / progress chatter
+        if dynamo:
+            return torch.onnx.export(module, (x,), dynamo=True, verbose=False).model_proto
+        buf = io.BytesIO()
+        torch.onnx.export(module, (x,), buf, dynamo=False, do_constant_folding=fold)
+        return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exports():
+    pytest.importorskip("onnxscript")
+    net = make_net()
+    return net, {
+        "folded": from_onnx(export(net, dynamo=False, fold=True)),
+        "unfolded": from_onnx(export(net, dynamo=False, fold=False)),
+        "dynamo": from_onnx(export(net, dynamo=True)),
+    }
+
+
+def keys(cg):
+    return [n.order_key() for n in cg.nodes]
+
+
+@pytest.mark.parametrize("other", ["folded", "dynamo"])
+def test_exports_give_identical_graphs(exports, other):
+    _, cgs = exports
+    assert keys(cgs[other]) == keys(cgs["unfolded"])
+    assert cgs[other].edges == cgs["unfolded"].edges
+
+
+def test_params_differ_by_folded_bn_vectors(exports):
+    net, cgs = exports
+    assert cgs["unfolded"].params == sum(p.numel() for p in net.parameters())
+    # Folding a BN into a bias-free conv leaves a C-vector bias: of the BN's two
+    # C-vectors one disappears (c1 -> b1 and dw -> b2, 16 channels each).
+    diffs = [u.params - f.params for f, u in zip(cgs["folded"].nodes, cgs["unfolded"].nodes)]
+    assert sorted(d for d in diffs if d) == [16, 16]
+    assert cgs["dynamo"].params == cgs["folded"].params
+
+
+def test_expected_ops(exports):
+    _, cgs = exports
+    ops = cgs["unfolded"].op_counts()
+    assert ops == {
+        "input": 1, "conv": 4, "depthwise_conv": 1, "relu": 2, "hard_swish": 1,
+        "global_avg_pool": 2, "hard_sigmoid": 1, "mul": 1, "silu": 1, "add": 1, "relu6": 1,
+        "max_pool": 1, "avg_pool": 1, "concat": 1, "linear": 1, "output": 1,
+    }
+
+
+class Decomposed(nn.Module):
+    """Activations written out by hand, a view-based flatten and channel shuffle,
+    versus the library calls in :class:`Library`."""
+
+    def __init__(self, manual: bool):
+        super().__init__()
+        torch.manual_seed(0)
+        self.manual = manual
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.c(x)
+        if self.manual:
+            x = x * F.relu6(x + 3) / 6
+            x = x * (F.relu6(x + 3) / 6)
+            x = x * torch.sigmoid(x)
+            x = torch.clamp(x, 0, 6)
+            b, c, h, w = x.shape
+            x = x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+            x = x * 0.5 * (1 + torch.erf(x / 1.4142135623730951))
+            x = self.c2(x).mean((2, 3), keepdim=True)
+            x = x.view(x.size(0), -1)
+        else:
+            x = F.hardswish(x)
+            x = x * F.hardsigmoid(x)
+            x = F.silu(x)
+            x = F.relu6(x)
+            x = x.reshape(1, 2, 4, 32, 32).permute(0, 2, 1, 3, 4).reshape(1, 8, 32, 32)
+            x = F.gelu(x)
+            x = F.adaptive_avg_pool2d(self.c2(x), 1).flatten(1)
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("opset", [9, 13, 17])
+def test_decompositions_equal_library_ops(opset):
+    ref = from_onnx(export(Decomposed(False).eval(), dynamo=False))
+    got = from_onnx(export(Decomposed(True).eval(), dynamo=False) if opset == 17 else _legacy(Decomposed(True), opset))
+    assert keys(got) == keys(ref) and got.edges == ref.edges and got.params == ref.params
+    assert ref.op_counts()["reshape"] == 1 and ref.op_counts()["gelu"] == 1
+
+
+def _legacy(module, opset):
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.randn(1, 3, 32, 32),), buf, dynamo=False, opset_version=opset)
+    return buf.getvalue()
+
+
+def test_from_module_matches_torch_param_count():
+    net = make_net().train()
+    cg = from_module(net, input_shape=(3, 32, 32))
+    assert net.training  # mode restored
+    assert cg.params == sum(p.numel() for p in net.parameters())
+    assert cg.input_shape == (3, 32, 32) and cg.name == "Net"
+    assert "batch_norm" not in cg.op_counts()

@@ -1,0 +1,119 @@
+"""One test per registered ONNX op type (onnx2torch style): a registered op
+without a case here fails. Also checks that docs/supported_ops.md is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _onnx_graphs import f32, i64, model, node, scalar
+
+from cg.onnx_import import from_onnx, supported_ops
+from cg.onnx_import.support_table import render
+
+X = ("x", (1, 3, 8, 8))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _conv_in(name="c"):
+    return node("Conv", ["x", "w"], [name], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+
+#: ONNX op -> (nodes, initializers, input shapes, {CG op: count} expected among
+#: the nodes other than input/output, extra node check or None, opset).
+CASES = {
+    "Add": ([node("Add", ["x", "x"], ["y"])], {}, [X], {"add": 1}),
+    "Sub": ([node("Sub", ["x", "x"], ["y"])], {}, [X], {"add": 1}),
+    "Mul": ([node("Mul", ["x", "x"], ["y"])], {}, [X], {"mul": 1}),
+    "Div": ([node("Div", ["x", "x"], ["y"])], {}, [X], {"mul": 1}),
+    "Sum": ([node("Sum", ["x", "x", "x"], ["y"])], {}, [X], {"add": 1}),
+    "Concat": ([node("Concat", ["x", "x"], ["y"], axis=1)], {}, [X], {"concat": 1}),
+    "Conv": ([node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], strides=[2, 2])],
+             {"w": (8, 3, 3, 3), "b": (8,)}, [X], {"conv": 1}),
+    "Gemm": ([node("Flatten", ["x"], ["f"]), node("Gemm", ["f", "w", "b"], ["y"], transB=1)],
+             {"w": (10, 192), "b": (10,)}, [X], {"linear": 1}),
+    "MatMul": ([node("Flatten", ["x"], ["f"]), node("MatMul", ["f", "w"], ["y"])],
+               {"w": (192, 10)}, [X], {"linear": 1}),
+    "BatchNormalization": ([node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+                           {k: (3,) for k in "sbmv"}, [X], {"batch_norm": 1}),
+    "InstanceNormalization": ([node("InstanceNormalization", ["x", "s", "b"], ["y"])],
+                              {"s": (3,), "b": (3,)}, [X], {"layer_norm": 1}),
+    "LayerNormalization": ([node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1)],
+                           {"s": (8,), "b": (8,)}, [X], {"layer_norm": 1}),
+    "GroupNormalization": ([node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3)],
+                           {"s": (3,), "b": (3,)}, [X], {"layer_norm": 1}, 21),
+    "LRN": ([node("LRN", ["x"], ["y"], size=3)], {}, [X], {"lrn": 1}),
+    "MaxPool": ([node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])], {}, [X], {"max_pool": 1}),
+    "AveragePool": ([node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])], {}, [X],
+                    {"avg_pool": 1}),
+    "GlobalAveragePool": ([node("GlobalAveragePool", ["x"], ["y"])], {}, [X], {"global_avg_pool": 1}),
+    "GlobalMaxPool": ([node("GlobalMaxPool", ["x"], ["y"])], {}, [X], {"global_max_pool": 1}),
+    "ReduceMean": ([node("ReduceMean", ["x", "a"], ["y"], keepdims=1)], {"a": i64(2, 3)}, [X],
+                   {"global_avg_pool": 1}, 18),
+    "ReduceMax": ([node("ReduceMax", ["x"], ["y"], axes=[-2, -1], keepdims=0)], {}, [X],
+                  {"global_max_pool": 1}, 13),
+    "Relu": ([node("Relu", ["x"], ["y"])], {}, [X], {"relu": 1}),
+    "Sigmoid": ([node("Sigmoid", ["x"], ["y"])], {}, [X], {"sigmoid": 1}),
+    "Tanh": ([node("Tanh", ["x"], ["y"])], {}, [X], {"tanh": 1}),
+    "Softmax": ([node("Softmax", ["x"], ["y"])], {}, [X], {"softmax": 1}),
+    "LogSoftmax": ([node("LogSoftmax", ["x"], ["y"])], {}, [X], {"softmax": 1}),
+    "LeakyRelu": ([node("LeakyRelu", ["x"], ["y"], alpha=0.1)], {}, [X], {"leaky_relu": 1}),
+    "PRelu": ([node("PRelu", ["x", "s"], ["y"])], {"s": (3, 1, 1)}, [X], {"leaky_relu": 1}),
+    "HardSigmoid": ([node("HardSigmoid", ["x"], ["y"])], {}, [X], {"hard_sigmoid": 1}),
+    "HardSwish": ([node("HardSwish", ["x"], ["y"])], {}, [X], {"hard_swish": 1}),
+    "Gelu": ([node("Gelu", ["x"], ["y"])], {}, [X], {"gelu": 1}, 20),
+    "Clip": ([node("Clip", ["x", "lo", "hi"], ["y"])], {"lo": scalar(0), "hi": scalar(6)}, [X], {"relu6": 1}),
+    "Max": ([node("Max", ["x", "z"], ["y"])], {"z": scalar(0)}, [X], {"relu": 1}),
+    "Min": ([node("Max", ["x", "z"], ["r"]), node("Min", ["r", "six"], ["y"])],
+            {"z": scalar(0), "six": scalar(6)}, [X], {"relu6": 1}),
+    "Erf": ([node("Div", ["x", "s2"], ["d"]), node("Erf", ["d"], ["e"]), node("Add", ["e", "one"], ["a"]),
+             node("Mul", ["x", "a"], ["m"]), node("Mul", ["m", "half"], ["y"])],
+            {"s2": scalar(2 ** 0.5), "one": scalar(1), "half": scalar(0.5)}, [X], {"gelu": 1}),
+    "Identity": ([node("Relu", ["x"], ["r"]), node("Identity", ["r"], ["y"])], {}, [X], {"relu": 1}),
+    "Dropout": ([node("Relu", ["x"], ["r"]), node("Dropout", ["r"], ["y"])], {}, [X], {"relu": 1}),
+    "Cast": ([node("Relu", ["x"], ["r"]), node("Cast", ["r"], ["y"], to=1)], {}, [X], {"relu": 1}),
+    "Reshape": ([node("Reshape", ["x", "s"], ["y"])], {"s": i64(1, 3, 64)}, [X], {"reshape": 1}),
+    "Flatten": ([node("Flatten", ["x"], ["y"])], {}, [X], {"reshape": 1}),
+    "Squeeze": ([node("GlobalAveragePool", ["x"], ["p"]), node("Squeeze", ["p", "a"], ["y"])],
+                {"a": i64(2, 3)}, [X], {"global_avg_pool": 1, "reshape": 1}),
+    "Unsqueeze": ([node("Unsqueeze", ["x", "a"], ["y"])], {"a": i64(2)}, [X], {"reshape": 1}),
+    "Transpose": ([node("Transpose", ["x"], ["y"], perm=[0, 1, 3, 2])], {}, [X], {"reshape": 1}),
+    "DepthToSpace": ([node("DepthToSpace", ["x"], ["y"], blocksize=2)], {}, [("x", (1, 8, 4, 4))], {"reshape": 1}),
+    "SpaceToDepth": ([node("SpaceToDepth", ["x"], ["y"], blocksize=2)], {}, [X], {"reshape": 1}),
+    "Pad": ([node("Pad", ["x", "p"], ["q"]), node("Conv", ["q", "w"], ["y"], kernel_shape=[3, 3])],
+            {"p": i64(0, 0, 1, 1, 0, 0, 1, 1), "w": (4, 3, 3, 3)}, [X], {"conv": 1}),
+    "Slice": ([node("Slice", ["x", "s", "e", "a"], ["y"])], {"s": i64(0), "e": i64(2), "a": i64(1)}, [X],
+              {"slice": 1}),
+    "Split": ([node("Split", ["x"], ["y", "z"], axis=2, num_outputs=2)], {}, [X], {"slice": 2}, 18),
+    "Gather": ([node("Gather", ["x", "i"], ["y"], axis=1)], {"i": i64(0, 2)}, [X], {"slice": 1}),
+    "Resize": ([node("Resize", ["x", "", "s"], ["y"])], {"s": f32(1, 1, 2, 2)}, [X], {"resize": 1}),
+    "Upsample": ([node("Upsample", ["x", "s"], ["y"])], {"s": f32(1, 1, 2, 2)}, [X], {"resize": 1}, 9),
+}
+
+
+def test_every_registered_op_has_a_case():
+    assert sorted(CASES) == sorted(supported_ops())
+
+
+@pytest.mark.parametrize("op_type", sorted(supported_ops()))
+def test_op(op_type):
+    if op_type not in CASES:
+        pytest.fail(f"no test case for registered op {op_type}")
+    nodes, inits, inputs, expected, *rest = CASES[op_type]
+    opset = rest[0] if rest else 17
+    outputs = [o for n in nodes[-1:] for o in n.output]
+    cg = from_onnx(model(nodes, inputs=inputs, outputs=outputs, inits=inits, opset=opset))
+    counts = cg.op_counts()
+    assert counts.pop("input") == 1 and counts.pop("output") == len(outputs)
+    assert counts == expected
+    cg.validate()
+
+
+def test_supported_ops_doc_is_current():
+    doc = ROOT / "docs" / "supported_ops.md"
+    assert doc.read_text() == render(), "regenerate: python -m cg.onnx_import.support_table > docs/supported_ops.md"
+
+
+def test_list_ops_has_a_description_per_op():
+    ops = supported_ops()
+    assert "Conv" in ops and all(desc for desc in ops.values())

@@ -1,0 +1,207 @@
+"""Pair tests, one per canonical rule: two ONNX spellings of the same network
+(built with onnx.helper) give the same CG."""
+
+from __future__ import annotations
+
+import pytest
+from _onnx_graphs import i64, model, node, scalar
+
+from cg.onnx_import import from_onnx
+
+W0 = {"w0": (8, 3, 3, 3)}
+
+
+def net(middle, inits=None, opset=17, tail=True):
+    """x -> Conv -> a -> [middle: a ... b] -> Relu -> y."""
+    nodes = [node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), *middle]
+    if tail:
+        nodes.append(node("Relu", ["b"], ["y"]))
+    else:
+        nodes[-1].output[0] = "y"
+    return from_onnx(model(nodes, inits={**W0, **(inits or {})}, opset=opset))
+
+
+def same(a, b, params=True):
+    assert [n.order_key() for n in a.nodes] == [n.order_key() for n in b.nodes]
+    assert a.edges == b.edges
+    if params:
+        assert a.params == b.params
+
+
+def ops(cg):
+    counts = cg.op_counts()
+    counts.pop("input"), counts.pop("output")
+    return counts
+
+
+def test_gemm_equals_matmul_add():
+    inits = {"w": (10, 512), "wt": (512, 10), "bias": (10,)}
+    gemm = net([node("Flatten", ["a"], ["f"]), node("Gemm", ["f", "w", "bias"], ["b"], transB=1)], inits)
+    mm = net([node("Flatten", ["a"], ["f"]), node("MatMul", ["f", "wt"], ["m"]),
+              node("Add", ["m", "bias"], ["b"])], inits)
+    same(gemm, mm)
+    assert ops(gemm) == {"conv": 1, "linear": 1, "relu": 1}
+    linear = next(n for n in gemm.nodes if n.op == "linear")
+    assert linear.in_shape == (512,) and linear.weight_shape == (10, 512) and linear.params == 5130
+    assert linear.macs == 5120
+
+
+@pytest.mark.parametrize("variant", ["attr13", "input18", "keepdims0"])
+def test_global_average_pool_equals_reduce_mean(variant):
+    gap = net([node("GlobalAveragePool", ["a"], ["b"])])
+    if variant == "attr13":
+        rm = net([node("ReduceMean", ["a"], ["b"], axes=[2, 3], keepdims=1)], opset=13)
+    elif variant == "input18":
+        rm = net([node("ReduceMean", ["a", "ax"], ["b"], keepdims=1)], {"ax": i64(-1, -2)}, opset=18)
+    else:  # keepdims=0 then a Reshape back: the reshape is a no-op in the CG
+        rm = net([node("ReduceMean", ["a"], ["r"], axes=[2, 3], keepdims=0),
+                  node("Reshape", ["r", "s"], ["b"])], {"s": i64(1, 8, 1, 1)}, opset=13)
+    same(gap, rm)
+    pool = next(n for n in gap.nodes if n.op == "global_avg_pool")
+    assert pool.out_shape == (8, 1, 1)
+
+
+def _clip(src, dst, opset, lo=0.0, hi=6.0, k=""):
+    if opset < 11:
+        return [node("Clip", [src], [dst], min=lo, max=hi)], {}
+    return [node("Clip", [src, f"lo{k}", f"hi{k}"], [dst])], {f"lo{k}": scalar(lo), f"hi{k}": scalar(hi)}
+
+
+@pytest.mark.parametrize("opset", [9, 13])
+def test_hard_swish_spellings(opset):
+    ref = net([node("HardSwish", ["a"], ["b"])], opset=14)
+    hsig = net([node("HardSigmoid", ["a"], ["h"], alpha=1 / 6), node("Mul", ["a", "h"], ["b"])], opset=opset)
+    clip, cinit = _clip("p", "r", opset)
+    decomposed = net([node("Add", ["a", "three"], ["p"]), *clip, node("Mul", ["a", "r"], ["m"]),
+                      node("Div", ["m", "six"], ["b"])], {"three": scalar(3), "six": scalar(6), **cinit}, opset)
+    gate_first = net([node("Add", ["a", "three"], ["p"]), *clip, node("Div", ["r", "six"], ["h"]),
+                      node("Mul", ["h", "a"], ["b"])], {"three": scalar(3), "six": scalar(6), **cinit}, opset)
+    for other in (hsig, decomposed, gate_first):
+        same(ref, other)
+    assert ops(ref) == {"conv": 1, "hard_swish": 1, "relu": 1}
+
+
+def test_hard_sigmoid_from_relu6():
+    ref = net([node("HardSigmoid", ["a"], ["b"], alpha=1 / 6)])
+    clip, cinit = _clip("p", "r", 13)
+    dec = net([node("Add", ["a", "three"], ["p"]), *clip, node("Mul", ["r", "sixth"], ["b"])],
+              {"three": scalar(3), "sixth": scalar(1 / 6), **cinit})
+    same(ref, dec)
+
+
+def test_silu_equals_x_sigmoid_x():
+    ref = net([node("Sigmoid", ["a"], ["s"]), node("Mul", ["a", "s"], ["b"])])
+    swapped = net([node("Sigmoid", ["a"], ["s"]), node("Mul", ["s", "a"], ["b"])])
+    same(ref, swapped)
+    assert ops(ref) == {"conv": 1, "silu": 1, "relu": 1}
+
+
+def test_sigmoid_gate_of_another_tensor_stays_a_mul():
+    cg = net([node("Relu", ["a"], ["r"]), node("Sigmoid", ["r"], ["s"]), node("Mul", ["a", "s"], ["b"])])
+    assert ops(cg) == {"conv": 1, "relu": 2, "sigmoid": 1, "mul": 1}
+
+
+@pytest.mark.parametrize("variant", ["clip_attr9", "clip_input13", "min_max"])
+def test_relu6_spellings(variant):
+    ref = net([node("Clip", ["a", "lo", "hi"], ["b"])], {"lo": scalar(0), "hi": scalar(6)}, opset=13)
+    if variant == "clip_attr9":
+        other = net([node("Clip", ["a"], ["b"], min=0.0, max=6.0)], opset=9)
+    elif variant == "clip_input13":
+        other = net([node("Constant", [], ["lo"], value_float=0.0), node("Constant", [], ["hi"], value_float=6.0),
+                     node("Clip", ["a", "lo", "hi"], ["b"])], opset=13)
+    else:
+        other = net([node("Max", ["a", "z"], ["r"]), node("Min", ["r", "six"], ["b"])],
+                    {"z": scalar(0), "six": scalar(6)}, opset=13)
+    same(ref, other)
+    assert ops(ref) == {"conv": 1, "relu6": 1, "relu": 1}
+
+
+def test_clip_with_other_bounds_is_unsupported():
+    from cg.errors import UnsupportedOpsError
+
+    with pytest.raises(UnsupportedOpsError, match="Clip"):
+        net([node("Clip", ["a", "lo", "hi"], ["b"])], {"lo": scalar(-1), "hi": scalar(1)})
+
+
+@pytest.mark.parametrize("opset", [9, 13])
+def test_pad_merges_into_consumer(opset):
+    pads = [0, 0, 1, 1, 0, 0, 1, 1]
+    pad = (node("Pad", ["a"], ["p"], pads=pads) if opset < 11 else node("Pad", ["a", "pads"], ["p"]))
+    cg = net([pad, node("Conv", ["p", "w1"], ["b"], kernel_shape=[3, 3])],
+             {"w1": (4, 8, 3, 3), "pads": i64(*pads)}, opset=opset)
+    assert ops(cg) == {"conv": 2, "relu": 1}
+    second = [n for n in cg.nodes if n.op == "conv"][1]
+    assert second.in_shape == (8, 10, 10) and second.out_shape == (4, 8, 8)
+    ref = net([node("Pad", ["a", "pads"], ["p"]), node("Conv", ["p", "w1"], ["b"], kernel_shape=[3, 3])],
+              {"w1": (4, 8, 3, 3), "pads": i64(*pads)}, opset=13)
+    same(ref, cg)
+
+
+def test_shape_subgraph_reshape_before_linear_vanishes():
+    inits = {"w": (10, 512), "bias": (10,)}
+    flat = net([node("Flatten", ["a"], ["f"]), node("Gemm", ["f", "w", "bias"], ["b"], transB=1)], inits)
+    dynamic = net([
+        node("Shape", ["a"], ["sh"]), node("Gather", ["sh", "zero"], ["n"], axis=0),
+        node("Unsqueeze", ["n", "ax0"], ["n1"]), node("Concat", ["n1", "minus1"], ["shape"], axis=0),
+        node("Reshape", ["a", "shape"], ["f"]), node("Gemm", ["f", "w", "bias"], ["b"], transB=1),
+    ], {**inits, "zero": i64(0).reshape(()), "ax0": i64(0), "minus1": i64(-1)})
+    same(flat, dynamic)
+    assert ops(flat) == {"conv": 1, "linear": 1, "relu": 1}
+
+
+def test_channel_shuffle_is_one_reshape_and_noop_reshape_vanishes():
+    shuffle = net([node("Reshape", ["a", "s1"], ["r"]), node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+                   node("Reshape", ["t", "s2"], ["b"])], {"s1": i64(1, 2, 4, 8, 8), "s2": i64(1, 8, 8, 8)})
+    assert ops(shuffle) == {"conv": 1, "reshape": 1, "relu": 1}
+    rs = next(n for n in shuffle.nodes if n.op == "reshape")
+    assert rs.in_shape == rs.out_shape == (8, 8, 8)
+    noop = net([node("Reshape", ["a", "s1"], ["r"]), node("Reshape", ["r", "s2"], ["b"])],
+               {"s1": i64(1, 2, 4, 8, 8), "s2": i64(1, 8, 8, 8)})
+    assert ops(noop) == {"conv": 1, "relu": 1}
+
+
+def test_batch_norm_folds_into_conv_and_affine_into_producer():
+    bn = {k: (8,) for k in ("s", "sh", "m", "v")}
+    with_bn = net([node("BatchNormalization", ["a", "s", "sh", "m", "v"], ["b"])], bn)
+    plain = net([node("Identity", ["a"], ["b"])])
+    same(with_bn, plain, params=False)
+    assert with_bn.params - plain.params == 16
+    # caffe-style scale layer: per-channel Mul and Add of (C,1,1) parameters
+    scale = net([node("Mul", ["a", "g"], ["m"]), node("Add", ["m", "beta"], ["b"])],
+                {"g": (8, 1, 1), "beta": (8, 1, 1)})
+    same(scale, with_bn)
+    # a BN whose conv output has another consumer stays a batch_norm node
+    branch = net([node("BatchNormalization", ["a", "s", "sh", "m", "v"], ["n"]), node("Add", ["n", "a"], ["b"])], bn)
+    assert ops(branch) == {"conv": 1, "batch_norm": 1, "add": 1, "relu": 1}
+
+
+def test_scalars_are_not_params_and_vanish():
+    cg = net([node("Mul", ["a", "k"], ["m"]), node("Add", ["m", "k"], ["b"])], {"k": scalar(2.0)})
+    assert ops(cg) == {"conv": 1, "relu": 1}
+    assert cg.params == 8 * 3 * 9
+
+
+def test_identity_dropout_cast_vanish():
+    ref = net([node("Relu", ["a"], ["b"])])
+    other = net([node("Identity", ["a"], ["i"]), node("Dropout", ["i"], ["d"]), node("Cast", ["d"], ["c"], to=1),
+                 node("Relu", ["c"], ["b"])])
+    same(ref, other)
+
+
+def test_average_pool_over_whole_map_is_global():
+    full = net([node("AveragePool", ["a"], ["b"], kernel_shape=[8, 8])])
+    gap = net([node("GlobalAveragePool", ["a"], ["b"])])
+    same(full, gap)
+
+
+def test_conv_kinds_and_macs():
+    cg = from_onnx(model([
+        node("Conv", ["x", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+        node("Conv", ["c1", "w2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+        node("Conv", ["c2", "w3"], ["y"], kernel_shape=[1, 1], group=2),
+    ], inits={"w1": (8, 3, 3, 3), "w2": (8, 1, 3, 3), "w3": (4, 4, 1, 1)}))
+    conv, dw, grp = [n for n in cg.nodes if "conv" in n.op]
+    assert (conv.op, dw.op, grp.op) == ("conv", "depthwise_conv", "group_conv")
+    assert conv.macs == 8 * 4 * 4 * 3 * 9 and conv.stride == (2, 2)
+    assert dw.macs == 8 * 4 * 4 * 1 * 9 and dw.groups == 8
+    assert grp.macs == 4 * 4 * 4 * 4 and grp.weight_shape == (4, 4, 1, 1)
