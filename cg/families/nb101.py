@@ -476,6 +476,8 @@ class NB101Family(Family):
 
     name = "nb101"
     input_shape = INPUT_SHAPE
+    #: Bumped when the builder's CGs change, so cached CGs are rebuilt.
+    cg_version = 1
 
     def parse(self, arch: str) -> NB101Spec:
         """Parse ``{"matrix": [[...]], "ops": [...]}``; ``ValueError`` says what is wrong."""
