@@ -40,6 +40,8 @@ class Context:
         self.ir = IRGraph()
         self.value: dict[str, int] = {}  # activation tensor -> IR node id
         self._counted: set[str] = set()
+        #: Why strict shape inference failed, if it did (explains missing shapes).
+        self.inference_error: str | None = None
 
     # ------------------------------------------------------------- tensors
     def is_static(self, tensor: str) -> bool:
@@ -49,6 +51,8 @@ class Context:
         """Full shape (batch dimension included) of a tensor, or ConversionError."""
         shape = self.shapes.get(tensor)
         if shape is None or any(d is None for d in shape):
+            if self.inference_error:
+                raise ConversionError(self.source, self.inference_error)
             raise ConversionError(
                 self.source,
                 f"the shape of tensor {tensor!r} could not be inferred "

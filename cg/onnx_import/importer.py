@@ -60,7 +60,7 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
         del graph.node[:]
         graph.node.extend(copies)
     load.fix_input_shapes(proto, source, input_shape)
-    inferred = load.infer_shapes(proto, source)
+    inferred, inference_error = load.infer_shapes(proto, source)
     shapes = load.shape_table(inferred)
     static = static_tensors(graph)
     for _ in range(MAX_FOLD_ROUNDS):
@@ -72,7 +72,7 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
         folded = constfold.fold_frontier(proto, static, shapes)
         if not (constfold.fill_same_shape(proto, shapes) or folded):
             break
-        inferred = load.infer_shapes(proto, source)
+        inferred, inference_error = load.infer_shapes(proto, source)
         shapes = load.shape_table(inferred)
     opset = next((o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS), 1)
     name = graph.name or ""
@@ -80,7 +80,7 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
         from pathlib import Path
 
         name = Path(model).stem
-    return _convert(inferred.graph, source, opset, shapes, unknown_ops, name)
+    return _convert(inferred.graph, source, opset, shapes, unknown_ops, name, inference_error)
 
 
 def static_tensors(graph: onnx.GraphProto) -> set[str]:
@@ -104,7 +104,7 @@ def _missing_shapes(graph: onnx.GraphProto, static: set[str], shapes: dict) -> b
 
 
 def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
-             unknown_ops: str, name: str) -> CG:
+             unknown_ops: str, name: str, inference_error: str | None = None) -> CG:
     static: set[str] = set()
     values: dict[str, object] = {}
     for init in graph.initializer:
@@ -113,6 +113,7 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
         if v is not None:
             values[init.name] = v
     ctx = Context(source, opset, shapes, values, static)
+    ctx.inference_error = inference_error
     inputs = load.network_inputs(graph)
     if not inputs:
         raise ConversionError(source, "the graph has no network input (every input is an initializer)")
@@ -143,7 +144,11 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
 
     for out in graph.output:
         if out.name in ctx.value:
-            ctx.emit(None, "output", [out.name], out=None, out_shape=ctx.feat(out.name))
+            producer = ctx.ir.nodes[ctx.value[out.name]]
+            shape = ctx.shapes.get(out.name)
+            # An unsupported op's output may have no inferred shape.
+            shape = ctx.feat(out.name) if producer.op != "other" or (shape and None not in shape) else producer.out_shape
+            ctx.emit(None, "output", [out.name], out=None, in_shape=shape, out_shape=shape)
         else:  # a constant output: an output node with no producer
             ctx.emit(None, "output", [], out=None, in_shape=ctx.feat(out.name), out_shape=ctx.feat(out.name))
         ctx.ir.nodes[-1].name = out.name

@@ -156,16 +156,22 @@ def topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
     return order
 
 
-def infer_shapes(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
-    """onnx shape inference (strict, with data propagation for shape subgraphs);
-    falls back to non-strict inference, whose gaps surface later as errors."""
+def infer_shapes(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, str | None]:
+    """onnx shape inference (strict, with data propagation for shape subgraphs).
+
+    Falls back to non-strict inference (custom-domain ops make strict mode
+    fail); returns the inferred model and the strict mode's error, if any, which
+    explains shapes that are missing later.
+    """
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True), None
     except Exception as strict_err:  # InferenceError, ValidationError, RuntimeError
+        cause = f"shape inference failed: {_first_line(strict_err)}"
         try:
-            return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
         except Exception:
-            raise ConversionError(source, f"shape inference failed: {_first_line(strict_err)}") from None
+            raise ConversionError(source, cause) from None
+        return inferred, cause
 
 
 def shape_table(model: onnx.ModelProto) -> dict[str, tuple | None]:

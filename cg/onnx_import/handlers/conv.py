@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cg.errors import ConversionError
 from cg.ops import conv_op_for
 from cg.onnx_import.context import to_pair
 from cg.onnx_import.registry import register
@@ -23,6 +24,12 @@ def conv(node, ctx):
         ctx.unsupported(f"{len(wshape) - 2}-D Conv")
     groups = int(ctx.attr(node, "group", 1))
     in_shape = ctx.feat(x)
+    if wshape[1] * groups != in_shape[0]:
+        raise ConversionError(
+            ctx.source,
+            f"Conv {node.name or node.output[0]!r}: the weight expects {wshape[1] * groups} input channels, "
+            f"the input has {in_shape[0]}",
+        )
     weight_shape = tuple(wshape) if len(wshape) == 4 else (*wshape, 1)
     ctx.emit(
         node, conv_op_for(groups, in_shape[0]), [x],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cg.errors import ConversionError
 from cg.onnx_import.registry import register
 
 
@@ -17,6 +18,12 @@ def reshape(node, ctx):
     13, input) -> vanish in front of a linear layer or when they change no
     shape; otherwise a chain of data-movement ops becomes one reshape. The shape
     operand may come from a constant shape subgraph, which vanishes."""
+    before, after = ctx.numel(node.input[0]), ctx.numel(node.output[0])
+    if before != after:
+        raise ConversionError(
+            ctx.source,
+            f"{node.op_type} {node.name or node.output[0]!r} turns {before} elements into {after}",
+        )
     ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type})
 
 
