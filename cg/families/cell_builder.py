@@ -45,6 +45,7 @@ class LayerGraph:
         self.inputs: list[list[int]] = []
         self.bn_affine: dict[int, bool] = {}
         self._memo: dict[tuple, int] = {}
+        self.extra_params: dict[int, int] = {}
 
     # ------------------------------------------------------------ plumbing
     def shape(self, i: int) -> Shape:
@@ -140,6 +141,13 @@ class LayerGraph:
                     params=out * f + out, macs=out * f)
         return self._add(node, [x])
 
+    def add_constant(self, x: int, numel: int) -> int:
+        """``x + constant`` where the constant depends on no input: by the
+        canonical rules the Add merges into the node producing ``x``, whose
+        ``params`` grow by the constant's size (what the importer counts)."""
+        self.extra_params[x] = self.extra_params.get(x, 0) + numel
+        return x
+
     # -------------------------------------------------------------- build
     def build(self) -> CG:
         """Merge eligible BNs into their conv / linear producers, then order canonically."""
@@ -158,6 +166,11 @@ class LayerGraph:
                                   p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)
                 redirect[i] = src
                 dropped.add(i)
+        for i, extra in self.extra_params.items():
+            j = redirect[i]
+            p = nodes[j]
+            nodes[j] = Node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
+                            p.groups, p.weight_shape, p.params + extra, p.macs)
         # The exporter drops computations no output uses (e.g. an NB-201 node
         # whose out-edges are all ``none``); so do we. Inputs always stay.
         used = [n.op in ("output", "input") for n in nodes]

@@ -1,0 +1,110 @@
+"""NAS-Bench-201 family: parser, network exactness, fast CG path vs ONNX import."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cg.families import get_family
+from cg.families.nb201 import NB201Spec, equivalence_check, parse
+
+FAMILY = get_family("nb201")
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+#: node 1 is all-none and feeds node 2 through a conv (a dead conv edge).
+DEAD_CONV = "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|"
+#: node 1 is computed but nothing uses it.
+UNUSED = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+#: the output node is dead: the network's output does not depend on its input.
+CONSTANT = "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|none~2|"
+
+
+def test_parse_roundtrip():
+    spec = parse(ARCH)
+    assert spec.ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect")
+    assert spec.to_arch() == ARCH
+    assert hash(spec) == hash(parse(ARCH))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|", "3 node groups"),
+    (ARCH.replace("avg_pool_3x3", "max_pool_3x3"), "unknown op 'max_pool_3x3'"),
+    (ARCH.replace("skip_connect~2", "skip_connect~1"), "must read node 2"),
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|", "2 input edge"),
+    (ARCH.replace("~0|+", "0|+", 1), "op~input"),
+])
+def test_parse_errors(bad, message):
+    with pytest.raises(ValueError, match=message):
+        parse(bad)
+
+
+def test_live_nodes():
+    assert parse(ARCH).live_nodes() == (True, True, True, True)
+    assert parse(DEAD_CONV).live_nodes() == (True, False, True, True)
+    assert parse(CONSTANT).live_nodes() == (True, False, False, False)
+
+
+def _trainable(module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def test_params_and_cg_of_a_full_cell():
+    spec = parse(ARCH)
+    module = FAMILY.to_module(spec)
+    cg = FAMILY.to_cg(spec)
+    # every layer of this cell is live, so the CG holds every parameter
+    assert cg.params == _trainable(module)
+    ops = cg.op_counts()
+    # 15 cells x 3 convs + stem + 2 x (2 convs + 1 shortcut conv)
+    assert ops["conv"] == 15 * 3 + 1 + 2 * 3
+    assert ops["batch_norm"] == 1  # lastact: after an add, not mergeable
+    assert cg.input_shape == (3, 32, 32)
+
+
+def test_forward_shapes_and_constant_output():
+    import torch
+
+    x = torch.randn(3, 3, 32, 32)
+    for arch in (ARCH, DEAD_CONV, UNUSED):
+        assert FAMILY.to_module(parse(arch)).eval()(x).shape == (3, 10)
+    y = FAMILY.to_module(parse(CONSTANT)).eval()(x)
+    assert y.shape == (3, 10)
+    assert torch.allclose(y[0], y[1]) and torch.allclose(y[0], y[2])
+    cg = FAMILY.to_cg(parse(CONSTANT))
+    assert cg.op_counts() == {"input": 1, "output": 1} and cg.num_edges == 0
+
+
+def test_dead_and_unused_layers_leave_the_cg():
+    full, dead = FAMILY.to_cg(parse(ARCH)), FAMILY.to_cg(parse(DEAD_CONV))
+    # the convs on edges 1->2 and 1->3 read an all-zero node: 15 cells lose both
+    import torch
+
+    n_convs = sum(isinstance(m, torch.nn.Conv2d) for m in FAMILY.to_module(parse(DEAD_CONV)).modules())
+    assert dead.op_counts()["conv"] == n_convs - 30
+    assert FAMILY.to_cg(parse(UNUSED)).op_counts()["conv"] == 1 + 6  # stem + reduction blocks only
+    assert full.fingerprint() != dead.fingerprint()
+
+
+def test_naslib_params_sample(data_dir):
+    path = data_dir / "nb201" / "naslib_zc_nasbench201_cifar10_724.json"
+    records = list(json.loads(path.read_text())["cifar10"].values())[::60]
+    for rec in records:
+        spec = parse(rec["arch_str"])
+        assert round(_trainable(FAMILY.to_module(spec)) / 1e6, 6) == rec["params"]["score"], rec["arch_str"]
+
+
+def test_load_labelled(data_dir):
+    recs = FAMILY.load_labelled(data_dir)
+    assert len(recs) == 15625
+    assert all(0.0 <= r.accuracy <= 1.0 for r in recs)
+    with_zc = [r for r in recs if "synflow" in r.extra]
+    assert len(with_zc) == 724
+    assert isinstance(with_zc[0].extra["params"], int)
+
+
+def test_fast_path_matches_onnx_import():
+    pytest.importorskip("cg.onnx_import")
+    specs = [parse(a) for a in (ARCH, DEAD_CONV, UNUSED, CONSTANT)]
+    result = equivalence_check(specs=specs)
+    assert result["constant_output_skipped"] == 1
+    assert result["identical"] == result["checked"] == 3, result["mismatches"]
