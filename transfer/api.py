@@ -72,13 +72,19 @@ def predict_module(module, input_shape: Sequence[int], checkpoint=None, name: st
 
     Args:
         module: the network (put in eval mode for the export; its mode is restored).
-        input_shape: ``(C, H, W)`` (or with a batch dimension) of one input.
+        input_shape: shape of one input sample, batch excluded, e.g. ``(3, 224, 224)``.
         checkpoint: folder, estimator, or ``None`` for the shipped checkpoint.
         name: the name reported as ``path`` (default: the module's class name).
     """
     from cg.torch_import import from_module
 
-    cg = from_module(module, tuple(input_shape))
+    try:
+        cg = from_module(module, tuple(input_shape))
+    except GennapeError:
+        raise
+    except Exception as err:  # torch's exporter refused the module
+        raise GennapeError(f"{type(module).__name__}: cannot be exported to ONNX ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
     return predict_cgs([cg], checkpoint, [name or type(module).__name__]).predictions[0]
 
 

@@ -1,0 +1,97 @@
+"""The Python API and the issue's CI check: a tiny model pretrained on NB-101
+ranks unseen NB-201 cells clearly better than chance, and fine-tuning on a
+small labelled set improves Spearman on the rest."""
+
+import numpy as np
+import pytest
+
+from _transfer_helpers import EXAMPLES, nb201_records, tiny_estimator
+from cg.errors import GennapeError
+from transfer import default_checkpoint, predict_cgs, predict_module, predict_onnx
+from transfer.finetune import FinetuneConfig, finetune_estimator
+from transfer.metrics import spearman
+
+
+@pytest.fixture(scope="module")
+def nb201_sample(data_dir):
+    from cg.families import get_family
+
+    nb201 = get_family("nb201")
+    recs = nb201_records(data_dir)
+    sel = np.random.default_rng(0).choice(len(recs), 340, replace=False)
+    return [nb201.to_cg(recs[i].spec) for i in sel], np.array([recs[i].accuracy for i in sel])
+
+
+def test_zero_shot_beats_chance_and_finetuning_improves(data_dir, nb201_sample):
+    est = tiny_estimator(data_dir)
+    cgs, y = nb201_sample
+    zero = spearman([p.predicted_accuracy for p in predict_cgs(cgs[40:], est).predictions], y[40:])
+    # Chance: |rho| ~ 1/sqrt(299) = 0.06; measured 0.58 for this seed.
+    assert zero > 0.3
+    tuned = finetune_estimator(est, cgs[:40], y[:40], FinetuneConfig(seed=0))
+    pred = tuned.predict(cgs[40:])
+    assert spearman(pred, y[40:]) > zero + 0.05  # measured 0.58 -> 0.75
+    # predictions are now on NB-201's scale: inside the labelled range
+    assert y[:40].min() <= np.median(pred) <= y[:40].max()
+    # the argument is left untouched
+    assert spearman(est.predict(cgs[40:]), y[40:]) == pytest.approx(zero)
+
+
+@pytest.mark.parametrize("mode", ["heads", "encoder"])
+def test_finetune_is_reproducible_with_a_seed(data_dir, nb201_sample, mode):
+    est = tiny_estimator(data_dir)
+    cgs, y = nb201_sample
+    cfg = FinetuneConfig(mode=mode, epochs=10, seed=3)
+    a = finetune_estimator(est, cgs[:20], y[:20], cfg)
+    b = finetune_estimator(est, cgs[:20], y[:20], cfg)
+    np.testing.assert_array_equal(a.predict(cgs[20:60]), b.predict(cgs[20:60]))
+    assert a.metadata_["finetune"]["mode"] == mode and a.metadata_["finetune"]["n"] == 20
+    # the tuned networks join the out-of-distribution reference set
+    assert len(a.reference_embeddings_) == len(est.reference_embeddings_) + 20
+
+
+def test_finetune_rejects_bad_input(data_dir, nb201_sample):
+    est = tiny_estimator(data_dir)
+    cgs, y = nb201_sample
+    with pytest.raises(GennapeError, match="at least 2"):
+        finetune_estimator(est, cgs[:1], y[:1])
+    with pytest.raises(GennapeError, match="differ"):
+        finetune_estimator(est, cgs[:3], [0.9, 0.9, 0.9])
+    with pytest.raises(ValueError, match="valid modes: heads, encoder"):
+        FinetuneConfig(mode="centres")
+
+
+def test_predict_onnx_ranks_files_and_reports_bad_ones(data_dir, tmp_path):
+    est = tiny_estimator(data_dir)
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
+    run = predict_onnx([EXAMPLES, tmp_path], est)
+    assert len(run.predictions) == len(list(EXAMPLES.glob("*.onnx")))
+    assert [f.path for f in run.failures] == [str(tmp_path / "broken.onnx")]
+    assert sorted(p.rank for p in run.predictions) == list(range(1, len(run.predictions) + 1))
+    for p in run.predictions:
+        assert sum(p.memberships) == pytest.approx(1.0)
+        assert p.ood_score >= 0 and p.ood == (p.ood_score > 2.0)
+    # the same file predicts the same whatever it is batched with
+    alone = predict_onnx(EXAMPLES / "darts_v2.onnx", est).predictions[0]
+    together = next(p for p in run.predictions if p.path.endswith("darts_v2.onnx"))
+    assert alone.predicted_accuracy == pytest.approx(together.predicted_accuracy, abs=1e-6)
+
+
+def test_predict_module_matches_the_exported_file(data_dir):
+    from cg.families import get_family
+
+    est = tiny_estimator(data_dir)
+    nb201 = get_family("nb201")
+    spec = nb201.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    module = nb201.to_module(spec)
+    p = predict_module(module, (3, 32, 32), est)
+    assert p.path == type(module).__name__
+    q = predict_onnx(EXAMPLES / "nb201_mixed.onnx", est).predictions[0]
+    assert p.predicted_accuracy == pytest.approx(q.predicted_accuracy, abs=1e-6)
+
+
+def test_default_checkpoint_is_inside_the_package(tmp_path):
+    path = default_checkpoint()
+    assert path.parts[-3:] == ("transfer", "checkpoints", "default")
+    with pytest.raises(GennapeError, match="checkpoint folder not found"):
+        predict_onnx(EXAMPLES, tmp_path / "nowhere")
