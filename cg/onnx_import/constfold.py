@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from cg.onnx_import.context import SMALL_NUMEL, tensor_value
+from cg.onnx_import.context import SMALL_NUMEL, constant_value, tensor_value
 
 EVAL: dict[str, Callable] = {}
 
@@ -166,9 +166,7 @@ def _evaluate(node, values, shapes):
     op = node.op_type
     try:
         if op == "Constant":
-            from cg.onnx_import.importer import _constant_value
-
-            return _constant_value(node)
+            return constant_value(node)
         if op in ("Shape", "Size"):
             shape = shapes.get(node.input[0])
             if shape is None or None in shape:
@@ -210,7 +208,12 @@ def fill_same_shape(model: onnx.ModelProto, shapes: dict) -> bool:
         current = shapes.get(out)
         if current is not None and None not in current:
             continue
-        model.graph.value_info.append(helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, list(src)))
+        info = helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, list(src))
+        declared = next((o for o in model.graph.output if o.name == out), None)
+        if declared is not None:  # a graph output's own declaration wins over value_info
+            declared.type.CopyFrom(info.type)
+        else:
+            model.graph.value_info.append(info)
         shapes[out] = src
         added = True
     return added

@@ -10,6 +10,7 @@ everything else; every activation maps to the IR node that produces it.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -18,6 +19,9 @@ from onnx import helper, numpy_helper
 
 from cg.errors import ConversionError
 from cg.onnx_import.ir import IRGraph, IRNode
+
+#: Ops that pass a small constant's value through unchanged (for Clip bounds etc.).
+VALUE_PASSTHROUGH = frozenset({"Identity", "Cast", "Squeeze", "Unsqueeze", "Reshape"})
 
 #: Constants up to this many elements may have their values read (shapes,
 #: axes, pads, clip bounds); weights are never read.
@@ -30,13 +34,16 @@ class HandlerUnsupported(Exception):
 
 
 class Context:
-    def __init__(self, source: str, opset: int, shapes: dict[str, tuple | None],
-                 const_values: dict[str, Any], static: set[str]):
+    def __init__(self, source: str, opset: int, shapes, initializers: dict[str, onnx.TensorProto],
+                 static: set[str]):
         self.source = source
         self.opset = opset
         self.shapes = shapes
-        self.const_values = const_values
+        self.initializers = initializers
         self.static = static
+        #: static tensor -> the node computing it (for :meth:`const`)
+        self.static_producer: dict[str, onnx.NodeProto] = {}
+        self.const_values: dict[str, Any] = {}
         self.ir = IRGraph()
         self.value: dict[str, int] = {}  # activation tensor -> IR node id
         self._counted: set[str] = set()
@@ -50,7 +57,7 @@ class Context:
     def shape(self, tensor: str) -> tuple[int, ...]:
         """Full shape (batch dimension included) of a tensor, or ConversionError."""
         shape = self.shapes.get(tensor)
-        if shape is None or any(d is None for d in shape):
+        if shape is None or None in shape:
             if self.inference_error:
                 raise ConversionError(self.source, self.inference_error)
             raise ConversionError(
@@ -65,13 +72,32 @@ class Context:
         return tuple(self.shape(tensor)[1:])
 
     def numel(self, tensor: str) -> int:
-        return int(np.prod(self.shape(tensor), dtype=np.int64))
+        return math.prod(self.shape(tensor))
 
     def const(self, tensor: str):
-        """Value of a small static tensor as a numpy array, or None if unknown."""
+        """Value of a small static tensor as a numpy array, or None if unknown.
+
+        Computed on demand: initializers and Constant nodes, passed through
+        Identity / Cast / Squeeze / Unsqueeze / Reshape."""
         if not tensor:
             return None
-        return self.const_values.get(tensor)
+        if tensor in self.const_values:
+            return self.const_values[tensor]
+        value = None
+        init = self.initializers.get(tensor)
+        node = self.static_producer.get(tensor)
+        if init is not None:
+            value = tensor_value(init)
+        elif node is not None:
+            if node.op_type == "Constant":
+                value = constant_value(node)
+            elif node.op_type in VALUE_PASSTHROUGH and node.input:
+                value = self.const(node.input[0])
+                shape = self.shapes.get(tensor)
+                if value is not None and shape is not None and None not in shape and math.prod(shape) == value.size:
+                    value = value.reshape(shape)
+        self.const_values[tensor] = value
+        return value
 
     def params(self, tensors: Iterable[str]) -> int:
         """Parameter count of ``tensors``: static, non-scalar tensors, each
@@ -163,3 +189,16 @@ def tensor_value(t: onnx.TensorProto):
         return numpy_helper.to_array(t)
     except Exception:  # malformed constant: treat the value as unknown
         return None
+
+
+def constant_value(node: onnx.NodeProto):
+    """Value of a Constant node if small, else None."""
+    for a in node.attribute:
+        if a.name == "value":
+            return tensor_value(a.t)
+        if a.name in ("value_float", "value_int"):
+            return np.asarray(helper.get_attribute_value(a))
+        if a.name in ("value_floats", "value_ints"):
+            v = helper.get_attribute_value(a)
+            return np.asarray(v) if len(v) <= SMALL_NUMEL else None
+    return None

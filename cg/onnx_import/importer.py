@@ -3,15 +3,15 @@ canonical IR (via :mod:`cg.onnx_import.canonical`) -> :class:`cg.graph.CG`."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
-import numpy as np
 import onnx
 
 from cg.errors import ConversionError, UnsupportedOpsError
 from cg.graph import CG, GraphBuilder, Node
 from cg.onnx_import import canonical, constfold, load
-from cg.onnx_import.context import Context, HandlerUnsupported, tensor_value
+from cg.onnx_import.context import Context, HandlerUnsupported
 from cg.onnx_import.registry import handler_for
 
 #: Valid values of ``unknown_ops``.
@@ -20,8 +20,6 @@ UNKNOWN_OPS_CHOICES = ("error", "other")
 #: Ops whose output depends only on their input's shape, never its values.
 SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
 
-#: Ops that pass a small constant's value through unchanged (for Clip bounds etc.).
-VALUE_PASSTHROUGH = frozenset({"Identity", "Cast", "Squeeze", "Unsqueeze", "Reshape"})
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -105,14 +103,8 @@ def _missing_shapes(graph: onnx.GraphProto, static: set[str], shapes: dict) -> b
 
 def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
              unknown_ops: str, name: str, inference_error: str | None = None) -> CG:
-    static: set[str] = set()
-    values: dict[str, object] = {}
-    for init in graph.initializer:
-        static.add(init.name)
-        v = tensor_value(init)
-        if v is not None:
-            values[init.name] = v
-    ctx = Context(source, opset, shapes, values, static)
+    initializers = {init.name: init for init in graph.initializer}
+    ctx = Context(source, opset, shapes, initializers, set(initializers))
     ctx.inference_error = inference_error
     inputs = load.network_inputs(graph)
     if not inputs:
@@ -122,9 +114,9 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
         ctx.ir.nodes[-1].name = inp.name
 
     unsupported: list[tuple[str, str]] = []
+    static = ctx.static
     for node in graph.node:
-        ins = [t for t in node.input if t]
-        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in ins):
+        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
             _fold_static(node, ctx)
             continue
         known = node.domain in DEFAULT_DOMAINS
@@ -168,47 +160,24 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
 
 
 def _fold_static(node: onnx.NodeProto, ctx: Context) -> None:
-    """Static node: its outputs are parameters / shape values, never CG nodes.
-    Keep the values of small constants that handlers may need."""
+    """Static node: its outputs are parameters / shape values, never CG nodes."""
     for o in node.output:
         if o:
             ctx.static.add(o)
-    op = node.op_type
-    if op == "Constant":
-        v = _constant_value(node)
-        if v is not None:
-            ctx.const_values[node.output[0]] = v
-    elif op in VALUE_PASSTHROUGH and node.input and node.input[0] in ctx.const_values:
-        v = ctx.const_values[node.input[0]]
-        shape = ctx.shapes.get(node.output[0])
-        if shape is not None and None not in shape and int(np.prod(shape)) == v.size:
-            v = v.reshape(shape)
-        ctx.const_values[node.output[0]] = v
-    if op == "ConstantOfShape" and node.input and node.input[0] in ctx.const_values:
+            ctx.static_producer[o] = node
+    if node.op_type == "ConstantOfShape" and node.input and ctx.shapes.get(node.output[0]) is None:
         # Shape inference may give up on a ConstantOfShape; its shape vector is small.
-        if ctx.shapes.get(node.output[0]) is None:
-            ctx.shapes[node.output[0]] = tuple(int(d) for d in ctx.const_values[node.input[0]])
-
-
-def _constant_value(node: onnx.NodeProto):
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == "value":
-            return tensor_value(a.t)
-        if a.name in ("value_float", "value_int"):
-            return np.asarray(helper.get_attribute_value(a))
-        if a.name in ("value_floats", "value_ints"):
-            v = helper.get_attribute_value(a)
-            return np.asarray(v) if len(v) <= 1024 else None
-    return None
+        shape = ctx.const(node.input[0])
+        if shape is not None:
+            ctx.shapes[node.output[0]] = tuple(int(d) for d in shape.reshape(-1))
 
 
 def _emit_other(node: onnx.NodeProto, ctx: Context) -> None:
     acts = ctx.acts(node)
     out = next((o for o in node.output if o), None)
     in_shape = ctx.feat(acts[0]) if acts and ctx.shapes.get(acts[0]) else ()
-    out_shape = ctx.feat(out) if out and ctx.shapes.get(out) and None not in ctx.shapes[out] else ()
+    shape = ctx.shapes.get(out) if out else None
+    out_shape = tuple(shape[1:]) if shape and None not in shape else ()
     idx = ctx.emit(node, "other", acts, out=out, in_shape=in_shape, out_shape=out_shape,
                    params=ctx.params(ctx.statics(node)))
     for o in node.output:
@@ -243,7 +212,7 @@ def _macs(n) -> int:
     """conv: Cout*Hout*Wout*(Cin/g)*kh*kw; linear: in*out per position;
     matmul: the product's multiply-adds; others 0."""
     if n.op in ("conv", "group_conv", "depthwise_conv", "linear"):
-        return int(np.prod(n.out_shape, dtype=np.int64)) * int(np.prod(n.weight_shape[1:], dtype=np.int64))
+        return math.prod(n.out_shape) * math.prod(n.weight_shape[1:])
     if n.op == "matmul":
-        return int(np.prod(n.out_shape, dtype=np.int64)) * int(n.info.get("k", 1))
+        return math.prod(n.out_shape) * int(n.info.get("k", 1))
     return 0

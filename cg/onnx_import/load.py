@@ -174,22 +174,41 @@ def infer_shapes(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, 
         return inferred, cause
 
 
-def shape_table(model: onnx.ModelProto) -> dict[str, tuple | None]:
-    """Tensor name -> shape tuple (None for an unknown dimension), or None if
-    even the rank is unknown."""
-    shapes: dict[str, tuple | None] = {}
-    g = model.graph
-    for vi in (*g.input, *g.value_info, *g.output):
+class ShapeTable:
+    """Tensor name -> shape tuple (``None`` for an unknown dimension), or None
+    if even the rank is unknown. Parsed lazily: only the shapes a conversion
+    asks for are read from the protos."""
+
+    def __init__(self, model: onnx.ModelProto):
+        g = model.graph
+        self._infos = {vi.name: vi for part in (g.input, g.value_info, g.output) for vi in part}
+        self._cache: dict[str, tuple | None] = {init.name: tuple(init.dims) for init in g.initializer}
+
+    def get(self, name: str, default=None):
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        vi = self._infos.get(name)
+        if vi is None:
+            return default
         t = vi.type
         if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
-            shapes.setdefault(vi.name, None)
-            continue
-        shapes[vi.name] = tuple(
-            d.dim_value if d.HasField("dim_value") else None for d in t.tensor_type.shape.dim
-        )
-    for init in g.initializer:
-        shapes[init.name] = tuple(init.dims)
-    return shapes
+            shape = None
+        else:
+            shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.tensor_type.shape.dim)
+        self._cache[name] = shape
+        return shape
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._cache or name in self._infos
+
+    def __setitem__(self, name: str, shape: tuple) -> None:
+        self._cache[name] = shape
+
+
+def shape_table(model: onnx.ModelProto) -> ShapeTable:
+    return ShapeTable(model)
 
 
 def _first_line(err: BaseException) -> str:

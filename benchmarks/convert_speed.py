@@ -1,0 +1,55 @@
+"""Conversion speed: median milliseconds per model for the onnx package's nine
+weightless model-zoo models, file read + shape inference + conversion included.
+
+    python benchmarks/convert_speed.py [--repeats 15]
+
+Prints a table, then (last line) JSON ``{"resnet50_ms": ..., ...}``.
+Targets on the project's 2-core machine: ResNet-50 <= 50 ms, DenseNet-121 <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from cg.onnx_import import from_onnx  # noqa: E402
+
+MODELS = ("bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
+          "shufflenet", "squeezenet", "vgg19", "zfnet512")
+TARGETS_MS = {"resnet50": 50.0, "densenet121": 200.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs per model (after 2 warm-up runs)")
+    args = parser.parse_args()
+    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    results = {}
+    print(f"{'model':<14} {'onnx nodes':>10} {'CG nodes':>9} {'median ms':>10} {'min ms':>8}")
+    for name in MODELS:
+        path = light / f"light_{name}.onnx"
+        onnx_nodes = len(onnx.load(path).graph.node)
+        for _ in range(2):
+            cg = from_onnx(path)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            cg = from_onnx(path)
+            times.append((time.perf_counter() - t0) * 1000)
+        med = statistics.median(times)
+        results[f"{name}_ms"] = round(med, 2)
+        target = f"  (target <= {TARGETS_MS[name]:.0f})" if name in TARGETS_MS else ""
+        print(f"{name:<14} {onnx_nodes:>10} {cg.num_nodes:>9} {med:>10.1f} {min(times):>8.1f}{target}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
