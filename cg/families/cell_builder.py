@@ -45,7 +45,7 @@ class LayerGraph:
         self.inputs: list[list[int]] = []
         self.bn_affine: dict[int, bool] = {}
         self._memo: dict[tuple, int] = {}
-        self.extra_params: dict[int, int] = {}
+        self.constant_adds: list[int] = []
 
     # ------------------------------------------------------------ plumbing
     def shape(self, i: int) -> Shape:
@@ -142,47 +142,55 @@ class LayerGraph:
         return self._add(node, [x])
 
     def add_constant(self, x: int, numel: int) -> int:
-        """``x + constant`` where the constant depends on no input: by the
-        canonical rules the Add merges into the node producing ``x``, whose
-        ``params`` grow by the constant's size (what the importer counts)."""
-        self.extra_params[x] = self.extra_params.get(x, 0) + numel
-        return x
+        """``x + constant`` where the constant (``numel`` values) depends on no
+        input. The canonical rules merge such an Add into the node producing
+        ``x`` (``params += numel``) when nothing else reads ``x``; otherwise it
+        stays an ``add`` node with one input edge and ``numel`` params."""
+        s = self.shape(x)
+        i = self._add(Node("add", in_shape=s, out_shape=s, params=numel), [x])
+        self.constant_adds.append(i)
+        return i
 
     # -------------------------------------------------------------- build
     def build(self) -> CG:
-        """Merge eligible BNs into their conv / linear producers, then order canonically."""
-        consumers = [0] * len(self.nodes)
-        for ins in self.inputs:
-            for s in ins:
-                consumers[s] += 1
-        nodes = list(self.nodes)
-        redirect = list(range(len(nodes)))
-        dropped: set[int] = set()
-        for i, affine in self.bn_affine.items():
-            (src,) = self.inputs[i]
-            if nodes[src].op in ("conv", "group_conv", "depthwise_conv", "linear") and consumers[src] == 1:
-                p = nodes[src]
-                nodes[src] = Node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
-                                  p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)
-                redirect[i] = src
-                dropped.add(i)
-        for i, extra in self.extra_params.items():
-            j = redirect[i]
-            p = nodes[j]
-            nodes[j] = Node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
-                            p.groups, p.weight_shape, p.params + extra, p.macs)
+        """Drop unused layers, merge BNs and constant Adds, order canonically."""
+        n = len(self.nodes)
         # The exporter drops computations no output uses (e.g. an NB-201 node
         # whose out-edges are all ``none``); so do we. Inputs always stay.
-        used = [n.op in ("output", "input") for n in nodes]
-        for i in range(len(nodes) - 1, -1, -1):
-            if used[i] and nodes[i].op != "input":
+        used = [node.op in ("output", "input") for node in self.nodes]
+        for i in range(n - 1, -1, -1):
+            if used[i]:
                 for s in self.inputs[i]:
-                    used[redirect[s]] = True
                     used[s] = True
+        consumers = [0] * n
+        for i in range(n):
+            if used[i]:
+                for s in self.inputs[i]:
+                    consumers[s] += 1
+        # One pass in topological order, as the importer's canonicaliser: a
+        # merge makes the merged node's consumers read the producer, so a BN
+        # after a merged BN / constant Add can merge into the same conv.
+        nodes = list(self.nodes)
+        redirect = list(range(n))
+        bns, adds = set(self.bn_affine), set(self.constant_adds)
+        for i in range(n):
+            if not used[i] or (i not in bns and i not in adds):
+                continue
+            (src,) = self.inputs[i]
+            j = redirect[src]
+            sole = consumers[src] == 1
+            merge = (sole and nodes[j].op in _WEIGHTED) if i in bns else (sole and nodes[j].op != "input")
+            if merge:
+                p = nodes[j]
+                nodes[j] = Node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
+                                p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)
+                redirect[i] = j
         b = GraphBuilder(self.name)
         new_id: dict[int, int] = {}
         for i, node in enumerate(nodes):
-            if i in dropped or not used[i]:
-                continue
-            new_id[i] = b.add(node, [new_id[redirect[s]] for s in self.inputs[i]])
+            if used[i] and redirect[i] == i:
+                new_id[i] = b.add(node, [new_id[redirect[s]] for s in self.inputs[i]])
         return b.build()
+
+
+_WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})
