@@ -109,7 +109,8 @@ def fix_input_shapes(model: onnx.ModelProto, source: str, input_shape) -> None:
 
 
 def topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
-    """Node indices in a topological order (Kahn's algorithm, linear time).
+    """Node indices in a topological order: the file's own order when it is
+    one, else Kahn's algorithm (linear time).
 
     Raises ConversionError for a tensor nobody produces, a tensor produced twice,
     or a cycle.
@@ -128,6 +129,7 @@ def topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
             producer[o] = k
     indeg = [0] * len(nodes)
     succ: list[list[int]] = [[] for _ in nodes]
+    in_order = True
     for k, n in enumerate(nodes):
         for t in n.input:
             if not t or t in available:
@@ -137,6 +139,10 @@ def topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
                 raise ConversionError(source, f"tensor {t!r} read by node {n.name or n.op_type} is never produced")
             succ[p].append(k)
             indeg[k] += 1
+            in_order = in_order and p < k
+    if in_order:  # the usual case: the file's order is already topological
+        _check_outputs(graph, producer, available, source)
+        return list(range(len(nodes)))
     queue = deque(k for k in range(len(nodes)) if indeg[k] == 0)
     order: list[int] = []
     while queue:
@@ -150,10 +156,14 @@ def topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
         stuck = next(k for k in range(len(nodes)) if indeg[k] > 0)
         n = nodes[stuck]
         raise ConversionError(source, f"the graph has a cycle (through node {n.name or n.op_type})")
+    _check_outputs(graph, producer, available, source)
+    return order
+
+
+def _check_outputs(graph, producer, available, source) -> None:
     for o in graph.output:
         if o.name not in producer and o.name not in available:
             raise ConversionError(source, f"graph output {o.name!r} is never produced")
-    return order
 
 
 def infer_shapes(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, str | None]:
