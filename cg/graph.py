@@ -28,6 +28,20 @@ ONNX importer, the benchmark-family builders) follows these rules, and
   GlobalAveragePool = ReduceMean over H,W -> ``global_avg_pool``;
   HardSwish = x*HardSigmoid(x) -> ``hard_swish``; SiLU = x*Sigmoid(x) ->
   ``silu``; Clip(0,6) = ReLU6 patterns -> ``relu6``.
+* Details the importer fixes (see :mod:`cg.onnx_import.canonical` and the
+  handler docstrings): a per-channel Add/Mul merges into any producer that has
+  no other consumer (a ``batch_norm``, a ``relu``, a ``concat``...), else it
+  stays an ``add`` / ``mul`` node with one input edge and the parameter's
+  size; scalar arithmetic vanishes unless part of a pattern (``relu6(x+3)/6``
+  -> ``hard_sigmoid``, ``x*relu6(x+3)/6`` -> ``hard_swish``, exact GELU ->
+  ``gelu``); Sub counts as ``add`` and Div as ``mul``; a pooling window that
+  covers the whole unpadded map is a global pool; the merged Pad's consumer
+  has the *padded* ``in_shape`` (so Pad+Conv differs from a conv with a
+  ``pads`` attribute); a data-movement chain with a Transpose stays a
+  ``reshape`` even when its output shape equals its input shape (channel
+  shuffle), one without vanishes; a BN's running mean and variance are not
+  parameters, its scale and shift are, even when the file holds them as
+  constants (a non-affine torch BN).
 * One ``input`` node per network input and one ``output`` node per output.
   ``kernel``, ``stride`` and ``dilation`` are ``(1, 1)`` and ``groups`` is 1
   for ops that have no such attribute.
