@@ -161,3 +161,47 @@ def test_all_specs_file_head(data_dir):
     specs = [next(it) for _ in range(200)]
     assert specs[0].num_vertices == 2
     assert all(isinstance(s, NB101Spec) for s in specs)
+
+
+def test_fast_builder_equals_graph_builder(data_dir):
+    recs = FAMILY.load_labelled(data_dir)
+    for r in random.Random(2).sample(recs, 150):
+        fast, ref = build_cg(r.spec), build_cg(r.spec, reference=True)
+        assert fast == ref and fast.edges == ref.edges
+
+
+# Cells covering every wiring case: input -> output only, a single vertex plus
+# the projected input added, truncation plus output projection, and a 7-vertex cell.
+EDGE_CASES = [
+    '{"matrix": [[0, 1], [0, 0]], "ops": ["input", "output"]}',
+    '{"matrix": [[0, 1, 1], [0, 0, 1], [0, 0, 0]], "ops": ["input", "conv3x3-bn-relu", "output"]}',
+    json.dumps({"matrix": [[0, 1, 1, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0],
+                           [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1],
+                           [0, 0, 0, 0, 0, 0, 0]],
+                "ops": ["input", C1, MP, MP, C1, MP, "output"]}),
+    json.dumps(INCEPTION),
+]
+
+
+@pytest.mark.parametrize("arch", EDGE_CASES)
+def test_cg_identical_to_onnx_import(arch):
+    pytest.importorskip("torch")
+    from cg.families.export import export_bytes
+    from cg.onnx_import import from_onnx
+
+    spec = FAMILY.parse(arch)
+    imported = from_onnx(export_bytes(FAMILY, spec))
+    fast = FAMILY.to_cg(spec)
+    assert imported == fast
+    assert imported.edges == fast.edges
+    assert imported.params == sum(p.numel() for p in FAMILY.to_module(spec).parameters())
+
+
+def test_edge_cases_cover_truncation_and_projections():
+    from cg.families.nb101 import cell_plan, stack_channels
+
+    plans = [cell_plan(FAMILY.parse(a), cin, cout) for a in EDGE_CASES for cin, cout, _ in stack_channels()]
+    assert any(trunc is not None for p in plans for srcs in p.vertex_inputs for _, trunc in srcs)
+    assert any(p.project_output and p.concat for p in plans)
+    assert any(not p.concat for p in plans)
+    assert any(len(p.concat) == 1 for p in plans)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import heapq
 import json
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -363,19 +364,93 @@ def stack_channels() -> list[tuple[int, int, int]]:
 
 
 # ------------------------------------------------------------------- the CG
+# Nodes are interned: each distinct node is one object, created once per
+# process, with the bytes GraphBuilder hashes for it computed once.
+_ORDER_BYTES: dict[int, bytes] = {}
+
+
+def _intern(node: Node) -> Node:
+    _ORDER_BYTES[id(node)] = repr(node.order_key()).encode()
+    return node
+
+
 @lru_cache(maxsize=None)
 def _conv(cin: int, cout: int, k: int, size: int) -> Node:
     # A conv without bias with its batch norm merged in: weights + 2 x C.
-    return Node(
+    return _intern(Node(
         "conv", (cin, size, size), (cout, size, size), kernel=(k, k), weight_shape=(cout, cin, k, k),
         params=cout * cin * k * k + 2 * cout, macs=cout * size * size * cin * k * k,
-    )
+    ))
 
 
 @lru_cache(maxsize=None)
 def _simple(op: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
             kernel: tuple[int, int] = (1, 1), stride: tuple[int, int] = (1, 1)) -> Node:
-    return Node(op, in_shape, out_shape, kernel=kernel, stride=stride)
+    return _intern(Node(op, in_shape, out_shape, kernel=kernel, stride=stride))
+
+
+@lru_cache(maxsize=None)
+def _linear(features: int, classes: int) -> Node:
+    return _intern(Node("linear", (features,), (classes,), weight_shape=(classes, features),
+                        params=classes * features + classes, macs=classes * features))
+
+
+class _FastBuilder:
+    """:class:`cg.graph.GraphBuilder`'s canonical order, computed faster.
+
+    Gives exactly ``GraphBuilder.build()``'s CG (same ancestry keys, same heap
+    order, same tie-breaking by insertion index; a test and
+    ``benchmarks/families.py`` check it), relying on two facts of this
+    builder: nodes are added after their inputs (insertion order is
+    topological, so keys need no traversal), and nodes are interned (their
+    hashed bytes are computed once per process, not once per graph node).
+    """
+
+    def __init__(self, name: str = ""):
+        self.name = name
+        self.nodes: list[Node] = []
+        self.inputs: list[tuple[int, ...]] = []
+
+    def add(self, node: Node, inputs: tuple[int, ...] | list[int] = ()) -> int:
+        self.nodes.append(node)
+        self.inputs.append(tuple(inputs))
+        return len(self.nodes) - 1
+
+    def build(self) -> CG:
+        nodes, inputs = self.nodes, self.inputs
+        n = len(nodes)
+        blake = hashlib.blake2b
+        order_bytes = _ORDER_BYTES
+        keys: list[bytes] = []
+        succ: list[list[int]] = [[] for _ in range(n)]
+        indeg = [0] * n
+        for i in range(n):
+            h = blake(order_bytes[id(nodes[i])], digest_size=8)
+            srcs = inputs[i]
+            for s in srcs:
+                h.update(keys[s])
+                succ[s].append(i)
+            indeg[i] = len(srcs)
+            keys.append(h.digest())
+        ready = [(keys[i], i) for i in range(n) if indeg[i] == 0]
+        heapq.heapify(ready)
+        order: list[int] = []
+        pop, push = heapq.heappop, heapq.heappush
+        while ready:
+            i = pop(ready)[1]
+            order.append(i)
+            for d in succ[i]:
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    push(ready, (keys[d], d))
+        new_id = [0] * n
+        for new, old in enumerate(order):
+            new_id[old] = new
+        return CG(
+            nodes=tuple([nodes[i] for i in order]),
+            edges=tuple([(new_id[s], new_id[d]) for d in order for s in inputs[d]]),
+            name=self.name,
+        )
 
 
 def _feature(c: int, size: int) -> tuple[int, int, int]:
@@ -383,9 +458,9 @@ def _feature(c: int, size: int) -> tuple[int, int, int]:
 
 
 class _CGWriter:
-    """Adds the nodes of the network to a GraphBuilder in the torch forward's order."""
+    """Adds the nodes of the network to a builder in the torch forward's order."""
 
-    def __init__(self, builder: GraphBuilder):
+    def __init__(self, builder: "GraphBuilder | _FastBuilder"):
         self.b = builder
 
     def conv_bn_relu(self, x: int, cin: int, cout: int, k: int, size: int) -> int:
@@ -437,9 +512,13 @@ class _CGWriter:
         return out
 
 
-def build_cg(spec: NB101Spec, name: str = "") -> CG:
-    """The benchmark network of ``spec`` as a canonical CG (pure Python)."""
-    b = GraphBuilder(name)
+def build_cg(spec: NB101Spec, name: str = "", reference: bool = False) -> CG:
+    """The benchmark network of ``spec`` as a canonical CG (pure Python).
+
+    ``reference=True`` orders the nodes with :class:`cg.graph.GraphBuilder`
+    itself instead of the equivalent, faster :class:`_FastBuilder`.
+    """
+    b = GraphBuilder(name) if reference else _FastBuilder(name)
     w = _CGWriter(b)
     c, size = INPUT_SHAPE[0], INPUT_SHAPE[1]
     x = b.add(_simple("input", (), INPUT_SHAPE))
@@ -452,8 +531,7 @@ def build_cg(spec: NB101Spec, name: str = "") -> CG:
         x = w.cell(spec, x, cin, cout, size)
     last = stack_channels()[-1][1]
     x = b.add(_simple("global_avg_pool", _feature(last, size), (last, 1, 1)), (x,))
-    x = b.add(Node("linear", (last,), (NUM_CLASSES,), weight_shape=(NUM_CLASSES, last),
-                   params=NUM_CLASSES * last + NUM_CLASSES, macs=NUM_CLASSES * last), (x,))
+    x = b.add(_linear(last, NUM_CLASSES), (x,))
     b.add(_simple("output", (NUM_CLASSES,), (NUM_CLASSES,)), (x,))
     return b.build()
 
