@@ -101,3 +101,14 @@ def test_canonical_forms(cgs):
     # DenseNet: BN after a concat stays; BN after a conv merges.
     dn = cgs["densenet121"].op_counts()
     assert dn["batch_norm"] == 62 and dn["conv"] == 121
+
+
+@pytest.mark.parametrize("opset", [10, 11, 13, 18, 21])
+@pytest.mark.parametrize("name", ["resnet50", "shufflenet", "inception_v1"])
+def test_same_cg_across_opsets(cgs, light_dir, name, opset):
+    """The model rewritten by onnx's version converter (attributes become inputs:
+    Pad pads, Squeeze axes, Clip bounds, ReduceMean axes...) gives the same CG."""
+    from onnx import version_converter
+
+    converted = version_converter.convert_version(onnx.load(_load(light_dir, name)), opset)
+    assert from_onnx(converted) == cgs[name]
