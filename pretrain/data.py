@@ -65,6 +65,12 @@ def load_nb101(path: str | Path, limit: int | None = None) -> NB101Data:
             raise GennapeError(f"{path}: not an NB-101 JSON file ({type(err).__name__}: {err})") from None
         if not isinstance(records, list):
             raise GennapeError(f"{path}: expected a JSON list of NB-101 records")
+        if limit is not None and limit < len(records):
+            # Choose the subset before parsing specs: a limited run stays fast.
+            try:
+                records = [records[i] for i in _smallest_hashes([str(r["hash"]) for r in records], limit)]
+            except (KeyError, TypeError) as err:
+                raise GennapeError(f"{path}: a record lacks its hash ({type(err).__name__}: {err})") from None
         keys, specs, acc = [], [], []
         for i, rec in enumerate(records):
             try:
@@ -76,10 +82,15 @@ def load_nb101(path: str | Path, limit: int | None = None) -> NB101Data:
     if not keys:
         raise GennapeError(f"{path}: no NB-101 architectures")
     if limit is not None and limit < len(keys):
-        order = sorted(range(len(keys)), key=lambda i: hashlib.sha256(keys[i].encode()).hexdigest())[:limit]
-        order.sort()
+        order = _smallest_hashes(keys, limit)
         keys, specs, acc = [keys[i] for i in order], [specs[i] for i in order], [acc[i] for i in order]
     return NB101Data(keys, specs, np.asarray(acc, dtype=np.float64))
+
+
+def _smallest_hashes(keys: list[str], limit: int) -> list[int]:
+    """Indices (in file order) of the ``limit`` keys with the smallest SHA-256."""
+    order = sorted(range(len(keys)), key=lambda i: hashlib.sha256(keys[i].encode()).hexdigest())[:limit]
+    return sorted(order)
 
 
 def _read_tfrecord(path: Path):

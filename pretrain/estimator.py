@@ -280,6 +280,7 @@ class GennapeEstimator:
     def predict(self, cgs) -> np.ndarray:
         """Predicted accuracy (fraction, on the training family's scale), ``[n]``.
         Monotone in :meth:`predict_score`, so ranks are the same."""
+        self._check_fitted()
         return self.target_transform_.inverse(self.predict_score(cgs))
 
     def predict_details(self, cgs) -> dict[str, np.ndarray]:
@@ -326,6 +327,8 @@ class GennapeEstimator:
     def _fit_ood_reference(self, emb: np.ndarray, gen: torch.Generator, size: int = 2000) -> None:
         if len(emb) > size:
             emb = emb[torch.randperm(len(emb), generator=gen)[:size].numpy()]
+        # Stored as float32 in checkpoints: round now so a loaded estimator scores the same.
+        emb = emb.astype(np.float32).astype(np.float64)
         self.reference_embeddings_ = emb
         d = torch.cdist(torch.as_tensor(emb), torch.as_tensor(emb))
         d.fill_diagonal_(float("inf"))

@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cg.errors import GennapeError
+from pretrain.checkpoint import CONFIG_FILE, MODEL_FILE, load_checkpoint, save_checkpoint
+from pretrain.estimator import GennapeEstimator
+
+from _synthetic import toy_dataset
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    cgs, y = toy_dataset(60, seed=1, stages=2, cells_per_stage=1)
+    est = GennapeEstimator(hidden_channels=8, embed_dim=8, num_layers=1, num_clusters=2, epochs=1,
+                           head_epochs=5, head_hidden=8).fit(cgs, y)
+    return est, cgs
+
+
+def test_round_trip_predicts_the_same(tmp_path, fitted):
+    est, cgs = fitted
+    est.metadata_ = {"command": "test", "training_data": {"sha256": "abc"}}
+    est.save(tmp_path / "ck")
+    back = GennapeEstimator.load(tmp_path / "ck")
+    np.testing.assert_array_equal(back.predict(cgs), est.predict(cgs))
+    np.testing.assert_allclose(back.memberships(cgs), est.memberships(cgs))
+    np.testing.assert_allclose(back.ood_score(cgs), est.ood_score(cgs), rtol=1e-5)
+    assert back.metadata_["command"] == "test"
+    assert back.get_params() == est.get_params()
+
+
+def test_files_are_tensors_and_json(tmp_path, fitted):
+    from cg import __version__
+    from cg.ops import OPS
+    from encoder.features import FEATURIZER_VERSION
+
+    est, _ = fitted
+    est.save(tmp_path / "ck")
+    tensors = torch.load(tmp_path / "ck" / MODEL_FILE, weights_only=True)
+    assert isinstance(tensors, dict) and all(isinstance(v, torch.Tensor) for v in tensors.values())
+    config = json.loads((tmp_path / "ck" / CONFIG_FILE).read_text())
+    assert config["versions"]["featurizer_version"] == FEATURIZER_VERSION
+    assert config["versions"]["package_version"] == __version__
+    assert config["op_vocabulary"] == list(OPS)
+    assert len(config["cluster_centers"]) == 2
+    assert config["target_transform"]["kind"] == "quantile"
+    assert config["params"]["num_clusters"] == 2
+
+
+@pytest.mark.parametrize("key,value,named", [("featurizer_version", 999, "featurizer_version"),
+                                             ("cg_format_version", 999, "cg_format_version"),
+                                             ("package_version", "99.0.0", "package_version")])
+def test_version_mismatch_is_refused_naming_the_version(tmp_path, fitted, key, value, named):
+    est, _ = fitted
+    est.save(tmp_path / "ck")
+    path = tmp_path / "ck" / CONFIG_FILE
+    config = json.loads(path.read_text())
+    config["versions"][key] = value
+    path.write_text(json.dumps(config))
+    with pytest.raises(GennapeError, match=f"incompatible version.*{named}"):
+        GennapeEstimator.load(tmp_path / "ck")
+
+
+def test_pickles_and_missing_files_are_refused(tmp_path, fitted):
+    est, _ = fitted
+    with pytest.raises(GennapeError, match="not a gennape checkpoint"):
+        GennapeEstimator.load(tmp_path)
+    est.save(tmp_path / "ck")
+    torch.save({"evil": object()}, tmp_path / "ck" / MODEL_FILE)  # needs full unpickling
+    with pytest.raises(GennapeError, match="tensors-only"):
+        load_checkpoint(tmp_path / "ck")
+    with pytest.raises(TypeError, match="tensors only"):
+        save_checkpoint(tmp_path / "x", {"a": 1}, {})
+
+
+def test_interrupted_write_leaves_the_old_checkpoint(tmp_path, fitted, monkeypatch):
+    est, cgs = fitted
+    est.save(tmp_path / "ck")
+    before = est.predict(cgs)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        est.save(tmp_path / "ck")
+    with pytest.raises(KeyboardInterrupt):
+        est.save(tmp_path / "new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary leftovers, no "new"
+    np.testing.assert_array_equal(GennapeEstimator.load(tmp_path / "ck").predict(cgs), before)

@@ -1,0 +1,99 @@
+import io
+import json
+import time
+
+import pytest
+
+from gennape.cli import main
+from pretrain.data import hash_bucket, split_indices
+from pretrain.progress import Progress
+
+NB101 = ("nb101", "nb101_30k_labelled.json.gz")
+QUICK = ["--epochs", "2", "--head-epochs", "60", "--threads", "1"]
+
+
+def _pretrain(data_dir, out, *extra):
+    return main(["pretrain", "--data", str(data_dir.joinpath(*NB101)), "--out", str(out), *extra])
+
+
+def test_tiny_pretraining_ranks_nb101_above_chance(data_dir, tmp_path, capsys):
+    start = time.perf_counter()
+    assert _pretrain(data_dir, tmp_path / "ck", "--limit", "400", *QUICK) == 0
+    assert time.perf_counter() - start < 60
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "NB-101 test: Spearman" in out
+    metrics = json.loads((tmp_path / "ck" / "metrics.json").read_text())
+    assert metrics["test"]["n"] >= 20
+    assert metrics["test"]["spearman"] > 0.3
+    config = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert config["command"].startswith("gennape pretrain ") and "--limit 400" in config["command"]
+    assert len(config["training_data"]["sha256"]) == 64
+
+    from pretrain.estimator import GennapeEstimator
+
+    assert GennapeEstimator.load(tmp_path / "ck").n_train_ == metrics["n_train"]
+
+
+def test_resume_continues_where_the_run_stopped(data_dir, tmp_path):
+    import torch
+
+    from pretrain.estimator import PARTIAL_STATE
+    from pretrain.run import pretrain_nb101
+
+    small = ["--limit", "100", "--epochs", "2", "--head-epochs", "5", "--threads", "1"]
+    assert _pretrain(data_dir, tmp_path / "straight", *small) == 0
+
+    def interrupt_after_epoch_1(line):
+        if line.startswith("epoch 1/2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "resumed", limit=100, epochs=2, head_epochs=5,
+                       log=interrupt_after_epoch_1)
+    assert not (tmp_path / "resumed" / "model.pt").exists()  # nothing loadable was left
+    assert int(torch.load(tmp_path / "resumed" / PARTIAL_STATE, weights_only=True)["epoch"]) == 1
+    assert _pretrain(data_dir, tmp_path / "resumed", *small, "--resume") == 0
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # Other parameters than the partial state's are refused, not silently mixed.
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "other", limit=100, epochs=2, head_epochs=5,
+                       log=interrupt_after_epoch_1)
+    assert _pretrain(data_dir, tmp_path / "other", *small[:2], "--epochs", "3", "--resume") == 2
+
+
+def test_bad_inputs_are_one_line_errors(data_dir, tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json" in err and "not found" in err and "Traceback" not in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["pretrain", "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "bad.json" in capsys.readouterr().err
+    assert _pretrain(data_dir, tmp_path / "o", "--limit", "40", "--conv", "bogus") == 2
+    assert "valid choices" in capsys.readouterr().err
+
+
+def test_split_is_by_hash_and_stable():
+    keys = [f"{i:032x}" for i in range(2000)]
+    split = split_indices(keys)
+    sizes = {k: len(v) for k, v in split.items()}
+    assert sum(sizes.values()) == 2000
+    assert 0.75 < sizes["train"] / 2000 < 0.85 and 0.07 < sizes["test"] / 2000 < 0.13
+    assert all(hash_bucket(keys[i]) == 9 for i in split["test"])
+    assert split_indices(keys[::-1])["test"].size == sizes["test"]
+
+
+def test_progress_bar_draws_only_on_a_tty():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, plain = Tty(), io.StringIO()
+    for stream in (tty, plain):
+        with Progress(3, "work", stream=stream) as bar:
+            for _ in range(3):
+                bar.update()
+    assert "work [" in tty.getvalue() and "3/3" in tty.getvalue()
+    assert plain.getvalue() == ""
