@@ -51,3 +51,13 @@ def nb201_example_labels(data_dir: Path, out_csv: Path, percent: bool = True) ->
             for stem, (fam, arch) in SPECS.items() if fam == "nb201"]
     write_labels(out_csv, [r[0] for r in rows], [100 * r[1] if percent else r[1] for r in rows])
     return rows
+
+
+_CHECKPOINTS: dict[Path, Path] = {}
+
+
+def tiny_checkpoint(data_dir: Path, tmp_path_factory) -> Path:
+    """:func:`tiny_estimator` saved once per session as a checkpoint folder."""
+    if data_dir not in _CHECKPOINTS:
+        _CHECKPOINTS[data_dir] = tiny_estimator(data_dir).save(tmp_path_factory.mktemp("ckpt") / "tiny")
+    return _CHECKPOINTS[data_dir]

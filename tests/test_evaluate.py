@@ -50,3 +50,56 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
 
     with pytest.raises(GennapeError, match=r"gennape\[plot\]"):
         plot_predictions([0.1, 0.2], [0.1, 0.2], tmp_path / "x.png")
+
+
+# ------------------------------------------------------- the command, end to end
+import json  # noqa: E402
+
+from _transfer_helpers import nb201_example_labels, tiny_checkpoint  # noqa: E402
+from gennape.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ckpt(data_dir, tmp_path_factory):
+    return tiny_checkpoint(data_dir, tmp_path_factory)
+
+
+def test_evaluate_json_exclude_and_plot(data_dir, ckpt, tmp_path, capsys):
+    from transfer.labels import write_labels
+
+    rows = nb201_example_labels(data_dir, tmp_path / "labels.csv")
+    assert main(["evaluate", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"spearman", "kendall", "ndcg10", "precision_top10", "mae", "n"} <= set(d)
+    assert d["n"] == len(rows) and d["excluded"] == 0 and -1 <= d["spearman"] <= 1
+    write_labels(tmp_path / "used.csv", [rows[0][0]], [rows[0][1]])
+    argv = ["evaluate", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt),
+            "--exclude", str(tmp_path / "used.csv")]
+    if _has_matplotlib():
+        argv += ["--plot", str(tmp_path / "p.png")]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"models evaluated   {len(rows) - 1}" in text and "excluded           1" in text
+    if _has_matplotlib():
+        assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_evaluate_failures_and_errors(data_dir, ckpt, tmp_path, capsys):
+    nb201_example_labels(data_dir, tmp_path / "labels.csv")
+    (tmp_path / "broken.onnx").write_bytes(b"nope")
+    with (tmp_path / "labels.csv").open("a") as f:
+        f.write("broken.onnx,50\n")
+    assert main(["evaluate", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["failed"] == 1 and "broken.onnx" in captured.err
+    (tmp_path / "two.csv").write_text("onnx,accuracy\nbroken.onnx,0.5\nmissing.onnx,0.6\n")
+    assert main(["evaluate", "--labels", str(tmp_path / "two.csv"), "--checkpoint", str(ckpt)]) == 2
+    assert "only 0 model(s) could be predicted" in capsys.readouterr().err

@@ -83,3 +83,70 @@ def test_progress_only_on_a_terminal_and_many_files():
         bar(50, total)
         bar.close()
         assert ("50/100" in stream.getvalue()) == shown
+
+
+# ------------------------------------------------------- the command, end to end
+from _transfer_helpers import EXAMPLES, tiny_checkpoint  # noqa: E402
+from gennape.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ckpt(data_dir, tmp_path_factory):
+    return tiny_checkpoint(data_dir, tmp_path_factory)
+
+
+def test_predict_examples_table_and_csv(ckpt, tmp_path, capsys):
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(EXAMPLES), "--checkpoint", str(ckpt), "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert lines[0].split()[:2] == ["rank", "accuracy%"]
+    assert len(lines) == 1 + len(list(EXAMPLES.glob("*.onnx")))
+    assert captured.err == ""  # no progress bar off a terminal
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
+    assert {"membership_0", "membership_2", "ood_score", "ood", "error"} <= set(rows[0])
+
+
+def test_one_bad_file_is_reported_and_skipped_exit_1(ckpt, tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    out = tmp_path / "pred.json"
+    code = main(["predict", str(EXAMPLES / "nb201_mixed.onnx"), str(bad), "--checkpoint", str(ckpt), "-o", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:" in err and "1 of 2 file(s) failed" in err
+    data = json.loads(out.read_text())
+    assert len(data["predictions"]) == 1 and data["failures"][0]["path"] == str(bad)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["predict", "{tmp}/bad.onnx"], "none of the 1 file"),
+    (["predict", "{tmp}/missing.onnx"], "no such file or folder"),
+    (["predict", "{tmp}/empty_dir"], "no .onnx files found"),
+    (["predict", "{examples}", "--output", "{tmp}/x.txt"], r"must end in \.csv or \.json"),
+    (["predict", "{examples}", "--input-shape", "3,a"], "--input-shape"),
+    (["predict", "{examples}", "--checkpoint", "{tmp}"], "not a gennape checkpoint"),
+])
+def test_usage_and_input_errors_exit_2(ckpt, tmp_path, capsys, argv, match):
+    (tmp_path / "bad.onnx").write_bytes(b"garbage")
+    (tmp_path / "empty_dir").mkdir()
+    argv = [a.format(tmp=tmp_path, examples=EXAMPLES) for a in argv]
+    if "--checkpoint" not in argv:
+        argv += ["--checkpoint", str(ckpt)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("gennape predict: error:")
+    import re
+
+    assert re.search(match, err[-1])
+
+
+def test_predictions_are_identical_across_runs(ckpt, tmp_path):
+    for name in ("a.json", "b.json"):
+        assert main(["predict", str(EXAMPLES), "--checkpoint", str(ckpt), "-q", "-o", str(tmp_path / name),
+                     "--chunk-size", "3" if name == "a.json" else "64"]) == 0
+    a, b = (json.loads((tmp_path / n).read_text())["predictions"] for n in ("a.json", "b.json"))
+    assert [p["path"] for p in a] == [p["path"] for p in b]
+    for p, q in zip(a, b):
+        assert p["predicted_accuracy"] == pytest.approx(q["predicted_accuracy"], abs=1e-6)

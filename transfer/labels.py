@@ -8,7 +8,7 @@ Format: a CSV file with a header row holding at least the columns ``onnx`` and
     nets/b.onnx,88.4,
 
 * ``onnx`` paths are relative to the folder holding the CSV file (absolute
-  paths are used as they are).
+  paths are used as they are); ``..`` parts are normalised away.
 * ``accuracy`` is in percent or as a fraction, detected over the whole file:
   when **every** value is greater than 1.0 the file is in percent and values
   are divided by 100; otherwise it is in fractions and every value must lie
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def read_labels(path: str | Path) -> Labels:
                 f"{path}:{line}: accuracy {value} is above 1 while other rows are fractions "
                 "(a file is in percent only when every value is above 1)"
             )
-        resolved = file if file.is_absolute() else path.parent / file
+        resolved = Path(os.path.normpath(file if file.is_absolute() else path.parent / file))
         key = _key(resolved)
         if key in seen:
             raise GennapeError(f"{path}:{line}: {file} is listed twice (first on line {seen[key]})")
@@ -148,9 +149,9 @@ def _read_rows(path: Path, reader) -> list[tuple[Path, float, int]]:
 
 
 def write_labels(path: str | Path, files: list[str | Path], accuracies: list[float]) -> None:
-    """Write a LABELS.csv (paths made relative to its folder when possible), atomically."""
+    """Write a LABELS.csv atomically; files inside the CSV's folder are written
+    relative to it, others as absolute paths."""
     import io
-    import os
 
     from cg.graph import write_text_atomic
 
@@ -159,11 +160,9 @@ def write_labels(path: str | Path, files: list[str | Path], accuracies: list[flo
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(REQUIRED_COLUMNS)
     for file, acc in zip(files, accuracies, strict=True):
-        try:
-            rel = os.path.relpath(Path(file).resolve(), path.parent.resolve())
-        except ValueError:  # another drive on Windows
-            rel = str(Path(file).resolve())
-        w.writerow([Path(rel).as_posix(), repr(float(acc))])
+        full, folder = Path(file).resolve(), path.parent.resolve()
+        rel = full.relative_to(folder) if full.is_relative_to(folder) else full
+        w.writerow([rel.as_posix(), repr(float(acc))])
     write_text_atomic(path, buf.getvalue())
 
 
