@@ -180,3 +180,15 @@ def test_bytes_and_proto_and_path_agree(light_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert from_onnx(str(path)).name == "light_vgg19"
+
+
+def test_malformed_node():
+    with pytest.raises(ConversionError, match="malformed Conv"):
+        from_onnx(model([node("Conv", ["x"], ["y"], kernel_shape=[3, 3])]))
+
+
+def test_secondary_output_use_is_unsupported():
+    nodes = [node("MaxPool", ["x"], ["p", "idx"], kernel_shape=[2, 2]), node("Cast", ["idx"], ["c"], to=1),
+             node("Add", ["p", "c"], ["y"])]
+    with pytest.raises(UnsupportedOpsError, match="Cast"):
+        from_onnx(model(nodes))

@@ -139,6 +139,10 @@ class Context:
             in_shape = self.feat(inputs[0]) if inputs else ()
         if out_shape is None:
             out_shape = self.feat(out) if out else ()
+        for t in inputs:
+            if t not in self.value:
+                # e.g. a Dropout mask or MaxPool indices: outputs no handler models
+                raise HandlerUnsupported(f"reads {t!r}, a secondary output the importer does not model")
         ir = IRNode(
             op=op,
             inputs=[self.value[t] for t in inputs],
@@ -160,6 +164,8 @@ class Context:
 
     def alias(self, out: str, tensor: str) -> None:
         """``out`` is the same value as ``tensor`` (Identity, Dropout, Cast)."""
+        if tensor not in self.value:
+            raise HandlerUnsupported(f"reads {tensor!r}, a secondary output the importer does not model")
         self.value[out] = self.value[tensor]
 
     def unsupported(self, why: str) -> None:

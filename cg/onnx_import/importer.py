@@ -130,6 +130,11 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
             unsupported.append((label, node.name))
             _emit_other(node, ctx)
             continue
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError) as err:
+            # A node missing inputs or attributes the op requires: bad input.
+            raise ConversionError(
+                source, f"malformed {node.op_type} node {node.name or node.output[0]!r} ({type(err).__name__}: {err})"
+            ) from None
         missing = [o for o in node.output[:1] if o and o not in ctx.value]
         if missing:  # a handler bug, never a user error
             raise AssertionError(f"handler for {node.op_type} did not map output {missing[0]!r}")
