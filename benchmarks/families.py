@@ -1,0 +1,192 @@
+"""Benchmark families as CGs: exactness, equivalence and speed.
+
+For every family whose module is importable (``cg.families.FAMILY_NAMES``):
+
+* ``params_match_rate``: over ALL labelled records carrying a reference
+  ``params`` count, the fraction whose fast CG's ``params`` equals it (exactly;
+  within 0.5% for nb301, whose reference is NASLib's rounded millions of a
+  network with non-affine BNs);
+* ``cg_per_s``: spec -> CG throughput of ``family.to_cg`` over every labelled
+  spec, in one process and one thread, measured in process CPU time (= time on
+  one core; wall time is printed too, it varies with the load of a shared
+  machine), and ``build_all_s``: the CPU time of building all of them;
+* ``equivalence``: for ``--equiv`` random labelled specs, whether ``to_cg``
+  is identical (nodes, attributes, edges) to the CG the ONNX importer builds
+  from the exported module (``cg.families.export``; legacy exporter, BN kept).
+
+NB-101 also reports the module-hash agreement over the 30,001 records, and with
+``--space`` the time to build the CGs of all 423,624 specs of the space.
+
+    python benchmarks/families.py                   # all families, 50 equivalence specs each
+    python benchmarks/families.py --families nb101 --space
+
+The last line is JSON: ``{family: {"params_match_rate": ..., "cg_per_s": ..., ...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+#: Relative tolerance of the params check; exact unless listed.
+PARAMS_REL_TOLERANCE = {"nb301": 0.005}
+
+
+def _timed(fn, items):
+    """``(results, cpu seconds, wall seconds)`` of ``fn`` over ``items``."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = [fn(x) for x in items]
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+def params_check(name: str, recs, cgs) -> dict:
+    tol = PARAMS_REL_TOLERANCE.get(name, 0.0)
+    checked = matched = 0
+    mismatches = []
+    for r, g in zip(recs, cgs):
+        ref = r.extra.get("params")
+        if ref is None:
+            continue
+        checked += 1
+        ok = g.params == ref if tol == 0 else abs(g.params - ref) <= tol * ref
+        if ok:
+            matched += 1
+        elif len(mismatches) < 5:
+            mismatches.append({"key": r.key, "cg_params": g.params, "reference": ref})
+    return {"checked": checked, "matched": matched,
+            "params_match_rate": matched / checked if checked else None, "mismatches": mismatches}
+
+
+def equivalence(family, specs) -> dict:
+    from cg.families.export import export_bytes
+    from cg.onnx_import import from_onnx
+
+    identical = same_structure = 0
+    failures = []
+    c0 = time.perf_counter()
+    for spec in specs:
+        try:
+            imported = from_onnx(export_bytes(family, spec))
+        except Exception as err:  # report, do not stop the benchmark
+            failures.append({"arch": spec.to_arch(), "error": f"{type(err).__name__}: {err}"[:300]})
+            continue
+        fast = family.to_cg(spec)
+        if imported == fast and imported.edges == fast.edges:
+            identical += 1
+            same_structure += 1
+            continue
+        strip = lambda g: ([n.order_key() for n in g.nodes], g.edges)  # noqa: E731
+        if strip(imported) == strip(fast):
+            same_structure += 1
+        if len(failures) < 3:
+            diff = next((i for i, (a, b) in enumerate(zip(imported.nodes, fast.nodes)) if a != b), None)
+            failures.append({
+                "arch": spec.to_arch(), "imported_nodes": imported.num_nodes, "fast_nodes": fast.num_nodes,
+                "imported_params": imported.params, "fast_params": fast.params,
+                "first_differing_node": diff,
+                "imported": None if diff is None else str(imported.nodes[diff]),
+                "fast": None if diff is None else str(fast.nodes[diff]),
+            })
+    return {"specs": len(specs), "identical": identical, "identical_except_params": same_structure,
+            "seconds": round(time.perf_counter() - c0, 1), "failures": failures}
+
+
+def bench_family(name: str, args) -> dict:
+    from cg.families import get_family
+
+    family = get_family(name)
+    t0 = time.perf_counter()
+    recs = family.load_labelled(args.data_dir)
+    load_s = time.perf_counter() - t0
+    # Duplicate keys (OFA rows differing only in unused blocks) are built once.
+    unique = list({r.key: r.spec for r in recs}.values())
+    cgs_unique, cpu, wall = _timed(family.to_cg, unique)
+    by_key = dict(zip({r.key: None for r in recs}, cgs_unique))
+    cgs = [by_key[r.key] for r in recs]
+    out = {
+        "labelled": len(recs), "distinct_specs": len(unique), "load_s": round(load_s, 2),
+        "cg_per_s": round(len(unique) / cpu, 1), "cg_per_s_wall": round(len(unique) / wall, 1),
+        "build_all_s": round(cpu, 2), "build_all_wall_s": round(wall, 2),
+        "mean_nodes": round(sum(g.num_nodes for g in cgs_unique) / len(cgs_unique), 1),
+    }
+    out.update(params_check(name, recs, cgs))
+    print(f"[{name}] {len(recs)} labelled ({len(unique)} distinct) loaded in {load_s:.1f}s; "
+          f"to_cg {out['cg_per_s']:.0f} archs/s (CPU; {out['cg_per_s_wall']:.0f}/s wall), "
+          f"all built in {cpu:.1f}s CPU; params match {out['matched']}/{out['checked']}", flush=True)
+    for m in out["mismatches"]:
+        print(f"[{name}]   params mismatch {m}", flush=True)
+
+    if name == "nb101":
+        from cg.families.nb101 import build_cg
+
+        hashes_ok = sum(r.spec.hash == r.key for r in recs)
+        out["hash_match_rate"] = hashes_ok / len(recs)
+        sample = random.Random(args.seed).sample(unique, min(500, len(unique)))
+        same = sum(build_cg(s) == build_cg(s, reference=True) for s in sample)
+        _, ref_cpu, _ = _timed(lambda s: build_cg(s, reference=True), sample)
+        out["fast_builder_equals_graph_builder"] = f"{same}/{len(sample)}"
+        out["graph_builder_cg_per_s"] = round(len(sample) / ref_cpu, 1)
+        print(f"[nb101] module hash matches {hashes_ok}/{len(recs)}; fast builder == GraphBuilder "
+              f"on {same}/{len(sample)}; GraphBuilder path {out['graph_builder_cg_per_s']:.0f} archs/s", flush=True)
+        if args.space:
+            c0, w0 = time.process_time(), time.perf_counter()
+            specs = list(family.iter_specs(args.data_dir))
+            parse_cpu = time.process_time() - c0
+            _, cpu, wall = _timed(family.to_cg, specs)
+            out["space"] = {"specs": len(specs), "parse_cpu_s": round(parse_cpu, 1),
+                            "build_cpu_s": round(cpu, 1), "build_wall_s": round(wall, 1),
+                            "total_wall_s": round(time.perf_counter() - w0, 1),
+                            "cg_per_s": round(len(specs) / cpu, 1)}
+            print(f"[nb101] whole space: {len(specs)} specs parsed in {parse_cpu:.0f}s CPU, "
+                  f"CGs built in {cpu:.0f}s CPU ({wall:.0f}s wall)", flush=True)
+
+    if args.equiv > 0:
+        sample = random.Random(args.seed).sample(unique, min(args.equiv, len(unique)))
+        out["equivalence"] = eq = equivalence(family, sample)
+        print(f"[{name}] fast CG == ONNX-import CG: {eq['identical']}/{eq['specs']} identical, "
+              f"{eq['identical_except_params']}/{eq['specs']} identical but for params ({eq['seconds']}s)", flush=True)
+        for f in eq["failures"]:
+            print(f"[{name}]   {f}", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="*", help="default: every importable family")
+    parser.add_argument("--equiv", type=int, default=50, help="random specs for the ONNX equivalence check")
+    parser.add_argument("--space", action="store_true", help="nb101: also build all 423,624 specs")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from cg.families import FAMILY_NAMES
+
+    names = args.families or [n for n in FAMILY_NAMES if importlib.util.find_spec(f"cg.families.{n}")]
+    results = {}
+    for name in names:
+        results[name] = bench_family(name, args)
+    print()
+    print(f"{'family':10s} {'labelled':>9s} {'params match':>13s} {'archs/s (CPU)':>14s} "
+          f"{'build all (s)':>14s} {'== ONNX import':>15s}")
+    for name, r in results.items():
+        eq = r.get("equivalence")
+        eq_text = f"{eq['identical']}/{eq['specs']}" if eq else "-"
+        rate = r["params_match_rate"]
+        print(f"{name:10s} {r['labelled']:9d} {('-' if rate is None else f'{rate:.4f}'):>13s} "
+              f"{r['cg_per_s']:14.0f} {r['build_all_s']:14.1f} {eq_text:>15s}")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
