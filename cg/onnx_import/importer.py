@@ -178,7 +178,7 @@ def _fold_static(node: onnx.NodeProto, ctx: Context) -> None:
 
 
 def _emit_other(node: onnx.NodeProto, ctx: Context) -> None:
-    acts = ctx.acts(node)
+    acts = [t for t in ctx.acts(node) if t in ctx.value]  # unmodelled secondary outputs are dropped
     out = next((o for o in node.output if o), None)
     in_shape = ctx.feat(acts[0]) if acts and ctx.shapes.get(acts[0]) else ()
     shape = ctx.shapes.get(out) if out else None
