@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from _onnx_graphs import i64, model, node, scalar
 
@@ -205,3 +206,31 @@ def test_conv_kinds_and_macs():
     assert conv.macs == 8 * 4 * 4 * 3 * 9 and conv.stride == (2, 2)
     assert dw.macs == 8 * 4 * 4 * 1 * 9 and dw.groups == 8
     assert grp.macs == 4 * 4 * 4 * 4 and grp.weight_shape == (4, 4, 1, 1)
+
+
+def _old_and_new(opset):
+    """Same network in opset 7 (attributes) and opset 13 (inputs)."""
+    old = opset < 11
+    inits = {"w": (8, 3, 3, 3), "s": (8,), "sh": (8,), "m": (8,), "v": (8,), "fc": (10, 8), "fb": (10,)}
+    nodes = [
+        node("Pad", ["x"], ["p"], pads=[0, 0, 1, 1, 0, 0, 1, 1]) if old else node("Pad", ["x", "pads"], ["p"]),
+        node("Conv", ["p", "w"], ["c"], kernel_shape=[3, 3]),
+        node("BatchNormalization", ["c", "s", "sh", "m", "v"], ["b"]),
+        node("Clip", ["b"], ["r"], min=0.0, max=6.0) if old else node("Clip", ["b", "lo", "hi"], ["r"]),
+        node("Upsample", ["r"], ["u"], scales=[1.0, 1.0, 2.0, 2.0]) if old
+        else node("Resize", ["r", "", "scales"], ["u"]),
+        node("Dropout", ["u"], ["d"]),
+        node("ReduceMean", ["d"], ["g"], axes=[2, 3], keepdims=1),
+        node("Squeeze", ["g"], ["q"], axes=[2, 3]) if old else node("Squeeze", ["g", "ax"], ["q"]),
+        node("Gemm", ["q", "fc", "fb"], ["y"], transB=1),
+    ]
+    if not old:
+        inits.update(pads=i64(0, 0, 1, 1, 0, 0, 1, 1), lo=scalar(0), hi=scalar(6), ax=i64(2, 3),
+                     scales=np.asarray([1, 1, 2, 2], dtype=np.float32))
+    return from_onnx(model(nodes, inits=inits, opset=opset))
+
+
+def test_opset7_attributes_equal_opset13_inputs():
+    old, new = _old_and_new(7), _old_and_new(13)
+    same(old, new)
+    assert ops(old) == {"conv": 1, "relu6": 1, "resize": 1, "global_avg_pool": 1, "linear": 1}
