@@ -35,19 +35,6 @@ def load_estimator(checkpoint: str | Path | None = None):
     return GennapeEstimator.load(path)
 
 
-#: ``ood`` flags a model whose out-of-distribution score exceeds this, unless
-#: the checkpoint's config.json sets ``ood_threshold``. The score is the
-#: distance to the nearest training embedding over the 95th percentile of that
-#: distance inside the training set (see ``GennapeEstimator.ood_score``).
-DEFAULT_OOD_THRESHOLD = 2.0
-
-
-def ood_threshold(estimator) -> float:
-    """The flag threshold of ``estimator``'s checkpoint (or the default)."""
-    meta = getattr(estimator, "metadata_", {}) or {}
-    return float(meta.get("ood_threshold", DEFAULT_OOD_THRESHOLD))
-
-
 @dataclass(frozen=True)
 class Scores:
     """Per-graph outputs of one batch.
@@ -65,21 +52,15 @@ class Scores:
 
 def score_cgs(estimator, cgs: list) -> Scores:
     """Predicted accuracy (fraction), memberships and out-of-distribution score
-    of ``cgs``, from ONE pass of the encoder (``predict``, ``memberships`` and
-    ``ood_score`` would each embed the graphs again)."""
-    from pretrain.fuzzy import predict_membership
-    from pretrain.heads_training import predict_heads
-
-    emb = estimator.embed(cgs)
-    u = predict_membership(emb, estimator.cluster_centers_, estimator.fuzzifier)
-    accuracy = estimator.target_transform_.inverse(predict_heads(estimator.heads_, emb, u, estimator.device))
-    ood = np.asarray(estimator._ood(emb), dtype=np.float64)
+    and flag of ``cgs``, from one embedding pass
+    (:meth:`pretrain.estimator.GennapeEstimator.predict_details`)."""
+    out = estimator.predict_details(cgs)
     return Scores(
-        accuracy=np.asarray(accuracy, dtype=np.float64),
-        memberships=np.asarray(u, dtype=np.float64),
-        ood_score=ood,
-        ood=ood > ood_threshold(estimator),
+        accuracy=np.asarray(out["accuracy"], dtype=np.float64),
+        memberships=np.asarray(out["memberships"], dtype=np.float64),
+        ood_score=np.asarray(out["ood_score"], dtype=np.float64),
+        ood=np.asarray(out["ood"], dtype=bool),
     )
 
 
-__all__ = ["DEFAULT_CHECKPOINT", "default_checkpoint", "load_estimator", "Scores", "score_cgs", "ood_threshold", "DEFAULT_OOD_THRESHOLD"]
+__all__ = ["DEFAULT_CHECKPOINT", "default_checkpoint", "load_estimator", "Scores", "score_cgs"]
