@@ -175,8 +175,13 @@ class OfficialRecord:
         return self.metrics.evaluation_data[1] if len(self.metrics.evaluation_data) > 2 else self.final
 
 
-def parse_record(payload: bytes) -> OfficialRecord:
-    """Decode one payload; ``ValueError`` says what is wrong."""
+def parse_record(payload: bytes, spec_cache: dict | None = None) -> OfficialRecord:
+    """Decode one payload; ``ValueError`` says what is wrong.
+
+    ``spec_cache`` maps ``(adjacency, operations)`` strings to parsed specs:
+    each cell appears once per run and epoch budget, so a reader passes one
+    dict to validate each cell once.
+    """
     try:
         row = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -186,13 +191,11 @@ def parse_record(payload: bytes) -> OfficialRecord:
     module_hash, epochs, raw_adjacency, raw_operations, raw_metrics = row
     if not isinstance(raw_adjacency, str) or not isinstance(raw_operations, str) or not isinstance(raw_metrics, str):
         raise ValueError("adjacency, operations and metrics must be strings")
-    dim = int(round(len(raw_adjacency) ** 0.5))
-    if dim * dim != len(raw_adjacency) or set(raw_adjacency) - {"0", "1"}:
-        raise ValueError(f"adjacency {raw_adjacency[:60]!r} is not a square 0/1 matrix string")
-    matrix = [[int(raw_adjacency[i * dim + j]) for j in range(dim)] for i in range(dim)]
-    ops = raw_operations.split(",")
-    # The file holds the benchmark's own vertex order: keep it.
-    spec = NB101Spec.from_lists(matrix, ops, canonical=False)
+    spec = spec_cache.get((raw_adjacency, raw_operations)) if spec_cache is not None else None
+    if spec is None:
+        spec = _parse_spec(raw_adjacency, raw_operations)
+        if spec_cache is not None:
+            spec_cache[(raw_adjacency, raw_operations)] = spec
     try:
         metrics = decode_model_metrics(base64.b64decode(raw_metrics, validate=True))
     except (binascii.Error, ProtobufError) as err:
@@ -200,6 +203,15 @@ def parse_record(payload: bytes) -> OfficialRecord:
     if not metrics.evaluation_data:
         raise ValueError("ModelMetrics has no evaluation_data")
     return OfficialRecord(str(module_hash), int(epochs), spec, metrics)
+
+
+def _parse_spec(raw_adjacency: str, raw_operations: str) -> NB101Spec:
+    dim = int(round(len(raw_adjacency) ** 0.5))
+    if dim * dim != len(raw_adjacency) or set(raw_adjacency) - {"0", "1"}:
+        raise ValueError(f"adjacency {raw_adjacency[:60]!r} is not a square 0/1 matrix string")
+    matrix = [[int(raw_adjacency[i * dim + j]) for j in range(dim)] for i in range(dim)]
+    # The file holds the benchmark's own vertex order: keep it.
+    return NB101Spec.from_lists(matrix, raw_operations.split(","), canonical=False)
 
 
 def iter_official(path: str | Path, skip_corrupt: bool = False,
@@ -212,9 +224,10 @@ def iter_official(path: str | Path, skip_corrupt: bool = False,
     own ``reader`` to see them; :func:`load_official` reports them).
     """
     reader = reader or TFRecordReader(path, skip_corrupt=skip_corrupt)
+    specs: dict = {}
     for index, payload in reader.indexed():
         try:
-            rec = parse_record(payload)
+            rec = parse_record(payload, specs)
         except ValueError as err:
             if not reader.skip_corrupt:
                 raise GennapeError(f"{path}: record {index}: {err}") from None
