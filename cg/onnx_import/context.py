@@ -33,6 +33,11 @@ class HandlerUnsupported(Exception):
     bounds other than (0, 6) / (0, inf)); the node is reported as unsupported."""
 
 
+class MissingShape(ConversionError):
+    """A tensor's shape is unknown after shape inference (the importer then
+    tries evaluating constant subgraphs before giving up with this error)."""
+
+
 class Context:
     def __init__(self, source: str, opset: int, shapes, initializers: dict[str, onnx.TensorProto],
                  static: set[str]):
@@ -59,8 +64,8 @@ class Context:
         shape = self.shapes.get(tensor)
         if shape is None or None in shape:
             if self.inference_error:
-                raise ConversionError(self.source, self.inference_error)
-            raise ConversionError(
+                raise MissingShape(self.source, self.inference_error)
+            raise MissingShape(
                 self.source,
                 f"the shape of tensor {tensor!r} could not be inferred "
                 "(pass an input shape, e.g. --input-shape 1x3x224x224)",

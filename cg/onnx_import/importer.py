@@ -11,8 +11,8 @@ import onnx
 from cg.errors import ConversionError, UnsupportedOpsError
 from cg.graph import CG, GraphBuilder, Node
 from cg.onnx_import import canonical, constfold, load
-from cg.onnx_import.context import Context, HandlerUnsupported
-from cg.onnx_import.registry import handler_for
+from cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
+from cg.onnx_import.registry import all_handlers
 
 #: Valid values of ``unknown_ops``.
 UNKNOWN_OPS_CHOICES = ("error", "other")
@@ -58,27 +58,30 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
         del graph.node[:]
         graph.node.extend(copies)
     load.fix_input_shapes(proto, source, input_shape)
-    inferred, inference_error = load.infer_shapes(proto, source)
-    shapes = load.shape_table(inferred)
-    static = static_tensors(graph)
-    for _ in range(MAX_FOLD_ROUNDS):
-        # A constant subgraph (e.g. a Pad's pads) or an op onnx cannot infer
-        # (e.g. GroupNormalization-21) hid shapes: evaluate the constants with
-        # numpy, copy shapes through shape-preserving ops, infer again.
-        if not _missing_shapes(graph, static, shapes):
-            break
-        folded = constfold.fold_frontier(proto, static, shapes)
-        if not (constfold.fill_same_shape(proto, shapes) or folded):
-            break
-        inferred, inference_error = load.infer_shapes(proto, source)
-        shapes = load.shape_table(inferred)
     opset = next((o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS), 1)
     name = graph.name or ""
     if isinstance(model, str) or hasattr(model, "__fspath__"):
         from pathlib import Path
 
         name = Path(model).stem
-    return _convert(inferred.graph, source, opset, shapes, unknown_ops, name, inference_error)
+    inferred, inference_error = load.infer_shapes(proto, source)
+    for attempt in range(MAX_FOLD_ROUNDS + 1):
+        shapes = load.shape_table(inferred)
+        try:
+            return _convert(inferred.graph, source, opset, shapes, unknown_ops, name, inference_error)
+        except MissingShape:
+            # A constant subgraph (e.g. a Pad's pads) or an op onnx cannot
+            # infer (e.g. GroupNormalization-21) hid shapes: evaluate the
+            # constants with numpy, copy shapes through shape-preserving ops,
+            # infer again (each round reaches further). Rare, so the common
+            # path pays nothing for it.
+            if attempt == MAX_FOLD_ROUNDS:
+                raise
+            folded = constfold.fold_frontier(proto, static_tensors(graph), shapes)
+            if not (constfold.fill_same_shape(proto, shapes) or folded):
+                raise
+            inferred, inference_error = load.infer_shapes(proto, source)
+    raise AssertionError("unreachable")
 
 
 def static_tensors(graph: onnx.GraphProto) -> set[str]:
@@ -89,16 +92,6 @@ def static_tensors(graph: onnx.GraphProto) -> set[str]:
         if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
             static.update(o for o in node.output if o)
     return static
-
-
-def _missing_shapes(graph: onnx.GraphProto, static: set[str], shapes: dict) -> bool:
-    for node in graph.node:
-        for o in node.output:
-            if o and o not in static:
-                shape = shapes.get(o)
-                if shape is None or None in shape:
-                    return True
-    return False
 
 
 def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
@@ -115,12 +108,13 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
 
     unsupported: list[tuple[str, str]] = []
     static = ctx.static
+    handlers = all_handlers()
     for node in graph.node:
         if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
             _fold_static(node, ctx)
             continue
         known = node.domain in DEFAULT_DOMAINS
-        handler = handler_for(node.op_type) if known else None
+        handler = handlers.get(node.op_type) if known else None
         try:
             if handler is None:
                 raise HandlerUnsupported(node.op_type)

@@ -32,9 +32,10 @@ def register(*op_types: str) -> Callable[[Callable], Callable]:
     return wrap
 
 
-def handler_for(op_type: str) -> Callable | None:
+def all_handlers() -> dict[str, Callable]:
+    """ONNX op type -> handler, every handler module loaded."""
     _load_handlers()
-    return HANDLERS.get(op_type)
+    return HANDLERS
 
 
 def supported_ops() -> dict[str, str]:
