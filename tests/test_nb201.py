@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cg.families import get_family
-from cg.families.nb201 import NB201Spec, equivalence_check, parse
+from cg.families.nb201 import EDGES, equivalence_check, parse
 
 FAMILY = get_family("nb201")
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -108,3 +108,43 @@ def test_fast_path_matches_onnx_import():
     result = equivalence_check(specs=specs)
     assert result["constant_output_skipped"] == 1
     assert result["identical"] == result["checked"] == 3, result["mismatches"]
+
+
+@pytest.mark.parametrize("arch", [ARCH, DEAD_CONV, UNUSED, CONSTANT,
+                                  "|none~0|+|none~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"])
+@pytest.mark.parametrize("training", [False, True])
+def test_cell_computes_what_autodl_infercell_computes(arch, training):
+    """AutoDL's InferCell sums every edge, ``none`` being ``x.mul(0.)``; ours
+    leaves ``none`` out and computes dead values from constant zeros."""
+    import torch
+
+    from cg.families.nets.nb201 import InferCell
+
+    torch.manual_seed(0)
+    spec = parse(arch)
+    cell = InferCell(spec, 8, 6).train(training)
+    for m in cell.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial affine and running stats
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -1, 1)
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    x = torch.randn(4, 8, 6, 6)
+
+    def reference(x):
+        nodes = [x]
+        for node in (1, 2, 3):
+            total = 0
+            for op, (n, src) in zip(spec.ops, EDGES):
+                if n == node:
+                    total = total + (nodes[src].mul(0.0) if op == "none" else cell.layers[f"{node}<-{src}"](nodes[src]))
+            nodes.append(total)
+        return nodes[3]
+
+    state = {k: v.clone() for k, v in cell.state_dict().items()}
+    want = reference(x)
+    cell.load_state_dict(state)  # training mode updates running stats; start both from the same
+    got, live = cell(x, True)
+    got = torch.zeros(1) if got is None else got
+    assert torch.allclose(got.expand_as(want), want, atol=1e-5)
+    assert live == spec.live_nodes()[3]

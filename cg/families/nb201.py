@@ -16,16 +16,23 @@ AvgPool(3, 1, 1, count_include_pad=False) with no conv (C_in == C_out);
 A ``none`` edge adds zeros, so it is no edge in the CG. A node is *live* when
 its value depends on the network input, i.e. some non-``none`` edge comes from
 a live node. A *dead* node is constant: zero when all its edges are ``none``,
-else the input-independent BN shift of a conv reading a dead node. The CG
-shows live data flow only: dead nodes and every edge leaving them are absent,
-and a constant a dead node adds into a live node is a per-channel bias that
-the canonical rules merge into the node producing the activation (no node, no
-parameters). When a cell's output node is dead the network's output does not
-depend on its input (341 of the 15,625 cells): the CG keeps the nodes up to
-that cell and an ``output`` node with no incoming edge. The torch module is
-numerically the trained network: it computes dead values from constant zero
-tensors, so its ONNX export holds the same live data flow plus constant
-subgraphs that the importer treats as parameters.
+else the input-independent output of a conv reading a dead node (its BN
+shift). The CG shows live data flow only: dead nodes and every edge leaving
+them are absent (so are live layers whose result nothing uses: the exporter
+drops them too). The torch module is numerically the trained network: it
+computes dead values from constant zero tensors of shape ``(1, C, H, W)``, so
+its ONNX export holds the live data flow plus constant subgraphs, which the
+importer treats as parameters. A constant term a dead node adds into a live
+node is therefore an Add of a ``(1, C, H, W)`` parameter: by the canonical
+rules it merges into the node producing the live sum (``params += C*H*W``),
+or stays an ``add`` node with one input when that producer has other readers.
+So for the 2,290 cells with a conv edge leaving a dead node, the CG's
+``params`` is not the trainable-parameter count (the module's is).
+
+When a cell's output node is dead the network's output does not depend on its
+input (341 of the 15,625 cells): the CG keeps only an ``input`` node and an
+``output`` node with no incoming edge. The exported ONNX then has no network
+input at all (the exporter drops the unused input), which the importer refuses.
 """
 
 from __future__ import annotations

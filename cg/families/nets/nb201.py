@@ -60,7 +60,7 @@ class InferCell(nn.Module):
         super().__init__()
         self.spec, self.c, self.size = spec, c, size
         self.layers = nn.ModuleDict()
-        for i, (op, (node, src)) in enumerate(zip(spec.ops, EDGES)):
+        for op, (node, src) in zip(spec.ops, EDGES):
             if op != "none":
                 self.layers[f"{node}<-{src}"] = make_edge(op, c)
 
@@ -97,12 +97,16 @@ class ResNetBasicblock(nn.Module):
     """AutoDL's reduction block: two ReLUConvBN 3x3 (first stride 2) plus an
     avg-pool + 1x1-conv shortcut.
 
+    Args:
+        c_in, c_out: channels; in_size: input resolution (for an all-zero input).
+
     Shapes:
         ``(N, c_in, H, W) -> (N, c_out, H/2, W/2)``
     """
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, in_size: int):
         super().__init__()
+        self.c_in, self.in_size = c_in, in_size
         self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
         self.downsample = nn.Sequential(
@@ -133,7 +137,7 @@ class TinyNetwork(nn.Module):
         size, c_prev = 32, CHANNELS[0]
         for stage, c in enumerate(CHANNELS):
             if stage > 0:
-                cells.append(ResNetBasicblock(c_prev, c))
+                cells.append(ResNetBasicblock(c_prev, c, size))
                 size //= 2
             cells.extend(InferCell(spec, c, size) for _ in range(CELLS_PER_STAGE))
             c_prev = c
@@ -150,8 +154,8 @@ class TinyNetwork(nn.Module):
             if isinstance(cell, InferCell):
                 h, live = cell(h, live)
             else:
-                if h is None:
-                    h = torch.zeros(1, cell.conv_a[1].in_channels, cell_size(cell, self), cell_size(cell, self))
+                if h is None:  # the previous cell's output is exactly zero
+                    h = torch.zeros(1, cell.c_in, cell.in_size, cell.in_size)
                 h = cell(h)
         if h is None:
             h = torch.zeros(1, self.classifier.in_features, self.final_size, self.final_size)
@@ -162,8 +166,3 @@ class TinyNetwork(nn.Module):
             logits = logits.expand(batch, -1)
         return logits
 
-
-def cell_size(block: ResNetBasicblock, net: TinyNetwork) -> int:
-    """Input resolution of a reduction block (32 before stage 2, 16 before stage 3)."""
-    index = list(net.cells).index(block)
-    return 32 if index == CELLS_PER_STAGE else 16
