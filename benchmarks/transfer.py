@@ -1,0 +1,283 @@
+"""Transfer results: zero-shot and 50-sample fine-tuned ranking on unseen families.
+
+For each family (NB-201: all 15,625 cells; NB-301: 725 DARTS genotypes;
+OFA-MobileNetV3: 2,223 subnets; NB-101 test split as the in-domain row) it
+prints, against the benchmark's accuracy:
+
+* zero-shot Spearman / Kendall tau-b / NDCG@10 of the checkpoint;
+* fine-tuned on ``--samples`` (50) networks drawn with each of ``--seeds`` (5)
+  seeds, evaluated on the *other* networks: mean and std of Spearman;
+* the ``#params`` and FLOPs (MACs) baselines, from the same CGs the model sees;
+* for NB-201 and NB-301 the best zero-cost proxy of the shared NASLib files
+  (on the 724 / 725 networks that have proxies), next to the zero-shot
+  Spearman on the same subset.
+
+``--ablations`` also pretrains small variants with ``gennape pretrain``'s code
+(:func:`pretrain.run.pretrain_nb101`, on ``--ablation-limit`` NB-101 networks
+for ``--ablation-epochs`` epochs) that differ from a base run in one choice:
+no contrastive term, one head instead of fuzzy heads, another GNN type, raw
+accuracy instead of the target transform; and reports their zero-shot
+Spearman per family. ``--finetune-modes`` compares fine-tuning the heads only
+with fine-tuning the encoder too.
+
+    python benchmarks/transfer.py                     # the README table (shipped checkpoint)
+    python benchmarks/transfer.py --checkpoint DIR --limit 2000   # quicker, subsampled
+    python benchmarks/transfer.py --ablations --families nb201,nb301
+
+Markdown tables go to stdout; the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+FAMILIES = ("nb201", "nb301", "ofa_mbv3", "nb101")
+TITLES = {"nb201": "NB-201 (CIFAR-10)", "nb301": "NB-301 (DARTS)", "ofa_mbv3": "OFA-MobileNetV3 (ImageNet)",
+          "nb101": "NB-101 test split (in-domain)"}
+#: Record fields that are not zero-cost proxies.
+NOT_PROXIES = {"flops", "params", "params_millions", "val_accuracy", "macs", "src", "train_time_108"}
+
+
+# ------------------------------------------------------------------- data
+def load_family(name: str, limit: int | None, seed: int):
+    """``(keys, cgs as a GraphPack, accuracies, params, macs, extras)`` of a family."""
+    from cg.families import get_family
+    from cg.families.cache import CGCache
+    from pretrain.estimator import as_pack
+
+    family = get_family(name)
+    recs = family.load_labelled()
+    if name == "nb101":
+        from pretrain.data import split_indices
+
+        recs = [recs[i] for i in split_indices([r.key for r in recs])["test"]]
+    if limit is not None and limit < len(recs):
+        keep = np.sort(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
+        recs = [recs[i] for i in keep]
+    cgs = CGCache().get_or_build(family, [(r.key, r.spec) for r in recs], "labelled")
+    params = np.array([c.params for c in cgs], dtype=np.float64)
+    macs = np.array([c.macs for c in cgs], dtype=np.float64)
+    pack = as_pack(cgs)
+    del cgs
+    return ([r.key for r in recs], pack, np.array([r.accuracy for r in recs]), params, macs,
+            [r.extra for r in recs])
+
+
+def best_proxy(extras, y: np.ndarray, pred: np.ndarray) -> dict | None:
+    """Best zero-cost proxy by Spearman on the networks that have proxies, and
+    the model's zero-shot Spearman on the same networks."""
+    from transfer.metrics import spearman
+
+    have = [i for i, e in enumerate(extras) if any(_proxy(v) is not None for k, v in e.items() if k not in NOT_PROXIES)]
+    if len(have) < 10:
+        return None
+    names = sorted({k for i in have for k, v in extras[i].items() if k not in NOT_PROXIES and _proxy(v) is not None})
+    scores = {}
+    for name in names:
+        idx = [i for i in have if _proxy(extras[i].get(name)) is not None]
+        vals = np.array([_proxy(extras[i][name]) for i in idx])
+        if len(idx) >= 10 and np.isfinite(vals).all():
+            scores[name] = (spearman(vals, y[idx]), len(idx))
+    name, (rho, n) = max(scores.items(), key=lambda kv: kv[1][0])
+    return {"name": name, "spearman": rho, "n": n, "model_spearman_same_subset": spearman(pred[have], y[have])}
+
+
+def _proxy(v):
+    if isinstance(v, dict):
+        v = v.get("score")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+# --------------------------------------------------------------- measures
+def zero_shot(est, pack, y):
+    from transfer.metrics import all_metrics
+
+    t = time.perf_counter()
+    pred = est.predict(pack)
+    seconds = time.perf_counter() - t
+    return pred, {**all_metrics(pred, y), "seconds": seconds}
+
+
+def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str) -> dict:
+    """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
+    from transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
+    from transfer.metrics import all_metrics
+
+    runs = []
+    for seed in range(seeds):
+        t = time.perf_counter()
+        used = choose_samples(len(y), samples, seed)
+        rest = np.setdiff1d(np.arange(len(y)), used)
+        tuned = finetune_estimator(est, pack.subset(used), y[used], FinetuneConfig(mode=mode, epochs=epochs, seed=seed))
+        m = all_metrics(tuned.predict(pack.subset(rest)), y[rest])
+        m["seconds"] = time.perf_counter() - t
+        runs.append(m)
+    out = {"n_tuned": samples, "n_eval": int(len(y) - samples), "seeds": seeds, "mode": mode, "epochs": epochs}
+    for key in ("spearman", "kendall", "ndcg10", "mae"):
+        vals = np.array([r[key] for r in runs])
+        out[key] = float(vals.mean())
+        out[f"{key}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    out["seconds_per_seed"] = float(np.mean([r["seconds"] for r in runs]))
+    return out
+
+
+def baselines(params, macs, y) -> dict:
+    from transfer.metrics import all_metrics
+
+    keys = ("spearman", "kendall", "ndcg10")
+    return {name: {k: v for k, v in all_metrics(x, y).items() if k in keys}
+            for name, x in (("params", params), ("flops", macs))}
+
+
+# ---------------------------------------------------------------- ablations
+ABLATIONS = {
+    "base": {},
+    "no contrastive pretraining": {"contrastive_weight": 0.0},
+    "one head (K=1)": {"num_clusters": 1},
+    "GNN: GIN": {"conv": "gin"},
+    "GNN: GCN": {"conv": "gcn"},
+    "raw accuracy target": {"target_transform": "raw"},
+}
+
+
+def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, head_epochs: int,
+                  log) -> dict:
+    from cg.data import data_file
+    from pretrain.estimator import GennapeEstimator
+    from pretrain.run import pretrain_nb101
+    from transfer.metrics import spearman
+
+    keep = {k: v for k, v in base_params.items() if k not in ("epochs", "head_epochs", "device", "seed")}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, change in ABLATIONS.items():
+            params = {**keep, "epochs": epochs, "head_epochs": head_epochs, **change}
+            t = time.perf_counter()
+            m = pretrain_nb101(data_file("nb101", "nb101_30k_labelled.json.gz"), Path(tmp) / "ck", limit=limit,
+                               command=f"benchmarks/transfer.py --ablations ({name})", log=lambda line: None,
+                               **params)
+            est = GennapeEstimator.load(Path(tmp) / "ck")
+            row = {"nb101_test": m["test"]["spearman"], "seconds": time.perf_counter() - t}
+            for fam, (pack, y) in families.items():
+                row[fam] = spearman(est.predict(pack), y)
+            out[name] = row
+            log(f"ablation {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    return out
+
+
+# ------------------------------------------------------------------- output
+def fmt(x, digits=3) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--limit", type=int, help="subsample each family to N networks (seeded)")
+    parser.add_argument("--samples", type=int, default=50, help="fine-tuning set size (default 50)")
+    parser.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds (default 5)")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: transfer.finetune's)")
+    parser.add_argument("--mode", default="heads", help="fine-tuning mode: heads or encoder (default heads)")
+    parser.add_argument("--no-finetune", action="store_true")
+    parser.add_argument("--finetune-modes", action="store_true", help="also compare fine-tuning modes")
+    parser.add_argument("--ablations", action="store_true", help="pretrain and compare ablated variants")
+    parser.add_argument("--ablation-limit", type=int, default=3000, help="NB-101 networks per ablation run")
+    parser.add_argument("--ablation-epochs", type=int, default=3)
+    parser.add_argument("--ablation-head-epochs", type=int, default=100)
+    parser.add_argument("--ablation-eval-limit", type=int, default=3000,
+                        help="networks per family for ablation scores (default 3000)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    from transfer.finetune import DEFAULT_EPOCHS
+    from transfer.model import default_checkpoint, load_estimator
+
+    torch.set_num_threads(args.threads)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    est = load_estimator(ckpt)
+    epochs = args.epochs or DEFAULT_EPOCHS
+    names = [f.strip() for f in args.families.split(",") if f.strip()]
+    results: dict = {"checkpoint": str(ckpt), "checkpoint_command": est.metadata_.get("command"),
+                     "families": {}, "limit": args.limit}
+    ablation_sets = {}
+    for name in names:
+        t = time.perf_counter()
+        keys, pack, y, params, macs, extras = load_family(name, args.limit, seed=0)
+        log(f"{name}: {len(y)} networks loaded in {time.perf_counter() - t:.1f}s")
+        pred, zs = zero_shot(est, pack, y)
+        res = {"n": len(y), "zero_shot": zs, "baselines": baselines(params, macs, y)}
+        proxy = best_proxy(extras, y, pred)
+        if proxy is not None and name != "nb101":
+            res["best_zero_cost_proxy"] = proxy
+        if not args.no_finetune and name != "nb101" and len(y) > args.samples + 10:
+            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode)
+            if args.finetune_modes:
+                other = "encoder" if args.mode == "heads" else "heads"
+                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other)
+        results["families"][name] = res
+        log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
+            (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +
+            f" ({time.perf_counter() - t:.0f}s)")
+        if args.ablations:
+            n = min(args.ablation_eval_limit, len(y))
+            idx = np.sort(np.random.default_rng(1).choice(len(y), n, replace=False))
+            ablation_sets[name] = (pack.subset(idx), y[idx])
+        del pack
+
+    print(f"### Transfer from NAS-Bench-101 (checkpoint `{ckpt}`)\n")
+    print(f"| family | n | zero-shot Spearman | Kendall | NDCG@10 | {args.samples}-sample fine-tuned Spearman "
+          f"(mean ± std, {args.seeds} seeds, {args.mode}) | #params | FLOPs | best zero-cost proxy |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in results["families"].items():
+        zs, ft, b = r["zero_shot"], r.get("finetuned"), r["baselines"]
+        ft_s = f"{fmt(ft['spearman'])} ± {fmt(ft['spearman_std'])}" if ft else "—"
+        px = r.get("best_zero_cost_proxy")
+        px_s = (f"{px['name']} {fmt(px['spearman'])} (n={px['n']}; ours {fmt(px['model_spearman_same_subset'])})"
+                if px else "—")
+        print(f"| {TITLES[name]} | {r['n']} | {fmt(zs['spearman'])} | {fmt(zs['kendall'])} | {fmt(zs['ndcg10'])} "
+              f"| {ft_s} | {fmt(b['params']['spearman'])} | {fmt(b['flops']['spearman'])} | {px_s} |")
+    if args.finetune_modes:
+        print("\n### Fine-tuning: what to train (Spearman on the rest, mean ± std over seeds)\n")
+        print("| family | heads only | encoder + heads |")
+        print("|---|---|---|")
+        for name, r in results["families"].items():
+            cols = [r.get("finetuned") if r.get("finetuned", {}).get("mode") == m else r.get(f"finetuned_{m}")
+                    for m in ("heads", "encoder")]
+            print(f"| {TITLES[name]} | " + " | ".join(
+                f"{fmt(c['spearman'])} ± {fmt(c['spearman_std'])}" if c else "—" for c in cols) + " |")
+
+    if args.ablations:
+        log("ablations: pretraining variants ...")
+        results["ablations"] = run_ablations(est.get_params(), ablation_sets, args.ablation_limit,
+                                             args.ablation_epochs, args.ablation_head_epochs, log)
+        results["ablation_setup"] = {"nb101_limit": args.ablation_limit, "epochs": args.ablation_epochs,
+                                     "head_epochs": args.ablation_head_epochs,
+                                     "eval_networks_per_family": args.ablation_eval_limit}
+        print(f"\n### Ablations (pretrained on {args.ablation_limit} NB-101 networks, {args.ablation_epochs} "
+              f"epochs; zero-shot Spearman, up to {args.ablation_eval_limit} networks per family)\n")
+        fams = list(ablation_sets)
+        print("| variant | NB-101 test | " + " | ".join(TITLES[f] for f in fams) + " |")
+        print("|---|---|" + "---|" * len(fams))
+        for variant, row in results["ablations"].items():
+            print(f"| {variant} | {fmt(row['nb101_test'])} | " + " | ".join(fmt(row[f]) for f in fams) + " |")
+    print()
+    print(json.dumps(results, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
