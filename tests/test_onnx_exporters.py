@@ -174,3 +174,37 @@ def test_from_module_matches_torch_param_count():
     assert cg.params == sum(p.numel() for p in net.parameters())
     assert cg.input_shape == (3, 32, 32) and cg.name == "Net"
     assert "batch_norm" not in cg.op_counts()
+
+
+class TinyViT(nn.Module):
+    """Patch embedding, class token, one attention block, GELU MLP, head."""
+
+    def __init__(self, d: int = 32):
+        super().__init__()
+        torch.manual_seed(0)
+        self.patch, self.ln = nn.Conv2d(3, d, 8, 8), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 64), nn.GELU(), nn.Linear(64, d))
+        self.head = nn.Linear(d, 10)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)
+        q, k, v = self.qkv(self.ln(x)).chunk(3, -1)
+        x = x + self.proj((q @ k.transpose(-2, -1) / 5.66).softmax(-1) @ v)
+        x = x + self.mlp(self.ln(x))
+        return self.head(x[:, 0])
+
+
+def test_attention_block_legacy_equals_dynamo():
+    pytest.importorskip("onnxscript")
+    net = TinyViT().eval()
+    legacy = from_onnx(export(net, dynamo=False))
+    dynamo = from_onnx(export(net, dynamo=True))
+    assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
+    assert legacy.params == dynamo.params == sum(p.numel() for p in net.parameters())
+    assert legacy.op_counts() == {
+        "input": 1, "conv": 1, "reshape": 2, "concat": 1, "layer_norm": 2, "linear": 5, "slice": 4,
+        "matmul": 2, "softmax": 1, "add": 2, "gelu": 1, "output": 1,
+    }

@@ -4,8 +4,8 @@ numpy, for models whose shapes onnx's inference cannot propagate on its own.
 Example: torch's legacy exporter writes ``F.pad`` at opset >= 11 with a pads
 vector computed by ConstantOfShape / Concat / Reshape / Slice / Transpose /
 Cast; onnx shape inference cannot see through it and stops. The importer then
-evaluates such subgraphs here (values up to :data:`SMALL_NUMEL` elements only,
-never weights), replaces them by Constant nodes and infers shapes again.
+evaluates such subgraphs here (integer values up to :data:`SMALL_NUMEL`
+elements and scalars only, never weights), replaces them by Constant nodes and infers shapes again.
 """
 
 from __future__ import annotations
@@ -113,6 +113,12 @@ def _div(node, a, b, *_):
     return a // b if np.issubdtype(a.dtype, np.integer) else a / b
 
 
+@_op("Expand")
+def _expand(node, x, shape):
+    return None if int(np.prod(np.broadcast_shapes(x.shape, tuple(shape)))) > SMALL_NUMEL else \
+        np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(shape)))
+
+
 @_op("Where")
 def _where(node, c, a, b):
     return np.where(c, a, b)
@@ -128,30 +134,30 @@ def _unary(node, x, *_):
     return {"Floor": np.floor, "Ceil": np.ceil, "Neg": np.negative, "Abs": np.abs}[node.op_type](x)
 
 
-def fold_frontier(model: onnx.ModelProto, static: set[str], shapes: dict) -> bool:
-    """Replace static nodes that feed the network with Constant nodes holding
-    their (small) values. Returns True if anything changed."""
+def fold_frontier(model: onnx.ModelProto, static: set[str], shapes) -> bool:
+    """Evaluate the static subgraph's small integer / scalar values and put
+    Constant nodes where an evaluated tensor meets a node whose value stays
+    unknown (a network op, or e.g. an Expand of a weight), so that shape
+    inference sees the values. Returns True if anything changed."""
     graph = model.graph
     values: dict[str, np.ndarray] = {}
     for init in graph.initializer:
         v = tensor_value(init)
         if v is not None:
             values[init.name] = v
-    frontier: set[str] = set()
     for node in graph.node:
-        if any(t and t not in static for t in node.input) or not node.output:
-            frontier.update(t for t in node.input if t in static)
+        out = node.output[0] if node.output else ""
+        if out in static:
+            value = _evaluate(node, values, shapes)
+            if value is not None and np.asarray(value).size <= SMALL_NUMEL:
+                values[out] = np.asarray(value)
+    boundary = {t for node in graph.node if not (node.output and node.output[0] in values)
+                for t in node.input if t in values}
     replaced = False
     new_nodes = []
     for node in graph.node:
         out = node.output[0] if node.output else ""
-        if out not in static:
-            new_nodes.append(node)
-            continue
-        value = _evaluate(node, values, shapes)
-        if value is not None and value.size <= SMALL_NUMEL:
-            values[out] = np.asarray(value)
-        if out in frontier and out in values and node.op_type != "Constant" and len(node.output) == 1:
+        if out in boundary and node.op_type != "Constant" and len(node.output) == 1:
             new_nodes.append(helper.make_node("Constant", [], [out], value=numpy_helper.from_array(values[out], out)))
             replaced = True
         else:

@@ -23,8 +23,8 @@ from cg.onnx_import.ir import IRGraph, IRNode
 #: Ops that pass a small constant's value through unchanged (for Clip bounds etc.).
 VALUE_PASSTHROUGH = frozenset({"Identity", "Cast", "Squeeze", "Unsqueeze", "Reshape"})
 
-#: Constants up to this many elements may have their values read (shapes,
-#: axes, pads, clip bounds); weights are never read.
+#: Integer constants up to this many elements may have their values read
+#: (shapes, axes, pads), and scalars of any type (clip bounds); weights never.
 SMALL_NUMEL = 1024
 
 
@@ -188,18 +188,24 @@ def to_pair(values, default: int = 1) -> tuple[int, int]:
 
 
 def tensor_value(t: onnx.TensorProto):
-    """Numpy value of a small, internally stored tensor, else None."""
+    """Numpy value of a small integer / boolean tensor or of a scalar stored in
+    the file, else None: float weights are never read."""
     if t.data_location == onnx.TensorProto.EXTERNAL:
         return None
-    numel = 1
-    for d in t.dims:
-        numel *= d
-    if numel > SMALL_NUMEL:
+    numel = math.prod(t.dims)
+    if numel > 1 and (t.data_type not in _INTEGER_TYPES or numel > SMALL_NUMEL):
         return None
     try:
         return numpy_helper.to_array(t)
     except Exception:  # malformed constant: treat the value as unknown
         return None
+
+
+_INTEGER_TYPES = frozenset({
+    onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
+    onnx.TensorProto.UINT64, onnx.TensorProto.UINT32, onnx.TensorProto.UINT16, onnx.TensorProto.UINT8,
+    onnx.TensorProto.BOOL,
+})
 
 
 def constant_value(node: onnx.NodeProto):
