@@ -192,3 +192,23 @@ def test_secondary_output_use_is_unsupported():
              node("Add", ["p", "c"], ["y"])]
     with pytest.raises(UnsupportedOpsError, match="Cast"):
         from_onnx(model(nodes))
+
+
+def test_only_integer_tensors_and_scalars_are_read(light_dir, monkeypatch):
+    import math
+
+    from cg.onnx_import import context
+
+    read = []
+    real = context.numpy_helper.to_array
+
+    def spy(t, *args, **kwargs):
+        read.append((t.data_type, math.prod(t.dims)))
+        return real(t, *args, **kwargs)
+
+    monkeypatch.setattr(context.numpy_helper, "to_array", spy)
+    nodes = [node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]), node("Mul", ["c", "k"], ["m"]),
+             node("Add", ["m", "bias"], ["y"])]
+    from_onnx(model(nodes, inits={"w": (4, 3, 3, 3), "k": np.float32(2.0), "bias": (4, 1, 1)}))
+    from_onnx(light_dir / "light_shufflenet.onnx")
+    assert read and all(numel <= 1 or dtype == TensorProto.INT64 for dtype, numel in read)
