@@ -148,3 +148,11 @@ def test_cell_computes_what_autodl_infercell_computes(arch, training):
     got = torch.zeros(1) if got is None else got
     assert torch.allclose(got.expand_as(want), want, atol=1e-5)
     assert live == spec.live_nodes()[3]
+
+
+def test_fast_order_is_graph_builders_order():
+    from cg.families.nb201 import build_cg, random_specs
+
+    for spec in random_specs(40, seed=9) + [parse(a) for a in (DEAD_CONV, UNUSED, CONSTANT)]:
+        fast, ref = build_cg(spec), build_cg(spec, reference=True)
+        assert fast == ref and fast.edges == ref.edges

@@ -92,3 +92,11 @@ def test_fast_path_matches_onnx_import():
         constant_bn = sum(2 * m.num_features for m in module.modules()
                           if isinstance(m, torch.nn.BatchNorm2d) and not m.affine)
         assert imported.params - fast.params == constant_bn
+
+
+def test_fast_order_is_graph_builders_order():
+    from cg.families.nb301 import build_cg
+
+    for spec in random_specs(15, seed=9):
+        fast, ref = build_cg(spec), build_cg(spec, reference=True)
+        assert fast == ref and fast.edges == ref.edges

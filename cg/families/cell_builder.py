@@ -16,10 +16,17 @@ does are mirrored here so that both paths agree:
   ``batch_norm`` node. Decided in :meth:`build`, once all consumers are known.
 * **Dead-code elimination.** Layers whose result no output uses vanish.
 
-Pure Python: no torch, no onnx.
+Pure Python: no torch, no onnx. For speed, nodes are interned (each distinct
+node is one object, its hashed bytes computed once per process) and
+:meth:`LayerGraph.build` computes :class:`cg.graph.GraphBuilder`'s canonical
+order directly (``build(reference=True)`` uses GraphBuilder; tests compare).
 """
 
 from __future__ import annotations
+
+import hashlib
+import heapq
+from functools import lru_cache
 
 from cg.graph import CG, GraphBuilder, Node
 from cg.ops import conv_op_for
@@ -30,6 +37,20 @@ Shape = tuple[int, ...]
 def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
     """Output length of a convolution / pooling window along one axis."""
     return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+_ORDER_BYTES: dict[int, bytes] = {}
+
+
+@lru_cache(maxsize=None)
+def _node(op: str, in_shape: Shape, out_shape: Shape, kernel: tuple[int, int] = (1, 1),
+          stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1), groups: int = 1,
+          weight_shape: Shape = (), params: int = 0, macs: int = 0) -> Node:
+    """The interned node with these fields (one call site per op type, so equal
+    nodes are the same object and CSE can key on ``id``)."""
+    node = Node(op, in_shape, out_shape, kernel, stride, dilation, groups, weight_shape, params, macs)
+    _ORDER_BYTES[id(node)] = repr(node.order_key()).encode()
+    return node
 
 
 class LayerGraph:
@@ -58,19 +79,18 @@ class LayerGraph:
 
     def _shared(self, node: Node, inputs: list[int]) -> int:
         """Add a parameter-free node, or reuse the identical one (exporter CSE)."""
-        key = (node.structural_key(), tuple(inputs))
+        key = (id(node), tuple(inputs))
         if key not in self._memo:
             self._memo[key] = self._add(node, inputs)
         return self._memo[key]
 
     # -------------------------------------------------------------- layers
     def input(self, shape: Shape) -> int:
-        return self._add(Node("input", out_shape=tuple(shape)), [])
+        return self._add(_node("input", (), tuple(shape)), [])
 
     def output(self, x: int | None, shape: Shape) -> int:
         """The output node; ``x=None`` when the output depends on no input."""
-        return self._add(Node("output", in_shape=tuple(shape), out_shape=tuple(shape)),
-                         [] if x is None else [x])
+        return self._add(_node("output", tuple(shape), tuple(shape)), [] if x is None else [x])
 
     def conv(self, x: int, c_out: int, k: int, stride: int = 1, pad: int = 0,
              dilation: int = 1, groups: int = 1, bias: bool = False) -> int:
@@ -78,35 +98,30 @@ class LayerGraph:
         ho, wo = conv_out(h, k, stride, pad, dilation), conv_out(w, k, stride, pad, dilation)
         weight = (c_out, c // groups, k, k)
         numel = c_out * (c // groups) * k * k
-        node = Node(
-            conv_op_for(groups, c), in_shape=(c, h, w), out_shape=(c_out, ho, wo),
-            kernel=(k, k), stride=(stride, stride), dilation=(dilation, dilation),
-            groups=groups, weight_shape=weight, params=numel + (c_out if bias else 0),
-            macs=c_out * ho * wo * (c // groups) * k * k,
-        )
+        node = _node(conv_op_for(groups, c), (c, h, w), (c_out, ho, wo), (k, k), (stride, stride),
+                     (dilation, dilation), groups, weight, numel + (c_out if bias else 0),
+                     c_out * ho * wo * (c // groups) * k * k)
         return self._add(node, [x])
 
     def bn(self, x: int, affine: bool = True) -> int:
         s = self.shape(x)
-        i = self._add(Node("batch_norm", in_shape=s, out_shape=s,
-                           params=2 * s[0] if affine else 0), [x])
+        i = self._add(_node("batch_norm", s, s, params=2 * s[0] if affine else 0), [x])
         self.bn_affine[i] = affine
         return i
 
     def relu(self, x: int) -> int:
         s = self.shape(x)
-        return self._shared(Node("relu", in_shape=s, out_shape=s), [x])
+        return self._shared(_node("relu", s, s), [x])
 
     def pool(self, kind: str, x: int, k: int, stride: int, pad: int) -> int:
         """``kind`` is ``max_pool`` or ``avg_pool``."""
         c, h, w = self.shape(x)
         out = (c, conv_out(h, k, stride, pad), conv_out(w, k, stride, pad))
-        return self._shared(Node(kind, in_shape=(c, h, w), out_shape=out, kernel=(k, k),
-                                 stride=(stride, stride)), [x])
+        return self._shared(_node(kind, (c, h, w), out, (k, k), (stride, stride)), [x])
 
     def add(self, a: int, b: int) -> int:
         s = self.shape(a)
-        return self._shared(Node("add", in_shape=s, out_shape=s), [a, b])
+        return self._shared(_node("add", s, s), [a, b])
 
     def sum(self, terms: list[int]) -> int:
         """``((t0 + t1) + t2) + ...``: the chain of binary Adds a Python loop exports."""
@@ -118,27 +133,24 @@ class LayerGraph:
     def concat(self, xs: list[int]) -> int:
         c = sum(self.shape(x)[0] for x in xs)
         s0 = self.shape(xs[0])
-        return self._shared(Node("concat", in_shape=s0, out_shape=(c, *s0[1:])), list(xs))
+        return self._shared(_node("concat", s0, (c, *s0[1:])), list(xs))
 
     def crop(self, x: int, start: int) -> int:
         """``x[:, :, start:, start:]``: the exporter writes one Slice per axis."""
         c, h, w = self.shape(x)
-        y = self._shared(Node("slice", in_shape=(c, h, w), out_shape=(c, h - start, w)), [x])
-        return self._shared(Node("slice", in_shape=(c, h - start, w),
-                                 out_shape=(c, h - start, w - start)), [y])
+        y = self._shared(_node("slice", (c, h, w), (c, h - start, w)), [x])
+        return self._shared(_node("slice", (c, h - start, w), (c, h - start, w - start)), [y])
 
     def global_avg_pool(self, x: int) -> int:
         c, h, w = self.shape(x)
-        return self._shared(Node("global_avg_pool", in_shape=(c, h, w), out_shape=(c, 1, 1),
-                                 kernel=(1, 1)), [x])
+        return self._shared(_node("global_avg_pool", (c, h, w), (c, 1, 1)), [x])
 
     def linear(self, x: int, out: int) -> int:
         """A linear layer with bias on the flattened input (the flatten vanishes)."""
         f = 1
         for d in self.shape(x):
             f *= d
-        node = Node("linear", in_shape=(f,), out_shape=(out,), weight_shape=(out, f),
-                    params=out * f + out, macs=out * f)
+        node = _node("linear", (f,), (out,), weight_shape=(out, f), params=out * f + out, macs=out * f)
         return self._add(node, [x])
 
     def add_constant(self, x: int, numel: int) -> int:
@@ -147,13 +159,14 @@ class LayerGraph:
         ``x`` (``params += numel``) when nothing else reads ``x``; otherwise it
         stays an ``add`` node with one input edge and ``numel`` params."""
         s = self.shape(x)
-        i = self._add(Node("add", in_shape=s, out_shape=s, params=numel), [x])
+        i = self._add(_node("add", s, s, params=numel), [x])
         self.constant_adds.append(i)
         return i
 
     # -------------------------------------------------------------- build
-    def build(self) -> CG:
-        """Drop unused layers, merge BNs and constant Adds, order canonically."""
+    def build(self, reference: bool = False) -> CG:
+        """Drop unused layers, merge BNs and constant Adds, order canonically
+        (with :class:`cg.graph.GraphBuilder` itself when ``reference``)."""
         n = len(self.nodes)
         # The exporter drops computations no output uses (e.g. an NB-201 node
         # whose out-edges are all ``none``); so do we. Inputs always stay.
@@ -182,15 +195,49 @@ class LayerGraph:
             merge = (sole and nodes[j].op in _WEIGHTED) if i in bns else (sole and nodes[j].op != "input")
             if merge:
                 p = nodes[j]
-                nodes[j] = Node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
-                                p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)
+                nodes[j] = _node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
+                                 p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)
                 redirect[i] = j
-        b = GraphBuilder(self.name)
-        new_id: dict[int, int] = {}
-        for i, node in enumerate(nodes):
-            if used[i] and redirect[i] == i:
-                new_id[i] = b.add(node, [new_id[redirect[s]] for s in self.inputs[i]])
-        return b.build()
-
+        kept = [i for i in range(n) if used[i] and redirect[i] == i]
+        new_id = {old: new for new, old in enumerate(kept)}
+        ins = [[new_id[redirect[s]] for s in self.inputs[i]] for i in kept]
+        if reference:
+            b = GraphBuilder(self.name)
+            for i, srcs in zip(kept, ins):
+                b.add(nodes[i], srcs)
+            return b.build()
+        # GraphBuilder's order: ancestry keys (node bytes, then the inputs'
+        # keys in slot order), ready nodes popped smallest key first, ties by
+        # insertion index. Insertion order is topological, so keys need no traversal.
+        m = len(kept)
+        keys: list[bytes] = []
+        succ: list[list[int]] = [[] for _ in range(m)]
+        indeg = [0] * m
+        blake = hashlib.blake2b
+        for k, (i, srcs) in enumerate(zip(kept, ins)):
+            h = blake(_ORDER_BYTES[id(self.nodes[i])], digest_size=8)  # merges change params only
+            for s in srcs:
+                h.update(keys[s])
+                succ[s].append(k)
+            indeg[k] = len(srcs)
+            keys.append(h.digest())
+        ready = [(keys[k], k) for k in range(m) if indeg[k] == 0]
+        heapq.heapify(ready)
+        order: list[int] = []
+        while ready:
+            k = heapq.heappop(ready)[1]
+            order.append(k)
+            for d in succ[k]:
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    heapq.heappush(ready, (keys[d], d))
+        pos = [0] * m
+        for new, k in enumerate(order):
+            pos[k] = new
+        return CG(
+            nodes=tuple(nodes[kept[k]] for k in order),
+            edges=tuple((pos[s], pos[k]) for k in order for s in ins[k]),
+            name=self.name,
+        )
 
 _WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})

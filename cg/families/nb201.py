@@ -160,7 +160,8 @@ def _resblock(g: LayerGraph, x: int, c_out: int) -> int:
     return g.add(shortcut, b)
 
 
-def build_cg(spec: NB201Spec) -> CG:
+def build_cg(spec: NB201Spec, reference: bool = False) -> CG:
+    """The canonical CG (``reference=True``: ordered by :class:`cg.graph.GraphBuilder`)."""
     g = LayerGraph(spec.to_arch())
     x: int | None = g.input((3, 32, 32))
     x = g.bn(g.conv(x, CHANNELS[0], 3, 1, 1))
@@ -173,7 +174,7 @@ def build_cg(spec: NB201Spec) -> CG:
     if x is not None:
         x = g.linear(g.global_avg_pool(g.relu(g.bn(x))), NUM_CLASSES)
     g.output(x, (NUM_CLASSES,))
-    return g.build()
+    return g.build(reference)
 
 
 class NB201Family(Family):

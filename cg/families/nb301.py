@@ -148,7 +148,8 @@ def _cell(g: LayerGraph, spec: NB301Spec, s0: int, s1: int, c: int, reduction: b
     return g.concat(states[2:])
 
 
-def build_cg(spec: NB301Spec) -> CG:
+def build_cg(spec: NB301Spec, reference: bool = False) -> CG:
+    """The canonical CG (``reference=True``: ordered by :class:`cg.graph.GraphBuilder`)."""
     g = LayerGraph(spec.to_arch())
     x = g.input((3, 32, 32))
     c = STEM_MULTIPLIER * INIT_CHANNELS
@@ -162,7 +163,7 @@ def build_cg(spec: NB301Spec) -> CG:
         s0, s1 = s1, _cell(g, spec, s0, s1, c, reduction, reduction_prev)
         reduction_prev = reduction
     g.output(g.linear(g.global_avg_pool(s1), NUM_CLASSES), (NUM_CLASSES,))
-    return g.build()
+    return g.build(reference)
 
 
 class NB301Family(Family):
