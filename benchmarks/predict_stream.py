@@ -1,0 +1,84 @@
+"""``gennape predict`` over many files: time per file and whether memory grows.
+
+Copies the bundled example ONNX files into a temporary folder until it holds
+``--files`` models (hard links, so disk use stays small), then runs the
+command's code path (:func:`transfer.predict.predict_files`, chunked) in a
+fresh process per size and reports wall time and peak resident memory. Memory
+that does not grow with the number of files is the streaming property.
+
+    python benchmarks/predict_stream.py --checkpoint DIR --sizes 100,1000,3000
+
+The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+import torch
+torch.set_num_threads(1)
+from transfer.model import load_estimator
+from transfer.predict import collect_onnx, predict_files
+est = load_estimator({ckpt!r})
+files = collect_onnx([{folder!r}])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t = time.perf_counter()
+run = predict_files(files, est, chunk_size={chunk})
+dt = time.perf_counter() - t
+print(json.dumps({{"files": len(files), "predicted": len(run.predictions), "failed": len(run.failures),
+                  "seconds": dt, "ms_per_file": 1000 * dt / len(files), "rss_before_mib": base,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
+    parser.add_argument("--sizes", default="100,1000,3000")
+    parser.add_argument("--chunk", type=int, default=64)
+    args = parser.parse_args()
+
+    from transfer.model import default_checkpoint
+
+    ckpt = str(Path(args.checkpoint).resolve()) if args.checkpoint else str(default_checkpoint())
+    examples = sorted((ROOT / "examples" / "onnx").glob("*.onnx"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "models"
+        folder.mkdir()
+        made = 0
+        for size in sorted(int(s) for s in args.sizes.split(",")):
+            while made < size:
+                src = examples[made % len(examples)]
+                dst = folder / f"{made:06d}_{src.name}"
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copyfile(src, dst)
+                made += 1
+            code = _CHILD.format(root=str(ROOT), ckpt=ckpt, folder=str(folder), chunk=args.chunk)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{row['files']:>6} files: {row['seconds']:.1f}s ({row['ms_per_file']:.1f} ms/file), "
+                  f"peak RSS {row['peak_rss_mib']:.0f} MiB (after loading {row['rss_before_mib']:.0f} MiB)",
+                  flush=True)
+    print(json.dumps({"chunk": args.chunk, "runs": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
