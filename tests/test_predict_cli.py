@@ -150,3 +150,32 @@ def test_predictions_are_identical_across_runs(ckpt, tmp_path):
     assert [p["path"] for p in a] == [p["path"] for p in b]
     for p, q in zip(a, b):
         assert p["predicted_accuracy"] == pytest.approx(q["predicted_accuracy"], abs=1e-6)
+
+
+def test_prediction_streams_in_chunks(data_dir, tmp_path):
+    """The estimator never sees more than chunk_size graphs at once, and a chunk
+    that fails as a whole is retried file by file so only the culprit fails."""
+    from _transfer_helpers import tiny_estimator
+    from transfer.predict import collect_onnx, predict_files
+
+    est = tiny_estimator(data_dir)
+
+    class Spy:
+        def __init__(self):
+            self.sizes = []
+
+        def predict_details(self, cgs):
+            self.sizes.append(len(cgs))
+            if any(c.num_nodes == 21 for c in cgs) and len(cgs) > 1:  # nb201_skips poisons a batch
+                raise RuntimeError("batch failure")
+            if len(cgs) == 1 and cgs[0].num_nodes == 21:
+                raise RuntimeError("this graph")
+            return est.predict_details(cgs)
+
+    spy = Spy()
+    files = collect_onnx([EXAMPLES])
+    run = predict_files(files, spy, chunk_size=3)
+    assert max(spy.sizes) == 3
+    assert [f.path for f in run.failures] == [str(EXAMPLES / "nb201_skips.onnx")]
+    assert "this graph" in run.failures[0].error
+    assert len(run.predictions) == len(files) - 1

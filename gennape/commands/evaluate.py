@@ -45,8 +45,13 @@ def run(args: argparse.Namespace) -> int:
     exclude = read_labels(args.exclude) if args.exclude else None
     input_shape = parse_input_shape(args.input_shape)
     if args.plot:
+        from pathlib import Path
+
+        from cg.errors import GennapeError
         from transfer.plot import _pyplot
 
+        if not Path(args.plot).parent.is_dir():
+            raise GennapeError(f"{args.plot}: folder {Path(args.plot).parent} does not exist")
         _pyplot()  # fail before the slow part when matplotlib is missing
     estimator = load_estimator(args.checkpoint)
     progress = Progress("gennape evaluate")

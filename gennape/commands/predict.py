@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.output)
         if out.suffix.lower() not in (".csv", ".json"):
             raise GennapeError(f"{out}: --output must end in .csv or .json")
+        if not out.parent.is_dir():
+            raise GennapeError(f"{out}: folder {out.parent} does not exist")
     input_shape = parse_input_shape(args.input_shape)
     files = collect_onnx(args.paths)
     if not files:
