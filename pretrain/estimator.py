@@ -47,7 +47,8 @@ class GennapeEstimator:
         num_layers: message-passing layers.
         conv: GNN convolution (``graph``, ``gcn``, ``gin``, ``sage``, ``gat``).
         direction: message direction (``forward``, ``backward``, ``both``).
-        readout: graph readout (``mean``, ``sum``, ``max``, ``mean+max``).
+        readout: graph readout (``sum``, ``mean``, ``max`` or a ``+`` combination; see
+            :data:`encoder.gnn.READOUTS`). ``sum`` transfers best (measured).
         dropout: dropout between GNN layers.
         num_clusters: K, fuzzy clusters and heads.
         fuzzifier: c-means fuzzifier m (> 1).
@@ -71,7 +72,7 @@ class GennapeEstimator:
     """
 
     def __init__(self, hidden_channels: int = 64, embed_dim: int = 64, num_layers: int = 4,
-                 conv: str = "graph", direction: str = "both", readout: str = "mean+max",
+                 conv: str = "graph", direction: str = "both", readout: str = "sum",
                  dropout: float = 0.0, num_clusters: int = 4, fuzzifier: float = 2.0,
                  head_hidden: int = 64, head_layers: int = 2, target_transform: str = "quantile",
                  epochs: int = 10, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
@@ -376,19 +377,33 @@ class GennapeEstimator:
         """Read a checkpoint written by :meth:`save`."""
         from cg.ops import OPS
         from pretrain.checkpoint import load_checkpoint
-        from pretrain.targets import TargetTransform
 
         tensors, config = load_checkpoint(directory)
         if config.get("op_vocabulary") != list(OPS):
             raise GennapeError(f"{directory}: checkpoint op vocabulary differs from this code's")
-        est = cls(**{**config["params"], "device": device})
         try:
-            est.encoder_ = est._new_encoder()
-            est.encoder_.load_state_dict(_prefixed(tensors, "encoder."))
-            est.heads_ = est._new_heads()
-            est.heads_.load_state_dict(_prefixed(tensors, "heads."))
-        except (RuntimeError, KeyError) as err:
+            est = cls._from_checkpoint(tensors, config, device)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            # A config.json or model.pt with a field missing or of the wrong kind.
+            what = f"{err} missing" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+            raise GennapeError(f"{directory}: incomplete or malformed checkpoint ({str(what).splitlines()[0]})") from None
+        except RuntimeError as err:
             raise GennapeError(f"{directory}: model.pt does not match config.json ({str(err).splitlines()[0]})") from None
+        known = {"estimator", "params", "op_vocabulary", "feature_names", "cluster_centers",
+                 "fuzzy_partition_coefficient", "target_transform", "ood_scale", "ood_threshold", "n_train",
+                 "heads_training", "history", "versions"}
+        est.metadata_ = {k: v for k, v in config.items() if k not in known}
+        return est
+
+    @classmethod
+    def _from_checkpoint(cls, tensors: dict, config: dict, device: str) -> "GennapeEstimator":
+        from pretrain.targets import TargetTransform
+
+        est = cls(**{**config["params"], "device": device})
+        est.encoder_ = est._new_encoder()
+        est.encoder_.load_state_dict(_prefixed(tensors, "encoder."))
+        est.heads_ = est._new_heads()
+        est.heads_.load_state_dict(_prefixed(tensors, "heads."))
         est.encoder_.to(device).eval()
         est.heads_.to(device).eval()
         est.cluster_centers_ = tensors["cluster_centers"].numpy()
@@ -402,10 +417,6 @@ class GennapeEstimator:
         est.n_train_ = config["n_train"]
         est.heads_info_ = config["heads_training"]
         est.history_ = config["history"]
-        known = {"estimator", "params", "op_vocabulary", "feature_names", "cluster_centers",
-                 "fuzzy_partition_coefficient", "target_transform", "ood_scale", "ood_threshold", "n_train",
-                 "heads_training", "history", "versions"}
-        est.metadata_ = {k: v for k, v in config.items() if k not in known}
         return est
 
 
@@ -450,7 +461,13 @@ def _save_partial(path: Path, model, opt, gen, epoch: int, history: list[dict], 
 
 
 def _load_partial(path: Path, model, opt, gen, params: dict) -> tuple[int, list[dict]]:
-    tensors = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        tensors = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # weights_only refuses pickled objects; a truncated file fails too
+        raise GennapeError(f"{path}: not a tensors-only partial state ({type(err).__name__}); "
+                           "remove it or run without --resume") from None
+    if not isinstance(tensors, dict) or not isinstance(tensors.get("params"), torch.Tensor):
+        raise GennapeError(f"{path}: not a gennape partial state; remove it or run without --resume")
     if not torch.equal(tensors["params"], _params_tensor(params)):
         raise GennapeError(f"{path}: partial state was made with other parameters; "
                            "remove it or run without --resume")

@@ -22,7 +22,7 @@ def peak_rss_mib() -> float:
 
 
 def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = None, resume: bool = False,
-                   command: str | None = None, log: Callable[[str], None] = print,
+                   views: bool = True, command: str | None = None, log: Callable[[str], None] = print,
                    **params) -> dict:
     """Load NB-101, split 80/10/10 by hash, fit a :class:`GennapeEstimator`,
     report val/test Spearman and Kendall, save the checkpoint and ``metrics.json``.
@@ -32,6 +32,8 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         out: checkpoint directory (its ``partial_state.pt`` serves ``resume``).
         limit: use only this many architectures (see :func:`pretrain.data.load_nb101`).
         resume: continue encoder training from ``out``'s partial state.
+        views: add graph-level views (the training cells in other macro
+            skeletons, :data:`pretrain.views.DEFAULT_VIEWS`) to the contrastive pairs.
         command: the command line recorded in ``config.json``.
         log: where the per-epoch lines go.
         **params: :class:`GennapeEstimator` parameters.
@@ -46,6 +48,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     from pretrain.estimator import GennapeEstimator
     from pretrain.metrics import rank_metrics
     from pretrain.progress import Progress
+    from pretrain.views import DEFAULT_VIEWS, pack_views
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -56,12 +59,17 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
 
         raise GennapeError(f"{data}: too few architectures ({len(dataset)}) for a train/val/test split")
     packs = {}
-    with Progress(len(dataset), "building graphs") as bar:
+    view_packs = []
+    n_views = len(DEFAULT_VIEWS) if views else 0
+    with Progress(len(dataset) + n_views * len(split["train"]), "building graphs") as bar:
         for name, idx in split.items():
             packs[name] = pack_specs([dataset.specs[i] for i in idx], progress=bar.update)
+        if views:
+            view_packs = pack_views([dataset.specs[i] for i in split["train"]], progress=bar.update)
     t_data = time.perf_counter() - t0
+    packed = sum(p.nbytes() for p in [*packs.values(), *view_packs]) / 2**20
     log(f"data: {len(dataset)} architectures ({', '.join(f'{k} {len(v)}' for k, v in split.items())}), "
-        f"graphs built in {t_data:.1f}s, {sum(p.nbytes() for p in packs.values()) / 2**20:.0f} MiB packed")
+        f"{n_views} graph-level views, graphs built in {t_data:.1f}s, {packed:.0f} MiB packed")
 
     y = {name: dataset.accuracy[idx] for name, idx in split.items()}
     est = GennapeEstimator(**params)
@@ -85,7 +93,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
             f"supervised {losses['supervised']:.4f}) {epoch_times[-1]:.1f}s")
 
     t1 = time.perf_counter()
-    est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), state_dir=out,
+    est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), views=view_packs, state_dir=out,
             resume=resume, on_epoch=on_epoch, on_batch=on_batch)
     t_fit = time.perf_counter() - t1
     metrics = {
@@ -106,6 +114,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     data_path = Path(data).resolve()
     est.metadata_ = {
         "training_data": {"path": str(data_path), "sha256": sha256_file(data_path), "limit": limit,
+                          "views": [vars(v) for v in DEFAULT_VIEWS] if views else [],
                           "split": "sha256(hash) % 10: 0-7 train, 8 val, 9 test"},
         "command": command if command is not None else " ".join(sys.argv),
         "metrics": metrics,

@@ -97,3 +97,21 @@ def test_progress_bar_draws_only_on_a_tty():
                 bar.update()
     assert "work [" in tty.getvalue() and "3/3" in tty.getvalue()
     assert plain.getvalue() == ""
+
+
+def test_graph_level_views_keep_the_cell_and_change_the_skeleton():
+    from cg.families.nb101 import FAMILY, NB101Spec
+    from encoder.features import FEATURE_NAMES, featurize
+    from pretrain.views import MacroShape, nb101_view_cg
+
+    spec = NB101Spec.from_lists(
+        [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+        ["input", "conv3x3-bn-relu", "maxpool3x3", "output"],
+    )
+    assert nb101_view_cg(spec, MacroShape()) == FAMILY.to_cg(spec)  # the anchor view is the benchmark network
+    small = nb101_view_cg(spec, MacroShape(stem_channels=16, cells_per_stack=5))
+    assert small.input_resolution == 32 and small.params < FAMILY.to_cg(spec).params
+    assert small.op_counts()["max_pool"] == FAMILY.to_cg(spec).op_counts()["max_pool"] + 3 * (5 - 3)
+    big = nb101_view_cg(spec, MacroShape(input_size=64, cells_per_stack=1))
+    assert big.input_resolution == 64
+    assert featurize(big.to_pyg()).shape[1] == len(FEATURE_NAMES)

@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conv", default="graph", help="GNN convolution: graph, gcn, gin, sage, gat (default graph)")
     parser.add_argument("--target-transform", default="quantile", help="quantile, logit_err or raw (default quantile)")
     parser.add_argument("--head-epochs", type=int, default=150, help="head-training epochs (default 150)")
+    parser.add_argument("--readout", default="sum", help="GNN readout: sum, mean, max, mean+max, ... (default sum)")
+    parser.add_argument("--supervised-weight", type=float, default=1.0,
+                        help="weight of the supervised term in pretraining; 0 = contrastive only (default 1)")
+    parser.add_argument("--no-views", action="store_true",
+                        help="contrastive pairs from masking only, without graph-level views")
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
 
 
@@ -43,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
         data = args.data = str(data_file("nb101", "nb101_30k_labelled.json.gz"))
     try:
         params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
-                      conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs)
-        pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume,
+                      conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
+                      readout=args.readout, supervised_weight=args.supervised_weight)
+        pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=not args.no_views,
                        command="gennape pretrain " + " ".join(_argv_of(args)),
                        log=lambda line: print(line, flush=True), **params)
     except ValueError as err:  # a bad option value (conv, transform, ...) names the valid ones
