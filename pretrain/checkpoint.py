@@ -10,7 +10,9 @@ Writes are atomic: the files go into a temporary sibling directory that is
 renamed into place only when complete, so an interrupted run leaves either the
 previous checkpoint or the new one, never a half-written one that loads.
 Loading refuses a checkpoint whose featuriser version, CG format version or
-package major version differs from this code's, saying which.
+package major version differs from this code's, saying which. ``config.json``
+records the SHA-256 of ``model.pt``, so a truncated or tampered tensor file is
+refused even where it would still load.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from cg.errors import GennapeError
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
+#: config.json key holding the SHA-256 of model.pt.
+MODEL_HASH_KEY = "model_sha256"
 
 
 def current_versions() -> dict[str, object]:
@@ -65,17 +69,18 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], con
         raise TypeError(f"model.pt holds tensors only; not tensors: {', '.join(bad)}")
     directory.parent.mkdir(parents=True, exist_ok=True)
     config = {**config, "versions": current_versions()}
+    old = None
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the checkpoint private
         torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / MODEL_FILE)
+        config[MODEL_HASH_KEY] = sha256_file(tmp / MODEL_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True))
         for f in (MODEL_FILE, CONFIG_FILE):
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
-        old = None
         if directory.exists():
             # Move the old checkpoint aside first: rename cannot replace a non-empty directory.
             old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
@@ -86,6 +91,8 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], con
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not directory.exists():
+            os.replace(old, directory)  # interrupted between the two renames: put the old one back
         raise
     return directory
 
@@ -98,9 +105,13 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dic
         if not path.is_file():
             raise GennapeError(f"{directory}: not a gennape checkpoint ({path.name} missing)")
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise GennapeError(f"{config_path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise GennapeError(f"{config_path}: not UTF-8 text") from None
+    if not isinstance(config, dict) or not isinstance(config.get("versions", {}), dict):
+        raise GennapeError(f"{config_path}: expected a JSON object with a 'versions' object")
     check_versions(config, str(directory))
     try:
         tensors = torch.load(model, map_location="cpu", weights_only=True)
@@ -109,6 +120,10 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dic
                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
         raise GennapeError(f"{model}: expected a flat dict of tensors")
+    expected = config.pop(MODEL_HASH_KEY, None)
+    if expected is not None and sha256_file(model) != expected:
+        raise GennapeError(f"{model}: does not match the SHA-256 recorded in {CONFIG_FILE} "
+                           "(truncated, tampered or replaced)")
     return tensors, config
 
 
@@ -123,4 +138,4 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 __all__ = ["save_checkpoint", "load_checkpoint", "check_versions", "current_versions", "sha256_file",
-           "MODEL_FILE", "CONFIG_FILE"]
+           "MODEL_FILE", "CONFIG_FILE", "MODEL_HASH_KEY"]

@@ -249,22 +249,11 @@ FAMILY = NB201Family()
 # ------------------------------------------------------------- equivalence
 def onnx_cg(family: Family, spec) -> CG:
     """The CG the ONNX importer builds from ``family.to_module(spec)`` exported
-    with the legacy exporter (``dynamo=False, do_constant_folding=False``)."""
-    import io
-    import warnings
-
-    import torch
-
+    as ``gennape export`` does (legacy exporter, constant folding off)."""
     import cg
+    from cg.families.export import export_bytes
 
-    module = family.to_module(spec).eval()
-    x = torch.zeros(1, *family.example_input_shape(spec))
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # torch warns that the legacy exporter is deprecated; it is the one we mirror.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, x, buf, dynamo=False, do_constant_folding=False)
-    return cg.from_onnx(buf.getvalue())
+    return cg.from_onnx(export_bytes(family, spec))
 
 
 def random_specs(n: int, seed: int = 0) -> list[NB201Spec]:
