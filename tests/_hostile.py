@@ -181,3 +181,29 @@ def hypothesis_profile():
     settings.register_profile("gennape-thorough", parent=settings.get_profile("gennape-ci"),
                               max_examples=2000, derandomize=False)
     return settings.get_profile(os.environ.get("GENNAPE_HYPOTHESIS_PROFILE", "gennape-ci"))
+
+
+# ---------------------------------------------------------- a tiny estimator
+TINY_PARAMS = dict(hidden_channels=8, embed_dim=8, num_layers=2, epochs=2, batch_size=16, head_epochs=8,
+                   head_hidden=8, num_clusters=2, seed=3)
+
+
+def tiny_data(n: int = 40, seed: int = 0):
+    """Small synthetic CGs and labels (tests/_synthetic.py)."""
+    from _synthetic import toy_dataset
+
+    return toy_dataset(n, seed=seed, stages=2, cells_per_stage=1)
+
+
+_TINY = {}
+
+
+def tiny_estimator():
+    """A GennapeEstimator fitted in a few seconds on CPU (cached per process;
+    callers must not modify it)."""
+    if "est" not in _TINY:
+        from pretrain.estimator import GennapeEstimator
+
+        cgs, y = tiny_data()
+        _TINY["est"] = GennapeEstimator(**TINY_PARAMS).fit(cgs, y)
+    return _TINY["est"]
