@@ -57,13 +57,12 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from cg.atomic import write_text_atomic
 from cg.ops import OP_INDEX, OPS, check_op
 
 #: Bumped whenever the CG's meaning changes (vocabulary, canonical rules, JSON
@@ -324,19 +323,6 @@ def raw_attrs(n: Node) -> list[float]:
         *_chw(n.in_shape), *_chw(n.out_shape), *n.kernel, *n.stride, *n.dilation,
         n.groups, numel, n.params, n.macs,
     ]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a crash leaves the old file or the new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class GraphBuilder:
