@@ -17,6 +17,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = 'exit codes: 0 ok; 1 some files failed (reported, left out of the metrics); 2 usage or input error, or fewer than two models predicted.'
     parser.add_argument("--labels", required=True, metavar="LABELS.csv",
                         help="CSV with columns onnx,accuracy (paths relative to the CSV)")
     parser.add_argument("--checkpoint", metavar="DIR", default=None,

@@ -18,6 +18,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = 'exit codes: 0 saved; 1 saved, but some files failed to convert (reported and skipped); 2 usage or input error, nothing saved. DIR/labels_used.csv lists the rows used (for gennape evaluate --exclude).'
     parser.add_argument("--labels", required=True, metavar="LABELS.csv",
                         help="CSV with columns onnx,accuracy (paths relative to the CSV; percent or fraction)")
     parser.add_argument("--checkpoint", metavar="DIR", default=None,

@@ -17,6 +17,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = 'exit codes: 0 every file predicted; 1 some files failed (each reported on stderr and skipped, the others predicted and written); 2 usage or input error, nothing predicted.'
     parser.add_argument("paths", nargs="+", metavar="PATH", help=".onnx files or folders (searched recursively)")
     parser.add_argument("--checkpoint", metavar="DIR", default=None,
                         help="estimator checkpoint folder (default: the one shipped with gennape)")
