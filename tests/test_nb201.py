@@ -156,3 +156,10 @@ def test_fast_order_is_graph_builders_order():
     for spec in random_specs(40, seed=9) + [parse(a) for a in (DEAD_CONV, UNUSED, CONSTANT)]:
         fast, ref = build_cg(spec), build_cg(spec, reference=True)
         assert fast == ref and fast.edges == ref.edges
+
+
+def test_trainable_params_without_torch_module():
+    from cg.families.nb201 import random_specs, trainable_params
+
+    for spec in random_specs(10, seed=4) + [parse(a) for a in (ARCH, DEAD_CONV, CONSTANT)]:
+        assert trainable_params(spec) == _trainable(FAMILY.to_module(spec))

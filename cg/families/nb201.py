@@ -177,6 +177,23 @@ def build_cg(spec: NB201Spec, reference: bool = False) -> CG:
     return g.build(reference)
 
 
+def trainable_params(spec: NB201Spec) -> int:
+    """The network's trainable-parameter count (every layer, dead ones too),
+    without building it; equals ``to_module(spec)``'s count."""
+    def conv_bn(c_in: int, c_out: int, k: int) -> int:
+        return c_in * c_out * k * k + 2 * c_out
+
+    total = conv_bn(3, CHANNELS[0], 3)
+    for stage, c in enumerate(CHANNELS):
+        if stage > 0:
+            c_in = CHANNELS[stage - 1]
+            total += conv_bn(c_in, c, 3) + conv_bn(c, c, 3) + c_in * c  # + 1x1 shortcut
+        for op in spec.ops:
+            if op.startswith("nor_conv"):
+                total += CELLS_PER_STAGE * conv_bn(c, c, int(op[-3]))
+    return total + 2 * CHANNELS[-1] + CHANNELS[-1] * NUM_CLASSES + NUM_CLASSES
+
+
 class NB201Family(Family):
     name = "nb201"
     input_shape = (3, 32, 32)
