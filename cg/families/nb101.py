@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import heapq
 import json
+import zlib
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -541,6 +542,10 @@ def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
+#: What a truncated or corrupted (gzipped) JSON file raises while being read.
+_READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError)
+
+
 def _data_file(data_dir: Path | None, parts: tuple[str, str]) -> Path:
     root = Path(data_dir) if data_dir is not None else _default_data_dir()
     path = root.joinpath(*parts)
@@ -582,8 +587,13 @@ class NB101Family(Family):
     def load_labelled(self, data_dir: Path | None = None) -> list[LabelledArch]:
         """The 30,001 labelled archs; label ``val_acc_108``, ``extra`` keeps the other columns."""
         path = _data_file(data_dir, LABELLED_FILE)
-        with _open_text(path) as f:
-            records = json.load(f)
+        try:
+            with _open_text(path) as f:
+                records = json.load(f)
+        except _READ_ERRORS as err:
+            raise GennapeError(f"{path}: truncated or corrupted ({type(err).__name__}: {err})") from None
+        if not isinstance(records, list):
+            raise GennapeError(f"{path}: expected a JSON list of NB-101 records")
         out = []
         for i, rec in enumerate(records):
             try:
@@ -598,12 +608,17 @@ class NB101Family(Family):
         """Every architecture of the space (423,624 specs), in file order."""
         path = _data_file(data_dir, ALL_SPECS_FILE)
         with _open_text(path) as f:
-            for i, line in enumerate(f):
+            number = 0
+            while True:
+                number += 1
                 try:
-                    rec = json.loads(line)
-                    yield self.spec_from_record(rec)
-                except (KeyError, TypeError, ValueError) as err:
-                    raise GennapeError(f"{path}: line {i + 1}: {err}") from None
+                    line = f.readline()  # a truncated gzip stream fails here, not in json
+                    if not line:
+                        return
+                    spec = self.spec_from_record(json.loads(line))
+                except (*_READ_ERRORS, KeyError, TypeError) as err:
+                    raise GennapeError(f"{path}: line {number}: {type(err).__name__}: {err}") from None
+                yield spec
 
 
 FAMILY = NB101Family()
