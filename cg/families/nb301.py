@@ -193,15 +193,21 @@ class NB301Family(Family):
         path = root / "nb301" / "naslib_zc_nasbench301_725.json"
         if not path.is_file():
             raise GennapeError(f"{path}: benchmark data file not found")
-        data = json.loads(path.read_text())["cifar10"]
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))["cifar10"]
+            records = list(data.items())
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise GennapeError(f"{path}: not a NASLib NB-301 file ({type(e).__name__}: {e}); "
+                               'expected {"cifar10": {key: record}}') from None
         out = []
-        for rec in data.values():
+        for key, rec in records:
             try:
                 spec = parse(rec["arch"])
-            except ValueError as e:
-                raise GennapeError(f"{path}: {e}") from None
-            extra = _scores(rec, skip=("idx", "arch", "val_accuracy"))
-            out.append(LabelledArch(spec.to_arch(), spec, float(rec["val_accuracy"]) / 100.0, extra))
+                extra = _scores(rec, skip=("idx", "arch", "val_accuracy"))
+                accuracy = float(rec["val_accuracy"]) / 100.0
+            except (KeyError, TypeError, ValueError) as e:
+                raise GennapeError(f"{path}: record {key!r}: {type(e).__name__}: {e}") from None
+            out.append(LabelledArch(spec.to_arch(), spec, accuracy, extra))
         return out
 
 
