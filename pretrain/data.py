@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def load_nb101(path: str | Path, limit: int | None = None) -> NB101Data:
             opener = gzip.open if path.suffix == ".gz" else open
             with opener(path, "rt", encoding="utf-8") as f:
                 records = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise GennapeError(f"{path}: not an NB-101 JSON file ({type(err).__name__}: {err})") from None
         if not isinstance(records, list):
             raise GennapeError(f"{path}: expected a JSON list of NB-101 records")
