@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cg.families import get_family
-from cg.families.nb301 import OPS, equivalence_check, parse, random_specs
+from cg.families.nb301 import OPS, parse, random_specs
 
 FAMILY = get_family("nb301")
 ARCH = ("[[(0, 0), (1, 5), (1, 1), (0, 1), (1, 3), (0, 3), (1, 3), (3, 2)], "
