@@ -163,3 +163,25 @@ def test_trainable_params_without_torch_module():
 
     for spec in random_specs(10, seed=4) + [parse(a) for a in (ARCH, DEAD_CONV, CONSTANT)]:
         assert trainable_params(spec) == _trainable(FAMILY.to_module(spec))
+
+
+def test_bad_label_files_name_the_file(tmp_path):
+    import gzip
+
+    from cg.errors import GennapeError
+
+    (tmp_path / "nb201").mkdir()
+    labels = tmp_path / "nb201" / "nb201_cifar10_15625.json.gz"
+    with pytest.raises(GennapeError, match="not found"):
+        FAMILY.load_labelled(tmp_path)
+    labels.write_bytes(b"not gzip")
+    with pytest.raises(GennapeError, match="nb201_cifar10_15625.json.gz: not an NB-201 label file"):
+        FAMILY.load_labelled(tmp_path)
+    with gzip.open(labels, "wt") as f:
+        json.dump([{"arch": ARCH}], f)
+    with pytest.raises(GennapeError, match="record 0: KeyError"):
+        FAMILY.load_labelled(tmp_path)
+    with gzip.open(labels, "wt") as f:
+        json.dump([{"arch": ARCH, "test_acc_200ep": 93.5}], f)
+    (recs,) = FAMILY.load_labelled(tmp_path)
+    assert recs.accuracy == pytest.approx(0.935) and recs.extra == {}

@@ -214,22 +214,28 @@ class NB201Family(Family):
         fraction); ``extra`` holds NASLib's params / flops / zero-cost scores for
         the 724 cells of ``naslib_zc_nasbench201_cifar10_724.json`` when present."""
         from cg.data import data_dir as find
+        from cg.errors import GennapeError
 
         root = Path(data_dir) if data_dir is not None else find()
         path = root / "nb201" / "nb201_cifar10_15625.json.gz"
+        if not path.is_file():
+            raise GennapeError(f"{path}: benchmark data file not found")
         try:
-            with gzip.open(path, "rt") as f:
-                records = json.load(f)
-        except FileNotFoundError:
-            from cg.errors import GennapeError
-
-            raise GennapeError(f"{path}: benchmark data file not found") from None
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                records = list(json.load(f))
+        except (OSError, EOFError, ValueError, TypeError) as e:
+            raise GennapeError(f"{path}: not an NB-201 label file ({type(e).__name__}: {e}); "
+                               'expected a gzipped JSON list of {"arch", "test_acc_200ep"}') from None
         zc = load_zero_cost(root)
         out = []
-        for rec in records:
-            spec = parse(rec["arch"])
+        for i, rec in enumerate(records):
+            try:
+                spec = parse(rec["arch"])
+                accuracy = float(rec["test_acc_200ep"]) / 100.0
+            except (KeyError, TypeError, ValueError) as e:
+                raise GennapeError(f"{path}: record {i}: {type(e).__name__}: {e}") from None
             key = spec.to_arch()
-            out.append(LabelledArch(key, spec, float(rec["test_acc_200ep"]) / 100.0, dict(zc.get(key, {}))))
+            out.append(LabelledArch(key, spec, accuracy, dict(zc.get(key, {}))))
         return out
 
 
@@ -239,11 +245,19 @@ def load_zero_cost(root: Path) -> dict[str, dict]:
     path = Path(root) / "nb201" / "naslib_zc_nasbench201_cifar10_724.json"
     if not path.is_file():
         return {}
-    data = json.loads(path.read_text())["cifar10"]
+    from cg.errors import GennapeError
+
+    try:
+        records = list(json.loads(path.read_text(encoding="utf-8"))["cifar10"].items())
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise GennapeError(f"{path}: not a NASLib NB-201 file ({type(e).__name__}: {e}); "
+                           'expected {"cifar10": {key: record}}') from None
     out = {}
-    for rec in data.values():
-        extra = _scores(rec, skip=("idx", "arch", "arch_str"))
-        out[parse(rec["arch_str"]).to_arch()] = extra
+    for key, rec in records:
+        try:
+            out[parse(rec["arch_str"]).to_arch()] = _scores(rec, skip=("idx", "arch", "arch_str"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise GennapeError(f"{path}: record {key!r}: {type(e).__name__}: {e}") from None
     return out
 
 
