@@ -106,16 +106,29 @@ class Context:
 
     def params(self, tensors: Iterable[str]) -> int:
         """Parameter count of ``tensors``: static, non-scalar tensors, each
-        counted once however many nodes read it."""
+        counted once however many nodes read it.
+
+        A Constant node's value is not a parameter: exporters write trainable
+        tensors as initializers (or, in weightless files, ConstantOfShape
+        outputs) and fixed values, such as a non-affine batch norm's ones and
+        zeros, as Constant nodes."""
         total = 0
         for t in tensors:
-            if not t or t not in self.static or t in self._counted:
+            if not t or t not in self.static or t in self._counted or self._is_fixed_constant(t):
                 continue
             n = self.numel(t)
             if n > 1:
                 self._counted.add(t)
                 total += n
         return total
+
+    def _is_fixed_constant(self, tensor: str) -> bool:
+        """Whether ``tensor`` is a Constant node's value (possibly passed through
+        Identity / Cast / Squeeze / Unsqueeze / Reshape)."""
+        node = self.static_producer.get(tensor)
+        while node is not None and node.op_type in VALUE_PASSTHROUGH and node.input:
+            node = self.static_producer.get(node.input[0])
+        return node is not None and node.op_type == "Constant"
 
     def acts(self, node: onnx.NodeProto) -> list[str]:
         """The node's activation inputs in slot order."""
