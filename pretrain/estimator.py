@@ -441,7 +441,7 @@ def _params_tensor(params: dict) -> torch.Tensor:
 def _save_partial(path: Path, model, opt, gen, epoch: int, history: list[dict], params: dict) -> None:
     """Encoder-training state after ``epoch`` epochs, as a flat dict of tensors
     written atomically (temporary file, then rename)."""
-    import os
+    from cg.atomic import write_bytes_atomic
 
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for i, state in opt.state_dict()["state"].items():
@@ -453,11 +453,9 @@ def _save_partial(path: Path, model, opt, gen, epoch: int, history: list[dict], 
                                       dtype=torch.float64).reshape(-1, 3)
     tensors["params"] = _params_tensor(params)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     buf = io.BytesIO()
     torch.save(tensors, buf)
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buf.getvalue())  # removes its temporary file if interrupted
 
 
 def _load_partial(path: Path, model, opt, gen, params: dict) -> tuple[int, list[dict]]:
