@@ -9,6 +9,15 @@ class GennapeError(Exception):
     """Bad input or a refused operation, worth one line to the user (never a bug)."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped
+    (``\\n``, ``\\x00``): names read from a hostile file must not break an
+    error message over several lines."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class ConversionError(GennapeError):
     """A model file could not become a computation graph.
 
@@ -18,9 +27,9 @@ class ConversionError(GennapeError):
     """
 
     def __init__(self, source: str | Path, cause: str):
-        self.source = str(source)
-        self.cause = cause
-        super().__init__(f"{self.source}: {cause}")
+        self.source = one_line(str(source))
+        self.cause = one_line(cause)
+        super().__init__(f"{self.source}: {self.cause}")
 
 
 class UnsupportedOpsError(ConversionError):
