@@ -138,6 +138,16 @@ def test_structural_errors_name_the_cause(nodes, cause):
     assert kind == "error" and cause in message
 
 
+def test_names_with_line_breaks_keep_errors_on_one_line(tmp_path):
+    """Found by the atheris run: a tensor name holding a newline went into the message verbatim."""
+    kind, message = convert_hostile(model([node("Add", ["x", "gh\nost\r\x00"], ["y"])]))
+    assert kind == "error" and "gh\\nost" in message
+    path = tmp_path / "two\nlines.onnx"
+    path.write_bytes(b"junk")
+    kind, message = convert_hostile(path)
+    assert kind == "error" and "two\\nlines.onnx" in message
+
+
 def test_duplicate_graph_outputs():
     kind, result = convert_hostile(model([node("Relu", ["x"], ["y"])], outputs=("y", "y")))
     assert kind == "error" or result.op_counts()["relu"] == 1
