@@ -171,7 +171,8 @@ def test_fast_builder_equals_graph_builder(data_dir):
 
 
 # Cells covering every wiring case: input -> output only, a single vertex plus
-# the projected input added, truncation plus output projection, and a 7-vertex cell.
+# the projected input added, truncation plus output projection, a 7-vertex cell
+# and common subexpressions.
 EDGE_CASES = [
     '{"matrix": [[0, 1], [0, 0]], "ops": ["input", "output"]}',
     '{"matrix": [[0, 1, 1], [0, 0, 1], [0, 0, 0]], "ops": ["input", "conv3x3-bn-relu", "output"]}',
@@ -180,6 +181,22 @@ EDGE_CASES = [
                            [0, 0, 0, 0, 0, 0, 0]],
                 "ops": ["input", C1, MP, MP, C1, MP, "output"]}),
     json.dumps(INCEPTION),
+    # Exporters merge common subexpressions; so must the fast path. Two max-pool
+    # vertices fed by one vertex:
+    json.dumps({"matrix": [[0, 1, 0, 0, 0, 1, 1], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0, 0],
+                           [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1],
+                           [0, 0, 0, 0, 0, 0, 0]],
+                "ops": ["input", C1, C3, MP, MP, MP, "output"]}),
+    # two truncations of one vertex to the same width:
+    json.dumps({"matrix": [[0, 1, 0, 0, 1, 0, 0], [0, 0, 1, 1, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1],
+                           [0, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1],
+                           [0, 0, 0, 0, 0, 0, 0]],
+                "ops": ["input", MP, C3, C3, C1, MP, "output"]}),
+    # two vertices whose input sums start with the same Add:
+    json.dumps({"matrix": [[0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1, 0],
+                           [0, 0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1],
+                           [0, 0, 0, 0, 0, 0, 0]],
+                "ops": ["input", MP, MP, C3, C3, C3, "output"]}),
 ]
 
 

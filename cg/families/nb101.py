@@ -459,21 +459,39 @@ def _feature(c: int, size: int) -> tuple[int, int, int]:
 
 
 class _CGWriter:
-    """Adds the nodes of the network to a builder in the torch forward's order."""
+    """Adds the nodes of the network to a builder in the torch forward's order.
+
+    Like the exporters, it eliminates common subexpressions: a parameter-free
+    op applied again to the same inputs (two max-pool vertices fed by the same
+    vertex, two truncations of one vertex to the same width, the shared first
+    Add of two vertices summing the same sources) is one node. The legacy
+    exporter's TorchScript CSE pass and the dynamo exporter's default
+    optimiser both merge them, so the ONNX file, and its CG, holds one node.
+    """
 
     def __init__(self, builder: "GraphBuilder | _FastBuilder"):
-        self.b = builder
+        self.builder = builder
+        self.seen: dict[tuple[int, tuple[int, ...]], int] = {}
+
+    def add(self, node: Node, inputs: tuple[int, ...]) -> int:
+        if node.params:
+            return self.builder.add(node, inputs)
+        key = (id(node), tuple(inputs))  # nodes are interned: id() names the attributes
+        i = self.seen.get(key)
+        if i is None:
+            i = self.seen[key] = self.builder.add(node, inputs)
+        return i
 
     def conv_bn_relu(self, x: int, cin: int, cout: int, k: int, size: int) -> int:
-        c = self.b.add(_conv(cin, cout, k, size), (x,))
+        c = self.add(_conv(cin, cout, k, size), (x,))
         shape = _feature(cout, size)
-        return self.b.add(_simple("relu", shape, shape), (c,))
+        return self.add(_simple("relu", shape, shape), (c,))
 
     def add_all(self, xs: list[int], shape: tuple[int, ...]) -> int:
         # torch's ``a + b + c`` is a chain of binary Adds.
         out = xs[0]
         for x in xs[1:]:
-            out = self.b.add(_simple("add", shape, shape), (out, x))
+            out = self.add(_simple("add", shape, shape), (out, x))
         return out
 
     def cell(self, spec: NB101Spec, x: int, cin: int, cout: int, size: int) -> int:
@@ -488,13 +506,13 @@ class _CGWriter:
                 if trunc is None:
                     add_in.append(tensors[src])
                 else:
-                    add_in.append(self.b.add(_simple("slice", _feature(ch[src], size), shape), (tensors[src],)))
+                    add_in.append(self.add(_simple("slice", _feature(ch[src], size), shape), (tensors[src],)))
             if plan.project[t - 1]:
                 add_in.append(self.conv_bn_relu(x, cin, ch[t], 1, size))
             v = self.add_all(add_in, shape)
             op = spec.ops[t]
             if op == "maxpool3x3":
-                v = self.b.add(_simple("max_pool", shape, shape, (3, 3)), (v,))
+                v = self.add(_simple("max_pool", shape, shape, (3, 3)), (v,))
             else:
                 v = self.conv_bn_relu(v, ch[t], ch[t], _CONV_KERNEL[op], size)
             tensors.append(v)
@@ -505,11 +523,11 @@ class _CGWriter:
             out = tensors[plan.concat[0]]
         else:
             first = plan.concat[0]
-            out = self.b.add(_simple("concat", _feature(ch[first], size), out_shape),
+            out = self.add(_simple("concat", _feature(ch[first], size), out_shape),
                              [tensors[t] for t in plan.concat])
         if plan.project_output:
             proj = self.conv_bn_relu(x, cin, cout, 1, size)
-            out = self.b.add(_simple("add", out_shape, out_shape), (out, proj))
+            out = self.add(_simple("add", out_shape, out_shape), (out, proj))
         return out
 
 
@@ -560,7 +578,7 @@ class NB101Family(Family):
     name = "nb101"
     input_shape = INPUT_SHAPE
     #: Bumped when the builder's CGs change, so cached CGs are rebuilt.
-    cg_version = 1
+    cg_version = 2
 
     def parse(self, arch: str) -> NB101Spec:
         """Parse ``{"matrix": [[...]], "ops": [...]}``; ``ValueError`` says what is wrong."""
