@@ -44,7 +44,21 @@ def read_model(model) -> tuple[onnx.ModelProto, str]:
         raise ConversionError(source, "not an ONNX model, or a truncated one (protobuf parse error)") from None
     if not data or (not proto.opset_import and not proto.graph.node):
         raise ConversionError(source, "not an ONNX model (no graph and no opset)")
+    _check_text(proto.graph, source)
     return proto, source
+
+
+def _check_text(graph: onnx.GraphProto, source: str) -> None:
+    """protobuf hands back strings that are not valid UTF-8 as bytes; refuse
+    them here, before they reach messages, node names and JSON."""
+    names = [graph.name]
+    for n in graph.node:
+        names += (n.op_type, n.domain, n.name, *n.input, *n.output)
+    for vi in (*graph.input, *graph.output, *graph.initializer, *graph.value_info):
+        names.append(vi.name)
+    bad = next((s for s in names if not isinstance(s, str)), None)
+    if bad is not None:
+        raise ConversionError(source, f"a name or op type is not valid UTF-8 text ({bytes(bad)[:40]!r})")
 
 
 def parse_input_shape(shape) -> tuple[int, ...] | None:
