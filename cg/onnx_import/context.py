@@ -73,8 +73,13 @@ class Context:
         return shape
 
     def feat(self, tensor: str) -> tuple[int, ...]:
-        """Shape of an activation without its batch dimension."""
-        return tuple(self.shape(tensor)[1:])
+        """Shape of an activation without its batch dimension; a dimension
+        <= 0 (an empty weight, a window larger than its input) is refused."""
+        shape = tuple(self.shape(tensor)[1:])
+        if any(d <= 0 for d in shape):
+            raise ConversionError(self.source, f"tensor {tensor!r} has shape {'x'.join(map(str, shape))}: "
+                                               "dimensions must be positive")
+        return shape
 
     def numel(self, tensor: str) -> int:
         return math.prod(self.shape(tensor))
