@@ -164,12 +164,6 @@ def test_nb101_all_specs_truncated(tmp_path):
     one_line_error(lambda: list(get_family("nb101").iter_specs(tmp_path)), str(path))
 
 
-NB201_EDITING = ("nb201 reader bug: a truncated .json.gz raises EOFError / JSONDecodeError and a record without "
-                 "'arch' or 'test_acc_200ep' raises KeyError (a bad arch string raises ValueError without the "
-                 "file or record); cg/families/nb201.py is being edited")
-
-
-@pytest.mark.xfail(strict=True, reason=NB201_EDITING)
 @pytest.mark.parametrize("content", [
     pytest.param(_gz([{"arch": NB201_ARCH, "test_acc_200ep": 93.6}])[:-5], id="truncated-gz"),
     pytest.param(gzip.compress(json.dumps([{"arch": NB201_ARCH, "test_acc_200ep": 1}]).encode()[:-9]),
