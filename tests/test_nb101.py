@@ -27,6 +27,11 @@ INCEPTION = {
 }
 
 
+@pytest.fixture(scope="module")
+def labelled(data_dir):
+    return FAMILY.load_labelled(data_dir)
+
+
 def test_registered():
     assert get_family("nb101") is FAMILY
 
@@ -139,8 +144,8 @@ def test_module_params_equal_cg_params():
         assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
 
 
-def test_labelled_file(data_dir):
-    recs = FAMILY.load_labelled(data_dir)
+def test_labelled_file(labelled):
+    recs = labelled
     assert len(recs) == 30001
     assert len({r.key for r in recs}) == 30001
     rng = random.Random(0)
@@ -163,9 +168,8 @@ def test_all_specs_file_head(data_dir):
     assert all(isinstance(s, NB101Spec) for s in specs)
 
 
-def test_fast_builder_equals_graph_builder(data_dir):
-    recs = FAMILY.load_labelled(data_dir)
-    for r in random.Random(2).sample(recs, 150):
+def test_fast_builder_equals_graph_builder(labelled):
+    for r in random.Random(2).sample(labelled, 150):
         fast, ref = build_cg(r.spec), build_cg(r.spec, reference=True)
         assert fast == ref and fast.edges == ref.edges
 
