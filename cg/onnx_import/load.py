@@ -187,15 +187,35 @@ def infer_shapes(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, 
     fail); returns the inferred model and the strict mode's error, if any, which
     explains shapes that are missing later.
     """
+    data_prop = data_propagation_is_bounded(model)
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True), None
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=data_prop), None
     except Exception as strict_err:  # InferenceError, ValidationError, RuntimeError
         cause = f"shape inference failed: {_first_line(strict_err)}"
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                         data_prop=data_prop)
         except Exception:
             raise ConversionError(source, cause) from None
         return inferred, cause
+
+
+#: Longest Range output onnx's data propagation may evaluate.
+MAX_PROPAGATED_RANGE = 4096
+
+
+def data_propagation_is_bounded(model: onnx.ModelProto) -> bool:
+    """False when a Range may be long or of unknown length: onnx's data
+    propagation holds one protobuf dimension per element, so a 100-byte file
+    asking for Range(0, 1e8) would take minutes and gigabytes."""
+    ranges = [n.output[0] for n in model.graph.node if n.op_type == "Range" and n.output]
+    if not ranges:
+        return True
+    probe = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=False)
+    shapes = shape_table(probe)
+    lengths = [shapes.get(r) for r in ranges]
+    return all(s is not None and len(s) == 1 and s[0] is not None and s[0] <= MAX_PROPAGATED_RANGE
+               for s in lengths)
 
 
 class ShapeTable:
