@@ -10,6 +10,7 @@ elements and scalars only, never weights), replaces them by Constant nodes and i
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -126,7 +127,9 @@ def _where(node, c, a, b):
 
 @_op("Range")
 def _range(node, start, limit, delta):
-    return np.arange(start, limit, delta)
+    # Count first: a tiny file may ask for Range(0, 1e9), gigabytes if evaluated.
+    count = math.ceil((float(limit) - float(start)) / float(delta)) if float(delta) else SMALL_NUMEL + 1
+    return None if count > SMALL_NUMEL else np.arange(start, limit, delta)
 
 
 @_op("Floor", "Ceil", "Neg", "Abs")
