@@ -225,6 +225,35 @@ def test_symbolic_dims():
     assert kind == "cg"
 
 
+_RANGE_BOMB = """
+import resource, sys
+sys.path.insert(0, {tests!r})
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # a regression dies here, not the machine
+import numpy as np
+from _hostile import convert_hostile
+from _onnx_graphs import model, node
+inits = {{"s0": np.asarray(0), "d": np.asarray(1), "a": np.asarray([192]), "b": np.asarray([193]),
+         "one": np.asarray([1]), "p": np.asarray(10**5), "q": np.asarray(10**5), "lim": np.asarray(10**9)}}
+tail = [node("Slice", ["r", "a", "b"], ["sl"]), node("Concat", ["one", "sl"], ["shape"], axis=0),
+        node("Reshape", ["x", "shape"], ["y"])]
+for head in ([node("Range", ["s0", "lim", "d"], ["r"])],
+             [node("Mul", ["p", "q"], ["big"]), node("Range", ["s0", "big", "d"], ["r"])]):
+    print(convert_hostile(model(head + tail), deadline_s=10)[0])
+print("peak MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_range_bomb_is_bounded():
+    """A 300-byte model asking for Range(0, 1e9): onnx's data propagation would
+    hold one protobuf dimension per element (measured before the fix: 1e8 took
+    25 s and 6.9 GB). Runs in a child limited to 1 GiB of address space."""
+    proc = subprocess.run([sys.executable, "-c", _RANGE_BOMB.format(tests=str(ROOT / "tests"))], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.split()
+    assert lines[:2] == ["error", "error"] and int(lines[-1]) < 500, proc.stdout
+
+
 # ------------------------------------------------------- nested subgraphs
 def _leaf(tag: str) -> onnx.GraphProto:
     return helper.make_graph([node("Relu", ["x"], [f"o{tag}"])], f"b{tag}", [],
