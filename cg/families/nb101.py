@@ -201,7 +201,7 @@ class NB101Spec:
     ops: tuple[str, ...]
 
     def __post_init__(self):
-        _validate(self.matrix, self.ops, pruned=True)
+        _validate(self.matrix, self.ops)
 
     @classmethod
     def from_lists(cls, matrix: Sequence[Sequence[Any]], ops: Sequence[Any], canonical: bool = True) -> "NB101Spec":
@@ -280,7 +280,8 @@ def _check_ops(ops: Sequence[str]) -> None:
             raise ValueError(f"ops[{i}] = {op!r}; valid cell ops: {', '.join(CELL_OPS)}")
 
 
-def _validate(matrix: Sequence[Sequence[int]], ops: Sequence[str], pruned: bool) -> None:
+def _validate(matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> None:
+    """The benchmark's limits on a pruned cell (``NASBench._check_spec``)."""
     n = len(ops)
     if len(matrix) != n or any(len(r) != n for r in matrix):
         raise ValueError(f"the matrix must be {n}x{n} for {n} ops")
@@ -294,13 +295,12 @@ def _validate(matrix: Sequence[Sequence[int]], ops: Sequence[str], pruned: bool)
     edges = sum(map(sum, matrix))
     if edges > MAX_EDGES:
         raise ValueError(f"{edges} edges after pruning; NAS-Bench-101 allows at most {MAX_EDGES}")
-    if pruned:
-        # Every vertex of a pruned cell has an in-edge (but the input) and an out-edge (but the output).
-        for v in range(1, n - 1):
-            if not any(matrix[u][v] for u in range(v)) or not any(matrix[v][w] for w in range(v + 1, n)):
-                raise ValueError(f"vertex {v} lies on no input -> output path; build specs with from_lists()")
-        if n == 2 and not matrix[0][1]:
-            raise ValueError("the input is not connected to the output")
+    # Every vertex of a pruned cell has an in-edge (but the input) and an out-edge (but the output).
+    for v in range(1, n - 1):
+        if not any(matrix[u][v] for u in range(v)) or not any(matrix[v][w] for w in range(v + 1, n)):
+            raise ValueError(f"vertex {v} lies on no input -> output path; build specs with from_lists()")
+    if n == 2 and not matrix[0][1]:
+        raise ValueError("the input is not connected to the output")
 
 
 # --------------------------------------------------------------- cell plans

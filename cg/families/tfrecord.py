@@ -150,7 +150,9 @@ class TFRecordReader:
 
     # The framing is parsed in Python (cheap: a few struct calls per record);
     # the CRCs, the expensive part, are checked per batch.
-    def _read_batch(self, f: BinaryIO, first: int) -> tuple[list[tuple[int, int, bytes, bytes, int]], bool]:
+    def _read_batch(self, f: BinaryIO, first: int) -> tuple[list, bool]:
+        """Up to ``batch_records`` ``(index, offset, data, footer)`` tuples (None for a
+        skipped damaged record) and whether the file ended."""
         batch = []
         index = first
         while len(batch) < self.batch_records:
@@ -168,7 +170,7 @@ class TFRecordReader:
             if len(data) < length or len(footer) < 4:
                 return batch + [self._fail_framing(
                     index, offset, f"truncated record (needs {length + 16} bytes, file ends first)")], True
-            batch.append((index, offset, data, footer, 0))
+            batch.append((index, offset, data, footer))
             index += 1
         return batch, False
 
@@ -187,7 +189,7 @@ class TFRecordReader:
             bad = crcs != stored
         else:
             bad = np.zeros(len(records), dtype=bool)
-        for (index, offset, data, _, _), is_bad in zip(records, bad):
+        for (index, offset, data, _), is_bad in zip(records, bad):
             if is_bad:
                 cause = "data CRC mismatch (corrupted record)"
                 if not self.skip_corrupt:
