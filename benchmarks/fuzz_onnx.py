@@ -8,8 +8,10 @@ Two engines, the same harness:
   not a dependency: ``pip install atheris``), seeded with the onnx package's
   small light models; runs in a child process for ``--seconds``.
 * ``mutate`` (always available): a seeded random-mutation loop over the same
-  seeds: bit flips, byte splices, truncations, duplicated or deleted spans,
-  and chunks copied between models.
+  seeds; half the cases mutate bytes (bit flips, splices, truncations,
+  duplicated or deleted spans, chunks copied between models), half mutate the
+  parsed graph (extreme dims and attributes, other op types, rewired or
+  duplicated or deleted nodes, symbolic or absurd input shapes, odd opsets).
 
     python benchmarks/fuzz_onnx.py [--engine auto|atheris|mutate] [--seconds 60] [--seed 0]
 
@@ -109,13 +111,71 @@ def mutate(rng: random.Random, data: bytes, others: list[bytes]) -> bytes:
     return bytes(b)
 
 
+#: Values that break arithmetic: zero, negative, huge, int64 extremes.
+EXTREMES = (0, -1, 1, 2, 7, 10**6, 10**12, 2**31 - 1, 2**31, 2**62, 2**63 - 1, -(2**63))
+
+
+def mutate_proto(rng: random.Random, data: bytes) -> bytes:
+    """Structure-aware mutation: parse, change the graph, serialise (reaches
+    the op handlers far more often than byte noise does)."""
+    import onnx
+
+    from cg.onnx_import import supported_ops
+
+    m = onnx.ModelProto()
+    m.ParseFromString(data)
+    g = m.graph
+    ops = list(supported_ops())
+    tensors = [t for n in g.node for t in n.output] + [i.name for i in g.input] + ["", "ghost"]
+    for _ in range(rng.randint(1, 3)):
+        op = rng.randrange(8)
+        if op == 0 and g.initializer:  # an initializer's dims
+            t = rng.choice(g.initializer)
+            if t.dims:
+                t.dims[rng.randrange(len(t.dims))] = rng.choice(EXTREMES)
+        elif op == 1 and g.node:  # an int / ints attribute
+            n = rng.choice(g.node)
+            ints = [a for a in n.attribute if a.type in (onnx.AttributeProto.INT, onnx.AttributeProto.INTS)]
+            if ints:
+                a = rng.choice(ints)
+                if a.type == onnx.AttributeProto.INT:
+                    a.i = rng.choice(EXTREMES)
+                elif a.ints:
+                    a.ints[rng.randrange(len(a.ints))] = rng.choice(EXTREMES)
+        elif op == 2 and g.node:  # another op type
+            rng.choice(g.node).op_type = rng.choice(ops)
+        elif op == 3 and g.node:  # rewired input (cycles, dangling, empty)
+            n = rng.choice(g.node)
+            if n.input:
+                n.input[rng.randrange(len(n.input))] = rng.choice(tensors)
+        elif op == 4 and g.node:  # a node removed
+            del g.node[rng.randrange(len(g.node))]
+        elif op == 5 and g.node:  # a node duplicated (tensors produced twice)
+            g.node.append(rng.choice(g.node))
+        elif op == 6 and g.input:  # the input shape
+            dims = g.input[0].type.tensor_type.shape.dim
+            if dims:
+                d = dims[rng.randrange(len(dims))]
+                if rng.random() < 0.3:
+                    d.dim_param = "N"
+                else:
+                    d.dim_value = rng.choice(EXTREMES[:8])
+        elif op == 7:  # the opset
+            for o in m.opset_import:
+                o.version = rng.choice((1, 6, 7, 9, 11, 13, 17, 21, 22, 99))
+    return m.SerializeToString()
+
+
 def run_mutate(seconds: float, max_cases: int, seed: int, crash_dir: Path | None) -> Tally:
     rng = random.Random(seed)
     seeds = list(seed_inputs().values())
     tally = Tally(crash_dir)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and tally.cases < max_cases:
-        data = mutate(rng, rng.choice(seeds), seeds)
+        if rng.random() < 0.5:
+            data = mutate_proto(rng, rng.choice(seeds))
+        else:
+            data = mutate(rng, rng.choice(seeds), seeds)
         tally.run(data, unknown_ops=rng.choice(("error", "other")))
     return tally
 
