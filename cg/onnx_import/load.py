@@ -3,13 +3,20 @@ tensor shapes, with every failure turned into a one-line ConversionError."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections import deque
 from pathlib import Path
 
 import onnx
 
 from cg.errors import ConversionError
+
+
+#: protobuf cannot parse a message larger than 2 GiB; larger models keep their
+#: weights in external data files.
+MAX_MODEL_BYTES = 2**31 - 1
 
 
 def read_model(model) -> tuple[onnx.ModelProto, str]:
@@ -28,6 +35,14 @@ def read_model(model) -> tuple[onnx.ModelProto, str]:
     elif isinstance(model, (str, Path)):
         source = str(model)
         try:
+            info = os.stat(model)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(info.st_mode):  # reading a FIFO or a device would block or never end
+                raise ConversionError(source, "not a regular file")
+            if info.st_size > MAX_MODEL_BYTES:
+                raise ConversionError(source, f"{info.st_size:,} bytes: larger than protobuf's 2 GiB limit "
+                                              "for an ONNX file")
             data = Path(model).read_bytes()
         except FileNotFoundError:
             raise ConversionError(source, "no such file") from None
