@@ -399,6 +399,21 @@ def test_external_data_is_never_opened(tmp_path, monkeypatch, where):
             assert "secret" not in result and "weights.bin" not in result, f"{label}: {result}"
 
 
+# --------------------------------------------------------- special files
+def test_fifo_huge_file_and_devices_are_refused_unread(tmp_path):
+    """A FIFO would block the reader forever, a sparse 3 GiB file would be read
+    into memory, /dev/zero never ends: each is refused at once, unread."""
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.onnx"
+    with open(huge, "wb") as f:
+        f.truncate(3 << 30)  # sparse: no disk used
+    for path, cause in ((fifo, "not a regular file"), (huge, "2 GiB"), (Path("/dev/zero"), "not a regular file"),
+                        (tmp_path, "directory"), (tmp_path / "absent.onnx", "no such file")):
+        kind, message = convert_hostile(path, deadline_s=5)
+        assert kind == "error" and cause in message, message
+
+
 # ------------------------------------------------------------------- CLI
 HOSTILE_FILES = {
     "garbage.onnx": b"\x08\x07\x12\xff\xff\xff\xff\x0f" + b"junk" * 50,
