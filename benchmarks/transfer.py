@@ -108,7 +108,7 @@ def zero_shot(est, pack, y):
     return pred, {**all_metrics(pred, y), "seconds": seconds}
 
 
-def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str) -> dict:
+def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None) -> dict:
     """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
     from transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
     from transfer.metrics import all_metrics
@@ -122,6 +122,7 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str) ->
         m = all_metrics(tuned.predict(pack.subset(rest)), y[rest])
         m["seconds"] = time.perf_counter() - t
         runs.append(m)
+        log(f"  fine-tuned ({mode}, seed {seed}): Spearman {m['spearman']:.3f} ({m['seconds']:.0f}s)")
     out = {"n_tuned": samples, "n_eval": int(len(y) - samples), "seeds": seeds, "mode": mode, "epochs": epochs}
     for key in ("spearman", "kendall", "ndcg10", "mae"):
         vals = np.array([r[key] for r in runs])
@@ -219,15 +220,16 @@ def main() -> int:
         keys, pack, y, params, macs, extras = load_family(name, args.limit, seed=0)
         log(f"{name}: {len(y)} networks loaded in {time.perf_counter() - t:.1f}s")
         pred, zs = zero_shot(est, pack, y)
+        log(f"{name}: zero-shot Spearman {zs['spearman']:.3f} ({zs['seconds']:.0f}s)")
         res = {"n": len(y), "zero_shot": zs, "baselines": baselines(params, macs, y)}
         proxy = best_proxy(extras, y, pred)
         if proxy is not None and name != "nb101":
             res["best_zero_cost_proxy"] = proxy
         if not args.no_finetune and name != "nb101" and len(y) > args.samples + 10:
-            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode)
+            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log)
             if args.finetune_modes:
                 other = "encoder" if args.mode == "heads" else "heads"
-                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other)
+                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other, log)
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
             (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +
