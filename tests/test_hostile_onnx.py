@@ -10,6 +10,7 @@ a long local run.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -460,6 +461,32 @@ def test_cli_convert_subprocess(tmp_path, light_bytes):
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.startswith("gennape convert: error: ") and str(path) in proc.stderr
+
+
+def test_cli_predict_skips_hostile_files(tmp_path, light_bytes, light_dir, capsys):
+    """``gennape predict`` over a folder of hostile files and one good model:
+    the good one is predicted, each bad one is reported on one stderr line and
+    skipped, the exit code is 1, and nothing prints a traceback."""
+    from _hostile import tiny_estimator
+
+    from gennape.cli import main
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    bad = _write_hostile(folder, light_bytes)
+    (folder / "good.onnx").write_bytes((light_dir / "light_zfnet512.onnx").read_bytes())
+    tiny_estimator().save(tmp_path / "ck")
+    out = tmp_path / "out.json"
+    code = main(["predict", str(folder), "--checkpoint", str(tmp_path / "ck"), "--output", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == len(bad) + 1  # one per bad file, then the count
+    for path in bad:
+        assert sum(str(path) in line for line in lines) == 1
+    result = json.loads(out.read_text())
+    assert [p["path"] for p in result["predictions"]] == [str(folder / "good.onnx")]
+    assert len(result["failures"]) == len(bad) and all("\n" not in f["error"] for f in result["failures"])
 
 
 def test_harness_catches_bugs():
