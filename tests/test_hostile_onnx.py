@@ -154,10 +154,12 @@ def test_empty_input_name():
     convert_hostile(model([node("Conv", ["x", ""], ["y"], kernel_shape=[3, 3])]))
 
 
-@pytest.mark.parametrize("name, replacement", [(b"Softplus", b"Soft\xffplu"), (b"relu_node", b"relu\xff\xfeode")])
+@pytest.mark.parametrize("name, replacement", [(b"Softplus", b"Soft\xffplu"), (b"relu_node", b"relu\xff\xfeode"),
+                                               (b"mid_tensor", b"mid\xfftensor")])
 def test_strings_not_utf8(name, replacement):
     """Found by fuzzing: protobuf returns invalid UTF-8 strings as bytes."""
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu_node"), node("Softplus", ["r"], ["y"])]
+    nodes = [helper.make_node("Relu", ["x"], ["mid_tensor"], name="relu_node"),
+             node("Softplus", ["mid_tensor"], ["y"])]
     data = model(nodes).SerializeToString().replace(name, replacement)
     for unknown_ops in ("error", "other"):
         convert_hostile(data, unknown_ops=unknown_ops)
