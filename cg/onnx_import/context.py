@@ -166,6 +166,12 @@ class Context:
             if t not in self.value:
                 # e.g. a Dropout mask or MaxPool indices: outputs no handler models
                 raise HandlerUnsupported(f"reads {t!r}, a secondary output the importer does not model")
+        geometry = {"in_shape": in_shape, "out_shape": out_shape, **{
+            k: attrs[k] for k in ("kernel", "stride", "dilation", "weight_shape") if k in attrs}}
+        for key, dims in geometry.items():
+            if any(int(d) <= 0 for d in dims):  # e.g. a weight of shape (64, 64, 3, 0)
+                raise ConversionError(self.source, f"{op} node {(node.name if node else '') or out!r}: "
+                                                   f"{key} {tuple(int(d) for d in dims)} must be positive")
         ir = IRNode(
             op=op,
             inputs=[self.value[t] for t in inputs],
