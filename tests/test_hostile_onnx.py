@@ -176,6 +176,7 @@ def test_zero_or_negative_input_dims_are_refused(dims):
     pytest.param((0, 3, 3, 3), {}, id="zero-out-channels"),
     pytest.param((-1, 3, 3, 3), {}, id="negative-out-channels"),
     pytest.param((4, 3, 10**9, 10**9), {"kernel_shape": [10**9, 10**9]}, id="kernel-larger-than-input"),
+    pytest.param((4, 3, 2**57, 0), {}, id="zero-kernel-width"),  # found by the atheris run
 ])
 def test_non_positive_output_dims_are_refused(weight_dims, attrs):
     kind, _ = convert_hostile(conv_model(weight_dims, **attrs))
