@@ -103,13 +103,25 @@ def zero_shot(est, pack, y):
     from transfer.metrics import all_metrics
 
     t = time.perf_counter()
-    pred = est.predict(pack)
+    emb = est.embed(pack)
+    pred = predict_embedded(est, emb)
     seconds = time.perf_counter() - t
-    return pred, {**all_metrics(pred, y), "seconds": seconds}
+    return emb, pred, {**all_metrics(pred, y), "seconds": seconds}
 
 
-def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None) -> dict:
-    """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
+def predict_embedded(est, emb):
+    """``est.predict`` from embeddings already computed (``est.embed``)."""
+    from pretrain.fuzzy import predict_membership
+    from pretrain.heads_training import predict_heads
+
+    u = predict_membership(emb, est.cluster_centers_, est.fuzzifier)
+    return est.target_transform_.inverse(predict_heads(est.heads_, emb, u, est.device))
+
+
+def finetuned(est, pack, emb, y, samples: int, seeds: int, epochs: int, mode: str,
+              log=lambda line: None) -> dict:
+    """Mean/std over seeds of the metrics on the networks NOT used for tuning.
+    ``emb`` (``est.embed(pack)``) is reused when the encoder stays frozen."""
     from transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
     from transfer.metrics import all_metrics
 
@@ -119,7 +131,8 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         used = choose_samples(len(y), samples, seed)
         rest = np.setdiff1d(np.arange(len(y)), used)
         tuned = finetune_estimator(est, pack.subset(used), y[used], FinetuneConfig(mode=mode, epochs=epochs, seed=seed))
-        m = all_metrics(tuned.predict(pack.subset(rest)), y[rest])
+        pred = predict_embedded(tuned, emb[rest]) if mode == "heads" else tuned.predict(pack.subset(rest))
+        m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t
         runs.append(m)
         log(f"  fine-tuned ({mode}, seed {seed}): Spearman {m['spearman']:.3f} ({m['seconds']:.0f}s)")
@@ -219,17 +232,17 @@ def main() -> int:
         t = time.perf_counter()
         keys, pack, y, params, macs, extras = load_family(name, args.limit, seed=0)
         log(f"{name}: {len(y)} networks loaded in {time.perf_counter() - t:.1f}s")
-        pred, zs = zero_shot(est, pack, y)
+        emb, pred, zs = zero_shot(est, pack, y)
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f} ({zs['seconds']:.0f}s)")
         res = {"n": len(y), "zero_shot": zs, "baselines": baselines(params, macs, y)}
         proxy = best_proxy(extras, y, pred)
         if proxy is not None and name != "nb101":
             res["best_zero_cost_proxy"] = proxy
         if not args.no_finetune and name != "nb101" and len(y) > args.samples + 10:
-            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log)
+            res["finetuned"] = finetuned(est, pack, emb, y, args.samples, args.seeds, epochs, args.mode, log)
             if args.finetune_modes:
                 other = "encoder" if args.mode == "heads" else "heads"
-                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other, log)
+                res["finetuned_" + other] = finetuned(est, pack, emb, y, args.samples, args.seeds, epochs, other, log)
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
             (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +
@@ -238,7 +251,7 @@ def main() -> int:
             n = min(args.ablation_eval_limit, len(y))
             idx = np.sort(np.random.default_rng(1).choice(len(y), n, replace=False))
             ablation_sets[name] = (pack.subset(idx), y[idx])
-        del pack
+        del pack, emb
 
     print(f"### Transfer from NAS-Bench-101 (checkpoint `{ckpt}`)\n")
     print(f"| family | n | zero-shot Spearman | Kendall | NDCG@10 | {args.samples}-sample fine-tuned Spearman "
