@@ -46,6 +46,15 @@ class Family:
         """The fast spec -> CG path (no torch, no ONNX)."""
         raise NotImplementedError
 
+    def trainable_params(self, spec: Any) -> int:
+        """The benchmark network's trainable-parameter count.
+
+        Equals ``to_cg(spec).params`` unless the exported graph drops layers
+        whose output nothing uses (NB-201 cells with ``none`` edges), which a
+        family then overrides.
+        """
+        return self.to_cg(spec).params
+
     def to_module(self, spec: Any):
         """The benchmark's training network as a ``torch.nn.Module``."""
         raise NotImplementedError

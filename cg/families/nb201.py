@@ -204,6 +204,9 @@ class NB201Family(Family):
     def to_cg(self, spec: NB201Spec) -> CG:
         return build_cg(spec)
 
+    def trainable_params(self, spec: NB201Spec) -> int:
+        return trainable_params(spec)
+
     def to_module(self, spec: NB201Spec):
         from cg.families.nets.nb201 import TinyNetwork
 
