@@ -202,7 +202,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=50, help="fine-tuning set size (default 50)")
     parser.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds (default 5)")
     parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: transfer.finetune's)")
-    parser.add_argument("--mode", default="heads", help="fine-tuning mode: heads or encoder (default heads)")
+    parser.add_argument("--mode", default="encoder", help="fine-tuning mode: encoder or heads (default encoder)")
     parser.add_argument("--no-finetune", action="store_true")
     parser.add_argument("--finetune-modes", action="store_true", help="also compare fine-tuning modes")
     parser.add_argument("--ablations", action="store_true", help="pretrain and compare ablated variants")
@@ -241,7 +241,7 @@ def main() -> int:
         if not args.no_finetune and name != "nb101" and len(y) > args.samples + 10:
             res["finetuned"] = finetuned(est, pack, emb, y, args.samples, args.seeds, epochs, args.mode, log)
             if args.finetune_modes:
-                other = "encoder" if args.mode == "heads" else "heads"
+                other = "heads" if args.mode == "encoder" else "encoder"
                 res["finetuned_" + other] = finetuned(est, pack, emb, y, args.samples, args.seeds, epochs, other, log)
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +

@@ -26,7 +26,7 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     assert main(argv) == 0
     assert f"on {len(rows)} of {len(rows)} labelled model(s) (percent labels" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
-    assert config["finetune"]["mode"] == "heads" and config["finetune"]["seed"] == 1
+    assert config["finetune"]["mode"] == "encoder" and config["finetune"]["seed"] == 1
     assert config["finetune"]["labels_scale"] == "percent"
     used = read_labels(out / "labels_used.csv")
     assert sorted(used.paths) == sorted(r[0] for r in rows)

@@ -30,7 +30,7 @@ def test_zero_shot_beats_chance_and_finetuning_improves(data_dir, nb201_sample):
     assert zero > 0.3
     tuned = finetune_estimator(est, cgs[:40], y[:40], FinetuneConfig(seed=0))
     pred = tuned.predict(cgs[40:])
-    assert spearman(pred, y[40:]) > zero + 0.05  # measured 0.58 -> 0.75
+    assert spearman(pred, y[40:]) > zero + 0.05  # measured 0.58 -> 0.84 (encoder), 0.75 (heads)
     # predictions are now on NB-201's scale: inside the labelled range
     assert y[:40].min() <= np.median(pred) <= y[:40].max()
     # the argument is left untouched

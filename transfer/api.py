@@ -102,7 +102,7 @@ def evaluate(labels, checkpoint=None, *, exclude=None, input_shape=None) -> dict
 
 
 def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples: int | None = None,
-             epochs: int | None = None, seed: int = 0, mode: str = "heads", input_shape=None):
+             epochs: int | None = None, seed: int = 0, mode: str = "encoder", input_shape=None):
     """Fine-tune on a LABELS.csv (path or :class:`transfer.labels.Labels`); see
     :mod:`transfer.finetune` for what is trained.
 

@@ -2,10 +2,10 @@
 
 Fine-tunes a checkpoint on labelled networks of a new family (LABELS.csv:
 columns ``onnx,accuracy``, see :mod:`transfer.labels`) and saves a checkpoint
-whose predictions are on that family's accuracy scale. By default the fuzzy
-heads are trained (encoder and cluster centres frozen) and the target
-transform is refitted to the new labels; ``--mode encoder`` trains the encoder
-too (see :mod:`transfer.finetune`). ``DIR/labels_used.csv`` lists the rows
+whose predictions are on that family's accuracy scale. By default the GNN
+encoder and the fuzzy heads are trained end to end (cluster centres fixed) and
+the target transform is refitted to the new labels; ``--mode heads`` trains
+the heads only (see :mod:`transfer.finetune`). ``DIR/labels_used.csv`` lists the rows
 used, for ``gennape evaluate --exclude DIR/labels_used.csv``.
 
 Exit codes: 0 ok; 1 saved, but some files failed to convert (reported on
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tune on N rows drawn with --seed (default: all rows)")
     parser.add_argument("--epochs", type=int, default=None, metavar="E", help="training epochs (default 100)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the row draw and training (default 0)")
-    parser.add_argument("--mode", choices=("heads", "encoder"), default="heads",
-                        help="train the heads only (default) or the encoder too")
+    parser.add_argument("--mode", choices=("encoder", "heads"), default="encoder",
+                        help="train encoder + heads (default) or the heads only")
     parser.add_argument("--input-shape", metavar="SHAPE", default=None,
                         help="first input's shape for models with symbolic dimensions: 1,3,224,224 "
                              "(or C,H,W = 3,224,224, batch 1 added)")
@@ -57,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
     input_shape = parse_input_shape(args.input_shape)
     estimator = load_estimator(args.checkpoint)
     cfg = FinetuneConfig(mode=args.mode, epochs=args.epochs or DEFAULT_EPOCHS, seed=args.seed)
+    what = "encoder + heads" if args.mode == "encoder" else "heads"
     command = "gennape finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
     est = finetune_labels(labels, estimator, cfg, samples=args.samples, out=out, input_shape=input_shape,
                           command=command)
     report = est.finetune_report_
     for failure in report.failures:
         print(f"gennape finetune: {failure.path}: {failure.error}", file=sys.stderr)
-    print(f"fine-tuned {args.mode} on {len(report.used)} of {len(labels)} labelled model(s) "
+    print(f"fine-tuned {what} on {len(report.used)} of {len(labels)} labelled model(s) "
           f"({labels.scale} labels, {cfg.epochs} epochs, seed {cfg.seed}) -> {out}")
     if report.failures:
         print(f"gennape finetune: {len(report.failures)} file(s) failed and were skipped", file=sys.stderr)
