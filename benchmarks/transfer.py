@@ -100,13 +100,15 @@ def _proxy(v):
 
 # --------------------------------------------------------------- measures
 def zero_shot(est, pack, y):
+    """Metrics of the checkpoint as it is, plus how out-of-distribution the family looks."""
     from transfer.metrics import all_metrics
 
     t = time.perf_counter()
-    emb = est.embed(pack)
-    pred = predict_embedded(est, emb)
+    details = est.predict_details(pack)
     seconds = time.perf_counter() - t
-    return emb, pred, {**all_metrics(pred, y), "seconds": seconds}
+    pred, ood = details["accuracy"], details["ood_score"]
+    return pred, {**all_metrics(pred, y), "seconds": seconds, "ood_score_median": float(np.median(ood)),
+                  "ood_flagged": float(np.mean(details["ood"]))}
 
 
 def predict_embedded(est, emb):
@@ -118,13 +120,13 @@ def predict_embedded(est, emb):
     return est.target_transform_.inverse(predict_heads(est.heads_, emb, u, est.device))
 
 
-def finetuned(est, pack, emb, y, samples: int, seeds: int, epochs: int, mode: str,
-              log=lambda line: None) -> dict:
-    """Mean/std over seeds of the metrics on the networks NOT used for tuning.
-    ``emb`` (``est.embed(pack)``) is reused when the encoder stays frozen."""
+def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None) -> dict:
+    """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
     from transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
     from transfer.metrics import all_metrics
 
+    # With the encoder frozen, embed once and reuse (15,625 NB-201 graphs).
+    emb = est.embed(pack) if mode == "heads" else None
     runs = []
     for seed in range(seeds):
         t = time.perf_counter()
@@ -232,17 +234,18 @@ def main() -> int:
         t = time.perf_counter()
         keys, pack, y, params, macs, extras = load_family(name, args.limit, seed=0)
         log(f"{name}: {len(y)} networks loaded in {time.perf_counter() - t:.1f}s")
-        emb, pred, zs = zero_shot(est, pack, y)
-        log(f"{name}: zero-shot Spearman {zs['spearman']:.3f} ({zs['seconds']:.0f}s)")
+        pred, zs = zero_shot(est, pack, y)
+        log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}, median OOD score {zs['ood_score_median']:.2f}, "
+            f"{100 * zs['ood_flagged']:.0f}% flagged ({zs['seconds']:.0f}s)")
         res = {"n": len(y), "zero_shot": zs, "baselines": baselines(params, macs, y)}
         proxy = best_proxy(extras, y, pred)
         if proxy is not None and name != "nb101":
             res["best_zero_cost_proxy"] = proxy
         if not args.no_finetune and name != "nb101" and len(y) > args.samples + 10:
-            res["finetuned"] = finetuned(est, pack, emb, y, args.samples, args.seeds, epochs, args.mode, log)
+            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log)
             if args.finetune_modes:
                 other = "heads" if args.mode == "encoder" else "encoder"
-                res["finetuned_" + other] = finetuned(est, pack, emb, y, args.samples, args.seeds, epochs, other, log)
+                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other, log)
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
             (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +
@@ -251,12 +254,13 @@ def main() -> int:
             n = min(args.ablation_eval_limit, len(y))
             idx = np.sort(np.random.default_rng(1).choice(len(y), n, replace=False))
             ablation_sets[name] = (pack.subset(idx), y[idx])
-        del pack, emb
+        del pack
 
     print(f"### Transfer from NAS-Bench-101 (checkpoint `{ckpt}`)\n")
     print(f"| family | n | zero-shot Spearman | Kendall | NDCG@10 | {args.samples}-sample fine-tuned Spearman "
-          f"(mean ± std, {args.seeds} seeds, {args.mode}) | #params | FLOPs | best zero-cost proxy |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"(mean ± std, {args.seeds} seeds, {args.mode}) | #params | FLOPs | best zero-cost proxy | "
+          "OOD flagged |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results["families"].items():
         zs, ft, b = r["zero_shot"], r.get("finetuned"), r["baselines"]
         ft_s = f"{fmt(ft['spearman'])} ± {fmt(ft['spearman_std'])}" if ft else "—"
@@ -264,7 +268,8 @@ def main() -> int:
         px_s = (f"{px['name']} {fmt(px['spearman'])} (n={px['n']}; ours {fmt(px['model_spearman_same_subset'])})"
                 if px else "—")
         print(f"| {TITLES[name]} | {r['n']} | {fmt(zs['spearman'])} | {fmt(zs['kendall'])} | {fmt(zs['ndcg10'])} "
-              f"| {ft_s} | {fmt(b['params']['spearman'])} | {fmt(b['flops']['spearman'])} | {px_s} |")
+              f"| {ft_s} | {fmt(b['params']['spearman'])} | {fmt(b['flops']['spearman'])} | {px_s} "
+              f"| {100 * zs['ood_flagged']:.0f}% |")
     if args.finetune_modes:
         print("\n### Fine-tuning: what to train (Spearman on the rest, mean ± std over seeds)\n")
         print("| family | heads only | encoder + heads |")
