@@ -95,3 +95,18 @@ def test_default_checkpoint_is_inside_the_package(tmp_path):
     assert path.parts[-3:] == ("transfer", "checkpoints", "default")
     with pytest.raises(GennapeError, match="checkpoint folder not found"):
         predict_onnx(EXAMPLES, tmp_path / "nowhere")
+
+
+def test_shipped_checkpoint_predicts_the_examples():
+    """Runs once the lead has placed the pretrained checkpoint in the package."""
+    import json
+
+    path = default_checkpoint()
+    if not (path / "config.json").is_file():
+        pytest.skip(f"no shipped checkpoint at {path} yet")
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    assert size <= 10 * 2**20
+    config = json.loads((path / "config.json").read_text())
+    assert config["command"].startswith("gennape pretrain") and len(config["training_data"]["sha256"]) == 64
+    run = predict_onnx(EXAMPLES)
+    assert not run.failures and len(run.predictions) == len(list(EXAMPLES.glob("*.onnx")))
