@@ -16,8 +16,9 @@ prints, against the benchmark's accuracy:
 (:func:`pretrain.run.pretrain_nb101`, on ``--ablation-limit`` NB-101 networks
 for ``--ablation-epochs`` epochs) that differ from a base run in one choice:
 no contrastive term, one head instead of fuzzy heads, another GNN type, raw
-accuracy instead of the target transform; and reports their zero-shot
-Spearman per family. ``--finetune-modes`` compares fine-tuning the heads only
+accuracy instead of the target transform, three times longer pretraining; and
+reports their zero-shot Spearman per family (mean ± std over
+``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
 with fine-tuning the encoder too.
 
     python benchmarks/transfer.py                     # the README table (shipped checkpoint)
@@ -163,11 +164,14 @@ ABLATIONS = {
     "GNN: GIN": {"conv": "gin"},
     "GNN: GCN": {"conv": "gcn"},
     "raw accuracy target": {"target_transform": "raw"},
+    "3x longer pretraining": {"epochs_factor": 3},
 }
 
 
 def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, head_epochs: int,
-                  log) -> dict:
+                  seeds: int, log) -> dict:
+    """Pretrain every variant of :data:`ABLATIONS` with ``seeds`` seeds; zero-shot
+    Spearman per family (mean and std over seeds)."""
     from cg.data import data_file
     from pretrain.estimator import GennapeEstimator
     from pretrain.run import pretrain_nb101
@@ -177,17 +181,27 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, change in ABLATIONS.items():
-            params = {**keep, "epochs": epochs, "head_epochs": head_epochs, **change}
-            t = time.perf_counter()
-            m = pretrain_nb101(data_file("nb101", "nb101_30k_labelled.json.gz"), Path(tmp) / "ck", limit=limit,
-                               command=f"benchmarks/transfer.py --ablations ({name})", log=lambda line: None,
-                               **params)
-            est = GennapeEstimator.load(Path(tmp) / "ck")
-            row = {"nb101_test": m["test"]["spearman"], "seconds": time.perf_counter() - t}
-            for fam, (pack, y) in families.items():
-                row[fam] = spearman(est.predict(pack), y)
+            runs = []
+            for seed in range(seeds):
+                factor = change.get("epochs_factor", 1)
+                params = {**keep, "epochs": factor * epochs, "head_epochs": head_epochs, "seed": seed,
+                          **{k: v for k, v in change.items() if k != "epochs_factor"}}
+                t = time.perf_counter()
+                m = pretrain_nb101(data_file("nb101", "nb101_30k_labelled.json.gz"), Path(tmp) / "ck", limit=limit,
+                                   command=f"benchmarks/transfer.py --ablations ({name})", log=lambda line: None,
+                                   **params)
+                est = GennapeEstimator.load(Path(tmp) / "ck")
+                run = {"nb101_test": m["test"]["spearman"], "seconds": time.perf_counter() - t}
+                for fam, (pack, y) in families.items():
+                    run[fam] = spearman(est.predict(pack), y)
+                runs.append(run)
+                log(f"ablation {name}, seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))
+            row = {}
+            for key in runs[0]:
+                vals = np.array([r[key] for r in runs])
+                row[key] = float(vals.mean())
+                row[f"{key}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
             out[name] = row
-            log(f"ablation {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
     return out
 
 
@@ -210,6 +224,7 @@ def main() -> int:
     parser.add_argument("--ablations", action="store_true", help="pretrain and compare ablated variants")
     parser.add_argument("--ablation-limit", type=int, default=3000, help="NB-101 networks per ablation run")
     parser.add_argument("--ablation-epochs", type=int, default=3)
+    parser.add_argument("--ablation-seeds", type=int, default=3, help="pretraining seeds per variant (default 3)")
     parser.add_argument("--ablation-head-epochs", type=int, default=100)
     parser.add_argument("--ablation-eval-limit", type=int, default=3000,
                         help="networks per family for ablation scores (default 3000)")
@@ -283,17 +298,20 @@ def main() -> int:
     if args.ablations:
         log("ablations: pretraining variants ...")
         results["ablations"] = run_ablations(est.get_params(), ablation_sets, args.ablation_limit,
-                                             args.ablation_epochs, args.ablation_head_epochs, log)
+                                             args.ablation_epochs, args.ablation_head_epochs,
+                                             args.ablation_seeds, log)
         results["ablation_setup"] = {"nb101_limit": args.ablation_limit, "epochs": args.ablation_epochs,
-                                     "head_epochs": args.ablation_head_epochs,
+                                     "head_epochs": args.ablation_head_epochs, "seeds": args.ablation_seeds,
                                      "eval_networks_per_family": args.ablation_eval_limit}
         print(f"\n### Ablations (pretrained on {args.ablation_limit} NB-101 networks, {args.ablation_epochs} "
-              f"epochs; zero-shot Spearman, up to {args.ablation_eval_limit} networks per family)\n")
+              f"epochs, {args.ablation_seeds} seeds; zero-shot Spearman mean ± std, up to "
+              f"{args.ablation_eval_limit} networks per family)\n")
         fams = list(ablation_sets)
         print("| variant | NB-101 test | " + " | ".join(TITLES[f] for f in fams) + " |")
         print("|---|---|" + "---|" * len(fams))
         for variant, row in results["ablations"].items():
-            print(f"| {variant} | {fmt(row['nb101_test'])} | " + " | ".join(fmt(row[f]) for f in fams) + " |")
+            cells = [f"{fmt(row[k])} ± {fmt(row[k + '_std'])}" for k in ("nb101_test", *fams)]
+            print(f"| {variant} | " + " | ".join(cells) + " |")
     print()
     print(json.dumps(results, default=float))
     return 0
