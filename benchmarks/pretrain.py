@@ -4,7 +4,7 @@ Runs the same code as ``gennape pretrain`` (``pretrain.run.pretrain_nb101``)
 and prints wall time per epoch and in total, peak memory (getrusage), and the
 NB-101 test Spearman / Kendall tau. The last line is JSON.
 
-    python benchmarks/pretrain.py                      # full 30k labelled set, 10 epochs
+    python benchmarks/pretrain.py                      # full 30k labelled set, 5 epochs
     python benchmarks/pretrain.py --limit 3000 --epochs 3   # a quick subset (extrapolate)
 
 Timings depend on the machine's load: on a shared 2-core machine they are
@@ -26,7 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="NB-101 file (default: the shared 30k labelled JSON)")
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--head-epochs", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")

@@ -22,7 +22,7 @@ def peak_rss_mib() -> float:
 
 
 def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = None, resume: bool = False,
-                   views: bool = True, command: str | None = None, log: Callable[[str], None] = print,
+                   views: bool = False, command: str | None = None, log: Callable[[str], None] = print,
                    **params) -> dict:
     """Load NB-101, split 80/10/10 by hash, fit a :class:`GennapeEstimator`,
     report val/test Spearman and Kendall, save the checkpoint and ``metrics.json``.
@@ -33,7 +33,8 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         limit: use only this many architectures (see :func:`pretrain.data.load_nb101`).
         resume: continue encoder training from ``out``'s partial state.
         views: add graph-level views (the training cells in other macro
-            skeletons, :data:`pretrain.views.DEFAULT_VIEWS`) to the contrastive pairs.
+            skeletons, :data:`pretrain.views.DEFAULT_VIEWS`) to the contrastive
+            pairs (off by default: measured to lower zero-shot transfer).
         command: the command line recorded in ``config.json``.
         log: where the per-epoch lines go.
         **params: :class:`GennapeEstimator` parameters.

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NB-101 labelled JSON(.gz) or official nasbench tfrecord "
                              "(default: nb101/nb101_30k_labelled.json.gz in the data folder)")
     parser.add_argument("--out", metavar="DIR", required=True, help="checkpoint directory to write")
-    parser.add_argument("--epochs", type=int, default=10, help="encoder pretraining epochs (default 10)")
+    parser.add_argument("--epochs", type=int, default=5, help="encoder pretraining epochs (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--limit", type=int, metavar="N", help="use only N architectures (hash-chosen)")
@@ -22,10 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-transform", default="quantile", help="quantile, logit_err or raw (default quantile)")
     parser.add_argument("--head-epochs", type=int, default=150, help="head-training epochs (default 150)")
     parser.add_argument("--readout", default="sum", help="GNN readout: sum, mean, max, mean+max, ... (default sum)")
-    parser.add_argument("--supervised-weight", type=float, default=1.0,
-                        help="weight of the supervised term in pretraining; 0 = contrastive only (default 1)")
-    parser.add_argument("--no-views", action="store_true",
-                        help="contrastive pairs from masking only, without graph-level views")
+    parser.add_argument("--supervised-weight", type=float, default=0.0,
+                        help="weight of a supervised term in encoder pretraining (default 0: contrastive only, "
+                             "which transfers best)")
+    parser.add_argument("--views", action="store_true",
+                        help="add graph-level views (other stem width / cell count / resolution) to the "
+                             "contrastive pairs (default: masking only)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
 
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
                       conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
                       readout=args.readout, supervised_weight=args.supervised_weight)
-        pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=not args.no_views,
+        pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views,
                        command="gennape pretrain " + " ".join(_argv_of(args)),
                        log=lambda line: print(line, flush=True), **params)
     except ValueError as err:  # a bad option value (conv, transform, ...) names the valid ones
