@@ -152,8 +152,14 @@ def fold_frontier(model: onnx.ModelProto, static: set[str], shapes) -> bool:
         out = node.output[0] if node.output else ""
         if out in static:
             value = _evaluate(node, values, shapes)
-            if value is not None and np.asarray(value).size <= SMALL_NUMEL:
-                values[out] = np.asarray(value)
+            if value is None or np.asarray(value).size > SMALL_NUMEL:
+                continue
+            if node.op_type == "ConstantOfShape" and np.asarray(value).dtype.kind == "f":
+                # In weightless files a float ConstantOfShape stands for a weight:
+                # left unevaluated, so it (and what passes it on) stays a
+                # parameter instead of turning into a Constant node.
+                continue
+            values[out] = np.asarray(value)
     boundary = {t for node in graph.node if not (node.output and node.output[0] in values)
                 for t in node.input if t in values}
     replaced = False
