@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from cg.graph import write_text_atomic
+from cg.atomic import write_text_atomic
 
 METRICS_FILE = "metrics.json"
 

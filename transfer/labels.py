@@ -153,7 +153,7 @@ def write_labels(path: str | Path, files: list[str | Path], accuracies: list[flo
     relative to it, others as absolute paths."""
     import io
 
-    from cg.graph import write_text_atomic
+    from cg.atomic import write_text_atomic
 
     path = Path(path)
     buf = io.StringIO()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from cg.atomic import atomic_write
 from cg.errors import GennapeError
 
 
@@ -59,14 +58,8 @@ def plot_predictions(pred: Sequence[float], true: Sequence[float], out: str | Pa
         ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=10)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=f".{fmt}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(out, "wb") as f:
+            fig.savefig(f, format=fmt)
     finally:
         plt.close(fig)
     return out

@@ -274,7 +274,7 @@ def _finite(d: dict) -> dict:
 
 def write_output(run: PredictionRun, path: str | Path) -> None:
     """Write ``.csv`` or ``.json`` (by extension) atomically."""
-    from cg.graph import write_text_atomic
+    from cg.atomic import write_text_atomic
 
     path = Path(path)
     suffix = path.suffix.lower()

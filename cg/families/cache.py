@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import os
 from array import array
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from cg.atomic import atomic_write
 from cg.graph import CG, FORMAT_VERSION, Node
 
 
@@ -150,14 +150,8 @@ class CGCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**self.expected_meta(family), "dataset": dataset, "count": len(cgs)}
         arrays = pack(list(cgs), list(cgs.values()), meta)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "wb") as f:
+            np.savez_compressed(f, **arrays)
         return path
 
     def get_or_build(self, family, items: Iterable[tuple[str, Any]], dataset: str,

@@ -9,12 +9,11 @@ by the importer's canonical rules, never folded away).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+from cg.atomic import write_bytes_atomic
 from cg.families.base import Family
 
 #: ONNX opset of exported models.
@@ -45,14 +44,7 @@ def export_onnx(family: Family, spec: Any, path: str | Path, opset: int = OPSET)
     """Write ``spec``'s network to ``path`` as ONNX, atomically; returns the path."""
     path = Path(path)
     data = export_bytes(family, spec, opset)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
     return path
 
 

@@ -15,14 +15,13 @@ position per step.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
+from cg.atomic import atomic_write
 from cg.errors import GennapeError
 
 _POLY = 0x82F63B78
@@ -213,18 +212,11 @@ def encode_record(data: bytes) -> bytes:
 
 def write_tfrecord(path: str | Path, records: Iterable[bytes]) -> int:
     """Write ``records`` as a TFRecord file atomically; returns how many were written."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for data in records:
-                f.write(encode_record(bytes(data)))
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        for data in records:
+            f.write(encode_record(bytes(data)))
+            count += 1
     return count
 
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise GennapeError("a model file is required (or --list-ops)")
 
-    from cg.graph import write_text_atomic
+    from cg.atomic import write_text_atomic
     from cg.onnx_import import from_onnx
 
     try:
