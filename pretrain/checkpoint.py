@@ -113,6 +113,11 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dic
     if not isinstance(config, dict) or not isinstance(config.get("versions", {}), dict):
         raise GennapeError(f"{config_path}: expected a JSON object with a 'versions' object")
     check_versions(config, str(directory))
+    # Hash first: bytes that are not the ones saved never reach the loader.
+    expected = config.pop(MODEL_HASH_KEY, None)
+    if expected is not None and sha256_file(model) != expected:
+        raise GennapeError(f"{model}: does not match the SHA-256 recorded in {CONFIG_FILE} "
+                           "(truncated, tampered or replaced)")
     try:
         tensors = torch.load(model, map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only refuses anything but tensors and plain containers
@@ -120,10 +125,6 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dic
                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
         raise GennapeError(f"{model}: expected a flat dict of tensors")
-    expected = config.pop(MODEL_HASH_KEY, None)
-    if expected is not None and sha256_file(model) != expected:
-        raise GennapeError(f"{model}: does not match the SHA-256 recorded in {CONFIG_FILE} "
-                           "(truncated, tampered or replaced)")
     return tensors, config
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cg.errors import GennapeError
-from pretrain.checkpoint import CONFIG_FILE, MODEL_FILE, load_checkpoint, save_checkpoint
+from pretrain.checkpoint import CONFIG_FILE, MODEL_FILE, MODEL_HASH_KEY, load_checkpoint, save_checkpoint, sha256_file
 from pretrain.estimator import GennapeEstimator
 
 from _synthetic import toy_dataset
@@ -69,7 +69,24 @@ def test_pickles_and_missing_files_are_refused(tmp_path, fitted):
         GennapeEstimator.load(tmp_path)
     est.save(tmp_path / "ck")
     torch.save({"evil": object()}, tmp_path / "ck" / MODEL_FILE)  # needs full unpickling
+    # With a matching hash recorded, the pickle reaches torch.load, which refuses it.
+    config = json.loads((tmp_path / "ck" / CONFIG_FILE).read_text())
+    config[MODEL_HASH_KEY] = sha256_file(tmp_path / "ck" / MODEL_FILE)
+    (tmp_path / "ck" / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(GennapeError, match="tensors-only"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_hash_is_checked_before_the_loader_sees_the_bytes(tmp_path, fitted, monkeypatch):
+    est, _ = fitted
+    est.save(tmp_path / "ck")
+    torch.save({"evil": object()}, tmp_path / "ck" / MODEL_FILE)  # swapped in after saving
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("torch.load reached with bytes that fail the recorded SHA-256")
+
+    monkeypatch.setattr(torch, "load", must_not_load)
+    with pytest.raises(GennapeError, match=r"model\.pt: does not match the SHA-256 recorded in config\.json"):
         load_checkpoint(tmp_path / "ck")
     with pytest.raises(TypeError, match="tensors only"):
         save_checkpoint(tmp_path / "x", {"a": 1}, {})
