@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 
 import pytest
 
@@ -21,6 +22,26 @@ def test_collect_onnx_recurses_sorts_and_deduplicates(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/b/z.onnx", "a/y.onnx", "x.onnx"]
     with pytest.raises(GennapeError, match="no such file or folder"):
         collect_onnx([tmp_path / "missing.onnx"])
+
+
+def test_special_files_are_per_file_failures_not_skipped(tmp_path):
+    """A FIFO named *.onnx, in a searched folder or given explicitly, is listed and
+    then fails on its own with a precise cause; nothing opens it (that would block)."""
+    from transfer.predict import predict_files
+
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "d" / "pipe.onnx")
+    os.mkfifo(tmp_path / "given.onnx")
+    found = collect_onnx([tmp_path / "d", tmp_path / "given.onnx"])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["d/pipe.onnx", "given.onnx"]
+
+    class NeverCalled:
+        def predict_details(self, cgs):
+            raise AssertionError("no graph should reach the estimator")
+
+    run = predict_files(found, NeverCalled())
+    assert run.predictions == []
+    assert [(f.path, f.error) for f in run.failures] == [(str(p), "not a regular file") for p in found]
 
 
 @pytest.mark.parametrize("text,shape", [("3,224,224", (1, 3, 224, 224)), ("1x3x32x32", (1, 3, 32, 32)), ("8,16", (8, 16)), (None, None)])

@@ -85,14 +85,18 @@ def collect_onnx(paths: Iterable[str | Path]) -> list[Path]:
     """The ``.onnx`` files named by ``paths``: files as given, folders searched
     recursively (sorted). A path that does not exist is a :class:`GennapeError`.
     Duplicates are listed once, in first-seen order.
+
+    Entries that exist but are not regular files (a FIFO, device or socket) are
+    listed too, so that :func:`convert_file` reports each as a per-file failure
+    ("not a regular file", without opening it) instead of dropping it silently.
     """
     found: list[Path] = []
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*.onnx") if p.is_file())
-        elif path.is_file():
+            files = sorted(p for p in path.rglob("*.onnx") if p.exists() and not p.is_dir())
+        elif path.exists():
             files = [path]
         else:
             raise GennapeError(f"{path}: no such file or folder")
