@@ -282,16 +282,24 @@ class GennapeEstimator:
 
     def predict(self, cgs) -> np.ndarray:
         """Predicted accuracy (fraction, on the training family's scale), ``[n]``.
-        Monotone in :meth:`predict_score`, so ranks are the same."""
+
+        Clipped to ``[0, 1]``: the inverse target transform extrapolates
+        linearly, so a network far from the training data could otherwise get
+        an "accuracy" above 1 or below 0. Clipping can tie such networks; rank
+        by :meth:`predict_score` (unclipped, same order otherwise)."""
         self._check_fitted()
-        return self.target_transform_.inverse(self.predict_score(cgs))
+        return self._accuracy(self.predict_score(cgs))
+
+    def _accuracy(self, score: np.ndarray) -> np.ndarray:
+        return np.clip(self.target_transform_.inverse(score), 0.0, 1.0)
 
     def predict_details(self, cgs) -> dict[str, np.ndarray]:
         """Everything about ``cgs`` from one embedding pass.
 
         Returns:
-            ``accuracy`` ``[n]`` (as :meth:`predict`), ``score`` ``[n]`` (as
-            :meth:`predict_score`), ``memberships`` ``[n, K]``, ``ood_score``
+            ``accuracy`` ``[n]`` (as :meth:`predict`: clipped to ``[0, 1]``),
+            ``score`` ``[n]`` (as :meth:`predict_score`: unclipped, the one to
+            rank by), ``memberships`` ``[n, K]``, ``ood_score``
             ``[n]`` (as :meth:`ood_score`) and ``ood`` ``[n]`` bool
             (``ood_score > ood_threshold_``).
         """
@@ -301,7 +309,7 @@ class GennapeEstimator:
         u = self._membership(emb)
         score = predict_heads(self.heads_, emb, u, self.device)
         ood = self._ood(emb)
-        return {"accuracy": self.target_transform_.inverse(score), "score": score, "memberships": u,
+        return {"accuracy": self._accuracy(score), "score": score, "memberships": u,
                 "ood_score": ood, "ood": ood > self.ood_threshold_}
 
     def ood_score(self, cgs) -> np.ndarray:

@@ -98,8 +98,9 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
             resume=resume, on_epoch=on_epoch, on_batch=on_batch)
     t_fit = time.perf_counter() - t1
     metrics = {
-        "val": rank_metrics(est.predict(packs["val"]), y["val"]),
-        "test": rank_metrics(est.predict(packs["test"]), y["test"]),
+        # Rank metrics on the unclipped score: predict() clips, which could tie.
+        "val": rank_metrics(est.predict_score(packs["val"]), y["val"]),
+        "test": rank_metrics(est.predict_score(packs["test"]), y["test"]),
         "n_train": len(y["train"]),
         "fuzzy_partition_coefficient": est.fpc_,
         "heads_best_epoch": est.heads_info_["best_epoch"],

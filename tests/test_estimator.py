@@ -85,3 +85,28 @@ def test_mismatched_targets_are_refused(data):
     cgs, y, _, _ = data
     with pytest.raises(ValueError, match="targets"):
         GennapeEstimator(**TINY).fit(cgs, y[:-1])
+
+
+def test_predicted_accuracy_is_clipped_but_ranks_use_the_score(fitted, data, monkeypatch):
+    """The inverse target transform extrapolates linearly; stretched here so that
+    most predictions fall outside [0, 1], as for networks far from the training data."""
+    from transfer.predict import assign_ranks, predict_cgs
+
+    _, _, cgs, _ = data
+    score = fitted.predict_score(cgs)
+    middle = float(np.median(score))
+    monkeypatch.setattr(fitted.target_transform_, "inverse", lambda s: 0.5 + 1000.0 * (np.asarray(s) - middle))
+    details = fitted.predict_details(cgs)
+    acc = fitted.predict(cgs)
+    np.testing.assert_array_equal(details["accuracy"], acc)
+    np.testing.assert_array_equal(details["score"], score)
+    assert acc.min() == 0.0 and acc.max() == 1.0  # clipped at both ends
+    assert ((acc >= 0.0) & (acc <= 1.0)).all()
+
+    preds = predict_cgs(fitted, cgs, [f"n{i}" for i in range(len(cgs))])
+    assign_ranks(preds)
+    assert [p.predicted_accuracy for p in preds] == acc.tolist()
+    # Rank = 1 + how many score strictly higher: only equal scores (identical graphs) tie.
+    assert [p.rank for p in preds] == [1 + int((score > s).sum()) for s in score]
+    assert len({p.rank for p in preds}) == len(set(score.tolist())) > len(set(acc.tolist()))
+    assert "score" not in preds[0].to_dict()  # outputs are unchanged

@@ -39,12 +39,16 @@ def load_estimator(checkpoint: str | Path | None = None):
 class Scores:
     """Per-graph outputs of one batch.
 
+    ``accuracy`` is clipped to ``[0, 1]``; ``score`` is the unclipped
+    prediction it comes from (same order), the one to rank by.
+
     Shapes:
-        - accuracy, ood_score, ood: ``[n]``
+        - accuracy, score, ood_score, ood: ``[n]``
         - memberships: ``[n, K]``
     """
 
     accuracy: np.ndarray
+    score: np.ndarray
     memberships: np.ndarray
     ood_score: np.ndarray
     ood: np.ndarray
@@ -57,6 +61,7 @@ def score_cgs(estimator, cgs: list) -> Scores:
     out = estimator.predict_details(cgs)
     return Scores(
         accuracy=np.asarray(out["accuracy"], dtype=np.float64),
+        score=np.asarray(out["score"], dtype=np.float64),
         memberships=np.asarray(out["memberships"], dtype=np.float64),
         ood_score=np.asarray(out["ood_score"], dtype=np.float64),
         ood=np.asarray(out["ood"], dtype=bool),

@@ -39,6 +39,9 @@ class ModelPrediction:
             larger is further.
         ood: whether ``ood_score`` exceeds the checkpoint's threshold.
         rank: 1 = best predicted among the inputs (filled by :func:`assign_ranks`).
+        score: the unclipped prediction ``predicted_accuracy`` is clipped from
+            (the estimator's ``score``); ranks use it so clipping creates no ties.
+            ``None``: rank by ``predicted_accuracy``. Not written to outputs.
     """
 
     path: str
@@ -47,6 +50,7 @@ class ModelPrediction:
     ood_score: float
     ood: bool
     rank: int = 0
+    score: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -152,9 +156,9 @@ def predict_cgs(estimator, cgs: list, names: list[str]) -> list[ModelPrediction]
 
     scores = score_cgs(estimator, cgs)
     return [
-        ModelPrediction(name, float(acc), tuple(float(u) for u in mem), float(ood), bool(flag))
-        for name, acc, mem, ood, flag in zip(
-            names, scores.accuracy, scores.memberships, scores.ood_score, scores.ood, strict=True
+        ModelPrediction(name, float(acc), tuple(float(u) for u in mem), float(ood), bool(flag), score=float(s))
+        for name, acc, s, mem, ood, flag in zip(
+            names, scores.accuracy, scores.score, scores.memberships, scores.ood_score, scores.ood, strict=True
         )
     ]
 
@@ -216,12 +220,18 @@ def _predict_or_fail(estimator, cgs, names, failures) -> list[ModelPrediction]:
 
 
 def assign_ranks(predictions: list[ModelPrediction]) -> None:
-    """Rank 1 = highest predicted accuracy; equal predictions share the best rank."""
-    order = sorted(range(len(predictions)), key=lambda i: -predictions[i].predicted_accuracy)
+    """Rank 1 = highest prediction; equal predictions share the best rank.
+
+    Ranks by the unclipped ``score`` where present, so networks whose accuracy
+    is clipped to 0 or 1 stay in order."""
+    def key(p: ModelPrediction) -> float:
+        return p.predicted_accuracy if p.score is None else p.score
+
+    order = sorted(range(len(predictions)), key=lambda i: -key(predictions[i]))
     rank = 0
     previous = None
     for position, i in enumerate(order, start=1):
-        value = predictions[i].predicted_accuracy
+        value = key(predictions[i])
         if value != previous:
             rank, previous = position, value
         predictions[i].rank = rank
