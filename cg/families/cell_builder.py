@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from functools import lru_cache
+from typing import Sequence
 
 from cg.graph import CG, GraphBuilder, Node
 from cg.ops import conv_op_for
@@ -39,7 +40,70 @@ def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int
     return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
 
 
+# Interned nodes: each distinct node is one object, created once per process,
+# with the bytes GraphBuilder hashes for it computed once (keyed by ``id``).
 _ORDER_BYTES: dict[int, bytes] = {}
+
+
+def intern_node(node: Node) -> Node:
+    """Register ``node``'s ordering bytes for :func:`canonical_cg`; returns it.
+    Callers keep the node alive (``lru_cache``), so its ``id`` stays unique."""
+    _ORDER_BYTES[id(node)] = repr(node.order_key()).encode()
+    return node
+
+
+def order_bytes(node: Node) -> bytes:
+    """The bytes GraphBuilder hashes for an interned ``node``."""
+    return _ORDER_BYTES[id(node)]
+
+
+def canonical_cg(nodes: Sequence[Node], keys: Sequence[bytes], inputs: Sequence[Sequence[int]],
+                 name: str = "") -> CG:
+    """``GraphBuilder.build()``'s CG, computed faster for nodes added in topological order.
+
+    GraphBuilder's order: ancestry keys (node bytes, then the inputs' keys in
+    slot order), ready nodes popped smallest key first, ties by insertion
+    index. Insertion order is topological, so keys need no traversal.
+
+    Args:
+        nodes: the nodes, inputs before their consumers.
+        keys: ``order_bytes`` of the node each key stands for (may differ from
+            ``nodes[i]`` where a merge changed only parameter counts).
+        inputs: ``inputs[i]``: the indices of node ``i``'s inputs, in slot order.
+        name: the CG's name.
+    """
+    n = len(nodes)
+    blake = hashlib.blake2b
+    hashed: list[bytes] = []
+    succ: list[list[int]] = [[] for _ in range(n)]
+    indeg = [0] * n
+    for i in range(n):
+        h = blake(keys[i], digest_size=8)
+        srcs = inputs[i]
+        for s in srcs:
+            h.update(hashed[s])
+            succ[s].append(i)
+        indeg[i] = len(srcs)
+        hashed.append(h.digest())
+    ready = [(hashed[i], i) for i in range(n) if indeg[i] == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    pop, push = heapq.heappop, heapq.heappush
+    while ready:
+        i = pop(ready)[1]
+        order.append(i)
+        for d in succ[i]:
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                push(ready, (hashed[d], d))
+    new_id = [0] * n
+    for new, old in enumerate(order):
+        new_id[old] = new
+    return CG(
+        nodes=tuple([nodes[i] for i in order]),
+        edges=tuple([(new_id[s], new_id[d]) for d in order for s in inputs[d]]),
+        name=name,
+    )
 
 
 @lru_cache(maxsize=None)
@@ -48,9 +112,7 @@ def _node(op: str, in_shape: Shape, out_shape: Shape, kernel: tuple[int, int] = 
           weight_shape: Shape = (), params: int = 0, macs: int = 0) -> Node:
     """The interned node with these fields (one call site per op type, so equal
     nodes are the same object and CSE can key on ``id``)."""
-    node = Node(op, in_shape, out_shape, kernel, stride, dilation, groups, weight_shape, params, macs)
-    _ORDER_BYTES[id(node)] = repr(node.order_key()).encode()
-    return node
+    return intern_node(Node(op, in_shape, out_shape, kernel, stride, dilation, groups, weight_shape, params, macs))
 
 
 class LayerGraph:
@@ -206,38 +268,7 @@ class LayerGraph:
             for i, srcs in zip(kept, ins):
                 b.add(nodes[i], srcs)
             return b.build()
-        # GraphBuilder's order: ancestry keys (node bytes, then the inputs'
-        # keys in slot order), ready nodes popped smallest key first, ties by
-        # insertion index. Insertion order is topological, so keys need no traversal.
-        m = len(kept)
-        keys: list[bytes] = []
-        succ: list[list[int]] = [[] for _ in range(m)]
-        indeg = [0] * m
-        blake = hashlib.blake2b
-        for k, (i, srcs) in enumerate(zip(kept, ins)):
-            h = blake(_ORDER_BYTES[id(self.nodes[i])], digest_size=8)  # merges change params only
-            for s in srcs:
-                h.update(keys[s])
-                succ[s].append(k)
-            indeg[k] = len(srcs)
-            keys.append(h.digest())
-        ready = [(keys[k], k) for k in range(m) if indeg[k] == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        while ready:
-            k = heapq.heappop(ready)[1]
-            order.append(k)
-            for d in succ[k]:
-                indeg[d] -= 1
-                if indeg[d] == 0:
-                    heapq.heappush(ready, (keys[d], d))
-        pos = [0] * m
-        for new, k in enumerate(order):
-            pos[k] = new
-        return CG(
-            nodes=tuple(nodes[kept[k]] for k in order),
-            edges=tuple((pos[s], pos[k]) for k in order for s in ins[k]),
-            name=self.name,
-        )
+        # Merges change parameter counts only, so keys are those of the original nodes.
+        return canonical_cg([nodes[i] for i in kept], [order_bytes(self.nodes[i]) for i in kept], ins, self.name)
 
 _WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import heapq
 import json
 import zlib
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any, Iterator, Sequence
 from cg.data import data_dir as _default_data_dir
 from cg.errors import GennapeError
 from cg.families.base import Family, LabelledArch
+from cg.families.cell_builder import canonical_cg, intern_node, order_bytes
 from cg.graph import CG, GraphBuilder, Node
 
 #: Interior ops in the benchmark's canonical order (their index is the hash label).
@@ -365,14 +365,10 @@ def stack_channels() -> list[tuple[int, int, int]]:
 
 
 # ------------------------------------------------------------------- the CG
-# Nodes are interned: each distinct node is one object, created once per
-# process, with the bytes GraphBuilder hashes for it computed once.
-_ORDER_BYTES: dict[int, bytes] = {}
-
-
-def _intern(node: Node) -> Node:
-    _ORDER_BYTES[id(node)] = repr(node.order_key()).encode()
-    return node
+# Nodes are interned (cg.families.cell_builder.intern_node): each distinct
+# node is one object, created once per process, with the bytes GraphBuilder
+# hashes for it computed once.
+_intern = intern_node
 
 
 @lru_cache(maxsize=None)
@@ -418,40 +414,7 @@ class _FastBuilder:
         return len(self.nodes) - 1
 
     def build(self) -> CG:
-        nodes, inputs = self.nodes, self.inputs
-        n = len(nodes)
-        blake = hashlib.blake2b
-        order_bytes = _ORDER_BYTES
-        keys: list[bytes] = []
-        succ: list[list[int]] = [[] for _ in range(n)]
-        indeg = [0] * n
-        for i in range(n):
-            h = blake(order_bytes[id(nodes[i])], digest_size=8)
-            srcs = inputs[i]
-            for s in srcs:
-                h.update(keys[s])
-                succ[s].append(i)
-            indeg[i] = len(srcs)
-            keys.append(h.digest())
-        ready = [(keys[i], i) for i in range(n) if indeg[i] == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        pop, push = heapq.heappop, heapq.heappush
-        while ready:
-            i = pop(ready)[1]
-            order.append(i)
-            for d in succ[i]:
-                indeg[d] -= 1
-                if indeg[d] == 0:
-                    push(ready, (keys[d], d))
-        new_id = [0] * n
-        for new, old in enumerate(order):
-            new_id[old] = new
-        return CG(
-            nodes=tuple([nodes[i] for i in order]),
-            edges=tuple([(new_id[s], new_id[d]) for d in order for s in inputs[d]]),
-            name=self.name,
-        )
+        return canonical_cg(self.nodes, [order_bytes(n) for n in self.nodes], self.inputs, self.name)
 
 
 def _feature(c: int, size: int) -> tuple[int, int, int]:
