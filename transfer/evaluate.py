@@ -49,15 +49,16 @@ def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None,
         raise GennapeError(f"{labels.source}: {len(rows)} row(s) left to evaluate, need at least 2")
     run = predict_files(rows.paths, estimator, input_shape=input_shape, unknown_ops=unknown_ops,
                         chunk_size=chunk_size, progress=progress)
-    predicted = {p.path: p.predicted_accuracy for p in run.predictions}
+    predicted = {p.path: p for p in run.predictions}
     kept = [(str(r.path), predicted[str(r.path)], r.accuracy) for r in rows.rows if str(r.path) in predicted]
     if len(kept) < 2:
         causes = "; ".join(f"{f.path}: {f.error}" for f in run.failures[:3])
         raise GennapeError(f"{labels.source}: only {len(kept)} model(s) could be predicted ({causes})")
     paths = [k[0] for k in kept]
-    pred = np.array([k[1] for k in kept])
+    pred = np.array([k[1].predicted_accuracy for k in kept])
+    score = np.array([k[1].predicted_accuracy if k[1].score is None else k[1].score for k in kept])
     true = np.array([k[2] for k in kept])
-    return Evaluation(all_metrics(pred, true), pred, true, paths, run.failures, excluded)
+    return Evaluation(all_metrics(pred, true, rank_by=score), pred, true, paths, run.failures, excluded)
 
 
 def format_metrics(ev: Evaluation, source: str | Path = "") -> str:

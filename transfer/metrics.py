@@ -177,15 +177,20 @@ def mae(pred: ArrayLike, true: ArrayLike) -> float:
     return float(np.abs(p - t).mean())
 
 
-def all_metrics(pred: ArrayLike, true: ArrayLike) -> dict[str, float]:
-    """``spearman``, ``kendall``, ``ndcg10``, ``precision_top10``, ``mae`` and ``n``."""
+def all_metrics(pred: ArrayLike, true: ArrayLike, rank_by: ArrayLike | None = None) -> dict[str, float]:
+    """``spearman``, ``kendall``, ``ndcg10``, ``precision_top10``, ``mae`` and ``n``.
+
+    ``rank_by`` (default ``pred``) is what the rank metrics order by: the
+    estimator's unclipped score, so that accuracies clipped to [0, 1] add no ties.
+    """
     p, t = _pair(pred, true)
+    r = p if rank_by is None else _pair(rank_by, true)[0]
     return {
         "n": int(p.size),
-        "spearman": spearman(p, t),
-        "kendall": kendall(p, t),
-        "ndcg10": ndcg_at_k(p, t, 10),
-        "precision_top10": precision_at_top(p, t, 0.1),
+        "spearman": spearman(r, t),
+        "kendall": kendall(r, t),
+        "ndcg10": ndcg_at_k(r, t, 10),
+        "precision_top10": precision_at_top(r, t, 0.1),
         "mae": mae(p, t),
     }
 
