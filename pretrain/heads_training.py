@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from heads.fuzzy_heads import FuzzyHeads
 from pretrain.losses import pairwise_rank_loss

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from cg.atomic import write_text_atomic
 
 METRICS_FILE = "metrics.json"

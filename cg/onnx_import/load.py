@@ -55,7 +55,7 @@ def read_model(model) -> tuple[onnx.ModelProto, str]:
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as err:
+    except (DecodeError, RuntimeError, ValueError):
         raise ConversionError(source, "not an ONNX model, or a truncated one (protobuf parse error)") from None
     if not data or (not proto.opset_import and not proto.graph.node):
         raise ConversionError(source, "not an ONNX model (no graph and no opset)")
