@@ -56,9 +56,6 @@ class Context:
         self.inference_error: str | None = None
 
     # ------------------------------------------------------------- tensors
-    def is_static(self, tensor: str) -> bool:
-        return tensor in self.static
-
     def shape(self, tensor: str) -> tuple[int, ...]:
         """Full shape (batch dimension included) of a tensor, or ConversionError."""
         shape = self.shapes.get(tensor)
