@@ -5,7 +5,7 @@ Message passing follows the data flow (``forward``), runs against it
 layer sums one convolution per direction, so the two directions have their
 own weights). Layers are residual with LayerNorm, so depth can grow without
 the embedding collapsing. The readout pools node states into one vector that
-a linear layer projects to ``out_channels``.
+a two-layer MLP (Linear, ReLU, Linear) projects to ``out_channels``.
 """
 
 from __future__ import annotations
