@@ -240,13 +240,14 @@ def assign_ranks(predictions: list[ModelPrediction]) -> None:
 # ------------------------------------------------------------------ outputs
 def format_table(run: PredictionRun, max_path: int = 60) -> str:
     """A fixed-width table, best first: rank, accuracy (%), OOD, memberships, path."""
-    lines = [f"{'rank':>5}  {'accuracy%':>9}  {'ood_score':>9}  {'ood':<3}  {'memberships':<{_mem_width(run)}}  path"]
+    width = _mem_width(run)
+    lines = [f"{'rank':>5}  {'accuracy%':>9}  {'ood_score':>9}  {'ood':<3}  {'memberships':<{width}}  path"]
     for p in run.ranked:
         mem = " ".join(f"{u:.2f}" for u in p.memberships)
         path = p.path if len(p.path) <= max_path else "..." + p.path[-(max_path - 3):]
         lines.append(
             f"{p.rank:>5}  {100 * p.predicted_accuracy:>9.2f}  {p.ood_score:>9.3f}  "
-            f"{'yes' if p.ood else 'no':<3}  {mem:<{_mem_width(run)}}  {path}"
+            f"{'yes' if p.ood else 'no':<3}  {mem:<{width}}  {path}"
         )
     return "\n".join(lines)
 
