@@ -1,6 +1,6 @@
 """Ranking and error metrics of predicted against true accuracy.
 
-NumPy only (scipy is not a dependency). Every function takes two 1-D sequences
+NumPy only (scipy is not imported). Every function takes two 1-D sequences
 of the same length ``n >= 2`` (``pred``, ``true``) and returns a float; ``NaN``
 inputs raise ``ValueError``. Higher is better for every metric but :func:`mae`.
 
