@@ -396,7 +396,7 @@ class GennapeEstimator:
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             # A config.json or model.pt with a field missing or of the wrong kind.
             what = f"{err} missing" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
-            raise GennapeError(f"{directory}: incomplete or malformed checkpoint ({str(what).splitlines()[0]})") from None
+            raise GennapeError(f"{directory}: incomplete or malformed checkpoint ({what.splitlines()[0]})") from None
         except RuntimeError as err:
             raise GennapeError(f"{directory}: model.pt does not match config.json ({str(err).splitlines()[0]})") from None
         known = {"estimator", "params", "op_vocabulary", "feature_names", "cluster_centers",
