@@ -23,7 +23,7 @@ class Progress:
     def __init__(self, total: int, label: str = "", stream=None, enabled: bool | None = None, width: int = 30):
         self.total, self.label, self.width = max(int(total), 1), label, width
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled if enabled is not None else bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = enabled if enabled is not None else _isatty(self.stream)
         self.count = 0
         self.start = time.monotonic()
         self._last = 0.0
@@ -53,6 +53,13 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 __all__ = ["Progress"]

@@ -301,36 +301,29 @@ def write_output(run: PredictionRun, path: str | Path) -> None:
 
 
 class Progress:
-    """A one-line ``done/total`` counter on a terminal's stderr, silent elsewhere
-    (logs and pipes stay clean) and for fewer than ``min_total`` files."""
+    """``predict_files``' ``progress(done, total)`` callback: the
+    :class:`pretrain.progress.Progress` bar (drawn only on a terminal's
+    stderr), and nothing at all for fewer than ``min_total`` files."""
 
     def __init__(self, label: str, stream=None, min_total: int = 20):
         self.label = label
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = stream
         self.min_total = min_total
-        self.active = False
+        self._bar = None
 
     def __call__(self, done: int, total: int) -> None:
-        if total < self.min_total or not _isatty(self.stream):
+        if total < self.min_total:
             return
-        self.active = True
-        width = 30
-        filled = int(width * done / max(total, 1))
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        self.stream.flush()
+        if self._bar is None:
+            from pretrain.progress import Progress as Bar
+
+            self._bar = Bar(total, self.label, stream=self.stream)
+        self._bar.update(done - self._bar.count)
 
     def close(self) -> None:
-        if self.active:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.active = False
-
-
-def _isatty(stream) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 __all__ = [
