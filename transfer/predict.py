@@ -277,13 +277,13 @@ def to_json(run: PredictionRun) -> str:
     """``{"checkpoint", "predictions": [...best first], "failures": [{"path", "error"}]}``."""
     return json.dumps({
         "checkpoint": run.checkpoint,
-        "predictions": [_finite(p.to_dict()) for p in run.ranked],
+        "predictions": [json_ready(p.to_dict()) for p in run.ranked],
         "failures": [{"path": f.path, "error": f.error} for f in run.failures],
     }, indent=1)
 
 
-def _finite(d: dict) -> dict:
-    # JSON has no NaN / inf; a non-finite score is written as null.
+def json_ready(d: dict) -> dict:
+    """``d`` with non-finite floats as None: JSON has no NaN / inf, so they are written as null."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
@@ -329,5 +329,5 @@ class Progress:
 __all__ = [
     "ModelPrediction", "FailedModel", "PredictionRun", "collect_onnx", "parse_input_shape",
     "convert_file", "predict_cgs", "predict_files", "assign_ranks", "format_table", "to_csv",
-    "to_json", "write_output", "Progress", "DEFAULT_CHUNK",
+    "to_json", "json_ready", "write_output", "Progress", "DEFAULT_CHUNK",
 ]

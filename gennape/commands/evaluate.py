@@ -34,13 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import math
     import sys
 
     from transfer.evaluate import evaluate_labels, format_metrics
     from transfer.labels import read_labels
     from transfer.model import load_estimator
-    from transfer.predict import Progress, parse_input_shape
+    from transfer.predict import Progress, json_ready, parse_input_shape
 
     labels = read_labels(args.labels)
     exclude = read_labels(args.exclude) if args.exclude else None
@@ -63,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     for failure in ev.failures:
         print(f"gennape evaluate: {failure.path}: {failure.error}", file=sys.stderr)
     if args.json:
-        d = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in ev.to_dict().items()}
-        print(json.dumps(d))
+        print(json.dumps(json_ready(ev.to_dict())))
     else:
         print(format_metrics(ev, args.labels))
     if args.plot:
