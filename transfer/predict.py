@@ -287,17 +287,24 @@ def json_ready(d: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
+def check_output_path(path: str | Path) -> Path:
+    """``path`` if it can take a prediction file (``.csv`` / ``.json`` in an
+    existing folder), else a one-line :class:`GennapeError`; checked before the
+    slow part too."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise GennapeError(f"{path}: output must end in .csv or .json")
+    if not path.parent.is_dir():
+        raise GennapeError(f"{path}: folder {path.parent} does not exist")
+    return path
+
+
 def write_output(run: PredictionRun, path: str | Path) -> None:
     """Write ``.csv`` or ``.json`` (by extension) atomically."""
     from cg.atomic import write_text_atomic
 
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise GennapeError(f"{path}: output must end in .csv or .json")
-    if not path.parent.is_dir():
-        raise GennapeError(f"{path}: folder {path.parent} does not exist")
-    write_text_atomic(path, to_csv(run) if suffix == ".csv" else to_json(run))
+    path = check_output_path(path)
+    write_text_atomic(path, to_csv(run) if path.suffix.lower() == ".csv" else to_json(run))
 
 
 class Progress:
@@ -329,5 +336,5 @@ class Progress:
 __all__ = [
     "ModelPrediction", "FailedModel", "PredictionRun", "collect_onnx", "parse_input_shape",
     "convert_file", "predict_cgs", "predict_files", "assign_ranks", "format_table", "to_csv",
-    "to_json", "json_ready", "write_output", "Progress", "DEFAULT_CHUNK",
+    "to_json", "json_ready", "check_output_path", "write_output", "Progress", "DEFAULT_CHUNK",
 ]

@@ -35,22 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
     from cg.errors import GennapeError
     from transfer.model import load_estimator
     from transfer.predict import (
-        Progress, collect_onnx, format_table, parse_input_shape, predict_files, write_output,
+        Progress, check_output_path, collect_onnx, format_table, parse_input_shape, predict_files, write_output,
     )
 
     if args.chunk_size < 1:
         raise GennapeError("--chunk-size must be at least 1")
     if args.output is not None:
-        out = Path(args.output)
-        if out.suffix.lower() not in (".csv", ".json"):
-            raise GennapeError(f"{out}: --output must end in .csv or .json")
-        if not out.parent.is_dir():
-            raise GennapeError(f"{out}: folder {out.parent} does not exist")
+        check_output_path(args.output)  # fail before the slow part
     input_shape = parse_input_shape(args.input_shape)
     files = collect_onnx(args.paths)
     if not files:
