@@ -16,7 +16,8 @@ prints, against the benchmark's accuracy:
 (:func:`pretrain.run.pretrain_nb101`, on ``--ablation-limit`` NB-101 networks
 for ``--ablation-epochs`` epochs) that differ from a base run in one choice:
 no contrastive term, one head instead of fuzzy heads, another GNN type, raw
-accuracy instead of the target transform, three times longer pretraining; and
+accuracy instead of the target transform, three times longer pretraining, one
+input column per op type instead of op classes; and
 reports their zero-shot Spearman per family (mean ± std over
 ``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
 with fine-tuning the encoder too.
@@ -159,6 +160,7 @@ def baselines(params, macs, y) -> dict:
 # ---------------------------------------------------------------- ablations
 ABLATIONS = {
     "base": {},
+    "one input column per op type (no op classes)": {"op_encoding": "op"},
     "no contrastive pretraining": {"contrastive_weight": 0.0},
     "one head (K=1)": {"num_clusters": 1},
     "GNN: GIN": {"conv": "gin"},

@@ -61,8 +61,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from cg.graph import CG
 
-#: Bumped whenever a feature column changes meaning.
-FEATURIZER_VERSION = 1
+#: Bumped whenever a feature column changes meaning, here or in what the
+#: encoder makes of it (2: op types enter as op classes, :mod:`encoder.op_encoding`).
+FEATURIZER_VERSION = 2
 
 NUMERIC_FEATURES: tuple[str, ...] = (
     "kernel_h", "kernel_w", "log_stride", "log_dilation", "group_width",

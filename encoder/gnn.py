@@ -1,5 +1,7 @@
 """The GNN encoder: featurised CG nodes -> one embedding per graph.
 
+Node features first pass through :class:`encoder.op_encoding.OpEncoding` (op
+types merged into op classes, columns unseen in training zeroed).
 Message passing follows the data flow (``forward``), runs against it
 (``backward``: a node learns what consumes it) or both ways (``both``: each
 layer sums one convolution per direction, so the two directions have their
@@ -13,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch_geometric import nn as pygnn
+
+from encoder.op_encoding import OpEncoding
 
 
 def _graph(i: int, o: int) -> nn.Module:
@@ -70,6 +74,8 @@ class CGEncoder(nn.Module):
             (concatenated), see :data:`READOUTS`. Sums grow with network
             size, which within a family tracks capacity.
         dropout: dropout on node states between layers.
+        op_encoding: how op types enter (``class`` or ``op``), see
+            :mod:`encoder.op_encoding`; its ``seen`` mask is set by the trainer.
 
     Shapes:
         - input: ``x`` ``[num_nodes, in_channels]``, ``edge_index`` ``[2, num_edges]``,
@@ -87,13 +93,15 @@ class CGEncoder(nn.Module):
         direction: str = "both",
         readout: str = "mean+max",
         dropout: float = 0.0,
+        op_encoding: str = "class",
     ):
         super().__init__()
         _choose("convolution", conv, tuple(CONVS))
         self.direction = _choose("direction", direction, DIRECTIONS)
         self.readout = _choose("readout", readout, READOUTS)
         self.dropout = dropout
-        self.input = nn.Linear(in_channels, hidden_channels)
+        self.op_encoding = OpEncoding(in_channels, op_encoding)
+        self.input = nn.Linear(self.op_encoding.out_channels, hidden_channels)
         n_dir = 2 if direction == "both" else 1
         self.convs = nn.ModuleList(
             nn.ModuleList(CONVS[conv](hidden_channels, hidden_channels) for _ in range(n_dir))
@@ -123,7 +131,7 @@ class CGEncoder(nn.Module):
             edge_sets = (edge_index.flip(0),)
         else:
             edge_sets = (edge_index, edge_index.flip(0))
-        h = torch.relu(self.input(x))
+        h = torch.relu(self.input(self.op_encoding(x)))
         for layer, norm in zip(self.convs, self.norms):
             msg = sum(conv(h, e) for conv, e in zip(layer, edge_sets))
             h = h + torch.relu(norm(msg))

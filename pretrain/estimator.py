@@ -50,6 +50,9 @@ class GennapeEstimator:
         readout: graph readout (``sum``, ``mean``, ``max`` or a ``+`` combination; see
             :data:`encoder.gnn.READOUTS`). ``sum`` transfers best (measured).
         dropout: dropout between GNN layers.
+        op_encoding: how op types enter the GNN: ``class`` (op classes, the
+            default, measured to transfer better) or ``op`` (one column per op
+            type); see :mod:`encoder.op_encoding`.
         num_clusters: K, fuzzy clusters and heads.
         fuzzifier: c-means fuzzifier m (> 1).
         head_hidden: hidden width of each head.
@@ -75,7 +78,7 @@ class GennapeEstimator:
 
     def __init__(self, hidden_channels: int = 64, embed_dim: int = 64, num_layers: int = 4,
                  conv: str = "graph", direction: str = "both", readout: str = "sum",
-                 dropout: float = 0.0, num_clusters: int = 4, fuzzifier: float = 2.0,
+                 dropout: float = 0.0, op_encoding: str = "class", num_clusters: int = 4, fuzzifier: float = 2.0,
                  head_hidden: int = 64, head_layers: int = 2, target_transform: str = "quantile",
                  epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
                  temperature: float = 0.2, feature_mask_p: float = 0.15, edge_drop_p: float = 0.1,
@@ -88,6 +91,7 @@ class GennapeEstimator:
         self.direction = direction
         self.readout = readout
         self.dropout = dropout
+        self.op_encoding = op_encoding
         self.num_clusters = num_clusters
         self.fuzzifier = fuzzifier
         self.head_hidden = head_hidden
@@ -134,7 +138,7 @@ class GennapeEstimator:
         from encoder.gnn import CGEncoder
 
         return CGEncoder(NUM_FEATURES, self.hidden_channels, self.embed_dim, self.num_layers,
-                         self.conv, self.direction, self.readout, self.dropout)
+                         self.conv, self.direction, self.readout, self.dropout, self.op_encoding)
 
     def _new_heads(self):
         from heads.fuzzy_heads import FuzzyHeads
@@ -183,6 +187,8 @@ class GennapeEstimator:
             torch.manual_seed(self.seed)
             model = PretrainModel(self._new_encoder(), self.embed_dim).to(self.device)
             heads = self._new_heads().to(self.device)
+        # The encoder ignores feature columns that no training graph ever sets.
+        model.encoder.op_encoding.set_seen(torch.as_tensor(np.any([p.feature_presence() for p in packs], axis=0)))
 
         transform = TargetTransform(self.target_transform).fit(y)
         y_t = transform.transform(y)

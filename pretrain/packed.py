@@ -106,6 +106,13 @@ class GraphPack:
         b = torch.from_numpy(np.concatenate(batch))
         return x.to(device), edge_index.to(device), b.to(device)
 
+    def feature_presence(self) -> np.ndarray:
+        """``[NUM_FEATURES]`` bool: which featuriser columns are non-zero in
+        some node of the pack (op columns: the op occurs at all)."""
+        ops = np.zeros(_N_OPS, dtype=bool)
+        ops[np.unique(self.op)] = True
+        return np.concatenate([ops, (self.num != 0).any(axis=0)])
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr))
 

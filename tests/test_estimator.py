@@ -6,7 +6,7 @@ from pretrain.metrics import rank_metrics
 
 from _synthetic import toy_cg, toy_dataset
 
-TINY = dict(hidden_channels=16, embed_dim=8, num_layers=2, num_clusters=2, epochs=3, batch_size=32,
+TINY = dict(hidden_channels=16, embed_dim=16, num_layers=2, num_clusters=2, epochs=3, batch_size=32,
             head_epochs=40, head_hidden=16, readout="mean+sum")
 
 
@@ -55,7 +55,7 @@ def test_memberships_embeddings_and_ood(data, fitted):
     u = fitted.memberships(test_cgs)
     assert u.shape == (len(test_cgs), 2)
     np.testing.assert_allclose(u.sum(1), 1.0, atol=1e-6)
-    assert fitted.embed(test_cgs).shape == (len(test_cgs), 8)
+    assert fitted.embed(test_cgs).shape == (len(test_cgs), TINY["embed_dim"])
     details = fitted.predict_details(test_cgs)
     np.testing.assert_allclose(details["accuracy"], fitted.predict(test_cgs))
     assert details["ood"].dtype == bool

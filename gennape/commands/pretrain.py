@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-transform", default="quantile", help="quantile, logit_err or raw (default quantile)")
     parser.add_argument("--head-epochs", type=int, default=150, help="head-training epochs (default 150)")
     parser.add_argument("--readout", default="sum", help="GNN readout: sum, mean, max, mean+max, ... (default sum)")
+    parser.add_argument("--op-encoding", default="class",
+                        help="how op types enter the GNN: class (op classes) or op (one column per op type) "
+                             "(default class)")
     parser.add_argument("--supervised-weight", type=float, default=0.0,
                         help="weight of a supervised term in encoder pretraining (default 0: contrastive only, "
                              "which transfers best)")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
                       conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
-                      readout=args.readout, supervised_weight=args.supervised_weight)
+                      readout=args.readout, supervised_weight=args.supervised_weight,
+                      op_encoding=args.op_encoding)
         pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views,
                        command="gennape pretrain " + " ".join(_argv_of(args)),
                        log=lambda line: print(line, flush=True), **params)
