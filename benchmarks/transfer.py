@@ -17,7 +17,7 @@ prints, against the benchmark's accuracy:
 for ``--ablation-epochs`` epochs) that differ from a base run in one choice:
 no contrastive term, one head instead of fuzzy heads, another GNN type, raw
 accuracy instead of the target transform, three times longer pretraining, one
-input column per op type instead of op classes; and
+input column per op type instead of op classes, no capacity term; and
 reports their zero-shot Spearman per family (mean ± std over
 ``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
 with fine-tuning the encoder too.
@@ -113,13 +113,9 @@ def zero_shot(est, pack, y):
                   "ood_flagged": float(np.mean(details["ood"]))}
 
 
-def predict_embedded(est, emb):
+def predict_embedded(est, emb, log_weights):
     """``est.predict`` from embeddings already computed (``est.embed``)."""
-    from pretrain.fuzzy import predict_membership
-    from pretrain.heads_training import predict_heads
-
-    u = predict_membership(emb, est.cluster_centers_, est.fuzzifier)
-    return est.target_transform_.inverse(predict_heads(est.heads_, emb, u, est.device))
+    return est.target_transform_.inverse(est.score_embedded(emb, log_weights))
 
 
 def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None) -> dict:
@@ -135,7 +131,8 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         used = choose_samples(len(y), samples, seed)
         rest = np.setdiff1d(np.arange(len(y)), used)
         tuned = finetune_estimator(est, pack.subset(used), y[used], FinetuneConfig(mode=mode, epochs=epochs, seed=seed))
-        pred = predict_embedded(tuned, emb[rest]) if mode == "heads" else tuned.predict(pack.subset(rest))
+        pred = (predict_embedded(tuned, emb[rest], pack.log_weights[rest]) if mode == "heads"
+                else tuned.predict(pack.subset(rest)))
         m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t
         runs.append(m)
@@ -161,6 +158,7 @@ def baselines(params, macs, y) -> dict:
 ABLATIONS = {
     "base": {},
     "one input column per op type (no op classes)": {"op_encoding": "op"},
+    "no capacity term": {"capacity_term": False},
     "no contrastive pretraining": {"contrastive_weight": 0.0},
     "one head (K=1)": {"num_clusters": 1},
     "GNN: GIN": {"conv": "gin"},

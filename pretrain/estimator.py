@@ -9,7 +9,10 @@ Pipeline (GENNAPE, Mills et al., AAAI-23):
 4. K MLP heads, one per cluster, trained with membership-weighted losses on
    the frozen embeddings, are soft-aggregated by fuzzy membership
    (:mod:`heads`); the output is a score on the target-transform scale, and
-   ``predict`` maps it back to accuracy (:mod:`pretrain.targets`).
+   ``predict`` maps it back to accuracy (:mod:`pretrain.targets`);
+5. a linear term in the network's log weight count, fitted on the training
+   graphs after the heads, adds what scale-free features cannot see
+   (:mod:`pretrain.capacity`).
 
 ``__init__`` only stores arguments; ``fit`` returns self; fitted state lives in
 attributes ending in ``_``; ``save(dir)`` / ``load(dir)`` use
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 
 from cg.errors import GennapeError
+from pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target
 
 PARTIAL_STATE = "partial_state.pt"
 #: ``ood`` flags a graph whose nearest training embedding is farther than this
@@ -71,6 +75,8 @@ class GennapeEstimator:
             to transfer better zero-shot, at some in-domain cost).
         rank_weight: weight of the pairwise ranking term (probe and heads).
         head_epochs: head-training epochs.
+        capacity_term: add the linear size term of :mod:`pretrain.capacity`
+            (default True, measured to help every family).
         head_lr: head learning rate.
         seed: seed of everything random (the global NumPy / torch states are untouched).
         device: ``cpu`` or ``cuda``.
@@ -83,7 +89,8 @@ class GennapeEstimator:
                  epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
                  temperature: float = 0.2, feature_mask_p: float = 0.15, edge_drop_p: float = 0.1,
                  contrastive_weight: float = 1.0, supervised_weight: float = 0.0, rank_weight: float = 1.0,
-                 head_epochs: int = 150, head_lr: float = 1e-3, seed: int = 0, device: str = "cpu"):
+                 head_epochs: int = 150, head_lr: float = 1e-3, capacity_term: bool = True, seed: int = 0,
+                 device: str = "cpu"):
         self.hidden_channels = hidden_channels
         self.embed_dim = embed_dim
         self.num_layers = num_layers
@@ -109,6 +116,7 @@ class GennapeEstimator:
         self.rank_weight = rank_weight
         self.head_epochs = head_epochs
         self.head_lr = head_lr
+        self.capacity_term = capacity_term
         self.seed = seed
         self.device = device
 
@@ -170,7 +178,7 @@ class GennapeEstimator:
         """
         from pretrain.contrastive import ContrastiveConfig, PretrainModel, embed_pack, pretrain_epoch
         from pretrain.fuzzy import fit_fuzzy_clusters
-        from pretrain.heads_training import HeadsConfig, train_heads
+        from pretrain.heads_training import HeadsConfig, predict_heads, train_heads
         from pretrain.targets import TargetTransform
 
         pack = as_pack(cgs)
@@ -227,6 +235,10 @@ class GennapeEstimator:
                            rank_weight=self.rank_weight)
         self.heads_info_ = train_heads(heads, emb, clusters.membership, y_t, hcfg, gen, val, self.device)
         self.heads_.eval()
+        self.capacity_ = NO_CAPACITY
+        if self.capacity_term:
+            self.capacity_ = fit_capacity(predict_heads(heads, emb, clusters.membership, self.device),
+                                          pack.log_weights, y_t)
         self._fit_ood_reference(emb, gen)
         self.history_ = history
         self.n_train_ = len(pack)
@@ -252,7 +264,8 @@ class GennapeEstimator:
 
         self._check_fitted()
         y = np.asarray(y, dtype=np.float64)
-        emb = self.embed(cgs)
+        pack = as_pack(cgs)
+        emb = self.embed(pack)
         if len(y) != len(emb):
             raise ValueError(f"{len(emb)} graphs but {len(y)} targets")
         if refit_transform:
@@ -262,8 +275,8 @@ class GennapeEstimator:
         gen = torch.Generator().manual_seed(self.seed)
         cfg = HeadsConfig(epochs, batch_size=min(256, max(len(y), 2)), lr=lr, weight_decay=self.weight_decay,
                           rank_weight=self.rank_weight)
-        train_heads(self.heads_, emb, self._membership(emb), self.target_transform_.transform(y), cfg, gen,
-                    device=self.device)
+        target = head_target(self.target_transform_.transform(y), pack.log_weights, self.capacity_)
+        train_heads(self.heads_, emb, self._membership(emb), target, cfg, gen, device=self.device)
         self.heads_.eval()
         return self
 
@@ -281,10 +294,16 @@ class GennapeEstimator:
 
     def predict_score(self, cgs) -> np.ndarray:
         """Predictions on the target-transform scale (higher = better), ``[n]``."""
+        pack = as_pack(cgs)
+        return self.score_embedded(self.embed(pack), pack.log_weights)
+
+    def score_embedded(self, emb: np.ndarray, log_weights: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`predict_score` from embeddings already computed (:meth:`embed`)
+        and the graphs' ``GraphPack.log_weights``; ``u``: their memberships, if known."""
         from pretrain.heads_training import predict_heads
 
-        emb = self.embed(cgs)
-        return predict_heads(self.heads_, emb, self._membership(emb), self.device)
+        u = self._membership(emb) if u is None else u
+        return apply_capacity(predict_heads(self.heads_, emb, u, self.device), log_weights, self.capacity_)
 
     def predict(self, cgs) -> np.ndarray:
         """Predicted accuracy (fraction, on the training family's scale), ``[n]``.
@@ -309,11 +328,10 @@ class GennapeEstimator:
             ``[n]`` (as :meth:`ood_score`) and ``ood`` ``[n]`` bool
             (``ood_score > ood_threshold_``).
         """
-        from pretrain.heads_training import predict_heads
-
-        emb = self.embed(cgs)
+        pack = as_pack(cgs)
+        emb = self.embed(pack)
         u = self._membership(emb)
-        score = predict_heads(self.heads_, emb, u, self.device)
+        score = self.score_embedded(emb, pack.log_weights, u)
         ood = self._ood(emb)
         return {"accuracy": self._accuracy(score), "score": score, "memberships": u,
                 "ood_score": ood, "ood": ood > self.ood_threshold_}
@@ -379,6 +397,7 @@ class GennapeEstimator:
             "cluster_centers": np.asarray(self.cluster_centers_).tolist(),
             "fuzzy_partition_coefficient": self.fpc_,
             "target_transform": self.target_transform_.to_dict(),
+            "capacity": list(self.capacity_),
             "ood_scale": self.ood_scale_,
             "ood_threshold": self.ood_threshold_,
             "n_train": self.n_train_,
@@ -406,8 +425,8 @@ class GennapeEstimator:
         except RuntimeError as err:
             raise GennapeError(f"{directory}: model.pt does not match config.json ({str(err).splitlines()[0]})") from None
         known = {"estimator", "params", "op_vocabulary", "feature_names", "cluster_centers",
-                 "fuzzy_partition_coefficient", "target_transform", "ood_scale", "ood_threshold", "n_train",
-                 "heads_training", "history", "versions"}
+                 "fuzzy_partition_coefficient", "target_transform", "capacity", "ood_scale", "ood_threshold",
+                 "n_train", "heads_training", "history", "versions"}
         est.metadata_ = {k: v for k, v in config.items() if k not in known}
         return est
 
@@ -428,6 +447,9 @@ class GennapeEstimator:
         est.reference_embeddings_ = tensors["reference_embeddings"].numpy().astype(np.float64)
         est.target_transform_ = TargetTransform.from_dict(config["target_transform"])
         est.fpc_ = config["fuzzy_partition_coefficient"]
+        est.capacity_ = tuple(float(v) for v in config["capacity"])
+        if len(est.capacity_) != 3:
+            raise ValueError(f"capacity has {len(est.capacity_)} values, expected 3")
         est.ood_scale_ = config["ood_scale"]
         est.ood_threshold_ = config["ood_threshold"]
         est.n_train_ = config["n_train"]

@@ -17,10 +17,12 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from cg.graph import RAW_ATTRS
 from cg.ops import OPS
 from encoder.features import featurize
 
 _N_OPS = len(OPS)
+_WEIGHT_NUMEL = RAW_ATTRS.index("weight_numel")
 
 
 class GraphPack:
@@ -33,11 +35,14 @@ class GraphPack:
         - ``op``: ``[total_nodes]`` uint8, ``num``: ``[total_nodes, F_num]`` float16
         - ``edges``: ``[2, total_edges]`` int32, local (per graph) node ids
         - ``node_ptr``: ``[n_graphs + 1]``, ``edge_ptr``: ``[n_graphs + 1]`` int64
+        - ``log_weights``: ``[n_graphs]`` float64, ``log(1 + total weight_numel)``
+          of each graph (its size, for :mod:`pretrain.capacity`)
     """
 
-    def __init__(self, op, num, edges, node_ptr, edge_ptr):
+    def __init__(self, op, num, edges, node_ptr, edge_ptr, log_weights):
         self.op, self.num, self.edges = op, num, edges
         self.node_ptr, self.edge_ptr = node_ptr, edge_ptr
+        self.log_weights = log_weights
 
     def __len__(self) -> int:
         return len(self.node_ptr) - 1
@@ -51,7 +56,7 @@ class GraphPack:
             items: an iterable of :class:`cg.graph.CG` or ``Data``.
             progress: optional callable called once per graph (progress bars).
         """
-        ops, nums, edges, n_nodes, n_edges = [], [], [], [0], [0]
+        ops, nums, edges, n_nodes, n_edges, log_weights = [], [], [], [0], [0], []
         for item in items:
             data = item.to_pyg() if hasattr(item, "to_pyg") else item
             x = featurize(data)
@@ -60,13 +65,14 @@ class GraphPack:
             edges.append(data.edge_index.numpy().astype(np.int32))
             n_nodes.append(data.num_nodes)
             n_edges.append(data.edge_index.shape[1])
+            log_weights.append(np.log1p(float(data.attrs[:, _WEIGHT_NUMEL].double().sum())))
             if progress is not None:
                 progress()
         if not ops:
             raise ValueError("no graphs to pack")
         return cls(
             np.concatenate(ops), np.concatenate(nums), np.concatenate(edges, axis=1),
-            np.cumsum(n_nodes), np.cumsum(n_edges),
+            np.cumsum(n_nodes), np.cumsum(n_edges), np.array(log_weights, dtype=np.float64),
         )
 
     def subset(self, index) -> "GraphPack":
@@ -81,6 +87,7 @@ class GraphPack:
             np.concatenate([self.edges[:, b] for _, b in parts], axis=1),
             np.concatenate([[0], np.cumsum(node_sizes)]),
             np.concatenate([[0], np.cumsum(edge_sizes)]),
+            self.log_weights[index],
         )
 
     def _slices(self, i: int) -> tuple[slice, slice]:
@@ -114,7 +121,7 @@ class GraphPack:
         return np.concatenate([ops, (self.num != 0).any(axis=0)])
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr))
+        return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr, self.log_weights))
 
 
 __all__ = ["GraphPack"]

@@ -73,6 +73,8 @@ def test_bad_inputs_are_one_line_errors(data_dir, tmp_path, capsys):
     assert "bad.json" in capsys.readouterr().err
     assert _pretrain(data_dir, tmp_path / "o", "--limit", "40", "--conv", "bogus") == 2
     assert "valid choices" in capsys.readouterr().err
+    assert _pretrain(data_dir, tmp_path / "o", "--limit", "40", "--op-encoding", "bogus") == 2
+    assert "valid choices: class, op" in capsys.readouterr().err
 
 
 def test_split_is_by_hash_and_stable():

@@ -118,14 +118,17 @@ def _finetune_end_to_end(est, cgs, y: np.ndarray, config: FinetuneConfig) -> Non
     import torch
 
     from heads.membership import fcm_membership
+    from pretrain.capacity import head_target
     from pretrain.estimator import as_pack
     from pretrain.heads_training import heads_loss
     from pretrain.targets import TargetTransform
 
     est.target_transform_ = TargetTransform(est.target_transform_.kind).fit(y)
     dev = est.device
-    y_t = torch.as_tensor(est.target_transform_.transform(y), dtype=torch.float32, device=dev)
     pack = as_pack(cgs)
+    # The heads learn what the pretrained size term leaves over (pretrain.capacity).
+    target = head_target(est.target_transform_.transform(y), pack.log_weights, est.capacity_)
+    y_t = torch.as_tensor(target, dtype=torch.float32, device=dev)
     mean = torch.as_tensor(est.embedding_mean_, dtype=torch.float32, device=dev)
     std = torch.as_tensor(est.embedding_std_, dtype=torch.float32, device=dev)
     centers = torch.as_tensor(est.cluster_centers_, dtype=torch.float32, device=dev)

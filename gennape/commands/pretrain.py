@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--op-encoding", default="class",
                         help="how op types enter the GNN: class (op classes) or op (one column per op type) "
                              "(default class)")
+    parser.add_argument("--no-capacity-term", dest="capacity_term", action="store_false",
+                        help="leave out the linear term in log weight count added to the heads' score")
     parser.add_argument("--supervised-weight", type=float, default=0.0,
                         help="weight of a supervised term in encoder pretraining (default 0: contrastive only, "
                              "which transfers best)")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
                       conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
                       readout=args.readout, supervised_weight=args.supervised_weight,
-                      op_encoding=args.op_encoding)
+                      op_encoding=args.op_encoding, capacity_term=args.capacity_term)
         pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views,
                        command="gennape pretrain " + " ".join(_argv_of(args)),
                        log=lambda line: print(line, flush=True), **params)
@@ -69,6 +71,9 @@ def _argv_of(args: argparse.Namespace) -> list[str]:
     """The options as they would be typed (for the command recorded in config.json)."""
     out = []
     for key, value in sorted(vars(args).items()):
+        if key == "capacity_term":  # a store_false flag: only its absence is typed
+            out += [] if value else ["--no-capacity-term"]
+            continue
         if key.startswith("_") or key == "command" or value is None or value is False:
             continue
         flag = "--" + key.replace("_", "-")

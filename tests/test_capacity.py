@@ -1,0 +1,61 @@
+import math
+
+import numpy as np
+import pytest
+
+from pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target
+from pretrain.estimator import GennapeEstimator
+from pretrain.heads_training import predict_heads
+from pretrain.packed import GraphPack
+
+from _synthetic import toy_cg, toy_dataset
+
+
+def test_fit_recovers_a_linear_relation_and_head_target_inverts_it():
+    rng = np.random.default_rng(0)
+    score, size = rng.normal(size=200), rng.normal(10, 2, size=200)
+    y = 0.8 * score + 0.3 * size - 2.0
+    coef = fit_capacity(score, size, y)
+    np.testing.assert_allclose(coef, (0.8, 0.3, -2.0), atol=1e-9)
+    np.testing.assert_allclose(apply_capacity(score, size, coef), y)
+    np.testing.assert_allclose(head_target(y, size, coef), score, atol=1e-9)
+
+
+def test_a_fit_where_the_heads_carry_nothing_is_refused():
+    rng = np.random.default_rng(1)
+    size = rng.normal(size=100)
+    assert fit_capacity(rng.normal(size=100), size, size) == NO_CAPACITY
+
+
+def test_size_shift_of_a_whole_family_changes_no_rank():
+    rng = np.random.default_rng(2)
+    score, size = rng.normal(size=50), rng.normal(size=50)
+    coef = (0.9, 0.2, 0.1)
+    small, large = apply_capacity(score, size, coef), apply_capacity(score, size + 5.0, coef)
+    assert np.array_equal(np.argsort(small), np.argsort(large))
+
+
+def test_pack_records_log_weight_count_per_graph():
+    cgs = [toy_cg(["conv3"], stem=8), toy_cg(["conv3", "conv1"], stem=16)]
+    pack = GraphPack.from_items(cgs)
+    expected = [np.log1p(sum(math.prod(n.weight_shape) for n in c.nodes if n.weight_shape)) for c in cgs]
+    np.testing.assert_allclose(pack.log_weights, expected)
+    np.testing.assert_allclose(pack.subset([1, 0]).log_weights, expected[::-1])
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_estimator_fits_the_term_only_when_asked(enabled, tmp_path):
+    cgs, y = toy_dataset(60, seed=0, stages=2, cells_per_stage=1)
+    est = GennapeEstimator(hidden_channels=16, embed_dim=16, num_layers=2, num_clusters=2, epochs=1, batch_size=32,
+                           head_epochs=40, head_hidden=16, capacity_term=enabled).fit(cgs, y)
+    if enabled:  # the least-squares fit of the heads' training-set score, size and target
+        pack = GraphPack.from_items(cgs)
+        heads = predict_heads(est.heads_, est.embed(pack), est.memberships(pack))
+        expected = fit_capacity(heads, pack.log_weights, est.target_transform_.transform(y))
+        assert expected != NO_CAPACITY
+        np.testing.assert_allclose(est.capacity_, expected, atol=1e-3)
+    else:
+        assert est.capacity_ == NO_CAPACITY
+    loaded = GennapeEstimator.load(est.save(tmp_path / "ck"))
+    assert loaded.capacity_ == est.capacity_
+    np.testing.assert_allclose(loaded.predict_score(cgs), est.predict_score(cgs), rtol=1e-6)
