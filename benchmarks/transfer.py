@@ -124,14 +124,14 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
     from transfer.metrics import all_metrics
 
     # With the encoder frozen, embed once and reuse (15,625 NB-201 graphs).
-    emb = est.embed(pack) if mode == "heads" else None
+    emb = est.embed(pack) if mode == "heads" and not hasattr(est, "members_") else None
     runs = []
     for seed in range(seeds):
         t = time.perf_counter()
         used = choose_samples(len(y), samples, seed)
         rest = np.setdiff1d(np.arange(len(y)), used)
         tuned = finetune_estimator(est, pack.subset(used), y[used], FinetuneConfig(mode=mode, epochs=epochs, seed=seed))
-        pred = (predict_embedded(tuned, emb[rest], pack.log_weights[rest]) if mode == "heads"
+        pred = (predict_embedded(tuned, emb[rest], pack.log_weights[rest]) if emb is not None
                 else tuned.predict(pack.subset(rest)))
         m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t
@@ -297,7 +297,8 @@ def main() -> int:
 
     if args.ablations:
         log("ablations: pretraining variants ...")
-        results["ablations"] = run_ablations(est.get_params(), ablation_sets, args.ablation_limit,
+        member = est.members_[0] if hasattr(est, "members_") else est  # variants are single estimators
+        results["ablations"] = run_ablations(member.get_params(), ablation_sets, args.ablation_limit,
                                              args.ablation_epochs, args.ablation_head_epochs,
                                              args.ablation_seeds, log)
         results["ablation_setup"] = {"nb101_limit": args.ablation_limit, "epochs": args.ablation_epochs,

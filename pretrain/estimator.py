@@ -378,9 +378,14 @@ class GennapeEstimator:
     # -------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> Path:
         """Write a checkpoint directory (atomic; see :mod:`pretrain.checkpoint`)."""
+        from pretrain.checkpoint import save_checkpoint
+
+        return save_checkpoint(directory, *self.checkpoint_state())
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """``(tensors, config)`` of a checkpoint of this estimator."""
         from cg.ops import OPS
         from encoder.features import FEATURE_NAMES
-        from pretrain.checkpoint import save_checkpoint
 
         self._check_fitted()
         tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
@@ -405,15 +410,25 @@ class GennapeEstimator:
             "history": self.history_,
             **self.metadata_,
         }
-        return save_checkpoint(directory, tensors, config)
+        return tensors, config
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> "GennapeEstimator":
         """Read a checkpoint written by :meth:`save`."""
-        from cg.ops import OPS
         from pretrain.checkpoint import load_checkpoint
 
         tensors, config = load_checkpoint(directory)
+        if config.get("estimator") not in (None, cls.__name__):
+            raise GennapeError(f"{directory}: a {config.get('estimator')} checkpoint, not a {cls.__name__} one; "
+                               "load it with transfer.model.load_estimator")
+        return cls.from_state(tensors, config, directory, device)
+
+    @classmethod
+    def from_state(cls, tensors: dict, config: dict, directory: str | Path, device: str = "cpu"):
+        """The estimator of :meth:`checkpoint_state`'s ``(tensors, config)``;
+        errors name ``directory``."""
+        from cg.ops import OPS
+
         if config.get("op_vocabulary") != list(OPS):
             raise GennapeError(f"{directory}: checkpoint op vocabulary differs from this code's")
         try:

@@ -20,9 +20,10 @@ def peak_rss_mib() -> float:
 
 
 def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = None, resume: bool = False,
-                   views: bool = False, command: str | None = None, log: Callable[[str], None] = print,
-                   **params) -> dict:
-    """Load NB-101, split 80/10/10 by hash, fit a :class:`GennapeEstimator`,
+                   views: bool = False, members: int = 1, command: str | None = None,
+                   log: Callable[[str], None] = print, **params) -> dict:
+    """Load NB-101, split 80/10/10 by hash, fit a :class:`GennapeEstimator`
+    (or, with ``members`` > 1, a :class:`pretrain.ensemble.GennapeEnsemble`),
     report val/test Spearman and Kendall, save the checkpoint and ``metrics.json``.
 
     Args:
@@ -33,6 +34,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         views: add graph-level views (the training cells in other macro
             skeletons, :data:`pretrain.views.DEFAULT_VIEWS`) to the contrastive
             pairs (off by default: measured to lower zero-shot transfer).
+        members: seed-ensemble members (seeds ``seed`` ... ``seed + members - 1``).
         command: the command line recorded in ``config.json``.
         log: where the per-epoch lines go.
         **params: :class:`GennapeEstimator` parameters.
@@ -44,6 +46,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
 
     from pretrain.checkpoint import sha256_file
     from pretrain.data import load_nb101, pack_specs, split_indices
+    from pretrain.ensemble import GennapeEnsemble
     from pretrain.estimator import GennapeEstimator
     from pretrain.metrics import rank_metrics
     from pretrain.progress import Progress
@@ -71,14 +74,15 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         f"{n_views} graph-level views, graphs built in {t_data:.1f}s, {packed:.0f} MiB packed")
 
     y = {name: dataset.accuracy[idx] for name, idx in split.items()}
-    est = GennapeEstimator(**params)
+    member = GennapeEstimator(**params)
+    est = member if members == 1 else GennapeEnsemble(member, members)
     epoch_times: list[float] = []
-    n_batches = -(-len(packs["train"]) // est.batch_size)
+    n_batches = -(-len(packs["train"]) // member.batch_size)
     state = {"bar": None, "t": time.perf_counter()}
 
     def on_batch():
         if state["bar"] is None:
-            state["bar"] = Progress(n_batches, f"epoch {len(epoch_times) + 1}/{est.epochs}")
+            state["bar"] = Progress(n_batches, f"epoch {len(epoch_times) % member.epochs + 1}/{member.epochs}")
         state["bar"].update()
 
     def on_epoch(epoch: int, losses: dict):
@@ -88,20 +92,26 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         now = time.perf_counter()
         epoch_times.append(now - state["t"])
         state["t"] = now
-        log(f"epoch {epoch}/{est.epochs}: loss {losses['loss']:.4f} (contrastive {losses['contrastive']:.4f}, "
+        log(f"epoch {epoch}/{member.epochs}: loss {losses['loss']:.4f} (contrastive {losses['contrastive']:.4f}, "
             f"supervised {losses['supervised']:.4f}) {epoch_times[-1]:.1f}s")
 
     t1 = time.perf_counter()
+    if members > 1:
+        fit_kwargs = {"on_member": lambda i: log(f"ensemble member {i + 1}/{members} (seed {member.seed + i})")}
+    else:
+        fit_kwargs = {}
     est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), views=view_packs, state_dir=out,
-            resume=resume, on_epoch=on_epoch, on_batch=on_batch)
+            resume=resume, on_epoch=on_epoch, on_batch=on_batch, **fit_kwargs)
     t_fit = time.perf_counter() - t1
+    fitted = getattr(est, "members_", [est])
     metrics = {
         # Rank metrics on the unclipped score: predict() clips, which could tie.
         "val": rank_metrics(est.predict_score(packs["val"]), y["val"]),
         "test": rank_metrics(est.predict_score(packs["test"]), y["test"]),
         "n_train": len(y["train"]),
-        "fuzzy_partition_coefficient": est.fpc_,
-        "heads_best_epoch": est.heads_info_["best_epoch"],
+        "fuzzy_partition_coefficient": [m.fpc_ for m in fitted] if members > 1 else est.fpc_,
+        "heads_best_epoch": [m.heads_info_["best_epoch"] for m in fitted] if members > 1 else
+        est.heads_info_["best_epoch"],
         "epoch_seconds": epoch_times,
         "fit_seconds": t_fit,
         "data_seconds": t_data,

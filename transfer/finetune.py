@@ -91,6 +91,11 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
         raise GennapeError(f"fine-tuning needs at least 2 labelled networks, got {len(y)}")
     if np.ptp(y) == 0:
         raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
+    if hasattr(estimator, "members_"):  # a seed ensemble: fine-tune every member on the same networks
+        est = copy.deepcopy(estimator)
+        est.members_ = [finetune_estimator(m, cgs, y, config) for m in estimator.members_]
+        est.metadata_ = {**est.metadata_, "finetune": est.members_[0].metadata_["finetune"]}
+        return est
     est = copy.deepcopy(estimator)
     pretrain_seed = est.seed
     est.seed = config.seed  # fit_heads seeds its training order from est.seed

@@ -24,15 +24,16 @@ def default_checkpoint() -> Path:
 
 
 def load_estimator(checkpoint: str | Path | None = None):
-    """A fitted :class:`pretrain.estimator.GennapeEstimator` from ``checkpoint``
-    (default: :func:`default_checkpoint`)."""
-    from pretrain.estimator import GennapeEstimator
+    """A fitted :class:`pretrain.estimator.GennapeEstimator` or
+    :class:`pretrain.ensemble.GennapeEnsemble` from ``checkpoint`` (default:
+    :func:`default_checkpoint`)."""
+    from pretrain.ensemble import load_fitted
 
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     if not path.is_dir():
         hint = "" if checkpoint is not None else " (the package ships no pretrained checkpoint; pass --checkpoint DIR)"
         raise GennapeError(f"{path}: checkpoint folder not found{hint}")
-    return GennapeEstimator.load(path)
+    return load_fitted(path)
 
 
 @dataclass(frozen=True)

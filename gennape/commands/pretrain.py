@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--op-encoding", default="class",
                         help="how op types enter the GNN: class (op classes) or op (one column per op type) "
                              "(default class)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="train a seed ensemble of N members (seeds SEED ... SEED+N-1) whose scores are averaged "
+                             "(default 1; the shipped checkpoint has 5)")
     parser.add_argument("--no-capacity-term", dest="capacity_term", action="store_false",
                         help="leave out the linear term in log weight count added to the heads' score")
     parser.add_argument("--supervised-weight", type=float, default=0.0,
@@ -46,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise GennapeError("--device cuda: no CUDA device is available to torch")
+    if args.members < 1:
+        raise GennapeError(f"--members {args.members}: need at least 1")
     if args.limit is not None and args.limit < 20:
         raise GennapeError(f"--limit {args.limit}: need at least 20 architectures")
     data = args.data
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                       conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
                       readout=args.readout, supervised_weight=args.supervised_weight,
                       op_encoding=args.op_encoding, capacity_term=args.capacity_term)
-        pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views,
+        pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views, members=args.members,
                        command="gennape pretrain " + " ".join(_argv_of(args)),
                        log=lambda line: print(line, flush=True), **params)
     except ValueError as err:  # a bad option value (conv, transform, ...) names the valid ones

@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+
+from cg.errors import GennapeError
+from pretrain.ensemble import GennapeEnsemble, load_fitted
+from pretrain.estimator import GennapeEstimator, NotFittedError
+from transfer.finetune import FinetuneConfig, finetune_estimator
+from transfer.model import load_estimator
+
+from _synthetic import toy_dataset
+
+MEMBER = GennapeEstimator(hidden_channels=16, embed_dim=16, num_layers=2, num_clusters=2, epochs=1, batch_size=32,
+                          head_epochs=10, head_hidden=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    cgs, y = toy_dataset(80, seed=0, stages=2, cells_per_stage=1)
+    return cgs[:60], y[:60], cgs[60:], y[60:]
+
+
+@pytest.fixture(scope="module")
+def ensemble(data):
+    return GennapeEnsemble(MEMBER, n_members=2).fit(data[0], data[1])
+
+
+def test_members_are_the_template_with_consecutive_seeds(data, ensemble):
+    assert [m.seed for m in ensemble.members_] == [3, 4]
+    alone = GennapeEstimator(**{**MEMBER.get_params(), "seed": 4}).fit(data[0], data[1])
+    np.testing.assert_array_equal(ensemble.members_[1].predict_score(data[2]), alone.predict_score(data[2]))
+
+
+def test_scores_are_the_members_mean_and_details_agree(data, ensemble):
+    test = data[2]
+    mean = np.mean([m.predict_score(test) for m in ensemble.members_], axis=0)
+    np.testing.assert_allclose(ensemble.predict_score(test), mean)
+    details = ensemble.predict_details(test)
+    np.testing.assert_allclose(details["score"], mean)
+    np.testing.assert_allclose(details["accuracy"], ensemble.predict(test))
+    np.testing.assert_allclose(details["memberships"], ensemble.members_[0].memberships(test))
+    np.testing.assert_allclose(details["ood_score"], ensemble.ood_score(test))
+    assert details["ood"].dtype == bool
+
+
+def test_checkpoint_round_trip_and_loader_dispatch(data, ensemble, tmp_path):
+    ensemble.metadata_ = {"command": "test"}
+    path = ensemble.save(tmp_path / "ens")
+    config = json.loads((path / "config.json").read_text())
+    assert config["estimator"] == "GennapeEnsemble" and config["n_members"] == 2
+    loaded = load_estimator(path)
+    assert isinstance(loaded, GennapeEnsemble) and loaded.metadata_ == {"command": "test"}
+    np.testing.assert_allclose(loaded.predict_score(data[2]), ensemble.predict_score(data[2]), rtol=1e-6)
+    with pytest.raises(GennapeError, match="a GennapeEnsemble checkpoint, not a GennapeEstimator one"):
+        GennapeEstimator.load(path)
+    single = ensemble.members_[0].save(tmp_path / "one")
+    assert isinstance(load_fitted(single), GennapeEstimator)
+
+
+def test_finetuning_tunes_every_member(data, ensemble):
+    cgs, y = data[2][:12], data[3][:12]
+    tuned = finetune_estimator(ensemble, cgs, y, FinetuneConfig(epochs=3, seed=0))
+    assert tuned is not ensemble and len(tuned.members_) == 2
+    assert tuned.metadata_["finetune"]["n"] == 12
+    for before, after in zip(ensemble.members_, tuned.members_):
+        assert not np.array_equal(before.predict_score(cgs), after.predict_score(cgs))
+    np.testing.assert_allclose(tuned.predict_score(cgs), np.mean([m.predict_score(cgs) for m in tuned.members_], 0))
+
+
+def test_unfitted_and_bad_arguments_say_so():
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        GennapeEnsemble().predict_score([])
+    with pytest.raises(ValueError, match="n_members must be >= 1"):
+        GennapeEnsemble(MEMBER, n_members=0).fit([], [])
+    with pytest.raises(ValueError, match="valid parameters: estimator, n_members"):
+        GennapeEnsemble().set_params(members=3)
