@@ -1,8 +1,9 @@
 """Loading checkpoints and scoring CGs: the one place transfer/ meets the estimator.
 
 :func:`default_checkpoint` is the checkpoint shipped inside the package
-(``transfer/checkpoints/default/``, made by ``gennape pretrain`` on the shared
-NB-101 data; its ``config.json`` records the command and data hash).
+(``transfer/checkpoints/default/``, a five-seed ensemble made by ``gennape
+pretrain --members 5`` on the shared NB-101 data; its ``config.json`` records
+the command and data hash).
 """
 
 from __future__ import annotations
