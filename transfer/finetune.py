@@ -94,7 +94,7 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
     if hasattr(estimator, "members_"):  # a seed ensemble: fine-tune every member on the same networks
         est = copy.deepcopy(estimator)
         est.members_ = [finetune_estimator(m, cgs, y, config) for m in estimator.members_]
-        est.metadata_ = {**est.metadata_, "finetune": est.members_[0].metadata_["finetune"]}
+        est.metadata_ = {**est.metadata_, "finetune": dict(est.members_[0].metadata_["finetune"])}
         return est
     est = copy.deepcopy(estimator)
     pretrain_seed = est.seed
