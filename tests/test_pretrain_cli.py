@@ -76,6 +76,30 @@ def test_resume_continues_where_the_run_stopped(data_dir, tmp_path):
     assert _pretrain(data_dir, tmp_path / "other", *small[:2], "--epochs", "3", "--resume") == 2
 
 
+def test_resumed_ensemble_skips_finished_members_and_matches(data_dir, tmp_path):
+    import torch
+
+    from pretrain.run import pretrain_nb101
+
+    small = ["--limit", "100", "--epochs", "1", "--head-epochs", "5", "--threads", "1", "--members", "2"]
+    assert _pretrain(data_dir, tmp_path / "straight", *small) == 0
+
+    def interrupt_at_member_2(line):
+        if line.startswith("ensemble member 2/2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "resumed", limit=100, epochs=1, head_epochs=5,
+                       members=2, log=interrupt_at_member_2)
+    lines = []
+    assert pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "resumed", limit=100, epochs=1, head_epochs=5,
+                          members=2, resume=True, log=lines.append)
+    assert sum(line.startswith("epoch 1/1") for line in lines) == 1  # only the second member trained again
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_bad_inputs_are_one_line_errors(data_dir, tmp_path, capsys):
     assert main(["pretrain", "--data", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
