@@ -2,6 +2,7 @@
 
 Node features first pass through :class:`encoder.op_encoding.OpEncoding` (op
 types merged into op classes, columns unseen in training zeroed).
+
 Message passing follows the data flow (``forward``), runs against it
 (``backward``: a node learns what consumes it) or both ways (``both``: each
 layer sums one convolution per direction, so the two directions have their

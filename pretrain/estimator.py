@@ -75,9 +75,9 @@ class GennapeEstimator:
             to transfer better zero-shot, at some in-domain cost).
         rank_weight: weight of the pairwise ranking term (probe and heads).
         head_epochs: head-training epochs.
+        head_lr: head learning rate.
         capacity_term: add the linear size term of :mod:`pretrain.capacity`
             (default True, measured to help every family).
-        head_lr: head learning rate.
         seed: seed of everything random (the global NumPy / torch states are untouched).
         device: ``cpu`` or ``cuda``.
     """

@@ -96,10 +96,11 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
             f"supervised {losses['supervised']:.4f}) {epoch_times[-1]:.1f}s")
 
     t1 = time.perf_counter()
-    if members > 1:
-        fit_kwargs = {"on_member": lambda i: log(f"ensemble member {i + 1}/{members} (seed {member.seed + i})")}
-    else:
-        fit_kwargs = {}
+    def on_member(i: int):
+        log(f"ensemble member {i + 1}/{members} (seed {member.seed + i})")
+        state["t"] = time.perf_counter()  # the previous member's clustering and heads are not epoch time
+
+    fit_kwargs = {"on_member": on_member} if members > 1 else {}
     est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), views=view_packs, state_dir=out,
             resume=resume, on_epoch=on_epoch, on_batch=on_batch, **fit_kwargs)
     t_fit = time.perf_counter() - t1
