@@ -12,11 +12,13 @@ What is fine-tuned (``mode``):
     Only the heads; encoder, standardisation and centres frozen
     (:meth:`pretrain.estimator.GennapeEstimator.fit_heads`). Cheaper, weaker.
 
-Chosen by measurement (``benchmarks/transfer.py --finetune-modes``, 50
-networks, 5 seeds, Spearman on the other networks, interim checkpoint
-pretrained on 8,000 NB-101 networks): NB-201 0.90 (encoder) vs 0.57 (heads);
-see the report / README for the other families. The cluster centres are never
-moved: with 50 networks a re-clustering would be mostly noise.
+Chosen by measurement (``benchmarks/transfer.py``, ``--mode encoder`` and
+``--mode heads``, 50 networks, 5 seeds, Spearman on the other networks, the
+shipped checkpoint): NB-201 0.900 (encoder) vs 0.881 (heads), NB-301 0.654 vs
+0.537, OFA-MobileNetV3 0.979 vs 0.972. The cluster centres are never moved:
+with 50 networks a re-clustering would be mostly noise. The capacity term's
+coefficients (:mod:`pretrain.capacity`) are kept; the heads learn what it
+leaves over. A seed ensemble fine-tunes each member on the same networks.
 
 In both modes the target transform is refitted on the new labels, so the
 saved checkpoint predicts on the new family's accuracy scale, and the new
