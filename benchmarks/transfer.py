@@ -17,7 +17,8 @@ prints, against the benchmark's accuracy:
 for ``--ablation-epochs`` epochs) that differ from a base run in one choice:
 no contrastive term, one head instead of fuzzy heads, another GNN type, raw
 accuracy instead of the target transform, three times longer pretraining, one
-input column per op type instead of op classes, no capacity term; and
+input column per op type instead of op classes, no capacity term, mean
+readout instead of sum; and
 reports their zero-shot Spearman per family (mean ± std over
 ``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
 with fine-tuning the encoder too.
@@ -159,6 +160,7 @@ ABLATIONS = {
     "base": {},
     "one input column per op type (no op classes)": {"op_encoding": "op"},
     "no capacity term": {"capacity_term": False},
+    "mean readout instead of sum": {"readout": "mean"},
     "no contrastive pretraining": {"contrastive_weight": 0.0},
     "one head (K=1)": {"num_clusters": 1},
     "GNN: GIN": {"conv": "gin"},
