@@ -52,7 +52,9 @@ class GennapeEstimator:
         conv: GNN convolution (``graph``, ``gcn``, ``gin``, ``sage``, ``gat``).
         direction: message direction (``forward``, ``backward``, ``both``).
         readout: graph readout (``sum``, ``mean``, ``max`` or a ``+`` combination; see
-            :data:`encoder.gnn.READOUTS`). ``sum`` transfers best (measured).
+            :data:`encoder.gnn.READOUTS`). The shipped checkpoint uses ``mean``: with
+            the capacity term carrying network size, a size-free readout transferred
+            better to NB-201 / NB-301 (README, ablations).
         dropout: dropout between GNN layers.
         op_encoding: how op types enter the GNN: ``class`` (op classes, the
             default, measured to transfer better) or ``op`` (one column per op

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conv", default="graph", help="GNN convolution: graph, gcn, gin, sage, gat (default graph)")
     parser.add_argument("--target-transform", default="quantile", help="quantile, logit_err or raw (default quantile)")
     parser.add_argument("--head-epochs", type=int, default=150, help="head-training epochs (default 150)")
-    parser.add_argument("--readout", default="sum", help="GNN readout: sum, mean, max, mean+max, ... (default sum)")
+    parser.add_argument("--readout", default="sum",
+                        help="GNN readout: sum, mean, max, mean+max, ... (default sum; the shipped checkpoint uses mean)")
     parser.add_argument("--op-encoding", default="class",
                         help="how op types enter the GNN: class (op classes) or op (one column per op type) "
                              "(default class)")
