@@ -16,8 +16,8 @@ does not change.
 Fine-tuning keeps ``(a, b, c)`` and trains the heads towards what the size
 term leaves over (:func:`head_target`).
 
-Measured with the shipped recipe (``gennape pretrain --limit 8000 --epochs 3
---seed 0``, ``python benchmarks/transfer.py``), without -> with the term:
+Measured with one sum-readout estimator (``gennape pretrain --limit 8000
+--epochs 3 --seed 0``, ``python benchmarks/transfer.py``), without -> with the term:
 zero-shot Spearman NB-201 0.736 -> 0.799, NB-301 0.498 -> 0.503, OFA-MBv3
 0.951 -> 0.973, NB-101 test 0.763 -> 0.776; 50-sample fine-tuned NB-201
 0.857 -> 0.883, NB-301 0.663 -> 0.675.

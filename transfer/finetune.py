@@ -13,8 +13,8 @@ What is fine-tuned (``mode``):
     (:meth:`pretrain.estimator.GennapeEstimator.fit_heads`). Cheaper, weaker.
 
 Chosen by measurement (``benchmarks/transfer.py``, ``--mode encoder`` and
-``--mode heads``, 50 networks, 5 seeds, Spearman on the other networks, the
-shipped checkpoint): NB-201 0.900 (encoder) vs 0.881 (heads), NB-301 0.654 vs
+``--mode heads``, 50 networks, 5 seeds, Spearman on the other networks, a
+five-seed sum-readout ensemble): NB-201 0.900 (encoder) vs 0.881 (heads), NB-301 0.654 vs
 0.537, OFA-MobileNetV3 0.979 vs 0.972. The cluster centres are never moved:
 with 50 networks a re-clustering would be mostly noise. The capacity term's
 coefficients (:mod:`pretrain.capacity`) are kept; the heads learn what it
