@@ -76,13 +76,6 @@ class GennapeEnsemble:
         self.metadata_ = {}
         return self
 
-    def fit_heads(self, cgs, y, **kwargs) -> "GennapeEnsemble":
-        """:meth:`GennapeEstimator.fit_heads` on every member."""
-        members, pack = self._fitted(), as_pack(cgs)
-        for member in members:
-            member.fit_heads(pack, y, **kwargs)
-        return self
-
     # ---------------------------------------------------------------- predict
     def predict_score(self, cgs) -> np.ndarray:
         """Mean of the members' scores, ``[n]`` (rank by this)."""
