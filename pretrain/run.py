@@ -104,15 +104,17 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), views=view_packs, state_dir=out,
             resume=resume, on_epoch=on_epoch, on_batch=on_batch, **fit_kwargs)
     t_fit = time.perf_counter() - t1
-    fitted = getattr(est, "members_", [est])
+
+    def per_member(value):  # one value, or one per ensemble member
+        return [value(m) for m in est.members_] if members > 1 else value(est)
+
     metrics = {
         # Rank metrics on the unclipped score: predict() clips, which could tie.
         "val": rank_metrics(est.predict_score(packs["val"]), y["val"]),
         "test": rank_metrics(est.predict_score(packs["test"]), y["test"]),
         "n_train": len(y["train"]),
-        "fuzzy_partition_coefficient": [m.fpc_ for m in fitted] if members > 1 else est.fpc_,
-        "heads_best_epoch": [m.heads_info_["best_epoch"] for m in fitted] if members > 1 else
-        est.heads_info_["best_epoch"],
+        "fuzzy_partition_coefficient": per_member(lambda m: m.fpc_),
+        "heads_best_epoch": per_member(lambda m: m.heads_info_["best_epoch"]),
         "epoch_seconds": epoch_times,
         "fit_seconds": t_fit,
         "data_seconds": t_data,

@@ -47,57 +47,54 @@ def test_members_make_a_seed_ensemble_checkpoint(data_dir, tmp_path, capsys):
     assert "--members 0" in capsys.readouterr().err
 
 
+def _interrupted(data_dir, out, at_line: str, **params) -> None:
+    """Start a 100-network pretraining into ``out`` and interrupt it when a log line starts with ``at_line``."""
+    from pretrain.run import pretrain_nb101
+
+    def interrupt(line):
+        if line.startswith(at_line):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_nb101(data_dir.joinpath(*NB101), out, limit=100, head_epochs=5, log=interrupt, **params)
+
+
+def _same_model(a_dir, b_dir) -> bool:
+    import torch
+
+    a = torch.load(a_dir / "model.pt", weights_only=True)
+    b = torch.load(b_dir / "model.pt", weights_only=True)
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_continues_where_the_run_stopped(data_dir, tmp_path):
     import torch
 
     from pretrain.estimator import PARTIAL_STATE
-    from pretrain.run import pretrain_nb101
 
     small = ["--limit", "100", "--epochs", "2", "--head-epochs", "5", "--threads", "1"]
     assert _pretrain(data_dir, tmp_path / "straight", *small) == 0
-
-    def interrupt_after_epoch_1(line):
-        if line.startswith("epoch 1/2"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "resumed", limit=100, epochs=2, head_epochs=5,
-                       log=interrupt_after_epoch_1)
+    _interrupted(data_dir, tmp_path / "resumed", "epoch 1/2", epochs=2)
     assert not (tmp_path / "resumed" / "model.pt").exists()  # nothing loadable was left
     assert int(torch.load(tmp_path / "resumed" / PARTIAL_STATE, weights_only=True)["epoch"]) == 1
     assert _pretrain(data_dir, tmp_path / "resumed", *small, "--resume") == 0
-    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
-    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _same_model(tmp_path / "straight", tmp_path / "resumed")
     # Other parameters than the partial state's are refused, not silently mixed.
-    with pytest.raises(KeyboardInterrupt):
-        pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "other", limit=100, epochs=2, head_epochs=5,
-                       log=interrupt_after_epoch_1)
+    _interrupted(data_dir, tmp_path / "other", "epoch 1/2", epochs=2)
     assert _pretrain(data_dir, tmp_path / "other", *small[:2], "--epochs", "3", "--resume") == 2
 
 
 def test_resumed_ensemble_skips_finished_members_and_matches(data_dir, tmp_path):
-    import torch
-
     from pretrain.run import pretrain_nb101
 
     small = ["--limit", "100", "--epochs", "1", "--head-epochs", "5", "--threads", "1", "--members", "2"]
     assert _pretrain(data_dir, tmp_path / "straight", *small) == 0
-
-    def interrupt_at_member_2(line):
-        if line.startswith("ensemble member 2/2"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "resumed", limit=100, epochs=1, head_epochs=5,
-                       members=2, log=interrupt_at_member_2)
+    _interrupted(data_dir, tmp_path / "resumed", "ensemble member 2/2", epochs=1, members=2)
     lines = []
     assert pretrain_nb101(data_dir.joinpath(*NB101), tmp_path / "resumed", limit=100, epochs=1, head_epochs=5,
                           members=2, resume=True, log=lines.append)
     assert sum(line.startswith("epoch 1/1") for line in lines) == 1  # only the second member trained again
-    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
-    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _same_model(tmp_path / "straight", tmp_path / "resumed")
 
 
 def test_bad_inputs_are_one_line_errors(data_dir, tmp_path, capsys):

@@ -94,9 +94,10 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
     if np.ptp(y) == 0:
         raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
     if hasattr(estimator, "members_"):  # a seed ensemble: fine-tune every member on the same networks
-        est = copy.deepcopy(estimator)
+        # Shallow: each member is copied (once) by its own fine-tune below.
+        est = copy.copy(estimator)
         est.members_ = [finetune_estimator(m, cgs, y, config) for m in estimator.members_]
-        est.metadata_ = {**est.metadata_, "finetune": dict(est.members_[0].metadata_["finetune"])}
+        est.metadata_ = {**estimator.metadata_, "finetune": dict(est.members_[0].metadata_["finetune"])}
         return est
     est = copy.deepcopy(estimator)
     pretrain_seed = est.seed
