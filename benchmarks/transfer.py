@@ -18,7 +18,8 @@ for ``--ablation-epochs`` epochs) that differ from a base run in one choice:
 no contrastive term, one head instead of fuzzy heads, another GNN type, raw
 accuracy instead of the target transform, three times longer pretraining, one
 input column per op type instead of op classes, no capacity term, mean
-readout instead of sum; and
+readout instead of sum, no feature-range clamp (``--ablation-only`` picks
+some); and
 reports their zero-shot Spearman per family (mean ± std over
 ``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
 with fine-tuning the encoder too.
@@ -104,14 +105,17 @@ def _proxy(v):
 # --------------------------------------------------------------- measures
 def zero_shot(est, pack, y):
     """Metrics of the checkpoint as it is, plus how out-of-distribution the family looks."""
-    from transfer.metrics import all_metrics
+    from transfer.metrics import all_metrics, spearman
 
     t = time.perf_counter()
     details = est.predict_details(pack)
     seconds = time.perf_counter() - t
     pred, ood = details["accuracy"], details["ood_score"]
-    return pred, {**all_metrics(pred, y), "seconds": seconds, "ood_score_median": float(np.median(ood)),
-                  "ood_flagged": float(np.mean(details["ood"]))}
+    out = {**all_metrics(pred, y), "seconds": seconds, "ood_score_median": float(np.median(ood)),
+           "ood_flagged": float(np.mean(details["ood"]))}
+    if "member_scores" in details:  # an ensemble: how each member alone ranks the family
+        out["member_spearman"] = [spearman(s, y) for s in details["member_scores"]]
+    return pred, out
 
 
 def predict_embedded(est, emb, log_weights):
@@ -119,7 +123,8 @@ def predict_embedded(est, emb, log_weights):
     return est.target_transform_.inverse(est.score_embedded(emb, log_weights))
 
 
-def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None) -> dict:
+def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None,
+              refit_size_term: bool = True) -> dict:
     """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
     from transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
     from transfer.metrics import all_metrics
@@ -131,14 +136,16 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         t = time.perf_counter()
         used = choose_samples(len(y), samples, seed)
         rest = np.setdiff1d(np.arange(len(y)), used)
-        tuned = finetune_estimator(est, pack.subset(used), y[used], FinetuneConfig(mode=mode, epochs=epochs, seed=seed))
+        config = FinetuneConfig(mode=mode, epochs=epochs, seed=seed, refit_size_term=refit_size_term)
+        tuned = finetune_estimator(est, pack.subset(used), y[used], config)
         pred = (predict_embedded(tuned, emb[rest], pack.log_weights[rest]) if emb is not None
                 else tuned.predict(pack.subset(rest)))
         m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t
         runs.append(m)
         log(f"  fine-tuned ({mode}, seed {seed}): Spearman {m['spearman']:.3f} ({m['seconds']:.0f}s)")
-    out = {"n_tuned": samples, "n_eval": int(len(y) - samples), "seeds": seeds, "mode": mode, "epochs": epochs}
+    out = {"n_tuned": samples, "n_eval": int(len(y) - samples), "seeds": seeds, "mode": mode, "epochs": epochs,
+           "refit_size_term": refit_size_term}
     for key in ("spearman", "kendall", "ndcg10", "mae"):
         vals = np.array([r[key] for r in runs])
         out[key] = float(vals.mean())
@@ -161,6 +168,7 @@ ABLATIONS = {
     "one input column per op type (no op classes)": {"op_encoding": "op"},
     "no capacity term": {"capacity_term": False},
     "mean readout instead of sum": {"readout": "mean"},
+    "no feature-range clamp": {"feature_clamp": False},
     "no contrastive pretraining": {"contrastive_weight": 0.0},
     "one head (K=1)": {"num_clusters": 1},
     "GNN: GIN": {"conv": "gin"},
@@ -171,8 +179,9 @@ ABLATIONS = {
 
 
 def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, head_epochs: int,
-                  seeds: int, log) -> dict:
-    """Pretrain every variant of :data:`ABLATIONS` with ``seeds`` seeds; zero-shot
+                  seeds: int, log, only: list[str] | None = None) -> dict:
+    """Pretrain every variant of :data:`ABLATIONS` (the base and those whose
+    name contains one of ``only``, when given) with ``seeds`` seeds; zero-shot
     Spearman per family (mean and std over seeds)."""
     from cg.data import data_file
     from pretrain.estimator import GennapeEstimator
@@ -183,6 +192,8 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, change in ABLATIONS.items():
+            if only and name != "base" and not any(part in name for part in only):
+                continue
             runs = []
             for seed in range(seeds):
                 factor = change.get("epochs_factor", 1)
@@ -222,12 +233,16 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: transfer.finetune's)")
     parser.add_argument("--mode", default="encoder", help="fine-tuning mode: encoder or heads (default encoder)")
     parser.add_argument("--no-finetune", action="store_true")
+    parser.add_argument("--keep-size-term", action="store_true",
+                        help="fine-tune without refitting the size slope (transfer.finetune)")
     parser.add_argument("--finetune-modes", action="store_true", help="also compare fine-tuning modes")
     parser.add_argument("--ablations", action="store_true", help="pretrain and compare ablated variants")
     parser.add_argument("--ablation-limit", type=int, default=3000, help="NB-101 networks per ablation run")
     parser.add_argument("--ablation-epochs", type=int, default=3)
     parser.add_argument("--ablation-seeds", type=int, default=3, help="pretraining seeds per variant (default 3)")
     parser.add_argument("--ablation-head-epochs", type=int, default=100)
+    parser.add_argument("--ablation-only", metavar="TEXT,...",
+                        help="run only the base and the variants whose name contains one of these")
     parser.add_argument("--ablation-eval-limit", type=int, default=3000,
                         help="networks per family for ablation scores (default 3000)")
     parser.add_argument("--threads", type=int, default=2)
@@ -259,10 +274,12 @@ def main() -> int:
         if proxy is not None and name != "nb101":
             res["best_zero_cost_proxy"] = proxy
         if not args.no_finetune and name != "nb101" and len(y) > args.samples + 10:
-            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log)
+            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log,
+                                         not args.keep_size_term)
             if args.finetune_modes:
                 other = "heads" if args.mode == "encoder" else "encoder"
-                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other, log)
+                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other, log,
+                                                      not args.keep_size_term)
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
             (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +
@@ -287,6 +304,17 @@ def main() -> int:
         print(f"| {TITLES[name]} | {r['n']} | {fmt(zs['spearman'])} | {fmt(zs['kendall'])} | {fmt(zs['ndcg10'])} "
               f"| {ft_s} | {fmt(b['params']['spearman'])} | {fmt(b['flops']['spearman'])} | {px_s} "
               f"| {100 * zs['ood_flagged']:.0f}% |")
+    members = {name: r["zero_shot"]["member_spearman"] for name, r in results["families"].items()
+               if "member_spearman" in r["zero_shot"]}
+    if members:
+        print("\n### Zero-shot Spearman of each ensemble member alone\n")
+        print("| member (seed) | " + " | ".join(TITLES[f] for f in members) + " |")
+        print("|---|" + "---|" * len(members))
+        seeds = [m.seed for m in est.members_]
+        for i, seed in enumerate(seeds):
+            print(f"| {i} ({seed}) | " + " | ".join(fmt(v[i]) for v in members.values()) + " |")
+        print("| **ensemble (mean score)** | " + " | ".join(
+            f"**{fmt(results['families'][f]['zero_shot']['spearman'])}**" for f in members) + " |")
     if args.finetune_modes:
         print("\n### Fine-tuning: what to train (Spearman on the rest, mean ± std over seeds)\n")
         print("| family | heads only | encoder + heads |")
@@ -302,7 +330,8 @@ def main() -> int:
         member = est.members_[0] if hasattr(est, "members_") else est  # variants are single estimators
         results["ablations"] = run_ablations(member.get_params(), ablation_sets, args.ablation_limit,
                                              args.ablation_epochs, args.ablation_head_epochs,
-                                             args.ablation_seeds, log)
+                                             args.ablation_seeds, log,
+                                             [t for t in (args.ablation_only or "").split(",") if t])
         results["ablation_setup"] = {"nb101_limit": args.ablation_limit, "epochs": args.ablation_epochs,
                                      "head_epochs": args.ablation_head_epochs, "seeds": args.ablation_seeds,
                                      "eval_networks_per_family": args.ablation_eval_limit}

@@ -62,8 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from cg.graph import CG
 
 #: Bumped whenever a feature column changes meaning, here or in what the
-#: encoder makes of it (2: op types enter as op classes, :mod:`encoder.op_encoding`).
-FEATURIZER_VERSION = 2
+#: encoder makes of it (2: op types enter as op classes, :mod:`encoder.op_encoding`;
+#: 3: numeric columns clamped to the training range, :mod:`encoder.feature_range`).
+FEATURIZER_VERSION = 3
 
 NUMERIC_FEATURES: tuple[str, ...] = (
     "kernel_h", "kernel_w", "log_stride", "log_dilation", "group_width",

@@ -1,7 +1,9 @@
 """The GNN encoder: featurised CG nodes -> one embedding per graph.
 
-Node features first pass through :class:`encoder.op_encoding.OpEncoding` (op
-types merged into op classes, columns unseen in training zeroed).
+Node features first pass through :class:`encoder.feature_range.FeatureRange`
+(numeric columns clamped to the training range) and
+:class:`encoder.op_encoding.OpEncoding` (op types merged into op classes,
+columns unseen in training zeroed).
 
 Message passing follows the data flow (``forward``), runs against it
 (``backward``: a node learns what consumes it) or both ways (``both``: each
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 from torch_geometric import nn as pygnn
 
+from encoder.feature_range import FeatureRange
 from encoder.op_encoding import OpEncoding
 
 
@@ -76,7 +79,8 @@ class CGEncoder(nn.Module):
             size, which within a family tracks capacity.
         dropout: dropout on node states between layers.
         op_encoding: how op types enter (``class`` or ``op``), see
-            :mod:`encoder.op_encoding`; its ``seen`` mask is set by the trainer.
+            :mod:`encoder.op_encoding`; its ``seen`` mask and the
+            :mod:`encoder.feature_range` bounds are set by the trainer.
 
     Shapes:
         - input: ``x`` ``[num_nodes, in_channels]``, ``edge_index`` ``[2, num_edges]``,
@@ -102,6 +106,7 @@ class CGEncoder(nn.Module):
         self.readout = _choose("readout", readout, READOUTS)
         self.dropout = dropout
         self.op_encoding = OpEncoding(in_channels, op_encoding)
+        self.feature_range = FeatureRange(in_channels, self.op_encoding.num_numeric)
         self.input = nn.Linear(self.op_encoding.out_channels, hidden_channels)
         n_dir = 2 if direction == "both" else 1
         self.convs = nn.ModuleList(
@@ -132,7 +137,7 @@ class CGEncoder(nn.Module):
             edge_sets = (edge_index.flip(0),)
         else:
             edge_sets = (edge_index, edge_index.flip(0))
-        h = torch.relu(self.input(self.op_encoding(x)))
+        h = torch.relu(self.input(self.op_encoding(self.feature_range(x))))
         for layer, norm in zip(self.convs, self.norms):
             msg = sum(conv(h, e) for conv, e in zip(layer, edge_sets))
             h = h + torch.relu(norm(msg))

@@ -88,14 +88,16 @@ class GennapeEnsemble:
 
     def predict_details(self, cgs) -> dict[str, np.ndarray]:
         """As :meth:`GennapeEstimator.predict_details`, for the ensemble (see
-        the module docstring for memberships and OOD)."""
+        the module docstring for memberships and OOD), plus ``member_scores``
+        ``[n_members, n]``: each member's score, to see how far they agree."""
         members, pack = self._fitted(), as_pack(cgs)
         each = [m.predict_details(pack) for m in members]
-        score = np.mean([d["score"] for d in each], axis=0)
+        member_scores = np.stack([d["score"] for d in each])
+        score = member_scores.mean(axis=0)
         ood = np.mean([d["ood_score"] for d in each], axis=0)
         first = members[0]
         return {"accuracy": first._accuracy(score), "score": score, "memberships": each[0]["memberships"],
-                "ood_score": ood, "ood": ood > first.ood_threshold_}
+                "ood_score": ood, "ood": ood > first.ood_threshold_, "member_scores": member_scores}
 
     def memberships(self, cgs) -> np.ndarray:
         """The first member's fuzzy memberships ``[n, K]``."""

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from cg.errors import GennapeError
-from pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target
+from pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target, refit_size_term
 
 PARTIAL_STATE = "partial_state.pt"
 #: ``ood`` flags a graph whose nearest training embedding is farther than this
@@ -59,6 +59,9 @@ class GennapeEstimator:
         op_encoding: how op types enter the GNN: ``class`` (op classes, the
             default, measured to transfer better) or ``op`` (one column per op
             type); see :mod:`encoder.op_encoding`.
+        feature_clamp: clamp every numeric node feature to the range of the
+            training graphs (default True, measured to stop OOD networks such as
+            MobileNets being ranked backwards); see :mod:`encoder.feature_range`.
         num_clusters: K, fuzzy clusters and heads.
         fuzzifier: c-means fuzzifier m (> 1).
         head_hidden: hidden width of each head.
@@ -86,7 +89,8 @@ class GennapeEstimator:
 
     def __init__(self, hidden_channels: int = 64, embed_dim: int = 64, num_layers: int = 4,
                  conv: str = "graph", direction: str = "both", readout: str = "sum",
-                 dropout: float = 0.0, op_encoding: str = "class", num_clusters: int = 4, fuzzifier: float = 2.0,
+                 dropout: float = 0.0, op_encoding: str = "class", feature_clamp: bool = True,
+                 num_clusters: int = 4, fuzzifier: float = 2.0,
                  head_hidden: int = 64, head_layers: int = 2, target_transform: str = "quantile",
                  epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
                  temperature: float = 0.2, feature_mask_p: float = 0.15, edge_drop_p: float = 0.1,
@@ -101,6 +105,7 @@ class GennapeEstimator:
         self.readout = readout
         self.dropout = dropout
         self.op_encoding = op_encoding
+        self.feature_clamp = feature_clamp
         self.num_clusters = num_clusters
         self.fuzzifier = fuzzifier
         self.head_hidden = head_hidden
@@ -197,8 +202,13 @@ class GennapeEstimator:
             torch.manual_seed(self.seed)
             model = PretrainModel(self._new_encoder(), self.embed_dim).to(self.device)
             heads = self._new_heads().to(self.device)
-        # The encoder ignores feature columns that no training graph ever sets.
+        # The encoder ignores feature columns that no training graph ever sets,
+        # and (feature_clamp) values beyond those it trains on: the training
+        # graphs' and 0, which feature masking puts in any column of a view.
         model.encoder.op_encoding.set_seen(torch.as_tensor(np.any([p.feature_presence() for p in packs], axis=0)))
+        if self.feature_clamp:
+            low, high = zip(*(p.numeric_range() for p in packs))
+            model.encoder.feature_range.set_range(np.minimum(np.min(low, axis=0), 0), np.maximum(np.max(high, axis=0), 0))
 
         transform = TargetTransform(self.target_transform).fit(y)
         y_t = transform.transform(y)
@@ -280,6 +290,20 @@ class GennapeEstimator:
         target = head_target(self.target_transform_.transform(y), pack.log_weights, self.capacity_)
         train_heads(self.heads_, emb, self._membership(emb), target, cfg, gen, device=self.device)
         self.heads_.eval()
+        return self
+
+    def refit_size_term(self, cgs, y) -> "GennapeEstimator":
+        """Refit the size term's slope and offset on labelled graphs of a new
+        family, keeping the heads' weight (:func:`pretrain.capacity.refit_size_term`;
+        ``y`` as fractions, on the current target transform's scale)."""
+        from pretrain.heads_training import predict_heads
+
+        self._check_fitted()
+        pack = as_pack(cgs)
+        emb = self.embed(pack)
+        score = predict_heads(self.heads_, emb, self._membership(emb), self.device)
+        y_t = self.target_transform_.transform(np.asarray(y, dtype=np.float64))
+        self.capacity_ = refit_size_term(score, pack.log_weights, y_t, self.capacity_)
         return self
 
     # ---------------------------------------------------------------- predict

@@ -120,6 +120,13 @@ class GraphPack:
         ops[np.unique(self.op)] = True
         return np.concatenate([ops, (self.num != 0).any(axis=0)])
 
+    def numeric_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)``, each ``[F_num]`` float32: the smallest and largest
+        value of every numeric featuriser column over all nodes of the pack."""
+        if len(self.num) == 0:
+            raise ValueError("an empty pack has no feature range")
+        return self.num.min(axis=0).astype(np.float32), self.num.max(axis=0).astype(np.float32)
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr, self.log_weights))
 

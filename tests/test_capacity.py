@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target
+from pretrain.capacity import (MIN_REFIT_NETWORKS, NO_CAPACITY, apply_capacity, fit_capacity, head_target,
+                               refit_size_term)
 from pretrain.estimator import GennapeEstimator
 from pretrain.heads_training import predict_heads
 from pretrain.packed import GraphPack
@@ -59,3 +60,42 @@ def test_estimator_fits_the_term_only_when_asked(enabled, tmp_path):
     loaded = GennapeEstimator.load(est.save(tmp_path / "ck"))
     assert loaded.capacity_ == est.capacity_
     np.testing.assert_allclose(loaded.predict_score(cgs), est.predict_score(cgs), rtol=1e-6)
+
+
+def test_refit_keeps_the_head_weight_and_finds_the_new_family_slope():
+    rng = np.random.default_rng(3)
+    score, size = rng.normal(size=30), rng.normal(12, 1, size=30)
+    y = 0.8 * score + 0.5 * size + 1.0
+    np.testing.assert_allclose(refit_size_term(score, size, y, (0.8, 0.3, -2.0)), (0.8, 0.5, 1.0), atol=1e-9)
+
+
+@pytest.mark.parametrize("case", ["no term", "too few", "one size"])
+def test_refit_keeps_the_term_when_no_slope_can_be_estimated(case):
+    n = MIN_REFIT_NETWORKS - 1 if case == "too few" else 30
+    rng = np.random.default_rng(4)
+    score, y = rng.normal(size=n), rng.normal(size=n)
+    size = np.full(n, 12.0) if case == "one size" else rng.normal(12, 1, size=n)
+    coef = NO_CAPACITY if case == "no term" else (0.8, 0.3, -2.0)
+    assert refit_size_term(score, size, y, coef) == coef
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_finetune_refits_the_size_term_only_when_asked(refit):
+    from transfer.finetune import FinetuneConfig, finetune_estimator
+
+    cgs, y = toy_dataset(60, seed=0, stages=2, cells_per_stage=1)
+    est = GennapeEstimator(hidden_channels=16, embed_dim=16, num_layers=2, num_clusters=2, epochs=1, batch_size=32,
+                           head_epochs=40, head_hidden=16).fit(cgs, y)
+    new_cgs, new_y = toy_dataset(20, seed=1, stages=3, cells_per_stage=1)
+    tuned = finetune_estimator(est, new_cgs, new_y - 0.1, FinetuneConfig(epochs=2, refit_size_term=refit))
+    assert tuned.metadata_["finetune"]["refit_size_term"] is refit
+    assert tuned.capacity_[0] == est.capacity_[0]
+    if refit:  # least squares on the new labels (new scale), with the pretrained heads
+        pack = GraphPack.from_items(new_cgs)
+        heads = predict_heads(est.heads_, est.embed(pack), est.memberships(pack))
+        expected = refit_size_term(heads, pack.log_weights, tuned.target_transform_.transform(new_y - 0.1),
+                                   est.capacity_)
+        np.testing.assert_allclose(tuned.capacity_, expected, atol=1e-6)
+        assert tuned.capacity_ != est.capacity_
+    else:
+        assert tuned.capacity_ == est.capacity_

@@ -42,6 +42,7 @@ def test_scores_are_the_members_mean_and_details_agree(data, ensemble):
     np.testing.assert_allclose(details["memberships"], ensemble.members_[0].memberships(test))
     np.testing.assert_allclose(details["ood_score"], ensemble.ood_score(test))
     assert details["ood"].dtype == bool
+    np.testing.assert_allclose(details["member_scores"], [m.predict_score(test) for m in ensemble.members_])
 
 
 def test_checkpoint_round_trip_and_loader_dispatch(data, ensemble, tmp_path):

@@ -27,6 +27,7 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     assert f"on {len(rows)} of {len(rows)} labelled model(s) (percent labels" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["finetune"]["mode"] == "encoder" and config["finetune"]["seed"] == 1
+    assert config["finetune"]["refit_size_term"] is True
     assert config["finetune"]["labels_scale"] == "percent"
     used = read_labels(out / "labels_used.csv")
     assert sorted(used.paths) == sorted(r[0] for r in rows)
@@ -58,8 +59,10 @@ def test_finetune_samples_and_failures(data_dir, ckpt, tmp_path, capsys):
     assert "broken.onnx" in captured.err and f"on {len(rows)} of {len(rows) + 1}" in captured.out
     assert (out / "model.pt").is_file()
     code = main(["finetune", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt),
-                 "--out", str(tmp_path / "three"), "--epochs", "5", "--samples", "3", "--seed", "2"])
+                 "--out", str(tmp_path / "three"), "--epochs", "5", "--samples", "3", "--seed", "2",
+                 "--keep-size-term"])
     assert code in (0, 1)
+    assert json.loads((tmp_path / "three" / "config.json").read_text())["finetune"]["refit_size_term"] is False
     from transfer.labels import read_labels
 
     assert len(read_labels(tmp_path / "three" / "labels_used.csv")) + ("broken.onnx" in capsys.readouterr().err) == 3

@@ -36,13 +36,15 @@ def test_members_make_a_seed_ensemble_checkpoint(data_dir, tmp_path, capsys):
     from transfer.model import load_estimator
 
     assert _pretrain(data_dir, tmp_path / "ens", "--limit", "200", "--epochs", "1", "--head-epochs", "10",
-                     "--members", "2", "--seed", "5") == 0
+                     "--members", "2", "--seed", "5", "--no-feature-clamp") == 0
     out = capsys.readouterr().out
     assert "ensemble member 1/2 (seed 5)" in out and "ensemble member 2/2 (seed 6)" in out
     config = json.loads((tmp_path / "ens" / "config.json").read_text())
     assert config["estimator"] == "GennapeEnsemble" and "--members 2" in config["command"]
+    assert "--no-feature-clamp" in config["command"] and "--no-capacity-term" not in config["command"]
     est = load_estimator(tmp_path / "ens")
     assert isinstance(est, GennapeEnsemble) and [m.seed for m in est.members_] == [5, 6]
+    assert all(not m.feature_clamp and m.capacity_term for m in est.members_)
     assert _pretrain(data_dir, tmp_path / "bad", "--members", "0") == 2
     assert "--members 0" in capsys.readouterr().err
 

@@ -102,12 +102,15 @@ def evaluate(labels, checkpoint=None, *, exclude=None, input_shape=None) -> dict
 
 
 def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples: int | None = None,
-             epochs: int | None = None, seed: int = 0, mode: str = "encoder", input_shape=None):
+             epochs: int | None = None, seed: int = 0, mode: str = "encoder", refit_size_term: bool = True,
+             input_shape=None):
     """Fine-tune on a LABELS.csv (path or :class:`transfer.labels.Labels`); see
     :mod:`transfer.finetune` for what is trained.
 
     Args:
         samples: use this many rows, drawn with ``seed`` (default: all).
+        refit_size_term: refit the size slope on the labels (see
+            :class:`transfer.finetune.FinetuneConfig`).
         out: if given, save the checkpoint there (and ``labels_used.csv``, the
             rows it was tuned on, for ``evaluate(..., exclude=...)``).
 
@@ -117,7 +120,7 @@ def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples:
     """
     from transfer.finetune import DEFAULT_EPOCHS, FinetuneConfig, finetune_labels
 
-    cfg = FinetuneConfig(mode=mode, epochs=epochs or DEFAULT_EPOCHS, seed=seed)
+    cfg = FinetuneConfig(mode=mode, epochs=epochs or DEFAULT_EPOCHS, seed=seed, refit_size_term=refit_size_term)
     return finetune_labels(_as_labels(labels), _estimator(checkpoint), cfg, samples=samples, out=out,
                            input_shape=input_shape)
 

@@ -16,9 +16,11 @@ Chosen by measurement (``benchmarks/transfer.py``, ``--mode encoder`` and
 ``--mode heads``, 50 networks, 5 seeds, Spearman on the other networks, a
 five-seed sum-readout ensemble): NB-201 0.900 (encoder) vs 0.881 (heads), NB-301 0.654 vs
 0.537, OFA-MobileNetV3 0.979 vs 0.972. The cluster centres are never moved:
-with 50 networks a re-clustering would be mostly noise. The capacity term's
-coefficients (:mod:`pretrain.capacity`) are kept; the heads learn what it
-leaves over. A seed ensemble fine-tunes each member on the same networks.
+with 50 networks a re-clustering would be mostly noise. Before training, the
+capacity term's size slope and offset are refitted on the labelled networks
+(``refit_size_term``, :func:`pretrain.capacity.refit_size_term`; how much size
+buys differs between families) and its head weight kept; the heads then learn
+what it leaves over. A seed ensemble fine-tunes each member on the same networks.
 
 In both modes the target transform is refitted on the new labels, so the
 saved checkpoint predicts on the new family's accuracy scale, and the new
@@ -50,6 +52,8 @@ class FinetuneConfig:
         lr: heads' learning rate.
         encoder_lr: encoder's learning rate (``mode="encoder"`` only).
         seed: seed of the training order (and the global states stay untouched).
+        refit_size_term: refit the size term's slope and offset on the labels
+            first (:func:`pretrain.capacity.refit_size_term`).
     """
 
     mode: str = "encoder"
@@ -57,6 +61,7 @@ class FinetuneConfig:
     lr: float = 5e-4
     encoder_lr: float = 1e-4
     seed: int = 0
+    refit_size_term: bool = True
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -99,14 +104,20 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
         est.members_ = [finetune_estimator(m, cgs, y, config) for m in estimator.members_]
         est.metadata_ = {**estimator.metadata_, "finetune": dict(est.members_[0].metadata_["finetune"])}
         return est
+    from pretrain.targets import TargetTransform
+
     est = copy.deepcopy(estimator)
+    # Predictions come out on the new family's accuracy scale.
+    est.target_transform_ = TargetTransform(est.target_transform_.kind).fit(y)
+    if config.refit_size_term:
+        est.refit_size_term(cgs, y)
     pretrain_seed = est.seed
     est.seed = config.seed  # fit_heads seeds its training order from est.seed
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # dropout, if any
             if config.mode == "heads":
-                est.fit_heads(cgs, y, epochs=config.epochs, lr=config.lr, refit_transform=True)
+                est.fit_heads(cgs, y, epochs=config.epochs, lr=config.lr, refit_transform=False)
             else:
                 _finetune_end_to_end(est, cgs, y, config)
     finally:
@@ -116,7 +127,7 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
     est.metadata_ = {**getattr(est, "metadata_", {}), "finetune": {
         "mode": config.mode, "epochs": config.epochs, "lr": config.lr,
         "encoder_lr": config.encoder_lr if config.mode == "encoder" else None,
-        "seed": config.seed, "n": int(len(y)),
+        "seed": config.seed, "n": int(len(y)), "refit_size_term": config.refit_size_term,
     }}
     return est
 
@@ -129,12 +140,10 @@ def _finetune_end_to_end(est, cgs, y: np.ndarray, config: FinetuneConfig) -> Non
     from pretrain.capacity import head_target
     from pretrain.estimator import as_pack
     from pretrain.heads_training import heads_loss
-    from pretrain.targets import TargetTransform
 
-    est.target_transform_ = TargetTransform(est.target_transform_.kind).fit(y)
     dev = est.device
     pack = as_pack(cgs)
-    # The heads learn what the pretrained size term leaves over (pretrain.capacity).
+    # The heads learn what the size term leaves over (pretrain.capacity).
     target = head_target(est.target_transform_.transform(y), pack.log_weights, est.capacity_)
     y_t = torch.as_tensor(target, dtype=torch.float32, device=dev)
     mean = torch.as_tensor(est.embedding_mean_, dtype=torch.float32, device=dev)

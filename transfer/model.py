@@ -1,8 +1,8 @@
 """Loading checkpoints and scoring CGs: the one place transfer/ meets the estimator.
 
 :func:`default_checkpoint` is the checkpoint shipped inside the package
-(``transfer/checkpoints/default/``, a five-seed ensemble made by ``gennape
-pretrain --members 5`` on the shared NB-101 data; its ``config.json`` records
+(``transfer/checkpoints/default/``, a nine-seed ensemble made by ``gennape
+pretrain --members 9`` on the shared NB-101 data; its ``config.json`` records
 the command and data hash).
 """
 

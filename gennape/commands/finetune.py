@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the row draw and training (default 0)")
     parser.add_argument("--mode", choices=("encoder", "heads"), default="encoder",
                         help="train encoder + heads (default) or the heads only")
+    parser.add_argument("--keep-size-term", dest="refit_size_term", action="store_false",
+                        help="keep the pretrained size slope instead of refitting it on the labels "
+                             "(refitted by default when there are 10 or more rows)")
     parser.add_argument("--input-shape", metavar="SHAPE", default=None,
                         help="first input's shape for models with symbolic dimensions: 1,3,224,224 "
                              "(or C,H,W = 3,224,224, batch 1 added)")
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels)
     input_shape = parse_input_shape(args.input_shape)
     estimator = load_estimator(args.checkpoint)
-    cfg = FinetuneConfig(mode=args.mode, epochs=args.epochs or DEFAULT_EPOCHS, seed=args.seed)
+    cfg = FinetuneConfig(mode=args.mode, epochs=args.epochs or DEFAULT_EPOCHS, seed=args.seed,
+                         refit_size_term=args.refit_size_term)
     what = "encoder + heads" if args.mode == "encoder" else "heads"
     command = "gennape finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
     est = finetune_labels(labels, estimator, cfg, samples=args.samples, out=out, input_shape=input_shape,

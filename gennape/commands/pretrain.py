@@ -28,9 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default class)")
     parser.add_argument("--members", type=int, default=1,
                         help="train a seed ensemble of N members (seeds SEED ... SEED+N-1) whose scores are averaged "
-                             "(default 1; the shipped checkpoint has 5)")
+                             "(default 1; the shipped checkpoint has 9)")
     parser.add_argument("--no-capacity-term", dest="capacity_term", action="store_false",
                         help="leave out the linear term in log weight count added to the heads' score")
+    parser.add_argument("--no-feature-clamp", dest="feature_clamp", action="store_false",
+                        help="feed node features beyond the training range to the GNN unclamped")
     parser.add_argument("--supervised-weight", type=float, default=0.0,
                         help="weight of a supervised term in encoder pretraining (default 0: contrastive only, "
                              "which transfers best)")
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
                       conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
                       readout=args.readout, supervised_weight=args.supervised_weight,
-                      op_encoding=args.op_encoding, capacity_term=args.capacity_term)
+                      op_encoding=args.op_encoding, capacity_term=args.capacity_term,
+                      feature_clamp=args.feature_clamp)
         pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views, members=args.members,
                        command="gennape pretrain " + " ".join(_argv_of(args)),
                        log=lambda line: print(line, flush=True), **params)
@@ -73,12 +76,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: store_false options: destination -> flag.
+_STORE_FALSE = {"capacity_term": "--no-capacity-term", "feature_clamp": "--no-feature-clamp"}
+
+
 def _argv_of(args: argparse.Namespace) -> list[str]:
     """The options as they would be typed (for the command recorded in config.json)."""
     out = []
     for key, value in sorted(vars(args).items()):
-        if key == "capacity_term":  # a store_false flag: only its absence is typed
-            out += [] if value else ["--no-capacity-term"]
+        if key in _STORE_FALSE:  # only the flag's presence is typed
+            out += [] if value else [_STORE_FALSE[key]]
             continue
         if key.startswith("_") or key == "command" or value is None or value is False:
             continue
