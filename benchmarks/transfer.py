@@ -4,9 +4,11 @@ For each family (NB-201: all 15,625 cells; NB-301: 725 DARTS genotypes;
 OFA-MobileNetV3: 2,223 subnets; NB-101 test split as the in-domain row) it
 prints, against the benchmark's accuracy:
 
-* zero-shot Spearman / Kendall tau-b / NDCG@10 of the checkpoint;
+* zero-shot Spearman / Kendall tau-b / NDCG@10 of the checkpoint (and, for a
+  seed ensemble, each member's Spearman alone);
 * fine-tuned on ``--samples`` (50) networks drawn with each of ``--seeds`` (5)
-  seeds, evaluated on the *other* networks: mean and std of Spearman;
+  seeds, evaluated on the *other* networks: mean and std of Spearman
+  (``--keep-size-term``: without refitting the size slope);
 * the ``#params`` and FLOPs (MACs) baselines, from the same CGs the model sees;
 * for NB-201 and NB-301 the best zero-cost proxy of the shared NASLib files
   (on the 724 / 725 networks that have proxies), next to the zero-shot

@@ -13,10 +13,11 @@ each numeric column to ``[low, high]``, set from the training graphs
 widest seen. On the training graphs it changes nothing, so it costs nothing in
 domain.
 
-Measured on the nine-seed shipped ensemble (``python benchmarks/transfer.py
---no-finetune``, whole families; without -> with the clamp): OFA-MobileNetV3
-0.942 -> 0.969 (worst member -0.52 -> 0.35), NB-201 0.856 -> 0.856, NB-301
-0.623 -> 0.621, NB-101 test unchanged.
+Measured on the nine-seed shipped ensemble and the same ensemble pretrained
+with ``--no-feature-clamp`` (bit-identical weights; ``python
+benchmarks/transfer.py --no-finetune --checkpoint ...``, whole families; without
+-> with the clamp): OFA-MobileNetV3 0.942 -> 0.969 (worst member -0.52 ->
+0.35), NB-201 0.856 -> 0.856, NB-301 0.623 -> 0.621, NB-101 test 0.665 -> 0.665.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ fit does. Five seeds of a sum-readout recipe (``gennape pretrain --limit 8000
 OFA-MobileNetV3 0.76-0.97 while NB-101 test stayed within 0.76-0.79; the mean
 of the five members' scores ranked NB-201 at 0.804, NB-301 0.412, OFA 0.974 and
 NB-101 0.797: as good as the best member on three families, and never as
-bad as the worst. The shipped mean-readout members range over OFA -0.30 to
-0.975 and their mean gives 0.943. Which seed transfers well cannot be known
-without labels of the new family, so the ensemble is the safer thing to ship.
+bad as the worst. The nine shipped mean-readout members range over NB-201
+0.79-0.85, NB-301 0.53-0.65 and OFA 0.35-0.98; their mean gives 0.856, 0.621
+and 0.969, above every member on NB-201. Which seed transfers well cannot be
+known without labels of the new family, so the ensemble is the safer thing to ship.
 
 Every member's target transform is fitted on the same accuracies, so their
 scores share one scale and their mean is on it too. ``memberships`` are the

@@ -208,7 +208,8 @@ class GennapeEstimator:
         model.encoder.op_encoding.set_seen(torch.as_tensor(np.any([p.feature_presence() for p in packs], axis=0)))
         if self.feature_clamp:
             low, high = zip(*(p.numeric_range() for p in packs))
-            model.encoder.feature_range.set_range(np.minimum(np.min(low, axis=0), 0), np.maximum(np.max(high, axis=0), 0))
+            model.encoder.feature_range.set_range(np.minimum(np.min(low, axis=0), 0),
+                                                  np.maximum(np.max(high, axis=0), 0))
 
         transform = TargetTransform(self.target_transform).fit(y)
         y_t = transform.transform(y)
