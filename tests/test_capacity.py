@@ -11,6 +11,9 @@ from pretrain.packed import GraphPack
 
 from _synthetic import toy_cg, toy_dataset
 
+TINY = dict(hidden_channels=16, embed_dim=16, num_layers=2, num_clusters=2, epochs=1, batch_size=32, head_epochs=40,
+            head_hidden=16)
+
 
 def test_fit_recovers_a_linear_relation_and_head_target_inverts_it():
     rng = np.random.default_rng(0)
@@ -47,8 +50,7 @@ def test_pack_records_log_weight_count_per_graph():
 @pytest.mark.parametrize("enabled", [True, False])
 def test_estimator_fits_the_term_only_when_asked(enabled, tmp_path):
     cgs, y = toy_dataset(60, seed=0, stages=2, cells_per_stage=1)
-    est = GennapeEstimator(hidden_channels=16, embed_dim=16, num_layers=2, num_clusters=2, epochs=1, batch_size=32,
-                           head_epochs=40, head_hidden=16, capacity_term=enabled).fit(cgs, y)
+    est = GennapeEstimator(**TINY, capacity_term=enabled).fit(cgs, y)
     if enabled:  # the least-squares fit of the heads' training-set score, size and target
         pack = GraphPack.from_items(cgs)
         heads = predict_heads(est.heads_, est.embed(pack), est.memberships(pack))
@@ -84,8 +86,7 @@ def test_finetune_refits_the_size_term_only_when_asked(refit):
     from transfer.finetune import FinetuneConfig, finetune_estimator
 
     cgs, y = toy_dataset(60, seed=0, stages=2, cells_per_stage=1)
-    est = GennapeEstimator(hidden_channels=16, embed_dim=16, num_layers=2, num_clusters=2, epochs=1, batch_size=32,
-                           head_epochs=40, head_hidden=16).fit(cgs, y)
+    est = GennapeEstimator(**TINY).fit(cgs, y)
     new_cgs, new_y = toy_dataset(20, seed=1, stages=3, cells_per_stage=1)
     tuned = finetune_estimator(est, new_cgs, new_y - 0.1, FinetuneConfig(epochs=2, refit_size_term=refit))
     assert tuned.metadata_["finetune"]["refit_size_term"] is refit

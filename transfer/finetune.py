@@ -91,6 +91,8 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
     """
     import torch
 
+    from pretrain.estimator import as_pack
+
     y = np.asarray(y, dtype=np.float64)
     if len(cgs) != len(y):
         raise ValueError(f"{len(cgs)} graphs but {len(y)} accuracies")
@@ -98,6 +100,9 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
         raise GennapeError(f"fine-tuning needs at least 2 labelled networks, got {len(y)}")
     if np.ptp(y) == 0:
         raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
+    # Featurise once: the size refit, the training and the OOD reference (of
+    # every member) all read the same graphs.
+    cgs = as_pack(cgs)
     if hasattr(estimator, "members_"):  # a seed ensemble: fine-tune every member on the same networks
         # Shallow: each member is copied (once) by its own fine-tune below.
         est = copy.copy(estimator)
