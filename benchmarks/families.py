@@ -1,6 +1,6 @@
 """Benchmark families as CGs: exactness, equivalence and speed.
 
-For every family whose module is importable (``cg.families.FAMILY_NAMES``):
+For every family whose module is importable (``gennape.cg.families.FAMILY_NAMES``):
 
 * ``params_match_rate``: over ALL labelled records carrying a reference
   ``params`` count, the fraction whose fast CG's ``params`` equals it (exactly;
@@ -12,7 +12,7 @@ For every family whose module is importable (``cg.families.FAMILY_NAMES``):
   machine), and ``build_all_s``: the CPU time of building all of them;
 * ``equivalence``: for ``--equiv`` random labelled specs, whether ``to_cg``
   is identical (nodes, attributes, edges) to the CG the ONNX importer builds
-  from the exported module (``cg.families.export``; legacy exporter, BN kept).
+  from the exported module (``gennape.cg.families.export``; legacy exporter, BN kept).
 
 NB-101 also reports the module-hash agreement over the 30,001 records, and with
 ``--space`` the time to build the CGs of all 423,624 specs of the space.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cg.families import Family, get_family  # noqa: E402
+from gennape.cg.families import Family, get_family  # noqa: E402
 
 #: Relative tolerance of the params check; exact unless listed.
 PARAMS_REL_TOLERANCE = {"nb301": 0.005}
@@ -71,8 +71,8 @@ def params_check(name: str, recs, cgs) -> dict:
 
 
 def equivalence(family, specs) -> dict:
-    from cg.families.export import export_bytes
-    from cg.onnx_import import from_onnx
+    from gennape.cg.families.export import export_bytes
+    from gennape.cg.onnx_import import from_onnx
 
     identical = same_structure = 0
     failures = []
@@ -128,7 +128,7 @@ def bench_family(name: str, args) -> dict:
         print(f"[{name}]   params mismatch {m}", flush=True)
 
     if name == "nb101":
-        from cg.families.nb101 import build_cg
+        from gennape.cg.families.nb101 import build_cg
 
         hashes_ok = sum(r.spec.hash == r.key for r in recs)
         out["hash_match_rate"] = hashes_ok / len(recs)
@@ -173,9 +173,9 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from cg.families import FAMILY_NAMES
+    from gennape.cg.families import FAMILY_NAMES
 
-    names = args.families or [n for n in FAMILY_NAMES if importlib.util.find_spec(f"cg.families.{n}")]
+    names = args.families or [n for n in FAMILY_NAMES if importlib.util.find_spec(f"gennape.cg.families.{n}")]
     results = {}
     for name in names:
         results[name] = bench_family(name, args)

@@ -119,7 +119,7 @@ def mutate_proto(rng: random.Random, data: bytes) -> bytes:
     the op handlers far more often than byte noise does)."""
     import onnx
 
-    from cg.onnx_import import supported_ops
+    from gennape.cg.onnx_import import supported_ops
 
     m = onnx.ModelProto()
     m.ParseFromString(data)
@@ -187,7 +187,7 @@ def atheris_child(stats_path: Path, crash_dir: Path, argv: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["cg"]):
-        import cg.onnx_import  # noqa: F401  (instrumented for coverage feedback)
+        import gennape.cg.onnx_import  # noqa: F401  (instrumented for coverage feedback)
 
     tally = Tally(crash_dir)
     last_write = [0.0]

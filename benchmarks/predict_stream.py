@@ -2,7 +2,7 @@
 
 Copies the bundled example ONNX files into a temporary folder until it holds
 ``--files`` models (hard links, so disk use stays small), then runs the
-command's code path (:func:`transfer.predict.predict_files`, chunked) in a
+command's code path (:func:`gennape.transfer.predict.predict_files`, chunked) in a
 fresh process per size and reports wall time and peak resident memory. Memory
 that does not grow with the number of files is the streaming property.
 
@@ -30,8 +30,8 @@ import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import torch
 torch.set_num_threads(1)
-from transfer.model import load_estimator
-from transfer.predict import collect_onnx, predict_files
+from gennape.transfer.model import load_estimator
+from gennape.transfer.predict import collect_onnx, predict_files
 est = load_estimator({ckpt!r})
 files = collect_onnx([{folder!r}])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=64)
     args = parser.parse_args()
 
-    from transfer.model import default_checkpoint
+    from gennape.transfer.model import default_checkpoint
 
     ckpt = str(Path(args.checkpoint).resolve()) if args.checkpoint else str(default_checkpoint())
     examples = sorted((ROOT / "examples" / "onnx").glob("*.onnx"))

@@ -1,6 +1,6 @@
 """Pretraining cost and in-domain quality on NAS-Bench-101.
 
-Runs the same code as ``gennape pretrain`` (``pretrain.run.pretrain_nb101``)
+Runs the same code as ``gennape pretrain`` (``gennape.pretrain.run.pretrain_nb101``)
 and prints wall time per epoch and in total, peak memory (getrusage), and the
 NB-101 test Spearman / Kendall tau. The last line is JSON.
 
@@ -35,8 +35,8 @@ def main() -> int:
 
     import torch
 
-    from cg.data import data_file
-    from pretrain.run import pretrain_nb101
+    from gennape.cg.data import data_file
+    from gennape.pretrain.run import pretrain_nb101
 
     torch.set_num_threads(args.threads)
     data = args.data or data_file("nb101", "nb101_30k_labelled.json.gz")

@@ -141,14 +141,14 @@ def measured(args: list[str], timeout: float) -> dict:
 _DEEP_CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from cg.onnx_import import from_onnx  # onnx + numpy only: torch comes after, for prediction
+from gennape.cg.onnx_import import from_onnx  # onnx + numpy only: torch comes after, for prediction
 t = time.perf_counter()
 cg = from_onnx({path!r})
 convert_s = time.perf_counter() - t
 convert_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 import torch
 torch.set_num_threads(1)
-from transfer.model import load_estimator
+from gennape.transfer.model import load_estimator
 est = load_estimator({ckpt!r})
 t = time.perf_counter()
 out = est.predict_details([cg])
@@ -164,8 +164,8 @@ def throwaway_checkpoint(folder: Path) -> Path:
     """The default estimator architecture, fitted briefly on generated networks."""
     import torch
 
-    from cg.onnx_import import from_onnx
-    from pretrain.estimator import GennapeEstimator
+    from gennape.cg.onnx_import import from_onnx
+    from gennape.pretrain.estimator import GennapeEstimator
 
     torch.set_num_threads(1)
     cgs = [from_onnx(small_model(100_000 + i)) for i in range(200)]
@@ -185,7 +185,7 @@ def main() -> int:
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        from transfer.model import default_checkpoint
+        from gennape.transfer.model import default_checkpoint
 
         if args.checkpoint:
             ckpt, origin = Path(args.checkpoint).resolve(), "given"

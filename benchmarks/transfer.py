@@ -15,7 +15,7 @@ prints, against the benchmark's accuracy:
   Spearman on the same subset.
 
 ``--ablations`` also pretrains small variants with ``gennape pretrain``'s code
-(:func:`pretrain.run.pretrain_nb101`, on ``--ablation-limit`` NB-101 networks
+(:func:`gennape.pretrain.run.pretrain_nb101`, on ``--ablation-limit`` NB-101 networks
 for ``--ablation-epochs`` epochs) that differ from a base run in one choice:
 no contrastive term, one head instead of fuzzy heads, another GNN type, raw
 accuracy instead of the target transform, three times longer pretraining, one
@@ -57,14 +57,14 @@ NOT_PROXIES = {"flops", "params", "params_millions", "val_accuracy", "macs", "sr
 # ------------------------------------------------------------------- data
 def load_family(name: str, limit: int | None, seed: int):
     """``(keys, cgs as a GraphPack, accuracies, params, macs, extras)`` of a family."""
-    from cg.families import get_family
-    from cg.families.cache import CGCache
-    from pretrain.estimator import as_pack
+    from gennape.cg.families import get_family
+    from gennape.cg.families.cache import CGCache
+    from gennape.pretrain.estimator import as_pack
 
     family = get_family(name)
     recs = family.load_labelled()
     if name == "nb101":
-        from pretrain.data import split_indices
+        from gennape.pretrain.data import split_indices
 
         recs = [recs[i] for i in split_indices([r.key for r in recs])["test"]]
     if limit is not None and limit < len(recs):
@@ -82,7 +82,7 @@ def load_family(name: str, limit: int | None, seed: int):
 def best_proxy(extras, y: np.ndarray, pred: np.ndarray) -> dict | None:
     """Best zero-cost proxy by Spearman on the networks that have proxies, and
     the model's zero-shot Spearman on the same networks."""
-    from transfer.metrics import spearman
+    from gennape.transfer.metrics import spearman
 
     have = [i for i, e in enumerate(extras) if any(_proxy(v) is not None for k, v in e.items() if k not in NOT_PROXIES)]
     if len(have) < 10:
@@ -107,7 +107,7 @@ def _proxy(v):
 # --------------------------------------------------------------- measures
 def zero_shot(est, pack, y):
     """Metrics of the checkpoint as it is, plus how out-of-distribution the family looks."""
-    from transfer.metrics import all_metrics, spearman
+    from gennape.transfer.metrics import all_metrics, spearman
 
     t = time.perf_counter()
     details = est.predict_details(pack)
@@ -128,8 +128,8 @@ def predict_embedded(est, emb, log_weights):
 def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None,
               refit_size_term: bool = True) -> dict:
     """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
-    from transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
-    from transfer.metrics import all_metrics
+    from gennape.transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
+    from gennape.transfer.metrics import all_metrics
 
     # With the encoder frozen, embed once and reuse (15,625 NB-201 graphs).
     emb = est.embed(pack) if mode == "heads" and not hasattr(est, "members_") else None
@@ -157,7 +157,7 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
 
 
 def baselines(params, macs, y) -> dict:
-    from transfer.metrics import all_metrics
+    from gennape.transfer.metrics import all_metrics
 
     keys = ("spearman", "kendall", "ndcg10")
     return {name: {k: v for k, v in all_metrics(x, y).items() if k in keys}
@@ -185,10 +185,10 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
     """Pretrain every variant of :data:`ABLATIONS` (the base and those whose
     name contains one of ``only``, when given) with ``seeds`` seeds; zero-shot
     Spearman per family (mean and std over seeds)."""
-    from cg.data import data_file
-    from pretrain.estimator import GennapeEstimator
-    from pretrain.run import pretrain_nb101
-    from transfer.metrics import spearman
+    from gennape.cg.data import data_file
+    from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.pretrain.run import pretrain_nb101
+    from gennape.transfer.metrics import spearman
 
     keep = {k: v for k, v in base_params.items() if k not in ("epochs", "head_epochs", "device", "seed")}
     out = {}
@@ -232,11 +232,11 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="subsample each family to N networks (seeded)")
     parser.add_argument("--samples", type=int, default=50, help="fine-tuning set size (default 50)")
     parser.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds (default 5)")
-    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: transfer.finetune's)")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: gennape.transfer.finetune's)")
     parser.add_argument("--mode", default="encoder", help="fine-tuning mode: encoder or heads (default encoder)")
     parser.add_argument("--no-finetune", action="store_true")
     parser.add_argument("--keep-size-term", action="store_true",
-                        help="fine-tune without refitting the size slope (transfer.finetune)")
+                        help="fine-tune without refitting the size slope (gennape.transfer.finetune)")
     parser.add_argument("--finetune-modes", action="store_true", help="also compare fine-tuning modes")
     parser.add_argument("--ablations", action="store_true", help="pretrain and compare ablated variants")
     parser.add_argument("--ablation-limit", type=int, default=3000, help="NB-101 networks per ablation run")
@@ -252,8 +252,8 @@ def main() -> int:
 
     import torch
 
-    from transfer.finetune import DEFAULT_EPOCHS
-    from transfer.model import default_checkpoint, load_estimator
+    from gennape.transfer.finetune import DEFAULT_EPOCHS
+    from gennape.transfer.model import default_checkpoint, load_estimator
 
     torch.set_num_threads(args.threads)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cg.errors import GennapeError
+from gennape.cg.errors import GennapeError
 
 #: Repository root when running from a checkout (the folder holding ``cg/``).
 _REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from cg.atomic import write_text_atomic
-from cg.errors import GennapeError
-from cg.graph import CG
+from gennape.cg.atomic import write_text_atomic
+from gennape.cg.errors import GennapeError
+from gennape.cg.graph import CG
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 150, 34, 20, 26, 20
 

@@ -28,7 +28,7 @@ ONNX importer, the benchmark-family builders) follows these rules, and
   GlobalAveragePool = ReduceMean over H,W -> ``global_avg_pool``;
   HardSwish = x*HardSigmoid(x) -> ``hard_swish``; SiLU = x*Sigmoid(x) ->
   ``silu``; Clip(0,6) = ReLU6 patterns -> ``relu6``.
-* Details the importer fixes (see :mod:`cg.onnx_import.canonical` and the
+* Details the importer fixes (see :mod:`gennape.cg.onnx_import.canonical` and the
   handler docstrings): a per-channel Add/Mul merges into any producer that has
   no other consumer (a ``batch_norm``, a ``relu``, a ``concat``...), else it
   stays an ``add`` / ``mul`` node with one input edge and the parameter's
@@ -62,8 +62,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from cg.atomic import write_text_atomic
-from cg.ops import OP_INDEX, OPS, check_op
+from gennape.cg.atomic import write_text_atomic
+from gennape.cg.ops import OP_INDEX, OPS, check_op
 
 #: Bumped whenever the CG's meaning changes (vocabulary, canonical rules, JSON
 #: layout); caches and checkpoints record it and refuse a mismatch.
@@ -77,7 +77,7 @@ class Node:
     """One atomic operation.
 
     Args:
-        op: op type from :data:`cg.ops.OPS`.
+        op: op type from :data:`gennape.cg.ops.OPS`.
         in_shape: shape of the (first) input tensor, batch dimension excluded.
         out_shape: shape of the output tensor, batch dimension excluded.
         kernel: ``(kh, kw)`` of a conv / pool window.
@@ -266,7 +266,7 @@ class CG:
         """A ``torch_geometric.data.Data`` holding what the encoder needs.
 
         Shapes:
-            - ``op``: ``[num_nodes]`` long, index into :data:`cg.ops.OPS`
+            - ``op``: ``[num_nodes]`` long, index into :data:`gennape.cg.ops.OPS`
             - ``attrs``: ``[num_nodes, len(RAW_ATTRS)]`` float64, raw node
               attributes in the order of :data:`RAW_ATTRS`
             - ``edge_index``: ``[2, num_edges]`` long

@@ -2,10 +2,10 @@
 
 Every CG node carries exactly one of these op types. The list is closed on
 purpose: the encoder one-hot encodes it, so adding, removing or reordering an
-entry changes :data:`cg.graph.FORMAT_VERSION` and invalidates checkpoints.
+entry changes :data:`gennape.cg.graph.FORMAT_VERSION` and invalidates checkpoints.
 
 What each op stands for (ONNX spellings in brackets; the importer's canonical
-rules in :mod:`cg.graph` say how patterns collapse into one op):
+rules in :mod:`gennape.cg.graph` say how patterns collapse into one op):
 
 =================  ===========================================================
 ``input``          a network input; ``out_shape`` is the input tensor's shape

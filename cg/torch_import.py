@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 
-from cg.graph import CG
+from gennape.cg.graph import CG
 
 #: The ONNX opset the in-memory export uses (fixed so torch versions agree).
 EXPORT_OPSET = 17
@@ -55,7 +55,7 @@ def from_module(module, input_shape=(3, 224, 224), unknown_ops: str = "error") -
         input_shape: shape of one input sample, e.g. ``(3, 224, 224)``.
         unknown_ops: as for :func:`cg.from_onnx`.
     """
-    from cg.onnx_import import from_onnx
+    from gennape.cg.onnx_import import from_onnx
 
     cg = from_onnx(export_module(module, input_shape), unknown_ops=unknown_ops)
     return CG(nodes=cg.nodes, edges=cg.edges, name=type(module).__name__)

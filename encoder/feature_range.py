@@ -32,9 +32,9 @@ class FeatureRange(nn.Module):
     Until :meth:`set_range` is called the range is unbounded (identity).
 
     Args:
-        in_channels: featuriser width (``encoder.features.NUM_FEATURES``).
+        in_channels: featuriser width (``gennape.encoder.features.NUM_FEATURES``).
         num_numeric: how many trailing columns are numeric
-            (``len(encoder.features.NUMERIC_FEATURES)``); the others (the op
+            (``len(gennape.encoder.features.NUMERIC_FEATURES)``); the others (the op
             one-hot) pass unchanged.
 
     Shapes:
@@ -53,7 +53,7 @@ class FeatureRange(nn.Module):
     @torch.no_grad()
     def set_range(self, low, high) -> None:
         """Set the per-column bounds, e.g. from
-        :meth:`pretrain.packed.GraphPack.numeric_range` of the training graphs.
+        :meth:`gennape.pretrain.packed.GraphPack.numeric_range` of the training graphs.
 
         Args:
             low, high: ``[num_numeric]``, ``low <= high``.

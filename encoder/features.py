@@ -11,7 +11,7 @@ of a node is its ``weight_numel``, never ``params``.
 Columns, in the order of :data:`FEATURE_NAMES` (``N`` = nodes of one graph):
 
 ==========================  =====================================================
-``op=<name>``               one-hot over :data:`cg.ops.OPS`
+``op=<name>``               one-hot over :data:`gennape.cg.ops.OPS`
 ``kernel_h``, ``kernel_w``  window size / 7 (1x1 -> 0.14, 3x3 -> 0.43, 7x7 -> 1)
 ``log_stride``              log2(stride_h): 1 for a stride-2 node
 ``log_dilation``            log2(dilation_h)
@@ -54,16 +54,16 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cg.ops import OPS, WEIGHTED_OPS, OP_INDEX
-from cg.graph import RAW_ATTRS
+from gennape.cg.ops import OPS, WEIGHTED_OPS, OP_INDEX
+from gennape.cg.graph import RAW_ATTRS
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-    from cg.graph import CG
+    from gennape.cg.graph import CG
 
 #: Bumped whenever a feature column changes meaning, here or in what the
-#: encoder makes of it (2: op types enter as op classes, :mod:`encoder.op_encoding`;
-#: 3: numeric columns clamped to the training range, :mod:`encoder.feature_range`).
+#: encoder makes of it (2: op types enter as op classes, :mod:`gennape.encoder.op_encoding`;
+#: 3: numeric columns clamped to the training range, :mod:`gennape.encoder.feature_range`).
 FEATURIZER_VERSION = 3
 
 NUMERIC_FEATURES: tuple[str, ...] = (
@@ -85,7 +85,7 @@ def featurize(data) -> "torch.Tensor":
     """Node features of ONE graph.
 
     Args:
-        data: a ``torch_geometric.data.Data`` from :meth:`cg.graph.CG.to_pyg`
+        data: a ``torch_geometric.data.Data`` from :meth:`gennape.cg.graph.CG.to_pyg`
             (needs ``op``, ``attrs`` and ``input_resolution``), not a batch:
             shares and ratios use the graph's own totals.
 

@@ -1,8 +1,8 @@
 """The GNN encoder: featurised CG nodes -> one embedding per graph.
 
-Node features first pass through :class:`encoder.feature_range.FeatureRange`
+Node features first pass through :class:`gennape.encoder.feature_range.FeatureRange`
 (numeric columns clamped to the training range) and
-:class:`encoder.op_encoding.OpEncoding` (op types merged into op classes,
+:class:`gennape.encoder.op_encoding.OpEncoding` (op types merged into op classes,
 columns unseen in training zeroed).
 
 Message passing follows the data flow (``forward``), runs against it
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch_geometric import nn as pygnn
 
-from encoder.feature_range import FeatureRange
-from encoder.op_encoding import OpEncoding
+from gennape.encoder.feature_range import FeatureRange
+from gennape.encoder.op_encoding import OpEncoding
 
 
 def _graph(i: int, o: int) -> nn.Module:
@@ -67,7 +67,7 @@ class CGEncoder(nn.Module):
     """Embeds a batch of featurised computation graphs.
 
     Args:
-        in_channels: node feature size (``encoder.features.NUM_FEATURES``).
+        in_channels: node feature size (``gennape.encoder.features.NUM_FEATURES``).
         hidden_channels: width of the node states.
         out_channels: embedding size.
         num_layers: message-passing layers.
@@ -79,8 +79,8 @@ class CGEncoder(nn.Module):
             size, which within a family tracks capacity.
         dropout: dropout on node states between layers.
         op_encoding: how op types enter (``class`` or ``op``), see
-            :mod:`encoder.op_encoding`; its ``seen`` mask and the
-            :mod:`encoder.feature_range` bounds are set by the trainer.
+            :mod:`gennape.encoder.op_encoding`; its ``seen`` mask and the
+            :mod:`gennape.encoder.feature_range` bounds are set by the trainer.
 
     Shapes:
         - input: ``x`` ``[num_nodes, in_channels]``, ``edge_index`` ``[2, num_edges]``,

@@ -1,6 +1,6 @@
 """How the encoder sees a node's op type: as its op *class*, with unseen columns off.
 
-The featuriser one-hot encodes all 31 op types of :data:`cg.ops.OPS`. Pretraining
+The featuriser one-hot encodes all 31 op types of :data:`gennape.cg.ops.OPS`. Pretraining
 sees only NAS-Bench-101's ten (conv, relu, max pool, add, concat, ...), so the
 input weights of the other 21 columns never receive a gradient: an average
 pool in NB-201, a depthwise conv in a DARTS cell or a hard-swish in a
@@ -28,9 +28,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cg.ops import OP_INDEX, OPS
+from gennape.cg.ops import OP_INDEX, OPS
 
-#: op class -> the op types of :data:`cg.ops.OPS` it merges (each op in exactly one class).
+#: op class -> the op types of :data:`gennape.cg.ops.OPS` it merges (each op in exactly one class).
 OP_CLASSES: dict[str, tuple[str, ...]] = {
     "input": ("input",),
     "output": ("output",),
@@ -72,8 +72,8 @@ class OpEncoding(nn.Module):
     numeric columns unchanged, then columns unseen in training zeroed.
 
     Args:
-        in_channels: featuriser width (``encoder.features.NUM_FEATURES``); its
-            first ``len(cg.ops.OPS)`` columns are the op one-hot.
+        in_channels: featuriser width (``gennape.encoder.features.NUM_FEATURES``); its
+            first ``len(gennape.cg.ops.OPS)`` columns are the op one-hot.
         encoding: ``class`` or ``op`` (see the module docstring).
 
     Shapes:
@@ -103,7 +103,7 @@ class OpEncoding(nn.Module):
 
         Args:
             presence: ``[in_channels]`` bool, e.g.
-                :meth:`pretrain.packed.GraphPack.feature_presence`.
+                :meth:`gennape.pretrain.packed.GraphPack.feature_presence`.
         """
         presence = torch.as_tensor(presence, dtype=torch.float32, device=self.seen.device)
         if presence.shape != (len(OPS) + self.num_numeric,):

@@ -2,9 +2,9 @@
 
     python examples/make_examples.py            # writes examples/onnx/*.onnx
 
-Each file is a real benchmark network exported by :mod:`cg.families.export`
+Each file is a real benchmark network exported by :mod:`gennape.cg.families.export`
 with its weights replaced by ``ConstantOfShape`` nodes
-(:func:`cg.weightless.strip_weights`), so it is a few kilobytes yet gives the
+(:func:`gennape.cg.weightless.strip_weights`), so it is a few kilobytes yet gives the
 same computation graph as the trained network. No accuracies are bundled: the
 architectures span good and bad cells of NAS-Bench-201 (so a ranking is
 visible), a DARTS cell (NAS-Bench-301) and two Once-for-All MobileNetV3
@@ -45,9 +45,9 @@ def make(out_dir: Path = ROOT / "onnx") -> list[Path]:
     """Write every example into ``out_dir``; returns the paths."""
     import onnx
 
-    from cg.families import get_family
-    from cg.families.export import export_bytes
-    from cg.weightless import strip_weights
+    from gennape.cg.families import get_family
+    from gennape.cg.families.export import export_bytes
+    from gennape.cg.weightless import strip_weights
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -5,7 +5,7 @@ Each subcommand lives in ``gennape/commands/<name>.py`` and defines
 argparse at module level, so building the parser stays cheap; heavy imports
 (torch, PyG) happen inside ``run``.
 
-User errors (:class:`cg.errors.GennapeError`) print as one line on stderr and
+User errors (:class:`gennape.cg.errors.GennapeError`) print as one line on stderr and
 exit with code 2, never with a traceback.
 """
 
@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 
-from cg.errors import GennapeError
+from gennape.cg.errors import GennapeError
 
 #: subcommand -> one-line help; the module is gennape.commands.<subcommand>.
 COMMANDS = {
@@ -41,7 +41,7 @@ def _available_commands() -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cg import __version__
+    from gennape.cg import __version__
 
     parser = argparse.ArgumentParser(
         prog="gennape",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from heads.mlp import MLPHead
+from gennape.heads.mlp import MLPHead
 
 
 class FuzzyHeads(nn.Module):
-    """One :class:`~heads.mlp.MLPHead` per cluster; the prediction is the
+    """One :class:`~gennape.heads.mlp.MLPHead` per cluster; the prediction is the
     membership-weighted mean of the heads' outputs.
 
     Training weights each head's loss on a sample by the sample's membership

@@ -1,6 +1,6 @@
 """The capacity term: the heads' score plus a linear term in the network's size.
 
-The node features are scale-free on purpose (:mod:`encoder.features`), so the
+The node features are scale-free on purpose (:mod:`gennape.encoder.features`), so the
 GNN cannot see how big a network is, yet within a family size matters: on
 NB-201 ``#params`` alone ranks at Spearman 0.80. The final score is therefore
 

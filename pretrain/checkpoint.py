@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from cg.errors import GennapeError
+from gennape.cg.errors import GennapeError
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
@@ -35,9 +35,9 @@ MODEL_HASH_KEY = "model_sha256"
 
 def current_versions() -> dict[str, object]:
     """The versions a checkpoint must match to load in this code."""
-    import cg
-    from cg.graph import FORMAT_VERSION
-    from encoder.features import FEATURIZER_VERSION
+    from gennape import cg
+    from gennape.cg.graph import FORMAT_VERSION
+    from gennape.encoder.features import FEATURIZER_VERSION
 
     return {"featurizer_version": FEATURIZER_VERSION, "cg_format_version": FORMAT_VERSION,
             "package_version": cg.__version__}

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from heads.mlp import MLPHead
-from pretrain.losses import nt_xent, pairwise_rank_loss
-from pretrain.packed import GraphPack
+from gennape.heads.mlp import MLPHead
+from gennape.pretrain.losses import nt_xent, pairwise_rank_loss
+from gennape.pretrain.packed import GraphPack
 
 
 @dataclass

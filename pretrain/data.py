@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cg.errors import GennapeError
+from gennape.cg.errors import GennapeError
 
 #: split name -> hash buckets (of 10) it takes.
 SPLITS = {"train": range(0, 8), "val": (8,), "test": (9,)}
@@ -50,7 +50,7 @@ def load_nb101(path: str | Path, limit: int | None = None) -> NB101Data:
         limit: keep only the ``limit`` architectures with the smallest SHA-256
             of their hash (a reproducible, unbiased subset).
     """
-    from cg.families.nb101 import FAMILY
+    from gennape.cg.families.nb101 import FAMILY
 
     path = Path(path)
     if not path.is_file():
@@ -96,9 +96,9 @@ def _smallest_hashes(keys: list[str], limit: int) -> list[int]:
 
 def _read_tfrecord(path: Path):
     try:
-        from cg.families import nb101_official
+        from gennape.cg.families import nb101_official
     except ModuleNotFoundError:
-        raise GennapeError(f"{path}: reading official NB-101 tfrecords needs cg.families.nb101_official, "
+        raise GennapeError(f"{path}: reading official NB-101 tfrecords needs gennape.cg.families.nb101_official, "
                            "which this installation lacks") from None
     # Label: the mean final validation accuracy over the runs at 108 epochs.
     keys, specs, acc = [], [], []
@@ -110,10 +110,10 @@ def _read_tfrecord(path: Path):
 
 
 def pack_specs(specs, progress=None):
-    """A :class:`pretrain.packed.GraphPack` of the NB-101 networks of ``specs``
+    """A :class:`gennape.pretrain.packed.GraphPack` of the NB-101 networks of ``specs``
     (CGs built and featurised one at a time)."""
-    from cg.families.nb101 import FAMILY
-    from pretrain.packed import GraphPack
+    from gennape.cg.families.nb101 import FAMILY
+    from gennape.pretrain.packed import GraphPack
 
     return GraphPack.from_items((FAMILY.to_cg(s) for s in specs), progress=progress)
 

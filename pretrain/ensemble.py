@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from cg.errors import GennapeError
-from pretrain.estimator import GennapeEstimator, NotFittedError, as_pack
+from gennape.cg.errors import GennapeError
+from gennape.pretrain.estimator import GennapeEstimator, NotFittedError, as_pack
 
 #: ``config.json`` ``estimator`` value of an ensemble checkpoint.
 ENSEMBLE = "GennapeEnsemble"
@@ -112,15 +112,15 @@ class GennapeEnsemble:
     def _fitted(self) -> list[GennapeEstimator]:
         if not hasattr(self, "members_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(...) first "
-                                 "or load a checkpoint with transfer.model.load_estimator(dir)")
+                                 "or load a checkpoint with gennape.transfer.model.load_estimator(dir)")
         return self.members_
 
     # -------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> Path:
         """One checkpoint folder: every member's tensors in ``model.pt`` under
         ``member<i>.``, their configs in ``config.json`` (atomic, as
-        :mod:`pretrain.checkpoint`)."""
-        from pretrain.checkpoint import save_checkpoint
+        :mod:`gennape.pretrain.checkpoint`)."""
+        from gennape.pretrain.checkpoint import save_checkpoint
 
         tensors, configs = {}, []
         for i, member in enumerate(self._fitted()):
@@ -150,7 +150,7 @@ class GennapeEnsemble:
 def load_fitted(directory: str | Path, device: str = "cpu"):
     """A fitted :class:`GennapeEstimator` or :class:`GennapeEnsemble`, whichever
     ``directory`` holds."""
-    from pretrain.checkpoint import load_checkpoint
+    from gennape.pretrain.checkpoint import load_checkpoint
 
     tensors, config = load_checkpoint(directory)
     kind = config.get("estimator")

@@ -2,21 +2,21 @@
 
 Pipeline (GENNAPE, Mills et al., AAAI-23):
 
-1. featurise each CG (:mod:`encoder.features`, scale-free node features);
-2. a GNN encoder (:class:`encoder.gnn.CGEncoder`) pretrained contrastively
-   with a supervised term (:mod:`pretrain.contrastive`) embeds each CG;
-3. embeddings are standardised and fuzzy-clustered (c-means, :mod:`pretrain.fuzzy`);
+1. featurise each CG (:mod:`gennape.encoder.features`, scale-free node features);
+2. a GNN encoder (:class:`gennape.encoder.gnn.CGEncoder`) pretrained contrastively
+   with a supervised term (:mod:`gennape.pretrain.contrastive`) embeds each CG;
+3. embeddings are standardised and fuzzy-clustered (c-means, :mod:`gennape.pretrain.fuzzy`);
 4. K MLP heads, one per cluster, trained with membership-weighted losses on
    the frozen embeddings, are soft-aggregated by fuzzy membership
    (:mod:`heads`); the output is a score on the target-transform scale, and
-   ``predict`` maps it back to accuracy (:mod:`pretrain.targets`);
+   ``predict`` maps it back to accuracy (:mod:`gennape.pretrain.targets`);
 5. a linear term in the network's log weight count, fitted on the training
    graphs after the heads, adds what scale-free features cannot see
-   (:mod:`pretrain.capacity`).
+   (:mod:`gennape.pretrain.capacity`).
 
 ``__init__`` only stores arguments; ``fit`` returns self; fitted state lives in
 attributes ending in ``_``; ``save(dir)`` / ``load(dir)`` use
-:mod:`pretrain.checkpoint`.
+:mod:`gennape.pretrain.checkpoint`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from cg.errors import GennapeError
-from pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target, refit_size_term
+from gennape.cg.errors import GennapeError
+from gennape.pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target, refit_size_term
 
 PARTIAL_STATE = "partial_state.pt"
 #: ``ood`` flags a graph whose nearest training embedding is farther than this
@@ -52,21 +52,21 @@ class GennapeEstimator:
         conv: GNN convolution (``graph``, ``gcn``, ``gin``, ``sage``, ``gat``).
         direction: message direction (``forward``, ``backward``, ``both``).
         readout: graph readout (``sum``, ``mean``, ``max`` or a ``+`` combination; see
-            :data:`encoder.gnn.READOUTS`). The shipped checkpoint uses ``mean``: with
+            :data:`gennape.encoder.gnn.READOUTS`). The shipped checkpoint uses ``mean``: with
             the capacity term carrying network size, a size-free readout transferred
             better to NB-201 / NB-301 (README, ablations).
         dropout: dropout between GNN layers.
         op_encoding: how op types enter the GNN: ``class`` (op classes, the
             default, measured to transfer better) or ``op`` (one column per op
-            type); see :mod:`encoder.op_encoding`.
+            type); see :mod:`gennape.encoder.op_encoding`.
         feature_clamp: clamp every numeric node feature to the range of the
             training graphs (default True, measured to stop OOD networks such as
-            MobileNets being ranked backwards); see :mod:`encoder.feature_range`.
+            MobileNets being ranked backwards); see :mod:`gennape.encoder.feature_range`.
         num_clusters: K, fuzzy clusters and heads.
         fuzzifier: c-means fuzzifier m (> 1).
         head_hidden: hidden width of each head.
         head_layers: linear layers per head.
-        target_transform: ``quantile``, ``logit_err`` or ``raw`` (see :mod:`pretrain.targets`).
+        target_transform: ``quantile``, ``logit_err`` or ``raw`` (see :mod:`gennape.pretrain.targets`).
         epochs: encoder pretraining epochs.
         batch_size: graphs per pretraining batch.
         lr: encoder learning rate.
@@ -81,7 +81,7 @@ class GennapeEstimator:
         rank_weight: weight of the pairwise ranking term (probe and heads).
         head_epochs: head-training epochs.
         head_lr: head learning rate.
-        capacity_term: add the linear size term of :mod:`pretrain.capacity`
+        capacity_term: add the linear size term of :mod:`gennape.pretrain.capacity`
             (default True, measured to help every family).
         seed: seed of everything random (the global NumPy / torch states are untouched).
         device: ``cpu`` or ``cuda``.
@@ -149,14 +149,14 @@ class GennapeEstimator:
 
     # ---------------------------------------------------------------- building
     def _new_encoder(self):
-        from encoder.features import NUM_FEATURES
-        from encoder.gnn import CGEncoder
+        from gennape.encoder.features import NUM_FEATURES
+        from gennape.encoder.gnn import CGEncoder
 
         return CGEncoder(NUM_FEATURES, self.hidden_channels, self.embed_dim, self.num_layers,
                          self.conv, self.direction, self.readout, self.dropout, self.op_encoding)
 
     def _new_heads(self):
-        from heads.fuzzy_heads import FuzzyHeads
+        from gennape.heads.fuzzy_heads import FuzzyHeads
 
         return FuzzyHeads(self.embed_dim, self.num_clusters, self.head_hidden, self.head_layers)
 
@@ -168,8 +168,8 @@ class GennapeEstimator:
         """Pretrain the encoder, cluster the embeddings and train the heads.
 
         Args:
-            cgs: training graphs: a list of :class:`cg.graph.CG` (or ``CG.to_pyg()``
-                Data), or a :class:`pretrain.packed.GraphPack`.
+            cgs: training graphs: a list of :class:`gennape.cg.graph.CG` (or ``CG.to_pyg()``
+                Data), or a :class:`gennape.pretrain.packed.GraphPack`.
             y: accuracies (fractions), one per graph.
             eval_set: optional ``(graphs, accuracies)`` for choosing the head
                 epoch (validation Spearman) and for the reported metrics.
@@ -183,10 +183,10 @@ class GennapeEstimator:
             on_epoch: called as ``on_epoch(epoch, losses)`` after each encoder epoch.
             on_batch: called after each encoder batch (progress bars).
         """
-        from pretrain.contrastive import ContrastiveConfig, PretrainModel, embed_pack, pretrain_epoch
-        from pretrain.fuzzy import fit_fuzzy_clusters
-        from pretrain.heads_training import HeadsConfig, predict_heads, train_heads
-        from pretrain.targets import TargetTransform
+        from gennape.pretrain.contrastive import ContrastiveConfig, PretrainModel, embed_pack, pretrain_epoch
+        from gennape.pretrain.fuzzy import fit_fuzzy_clusters
+        from gennape.pretrain.heads_training import HeadsConfig, predict_heads, train_heads
+        from gennape.pretrain.targets import TargetTransform
 
         pack = as_pack(cgs)
         y = np.asarray(y, dtype=np.float64)
@@ -272,8 +272,8 @@ class GennapeEstimator:
             refit_transform: refit the target transform on ``y``, so that
                 :meth:`predict` answers on the new family's accuracy scale.
         """
-        from pretrain.heads_training import HeadsConfig, train_heads
-        from pretrain.targets import TargetTransform
+        from gennape.pretrain.heads_training import HeadsConfig, train_heads
+        from gennape.pretrain.targets import TargetTransform
 
         self._check_fitted()
         y = np.asarray(y, dtype=np.float64)
@@ -295,9 +295,9 @@ class GennapeEstimator:
 
     def refit_size_term(self, cgs, y) -> "GennapeEstimator":
         """Refit the size term's slope and offset on labelled graphs of a new
-        family, keeping the heads' weight (:func:`pretrain.capacity.refit_size_term`;
+        family, keeping the heads' weight (:func:`gennape.pretrain.capacity.refit_size_term`;
         ``y`` as fractions, on the current target transform's scale)."""
-        from pretrain.heads_training import predict_heads
+        from gennape.pretrain.heads_training import predict_heads
 
         self._check_fitted()
         pack = as_pack(cgs)
@@ -310,7 +310,7 @@ class GennapeEstimator:
     # ---------------------------------------------------------------- predict
     def embed(self, cgs) -> np.ndarray:
         """Standardised embeddings ``[n, embed_dim]``."""
-        from pretrain.contrastive import embed_pack
+        from gennape.pretrain.contrastive import embed_pack
 
         self._check_fitted()
         return self._standardise(embed_pack(self.encoder_, as_pack(cgs), device=self.device))
@@ -327,7 +327,7 @@ class GennapeEstimator:
     def score_embedded(self, emb: np.ndarray, log_weights: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
         """:meth:`predict_score` from embeddings already computed (:meth:`embed`)
         and the graphs' ``GraphPack.log_weights``; ``u``: their memberships, if known."""
-        from pretrain.heads_training import predict_heads
+        from gennape.pretrain.heads_training import predict_heads
 
         u = self._membership(emb) if u is None else u
         return apply_capacity(predict_heads(self.heads_, emb, u, self.device), log_weights, self.capacity_)
@@ -382,7 +382,7 @@ class GennapeEstimator:
         return (raw - self.embedding_mean_) / self.embedding_std_
 
     def _membership(self, emb: np.ndarray) -> np.ndarray:
-        from pretrain.fuzzy import predict_membership
+        from gennape.pretrain.fuzzy import predict_membership
 
         return predict_membership(emb, self.cluster_centers_, self.fuzzifier)
 
@@ -404,15 +404,15 @@ class GennapeEstimator:
 
     # -------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> Path:
-        """Write a checkpoint directory (atomic; see :mod:`pretrain.checkpoint`)."""
-        from pretrain.checkpoint import save_checkpoint
+        """Write a checkpoint directory (atomic; see :mod:`gennape.pretrain.checkpoint`)."""
+        from gennape.pretrain.checkpoint import save_checkpoint
 
         return save_checkpoint(directory, *self.checkpoint_state())
 
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """``(tensors, config)`` of a checkpoint of this estimator."""
-        from cg.ops import OPS
-        from encoder.features import FEATURE_NAMES
+        from gennape.cg.ops import OPS
+        from gennape.encoder.features import FEATURE_NAMES
 
         self._check_fitted()
         tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
@@ -442,19 +442,19 @@ class GennapeEstimator:
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> "GennapeEstimator":
         """Read a checkpoint written by :meth:`save`."""
-        from pretrain.checkpoint import load_checkpoint
+        from gennape.pretrain.checkpoint import load_checkpoint
 
         tensors, config = load_checkpoint(directory)
         if config.get("estimator") not in (None, cls.__name__):
             raise GennapeError(f"{directory}: a {config.get('estimator')} checkpoint, not a {cls.__name__} one; "
-                               "load it with transfer.model.load_estimator")
+                               "load it with gennape.transfer.model.load_estimator")
         return cls.from_state(tensors, config, directory, device)
 
     @classmethod
     def from_state(cls, tensors: dict, config: dict, directory: str | Path, device: str = "cpu"):
         """The estimator of :meth:`checkpoint_state`'s ``(tensors, config)``;
         errors name ``directory``."""
-        from cg.ops import OPS
+        from gennape.cg.ops import OPS
 
         if config.get("op_vocabulary") != list(OPS):
             raise GennapeError(f"{directory}: checkpoint op vocabulary differs from this code's")
@@ -474,7 +474,7 @@ class GennapeEstimator:
 
     @classmethod
     def _from_checkpoint(cls, tensors: dict, config: dict, device: str) -> "GennapeEstimator":
-        from pretrain.targets import TargetTransform
+        from gennape.pretrain.targets import TargetTransform
 
         est = cls(**{**config["params"], "device": device})
         est.encoder_ = est._new_encoder()
@@ -502,7 +502,7 @@ class GennapeEstimator:
 
 def as_pack(items):
     """A :class:`GraphPack` from a pack, or from a list of CGs / PyG Data."""
-    from pretrain.packed import GraphPack
+    from gennape.pretrain.packed import GraphPack
 
     if isinstance(items, GraphPack):
         return items
@@ -521,7 +521,7 @@ def _params_tensor(params: dict) -> torch.Tensor:
 def _save_partial(path: Path, model, opt, gen, epoch: int, history: list[dict], params: dict) -> None:
     """Encoder-training state after ``epoch`` epochs, as a flat dict of tensors
     written atomically (temporary file, then rename)."""
-    from cg.atomic import write_bytes_atomic
+    from gennape.cg.atomic import write_bytes_atomic
 
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for i, state in opt.state_dict()["state"].items():

@@ -73,7 +73,7 @@ def predict_membership(x: np.ndarray, centers: np.ndarray, m: float) -> np.ndarr
     what ``skfuzzy.cluster.cmeans_predict`` converges to)."""
     import torch
 
-    from heads.membership import fcm_membership
+    from gennape.heads.membership import fcm_membership
 
     return fcm_membership(torch.as_tensor(np.asarray(x, np.float64)), torch.as_tensor(centers), m).numpy()
 

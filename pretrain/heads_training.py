@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from heads.fuzzy_heads import FuzzyHeads
-from pretrain.losses import pairwise_rank_loss
+from gennape.heads.fuzzy_heads import FuzzyHeads
+from gennape.pretrain.losses import pairwise_rank_loss
 
 
 @dataclass
@@ -49,7 +49,7 @@ def train_heads(heads: FuzzyHeads, emb: np.ndarray, u: np.ndarray, y: np.ndarray
                 device="cpu") -> dict[str, float]:
     """Train ``heads`` in place; with ``val`` = (emb, u, y) keep the epoch of best
     validation Spearman. Returns ``{"epochs", "best_epoch", "val_spearman"}``."""
-    from pretrain.metrics import rank_metrics
+    from gennape.pretrain.metrics import rank_metrics
 
     emb_t = torch.as_tensor(emb, dtype=torch.float32, device=device)
     u_t = torch.as_tensor(u, dtype=torch.float32, device=device)

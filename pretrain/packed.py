@@ -6,7 +6,7 @@ per graph). A :class:`GraphPack` stores each node's op index (uint8) and its
 numeric features (float16: every numeric feature is O(1), and half precision
 keeps 3 significant digits) plus int32 edges, ~10x less, and collates a batch
 with a few array slices. The one-hot op columns are rebuilt at collate time,
-so a batch's ``x`` equals :func:`encoder.features.featurize` up to float16
+so a batch's ``x`` equals :func:`gennape.encoder.features.featurize` up to float16
 rounding of the numeric columns.
 """
 
@@ -17,9 +17,9 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from cg.graph import RAW_ATTRS
-from cg.ops import OPS
-from encoder.features import featurize
+from gennape.cg.graph import RAW_ATTRS
+from gennape.cg.ops import OPS
+from gennape.encoder.features import featurize
 
 _N_OPS = len(OPS)
 _WEIGHT_NUMEL = RAW_ATTRS.index("weight_numel")
@@ -36,7 +36,7 @@ class GraphPack:
         - ``edges``: ``[2, total_edges]`` int32, local (per graph) node ids
         - ``node_ptr``: ``[n_graphs + 1]``, ``edge_ptr``: ``[n_graphs + 1]`` int64
         - ``log_weights``: ``[n_graphs]`` float64, ``log(1 + total weight_numel)``
-          of each graph (its size, for :mod:`pretrain.capacity`)
+          of each graph (its size, for :mod:`gennape.pretrain.capacity`)
     """
 
     def __init__(self, op, num, edges, node_ptr, edge_ptr, log_weights):
@@ -53,7 +53,7 @@ class GraphPack:
         time so that only the packed arrays stay in memory.
 
         Args:
-            items: an iterable of :class:`cg.graph.CG` or ``Data``.
+            items: an iterable of :class:`gennape.cg.graph.CG` or ``Data``.
             progress: optional callable called once per graph (progress bars).
         """
         ops, nums, edges, n_nodes, n_edges, log_weights = [], [], [], [0], [0], []

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cg.atomic import write_text_atomic
+from gennape.cg.atomic import write_text_atomic
 
 METRICS_FILE = "metrics.json"
 
@@ -23,16 +23,16 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
                    views: bool = False, members: int = 1, command: str | None = None,
                    log: Callable[[str], None] = print, **params) -> dict:
     """Load NB-101, split 80/10/10 by hash, fit a :class:`GennapeEstimator`
-    (or, with ``members`` > 1, a :class:`pretrain.ensemble.GennapeEnsemble`),
+    (or, with ``members`` > 1, a :class:`gennape.pretrain.ensemble.GennapeEnsemble`),
     report val/test Spearman and Kendall, save the checkpoint and ``metrics.json``.
 
     Args:
         data: NB-101 JSON(.gz) or official tfrecord.
         out: checkpoint directory (its ``partial_state.pt`` serves ``resume``).
-        limit: use only this many architectures (see :func:`pretrain.data.load_nb101`).
+        limit: use only this many architectures (see :func:`gennape.pretrain.data.load_nb101`).
         resume: continue encoder training from ``out``'s partial state.
         views: add graph-level views (the training cells in other macro
-            skeletons, :data:`pretrain.views.DEFAULT_VIEWS`) to the contrastive
+            skeletons, :data:`gennape.pretrain.views.DEFAULT_VIEWS`) to the contrastive
             pairs (off by default: measured to lower zero-shot transfer).
         members: seed-ensemble members (seeds ``seed`` ... ``seed + members - 1``).
         command: the command line recorded in ``config.json``.
@@ -44,20 +44,20 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     """
     import torch
 
-    from pretrain.checkpoint import sha256_file
-    from pretrain.data import load_nb101, pack_specs, split_indices
-    from pretrain.ensemble import GennapeEnsemble
-    from pretrain.estimator import GennapeEstimator
-    from pretrain.metrics import rank_metrics
-    from pretrain.progress import Progress
-    from pretrain.views import DEFAULT_VIEWS, pack_views
+    from gennape.pretrain.checkpoint import sha256_file
+    from gennape.pretrain.data import load_nb101, pack_specs, split_indices
+    from gennape.pretrain.ensemble import GennapeEnsemble
+    from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.pretrain.metrics import rank_metrics
+    from gennape.pretrain.progress import Progress
+    from gennape.pretrain.views import DEFAULT_VIEWS, pack_views
 
     out = Path(out)
     t0 = time.perf_counter()
     dataset = load_nb101(data, limit=limit)
     split = split_indices(dataset.keys)
     if min(len(v) for v in split.values()) < 2:
-        from cg.errors import GennapeError
+        from gennape.cg.errors import GennapeError
 
         raise GennapeError(f"{data}: too few architectures ({len(dataset)}) for a train/val/test split")
     packs = {}

@@ -7,7 +7,7 @@ ImageNet networks differ from NB-101 (128 channels, 3 x 3 cells, 32x32) while
 the cell -- what decides accuracy within a family -- stays the same; pulling
 views together teaches the encoder to look at the cell.
 
-``cg.families.nb101`` builds the benchmark network only (``to_cg(spec)``);
+``gennape.cg.families.nb101`` builds the benchmark network only (``to_cg(spec)``);
 until it accepts ``to_cg(spec, stem_channels=..., num_stacks=...,
 cells_per_stack=..., input_size=...)`` this module builds the variant with the
 family's own cell writer, so the cells are node-for-node the family's.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from cg.graph import CG
+from gennape.cg.graph import CG
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ DEFAULT_VIEWS: tuple[MacroShape, ...] = (
 
 def nb101_view_cg(spec, shape: MacroShape) -> CG:
     """The CG of NB-101 cell ``spec`` in a network of macro shape ``shape``."""
-    from cg.families import nb101
+    from gennape.cg.families import nb101
 
     kwargs = dict(stem_channels=shape.stem_channels, num_stacks=shape.num_stacks,
                   cells_per_stack=shape.cells_per_stack, input_size=shape.input_size)
@@ -74,8 +74,8 @@ def _build(nb101, spec, shape: MacroShape) -> CG:
 
 
 def pack_views(specs, shapes=DEFAULT_VIEWS, progress=None) -> list:
-    """One :class:`pretrain.packed.GraphPack` per macro shape, aligned with ``specs``."""
-    from pretrain.packed import GraphPack
+    """One :class:`gennape.pretrain.packed.GraphPack` per macro shape, aligned with ``specs``."""
+    from gennape.pretrain.packed import GraphPack
 
     return [GraphPack.from_items((nb101_view_cg(s, shape) for s in specs), progress=progress) for shape in shapes]
 

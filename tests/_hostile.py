@@ -92,8 +92,8 @@ def check_cg(cg) -> None:
     """Raise HostileFailure unless ``cg`` is a valid computation graph: edges
     forward and in range, known ops, positive integer dimensions, non-negative
     params and MACs, a lossless JSON round trip."""
-    from cg.graph import CG
-    from cg.ops import OPS
+    from gennape.cg.graph import CG
+    from gennape.cg.ops import OPS
 
     if not isinstance(cg, CG):
         raise HostileFailure(f"from_onnx returned {type(cg).__name__}, not a CG")
@@ -125,7 +125,7 @@ def check_features(cg) -> None:
     (a CG that converts must also be predictable)."""
     import torch
 
-    from encoder.features import featurize
+    from gennape.encoder.features import featurize
 
     x = featurize(cg.to_pyg())
     if not bool(torch.isfinite(x).all()):
@@ -140,8 +140,8 @@ def convert_hostile(model, *, deadline_s: float = DEADLINE_S, features: bool = F
     anything else: another exception, a multi-line message, an invalid CG, or
     more than ``deadline_s`` seconds.
     """
-    from cg.errors import ConversionError
-    from cg.onnx_import import from_onnx
+    from gennape.cg.errors import ConversionError
+    from gennape.cg.onnx_import import from_onnx
 
     try:
         with time_limit(deadline_s), warnings.catch_warnings():
@@ -202,7 +202,7 @@ def tiny_estimator():
     """A GennapeEstimator fitted in a few seconds on CPU (cached per process;
     callers must not modify it)."""
     if "est" not in _TINY:
-        from pretrain.estimator import GennapeEstimator
+        from gennape.pretrain.estimator import GennapeEstimator
 
         cgs, y = tiny_data()
         _TINY["est"] = GennapeEstimator(**TINY_PARAMS).fit(cgs, y)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cg.graph import CG, GraphBuilder, Node
+from gennape.cg.graph import CG, GraphBuilder, Node
 
 
 def _conv(c_in, c_out, k, size, stride=1, groups=1, bn=True):

@@ -14,8 +14,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "onnx"
 @functools.lru_cache(maxsize=None)
 def tiny_estimator(data_dir: Path):
     """GennapeEstimator pretrained on 400 NB-101 networks (a few seconds on CPU)."""
-    from cg.families import get_family
-    from pretrain.estimator import GennapeEstimator
+    from gennape.cg.families import get_family
+    from gennape.pretrain.estimator import GennapeEstimator
 
     nb101 = get_family("nb101")
     recs = nb101.load_labelled(data_dir)
@@ -27,7 +27,7 @@ def tiny_estimator(data_dir: Path):
 
 @functools.lru_cache(maxsize=None)
 def nb201_records(data_dir: Path):
-    from cg.families import get_family
+    from gennape.cg.families import get_family
 
     return get_family("nb201").load_labelled(data_dir)
 
@@ -37,8 +37,8 @@ def nb201_example_labels(data_dir: Path, out_csv: Path, percent: bool = True) ->
     the shared data; returns ``[(file, accuracy fraction)]``."""
     import sys
 
-    from cg.families import get_family
-    from transfer.labels import write_labels
+    from gennape.cg.families import get_family
+    from gennape.transfer.labels import write_labels
 
     sys.path.insert(0, str(EXAMPLES.parent))
     try:

@@ -36,7 +36,7 @@ def light_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared benchmark data folder; tests that need it skip when it is absent."""
-    from cg.data import data_dir as find
+    from gennape.cg.data import data_dir as find
 
     path = find(required=False)
     if path is None:

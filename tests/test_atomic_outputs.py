@@ -18,7 +18,7 @@ import pytest
 import torch
 from _hostile import tiny_data, tiny_estimator
 
-from pretrain.estimator import GennapeEstimator
+from gennape.pretrain.estimator import GennapeEstimator
 
 OLD = "old contents, must survive\n"
 
@@ -94,7 +94,7 @@ def folder_listing(folder: Path) -> list[str]:
 # -------------------------------------------------------- prediction files
 @pytest.fixture(scope="module")
 def prediction_run():
-    from transfer.predict import predict_cgs, assign_ranks, PredictionRun
+    from gennape.transfer.predict import predict_cgs, assign_ranks, PredictionRun
 
     cgs, _ = tiny_data(6, seed=5)
     run = PredictionRun(predict_cgs(tiny_estimator(), cgs, [f"net{i}.onnx" for i in range(6)]), checkpoint="t")
@@ -105,7 +105,7 @@ def prediction_run():
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 @pytest.mark.parametrize("how", ["mid-write", "before-rename"])
 def test_prediction_file_survives_an_interruption(tmp_path, monkeypatch, prediction_run, suffix, how):
-    from transfer.predict import write_output
+    from gennape.transfer.predict import write_output
 
     out = tmp_path / f"predictions{suffix}"
     out.write_text(OLD)
@@ -155,7 +155,7 @@ def test_convert_json_survives_an_interruption(tmp_path, monkeypatch, light_dir)
 
 
 def test_tfrecord_survives_an_interruption(tmp_path, monkeypatch):
-    from cg.families.tfrecord import read_tfrecord, write_tfrecord
+    from gennape.cg.families.tfrecord import read_tfrecord, write_tfrecord
 
     path = tmp_path / "data.tfrecord"
     write_tfrecord(path, [b"old"] * 3)
@@ -249,7 +249,7 @@ def test_partial_training_state_survives_an_interruption(tmp_path, monkeypatch):
     state is still there and resumes."""
     from _hostile import TINY_PARAMS
 
-    from pretrain.estimator import PARTIAL_STATE
+    from gennape.pretrain.estimator import PARTIAL_STATE
 
     cgs, y = tiny_data(16, seed=2)
     params = {**TINY_PARAMS, "epochs": 2, "head_epochs": 2}

@@ -3,11 +3,11 @@ import math
 import numpy as np
 import pytest
 
-from pretrain.capacity import (MIN_REFIT_NETWORKS, NO_CAPACITY, apply_capacity, fit_capacity, head_target,
+from gennape.pretrain.capacity import (MIN_REFIT_NETWORKS, NO_CAPACITY, apply_capacity, fit_capacity, head_target,
                                refit_size_term)
-from pretrain.estimator import GennapeEstimator
-from pretrain.heads_training import predict_heads
-from pretrain.packed import GraphPack
+from gennape.pretrain.estimator import GennapeEstimator
+from gennape.pretrain.heads_training import predict_heads
+from gennape.pretrain.packed import GraphPack
 
 from _synthetic import toy_cg, toy_dataset
 
@@ -83,7 +83,7 @@ def test_refit_keeps_the_term_when_no_slope_can_be_estimated(case):
 
 @pytest.mark.parametrize("refit", [True, False])
 def test_finetune_refits_the_size_term_only_when_asked(refit):
-    from transfer.finetune import FinetuneConfig, finetune_estimator
+    from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
 
     cgs, y = toy_dataset(60, seed=0, stages=2, cells_per_stage=1)
     est = GennapeEstimator(**TINY).fit(cgs, y)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from cg.errors import GennapeError
-from pretrain.checkpoint import CONFIG_FILE, MODEL_FILE, MODEL_HASH_KEY, load_checkpoint, save_checkpoint, sha256_file
-from pretrain.estimator import GennapeEstimator
+from gennape.cg.errors import GennapeError
+from gennape.pretrain.checkpoint import CONFIG_FILE, MODEL_FILE, MODEL_HASH_KEY, load_checkpoint, save_checkpoint, sha256_file
+from gennape.pretrain.estimator import GennapeEstimator
 
 from _synthetic import toy_dataset
 
@@ -32,9 +32,9 @@ def test_round_trip_predicts_the_same(tmp_path, fitted):
 
 
 def test_files_are_tensors_and_json(tmp_path, fitted):
-    from cg import __version__
-    from cg.ops import OPS
-    from encoder.features import FEATURIZER_VERSION
+    from gennape.cg import __version__
+    from gennape.cg.ops import OPS
+    from gennape.encoder.features import FEATURIZER_VERSION
 
     est, _ = fitted
     est.save(tmp_path / "ck")

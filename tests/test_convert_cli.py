@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cg.graph import CG
+from gennape.cg.graph import CG
 from gennape.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

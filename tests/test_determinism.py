@@ -17,7 +17,7 @@ import pytest
 import torch
 from _hostile import TINY_PARAMS, tiny_data, tiny_estimator
 
-from pretrain.estimator import GennapeEstimator
+from gennape.pretrain.estimator import GennapeEstimator
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -78,7 +78,7 @@ _PREDICT_IN_CHILD = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from _hostile import tiny_data
-from pretrain.estimator import GennapeEstimator
+from gennape.pretrain.estimator import GennapeEstimator
 cgs, _ = tiny_data(24, seed=7)
 out = GennapeEstimator.load({ck!r}).predict_details(cgs)
 print(json.dumps({{k: v.tobytes().hex() for k, v in out.items()}}))
@@ -109,7 +109,7 @@ def test_cli_predict_is_identical_across_processes(tmp_path, light_dir):
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
-    from transfer.predict import predict_files, to_json
+    from gennape.transfer.predict import predict_files, to_json
 
     for _ in range(2):
         run = predict_files([Path(f) for f in files], GennapeEstimator.load(tmp_path / "ck"))
@@ -152,14 +152,14 @@ sys.path.insert(0, {tests!r})
 import torch
 torch.set_num_threads(1)
 from _hostile import TINY_PARAMS, tiny_data
-from pretrain.estimator import GennapeEstimator
+from gennape.pretrain.estimator import GennapeEstimator
 cgs, y = tiny_data()
 GennapeEstimator(**TINY_PARAMS).fit(cgs, y).save({out!r})
 """
 
 
 def test_fit_is_reproducible_across_processes(tmp_path):
-    from pretrain.checkpoint import MODEL_FILE
+    from gennape.pretrain.checkpoint import MODEL_FILE
 
     code = _FIT_IN_CHILD.format(tests=str(TESTS), out=str(tmp_path / "child"))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -175,7 +175,7 @@ def test_fit_is_reproducible_across_processes(tmp_path):
 
 @pytest.mark.parametrize("mode", ["heads", "encoder"])
 def test_finetune_is_reproducible(mode):
-    from transfer.finetune import FinetuneConfig, finetune_estimator
+    from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
 
     est = tiny_estimator()
     before = state_bytes(est)
@@ -196,7 +196,7 @@ def test_pretrain_cli_is_reproducible_with_a_seed(data_dir, tmp_path, capsys):
     """``gennape pretrain`` (data loading, hash split, graph-level views,
     contrastive epochs, clustering, heads) twice with one seed: the same tensors."""
     from gennape.cli import main
-    from pretrain.checkpoint import MODEL_FILE
+    from gennape.pretrain.checkpoint import MODEL_FILE
 
     tensors = []
     for run in range(2):

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from cg.ops import OPS
-from encoder.features import FEATURE_NAMES, NUM_FEATURES, featurize, to_data
-from encoder.gnn import CONVS, DIRECTIONS, READOUTS, CGEncoder
-from pretrain.packed import GraphPack
+from gennape.cg.ops import OPS
+from gennape.encoder.features import FEATURE_NAMES, NUM_FEATURES, featurize, to_data
+from gennape.encoder.gnn import CONVS, DIRECTIONS, READOUTS, CGEncoder
+from gennape.pretrain.packed import GraphPack
 
 from _synthetic import toy_cg
 

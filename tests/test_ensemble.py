@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from cg.errors import GennapeError
-from pretrain.ensemble import GennapeEnsemble, load_fitted
-from pretrain.estimator import GennapeEstimator, NotFittedError
-from transfer.finetune import FinetuneConfig, finetune_estimator
-from transfer.model import load_estimator
+from gennape.cg.errors import GennapeError
+from gennape.pretrain.ensemble import GennapeEnsemble, load_fitted
+from gennape.pretrain.estimator import GennapeEstimator, NotFittedError
+from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
+from gennape.transfer.model import load_estimator
 
 from _synthetic import toy_dataset
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pretrain.estimator import GennapeEstimator, NotFittedError
-from pretrain.metrics import rank_metrics
+from gennape.pretrain.estimator import GennapeEstimator, NotFittedError
+from gennape.pretrain.metrics import rank_metrics
 
 from _synthetic import toy_cg, toy_dataset
 
@@ -90,7 +90,7 @@ def test_mismatched_targets_are_refused(data):
 def test_predicted_accuracy_is_clipped_but_ranks_use_the_score(fitted, data, monkeypatch):
     """The inverse target transform extrapolates linearly; stretched here so that
     most predictions fall outside [0, 1], as for networks far from the training data."""
-    from transfer.predict import assign_ranks, predict_cgs
+    from gennape.transfer.predict import assign_ranks, predict_cgs
 
     _, _, cgs, _ = data
     score = fitted.predict_score(cgs)

@@ -5,9 +5,9 @@ import sys
 import numpy as np
 import pytest
 
-from cg.errors import GennapeError
-from transfer.evaluate import Evaluation, format_metrics
-from transfer.metrics import all_metrics
+from gennape.cg.errors import GennapeError
+from gennape.transfer.evaluate import Evaluation, format_metrics
+from gennape.transfer.metrics import all_metrics
 
 
 def _evaluation():
@@ -27,7 +27,7 @@ def test_format_metrics_lists_every_metric():
 
 def test_plot_writes_image_atomically(tmp_path):
     pytest.importorskip("matplotlib")
-    from transfer.plot import plot_predictions
+    from gennape.transfer.plot import plot_predictions
 
     ev = _evaluation()
     out = plot_predictions(ev.pred, ev.true, tmp_path / "scatter.png", title="demo")
@@ -36,7 +36,7 @@ def test_plot_writes_image_atomically(tmp_path):
 
 
 def test_plot_rejects_bad_paths(tmp_path):
-    from transfer.plot import plot_predictions
+    from gennape.transfer.plot import plot_predictions
 
     with pytest.raises(GennapeError, match="does not exist"):
         plot_predictions([0.1, 0.2], [0.1, 0.2], tmp_path / "no" / "x.png")
@@ -46,7 +46,7 @@ def test_plot_rejects_bad_paths(tmp_path):
 
 def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import raises ImportError
-    from transfer.plot import plot_predictions
+    from gennape.transfer.plot import plot_predictions
 
     with pytest.raises(GennapeError, match=r"gennape\[plot\]"):
         plot_predictions([0.1, 0.2], [0.1, 0.2], tmp_path / "x.png")
@@ -65,7 +65,7 @@ def ckpt(data_dir, tmp_path_factory):
 
 
 def test_evaluate_json_exclude_and_plot(data_dir, ckpt, tmp_path, capsys):
-    from transfer.labels import write_labels
+    from gennape.transfer.labels import write_labels
 
     rows = nb201_example_labels(data_dir, tmp_path / "labels.csv")
     assert main(["evaluate", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt), "--json"]) == 0

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-import cg
-from cg.families import get_family
+from gennape import cg
+from gennape.cg.families import get_family
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))

@@ -24,16 +24,16 @@ EXAMPLES = {
 
 
 def _family_available(name: str) -> bool:
-    return importlib.util.find_spec(f"cg.families.{name}") is not None
+    return importlib.util.find_spec(f"gennape.cg.families.{name}") is not None
 
 
 @pytest.mark.parametrize("family", sorted(EXAMPLES))
 def test_export_round_trip(family, tmp_path, capsys):
     pytest.importorskip("torch")
     if not _family_available(family):
-        pytest.skip(f"cg.families.{family} is not written yet")
-    from cg.families import get_family
-    from cg.onnx_import import from_onnx
+        pytest.skip(f"gennape.cg.families.{family} is not written yet")
+    from gennape.cg.families import get_family
+    from gennape.cg.onnx_import import from_onnx
 
     out = tmp_path / "net.onnx"
     assert main(["export", "--family", family, "--arch", EXAMPLES[family], str(out)]) == 0
@@ -71,7 +71,7 @@ def test_exported_file_keeps_batch_norm(tmp_path):
 ])
 def test_bad_arch_is_one_line_exit_2(family, arch, message, tmp_path, capsys):
     if not _family_available(family):
-        pytest.skip(f"cg.families.{family} is not written yet")
+        pytest.skip(f"gennape.cg.families.{family} is not written yet")
     out = tmp_path / "net.onnx"
     assert main(["export", "--family", family, "--arch", arch, str(out)]) == 2
     err = capsys.readouterr().err

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-import cg.families.cache as cache_mod
-from cg.families.cache import CGCache, cache_dir, labelled_cgs
-from cg.families.nb101 import FAMILY, NB101Spec
+import gennape.cg.families.cache as cache_mod
+from gennape.cg.families.cache import CGCache, cache_dir, labelled_cgs
+from gennape.cg.families.nb101 import FAMILY, NB101Spec
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from cg.ops import OPS
-from encoder.feature_range import FeatureRange
-from encoder.features import NUM_FEATURES, NUMERIC_FEATURES, featurize
-from encoder.gnn import CGEncoder
-from pretrain.estimator import GennapeEstimator
-from pretrain.packed import GraphPack
+from gennape.cg.ops import OPS
+from gennape.encoder.feature_range import FeatureRange
+from gennape.encoder.features import NUM_FEATURES, NUMERIC_FEATURES, featurize
+from gennape.encoder.gnn import CGEncoder
+from gennape.pretrain.estimator import GennapeEstimator
+from gennape.pretrain.packed import GraphPack
 
 from _synthetic import toy_cg, toy_dataset
 

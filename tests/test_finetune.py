@@ -7,7 +7,7 @@ import pytest
 
 from _transfer_helpers import EXAMPLES, nb201_example_labels, tiny_checkpoint
 from gennape.cli import main
-from transfer.finetune import choose_samples
+from gennape.transfer.finetune import choose_samples
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +16,8 @@ def ckpt(data_dir, tmp_path_factory):
 
 
 def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp_path, capsys):
-    from pretrain.estimator import GennapeEstimator
-    from transfer.labels import read_labels
+    from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.transfer.labels import read_labels
 
     rows = nb201_example_labels(data_dir, tmp_path / "labels.csv", percent=True)
     out = tmp_path / "tuned"
@@ -39,7 +39,7 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     assert lo - 0.1 <= np.median(preds) <= hi
     # same seed, same checkpoint predictions
     assert main(argv[:-4] + ["--out", str(tmp_path / "again"), "--epochs", "30", "--seed", "1"]) == 0
-    from cg import from_onnx
+    from gennape.cg import from_onnx
 
     cgs = [from_onnx(p) for p in sorted(EXAMPLES.glob("*.onnx"))]
     np.testing.assert_array_equal(GennapeEstimator.load(out).predict(cgs),
@@ -63,7 +63,7 @@ def test_finetune_samples_and_failures(data_dir, ckpt, tmp_path, capsys):
                  "--keep-size-term"])
     assert code in (0, 1)
     assert json.loads((tmp_path / "three" / "config.json").read_text())["finetune"]["refit_size_term"] is False
-    from transfer.labels import read_labels
+    from gennape.transfer.labels import read_labels
 
     assert len(read_labels(tmp_path / "three" / "labels_used.csv")) + ("broken.onnx" in capsys.readouterr().err) == 3
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pretrain.fuzzy import fit_fuzzy_clusters, initial_membership, predict_membership
+from gennape.pretrain.fuzzy import fit_fuzzy_clusters, initial_membership, predict_membership
 
 
 def _blobs(seed=0):

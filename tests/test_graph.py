@@ -1,7 +1,7 @@
 import pytest
 
-from cg.graph import CG, FORMAT_VERSION, GraphBuilder, Node
-from cg.ops import OPS, check_op, conv_op_for
+from gennape.cg.graph import CG, FORMAT_VERSION, GraphBuilder, Node
+from gennape.cg.ops import OPS, check_op, conv_op_for
 
 
 def _diamond(order: str) -> CG:

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from heads import FuzzyHeads, MLPHead, fcm_membership
-from pretrain.heads_training import HeadsConfig, predict_heads, train_heads
-from pretrain.losses import nt_xent, pairwise_rank_loss
-from pretrain.metrics import rank_metrics
-from pretrain.targets import TRANSFORMS, TargetTransform
+from gennape.heads import FuzzyHeads, MLPHead, fcm_membership
+from gennape.pretrain.heads_training import HeadsConfig, predict_heads, train_heads
+from gennape.pretrain.losses import nt_xent, pairwise_rank_loss
+from gennape.pretrain.metrics import rank_metrics
+from gennape.pretrain.targets import TRANSFORMS, TargetTransform
 
 
 def test_membership_closed_form():

@@ -18,9 +18,9 @@ import pytest
 import torch
 from _hostile import tiny_data, tiny_estimator
 
-from cg.errors import GennapeError
-from pretrain.checkpoint import CONFIG_FILE, MODEL_FILE
-from pretrain.estimator import GennapeEstimator
+from gennape.cg.errors import GennapeError
+from gennape.pretrain.checkpoint import CONFIG_FILE, MODEL_FILE
+from gennape.pretrain.estimator import GennapeEstimator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ def test_pickle_payload_via_the_cli_is_not_run(checkpoint, tmp_path, light_dir):
 
 def test_pickle_payload_in_partial_state_is_not_run(tmp_path):
     """``--resume`` reads partial_state.pt: tensors only, never a pickle."""
-    from pretrain.estimator import PARTIAL_STATE
+    from gennape.pretrain.estimator import PARTIAL_STATE
 
     marker = tmp_path / "pwned"
     state = tmp_path / "state"
@@ -180,7 +180,7 @@ def test_tensors_that_do_not_match_the_config(checkpoint, change):
     ({"featurizer_version": 0, "package_version": "7.1"}, ["featurizer_version 0", "package_version 7.1"]),
 ])
 def test_incompatible_versions_are_refused_naming_them(checkpoint, versions, named):
-    from pretrain.checkpoint import current_versions
+    from gennape.pretrain.checkpoint import current_versions
 
     path = checkpoint / CONFIG_FILE
     config = json.loads(path.read_text())

@@ -15,9 +15,9 @@ from _hostile import hypothesis_profile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cg.errors import GennapeError
-from cg.families import get_family
-from cg.families.tfrecord import TFRecordError, TFRecordReader, encode_record, write_tfrecord
+from gennape.cg.errors import GennapeError
+from gennape.cg.families import get_family
+from gennape.cg.families.tfrecord import TFRecordError, TFRecordReader, encode_record, write_tfrecord
 
 PROFILE = hypothesis_profile()
 
@@ -94,7 +94,7 @@ def test_intact_tfrecord_reads_everything(tmp_path):
 
 
 def test_official_reader_counts_bad_content(tmp_path):
-    from cg.families.nb101_official import load_official
+    from gennape.cg.families.nb101_official import load_official
 
     path = tmp_path / "nasbench.tfrecord"
     write_tfrecord(path, [b"not json", b'["h", 108, "01", "input", "x"]'])
@@ -122,7 +122,7 @@ GOOD_NB101 = _gz([NB101_RECORD, {**NB101_RECORD, "hash": "1" * 32}])
 @given(st.integers(0, len(GOOD_NB101) - 1))
 def test_truncated_nb101_gz(tmp_path_factory, cut):
     """Both NB-101 JSON readers (the family's and ``gennape pretrain``'s)."""
-    from pretrain.data import load_nb101
+    from gennape.pretrain.data import load_nb101
 
     root = tmp_path_factory.mktemp("data")
     path = _nb101_file(root, GOOD_NB101[:cut])
@@ -137,7 +137,7 @@ def test_truncated_nb101_gz(tmp_path_factory, cut):
     pytest.param(b"", id="empty"),
 ])
 def test_malformed_nb101_json(tmp_path, content):
-    from pretrain.data import load_nb101
+    from gennape.pretrain.data import load_nb101
 
     path = _nb101_file(tmp_path, content)
     one_line_error(lambda: get_family("nb101").load_labelled(tmp_path), str(path))
@@ -146,7 +146,7 @@ def test_malformed_nb101_json(tmp_path, content):
 
 @pytest.mark.parametrize("missing", ["hash", "matrix", "ops", "val_acc_108"])
 def test_nb101_missing_field_names_the_record(tmp_path, missing):
-    from pretrain.data import load_nb101
+    from gennape.pretrain.data import load_nb101
 
     bad = {k: v for k, v in NB101_RECORD.items() if k != missing}
     path = _nb101_file(tmp_path, _gz([NB101_RECORD, NB101_RECORD, bad]))
@@ -210,7 +210,7 @@ def test_ofa_csv_missing_column_names_the_line(tmp_path):
     ("", None),
 ])
 def test_labels_csv(tmp_path, text, named):
-    from transfer.labels import read_labels
+    from gennape.transfer.labels import read_labels
 
     path = tmp_path / "LABELS.csv"
     path.write_text(text)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from cg.errors import GennapeError
-from transfer.labels import read_labels, write_labels
+from gennape.cg.errors import GennapeError
+from gennape.transfer.labels import read_labels, write_labels
 
 
 def _write(tmp_path, text, name="labels.csv"):

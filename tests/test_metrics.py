@@ -1,4 +1,4 @@
-"""transfer.metrics against brute-force O(n^2) references (and scipy when installed)."""
+"""gennape.transfer.metrics against brute-force O(n^2) references (and scipy when installed)."""
 
 import itertools
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from transfer.metrics import (
+from gennape.transfer.metrics import (
     all_metrics, count_inversions, kendall, mae, ndcg_at_k, precision_at_top, rankdata, spearman,
 )
 

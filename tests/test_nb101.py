@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from cg.families import get_family
-from cg.families.nb101 import (
+from gennape.cg.families import get_family
+from gennape.cg.families.nb101 import (
     FAMILY, NB101Spec, build_cg, canonical_order, compute_vertex_channels, hash_module, prune,
 )
 
@@ -207,8 +207,8 @@ EDGE_CASES = [
 @pytest.mark.parametrize("arch", EDGE_CASES)
 def test_cg_identical_to_onnx_import(arch):
     pytest.importorskip("torch")
-    from cg.families.export import export_bytes
-    from cg.onnx_import import from_onnx
+    from gennape.cg.families.export import export_bytes
+    from gennape.cg.onnx_import import from_onnx
 
     spec = FAMILY.parse(arch)
     imported = from_onnx(export_bytes(FAMILY, spec))
@@ -219,7 +219,7 @@ def test_cg_identical_to_onnx_import(arch):
 
 
 def test_edge_cases_cover_truncation_and_projections():
-    from cg.families.nb101 import cell_plan, stack_channels
+    from gennape.cg.families.nb101 import cell_plan, stack_channels
 
     plans = [cell_plan(FAMILY.parse(a), cin, cout) for a in EDGE_CASES for cin, cout, _ in stack_channels()]
     assert any(trunc is not None for p in plans for srcs in p.vertex_inputs for _, trunc in srcs)

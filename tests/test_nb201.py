@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cg.families import get_family
-from cg.families.nb201 import EDGES, equivalence_check, parse
+from gennape.cg.families import get_family
+from gennape.cg.families.nb201 import EDGES, equivalence_check, parse
 
 FAMILY = get_family("nb201")
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -103,7 +103,7 @@ def test_load_labelled(data_dir):
 
 
 def test_fast_path_matches_onnx_import():
-    pytest.importorskip("cg.onnx_import")
+    pytest.importorskip("gennape.cg.onnx_import")
     specs = [parse(a) for a in (ARCH, DEAD_CONV, UNUSED, CONSTANT)]
     result = equivalence_check(specs=specs)
     assert result["constant_output_skipped"] == 1
@@ -118,7 +118,7 @@ def test_cell_computes_what_autodl_infercell_computes(arch, training):
     leaves ``none`` out and computes dead values from constant zeros."""
     import torch
 
-    from cg.families.nets.nb201 import InferCell
+    from gennape.cg.families.nets.nb201 import InferCell
 
     torch.manual_seed(0)
     spec = parse(arch)
@@ -151,7 +151,7 @@ def test_cell_computes_what_autodl_infercell_computes(arch, training):
 
 
 def test_fast_order_is_graph_builders_order():
-    from cg.families.nb201 import build_cg, random_specs
+    from gennape.cg.families.nb201 import build_cg, random_specs
 
     for spec in random_specs(40, seed=9) + [parse(a) for a in (DEAD_CONV, UNUSED, CONSTANT)]:
         fast, ref = build_cg(spec), build_cg(spec, reference=True)
@@ -159,7 +159,7 @@ def test_fast_order_is_graph_builders_order():
 
 
 def test_trainable_params_without_torch_module():
-    from cg.families.nb201 import random_specs, trainable_params
+    from gennape.cg.families.nb201 import random_specs, trainable_params
 
     for spec in random_specs(10, seed=4) + [parse(a) for a in (ARCH, DEAD_CONV, CONSTANT)]:
         assert trainable_params(spec) == _trainable(FAMILY.to_module(spec))
@@ -168,7 +168,7 @@ def test_trainable_params_without_torch_module():
 def test_bad_label_files_name_the_file(tmp_path):
     import gzip
 
-    from cg.errors import GennapeError
+    from gennape.cg.errors import GennapeError
 
     (tmp_path / "nb201").mkdir()
     labels = tmp_path / "nb201" / "nb201_cifar10_15625.json.gz"

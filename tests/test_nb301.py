@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cg.families import get_family
-from cg.families.nb301 import OPS, parse, random_specs
+from gennape.cg.families import get_family
+from gennape.cg.families.nb301 import OPS, parse, random_specs
 
 FAMILY = get_family("nb301")
 ARCH = ("[[(0, 0), (1, 5), (1, 1), (0, 1), (1, 3), (0, 3), (1, 3), (3, 2)], "
@@ -79,8 +79,8 @@ def test_fast_path_matches_onnx_import():
     """Node for node and edge for edge the same CG, params included: a
     non-affine BN owns no parameters on either path (the exporter writes its
     ones / zeros as Constant nodes, which the importer does not count)."""
-    pytest.importorskip("cg.onnx_import")
-    from cg.families.nb201 import onnx_cg
+    pytest.importorskip("gennape.cg.onnx_import")
+    from gennape.cg.families.nb201 import onnx_cg
 
     for spec in [parse(ARCH)] + random_specs(1, seed=5):
         fast, imported = FAMILY.to_cg(spec), onnx_cg(FAMILY, spec)
@@ -88,7 +88,7 @@ def test_fast_path_matches_onnx_import():
 
 
 def test_fast_order_is_graph_builders_order():
-    from cg.families.nb301 import build_cg
+    from gennape.cg.families.nb301 import build_cg
 
     for spec in random_specs(15, seed=9):
         fast, ref = build_cg(spec), build_cg(spec, reference=True)

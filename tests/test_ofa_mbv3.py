@@ -12,12 +12,12 @@ import warnings
 
 import pytest
 
-from cg.errors import GennapeError
-from cg.families import get_family
-from cg.families.ofa_mbv3 import (
+from gennape.cg.errors import GennapeError
+from gennape.cg.families import get_family
+from gennape.cg.families.ofa_mbv3 import (
     EXPAND_RATIOS, KERNEL_SIZES, DEPTHS, RESOLUTIONS, OFASpec, build_cg, make_divisible,
 )
-from cg.graph import GraphBuilder
+from gennape.cg.graph import GraphBuilder
 
 FAMILY = get_family("ofa_mbv3")
 
@@ -93,7 +93,7 @@ def test_parse_rejects_bad_arch_with_a_reason(arch, message):
 
 
 def test_family_module_does_not_import_torch():
-    code = "import sys, cg.families.ofa_mbv3 as m; m.build_cg(m.OFASpec([3]*20, [3]*20, [2]*5)); " \
+    code = "import sys, gennape.cg.families.ofa_mbv3 as m; m.build_cg(m.OFASpec([3]*20, [3]*20, [2]*5)); " \
            "sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -143,7 +143,7 @@ def test_layers_compute_what_ofa_computes():
     torch = pytest.importorskip("torch")
     from torch.nn.functional import relu, relu6
 
-    from cg.families.nets.ofa_mbv3 import SqueezeExcite, build_activation
+    from gennape.cg.families.nets.ofa_mbv3 import SqueezeExcite, build_activation
 
     x = torch.randn(2, 24, 7, 7, generator=torch.Generator().manual_seed(0)) * 4
     assert torch.allclose(build_activation("h_swish")(x.clone()), x * relu6(x + 3.0) / 6.0)
@@ -243,16 +243,16 @@ def test_load_labelled_errors(tmp_path):
 # ------------------------------------------------------ ONNX equivalence
 def _has_importer() -> bool:
     try:
-        return hasattr(importlib.import_module("cg.onnx_import"), "from_onnx")
+        return hasattr(importlib.import_module("gennape.cg.onnx_import"), "from_onnx")
     except ImportError:  # the importer is not written yet
         return False
 
 
-@pytest.mark.skipif(not _has_importer(), reason="cg.onnx_import.from_onnx not written yet")
+@pytest.mark.skipif(not _has_importer(), reason="gennape.cg.onnx_import.from_onnx not written yet")
 @pytest.mark.parametrize("which", ["max", "min", "random"])
 def test_cg_equals_the_cg_of_the_exported_module(which):
     torch = pytest.importorskip("torch")
-    from cg import from_onnx
+    from gennape.cg import from_onnx
 
     spec = {"max": MAX_SPEC, "min": MIN_SPEC, "random": random_spec(random.Random(7))}[which]
     module = FAMILY.to_module(spec).eval()

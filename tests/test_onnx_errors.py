@@ -12,8 +12,8 @@ import pytest
 from _onnx_graphs import model, node
 from onnx import TensorProto, helper
 
-from cg.errors import ConversionError, UnsupportedOpsError
-from cg.onnx_import import from_onnx
+from gennape.cg.errors import ConversionError, UnsupportedOpsError
+from gennape.cg.onnx_import import from_onnx
 
 CONV = [node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]), node("Relu", ["c"], ["y"])]
 W = {"w": (4, 3, 3, 3)}
@@ -197,7 +197,7 @@ def test_secondary_output_use_is_unsupported():
 def test_only_integer_tensors_and_scalars_are_read(light_dir, monkeypatch):
     import math
 
-    from cg.onnx_import import context
+    from gennape.cg.onnx_import import context
 
     read = []
     real = context.numpy_helper.to_array

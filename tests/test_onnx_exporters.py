@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from cg.onnx_import import from_onnx  # noqa: E402
-from cg.torch_import import from_module  # noqa: E402
+from gennape.cg.onnx_import import from_onnx  # noqa: E402
+from gennape.cg.torch_import import from_module  # noqa: E402
 
 
 class SE(nn.Module):

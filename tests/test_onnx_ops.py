@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from _onnx_graphs import f32, i64, model, node, scalar
 
-from cg.onnx_import import from_onnx, supported_ops
-from cg.onnx_import.support_table import render
+from gennape.cg.onnx_import import from_onnx, supported_ops
+from gennape.cg.onnx_import.support_table import render
 
 X = ("x", (1, 3, 8, 8))
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def test_op(op_type):
 
 def test_supported_ops_doc_is_current():
     doc = ROOT / "docs" / "supported_ops.md"
-    assert doc.read_text() == render(), "regenerate: python -m cg.onnx_import.support_table > docs/supported_ops.md"
+    assert doc.read_text() == render(), "regenerate: python -m gennape.cg.onnx_import.support_table > docs/supported_ops.md"
 
 
 def test_list_ops_has_a_description_per_op():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _onnx_graphs import i64, model, node, scalar
 
-from cg.onnx_import import from_onnx
+from gennape.cg.onnx_import import from_onnx
 
 W0 = {"w0": (8, 3, 3, 3)}
 
@@ -118,7 +118,7 @@ def test_relu6_spellings(variant):
 
 
 def test_clip_with_other_bounds_is_unsupported():
-    from cg.errors import UnsupportedOpsError
+    from gennape.cg.errors import UnsupportedOpsError
 
     with pytest.raises(UnsupportedOpsError, match="Clip"):
         net([node("Clip", ["a", "lo", "hi"], ["b"])], {"lo": scalar(-1), "hi": scalar(1)})

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from cg.graph import CG
-from cg.ops import OPS
-from encoder.features import NUM_FEATURES, featurize
-from encoder.gnn import CGEncoder
-from encoder.op_encoding import ENCODINGS, OP_CLASSES, OpEncoding, op_matrix
-from pretrain.estimator import GennapeEstimator
-from pretrain.packed import GraphPack
+from gennape.cg.graph import CG
+from gennape.cg.ops import OPS
+from gennape.encoder.features import NUM_FEATURES, featurize
+from gennape.encoder.gnn import CGEncoder
+from gennape.encoder.op_encoding import ENCODINGS, OP_CLASSES, OpEncoding, op_matrix
+from gennape.pretrain.estimator import GennapeEstimator
+from gennape.pretrain.packed import GraphPack
 
 from _synthetic import toy_cg, toy_dataset
 

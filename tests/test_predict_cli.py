@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from cg.errors import GennapeError
-from transfer.predict import (
+from gennape.cg.errors import GennapeError
+from gennape.transfer.predict import (
     FailedModel, ModelPrediction, Progress, PredictionRun, assign_ranks, collect_onnx,
     format_table, parse_input_shape, to_csv, write_output,
 )
@@ -27,7 +27,7 @@ def test_collect_onnx_recurses_sorts_and_deduplicates(tmp_path):
 def test_special_files_are_per_file_failures_not_skipped(tmp_path):
     """A FIFO named *.onnx, in a searched folder or given explicitly, is listed and
     then fails on its own with a precise cause; nothing opens it (that would block)."""
-    from transfer.predict import predict_files
+    from gennape.transfer.predict import predict_files
 
     (tmp_path / "d").mkdir()
     os.mkfifo(tmp_path / "d" / "pipe.onnx")
@@ -177,7 +177,7 @@ def test_prediction_streams_in_chunks(data_dir, tmp_path):
     """The estimator never sees more than chunk_size graphs at once, and a chunk
     that fails as a whole is retried file by file so only the culprit fails."""
     from _transfer_helpers import tiny_estimator
-    from transfer.predict import collect_onnx, predict_files
+    from gennape.transfer.predict import collect_onnx, predict_files
 
     est = tiny_estimator(data_dir)
 

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from gennape.cli import main
-from pretrain.data import hash_bucket, split_indices
-from pretrain.progress import Progress
+from gennape.pretrain.data import hash_bucket, split_indices
+from gennape.pretrain.progress import Progress
 
 NB101 = ("nb101", "nb101_30k_labelled.json.gz")
 QUICK = ["--epochs", "2", "--head-epochs", "60", "--threads", "1"]
@@ -26,14 +26,14 @@ def test_tiny_pretraining_ranks_nb101_above_chance(data_dir, tmp_path, capsys):
     assert config["command"].startswith("gennape pretrain ") and "--limit 400" in config["command"]
     assert len(config["training_data"]["sha256"]) == 64
 
-    from pretrain.estimator import GennapeEstimator
+    from gennape.pretrain.estimator import GennapeEstimator
 
     assert GennapeEstimator.load(tmp_path / "ck").n_train_ == metrics["n_train"]
 
 
 def test_members_make_a_seed_ensemble_checkpoint(data_dir, tmp_path, capsys):
-    from pretrain.ensemble import GennapeEnsemble
-    from transfer.model import load_estimator
+    from gennape.pretrain.ensemble import GennapeEnsemble
+    from gennape.transfer.model import load_estimator
 
     assert _pretrain(data_dir, tmp_path / "ens", "--limit", "200", "--epochs", "1", "--head-epochs", "10",
                      "--members", "2", "--seed", "5", "--no-feature-clamp") == 0
@@ -51,7 +51,7 @@ def test_members_make_a_seed_ensemble_checkpoint(data_dir, tmp_path, capsys):
 
 def _interrupted(data_dir, out, at_line: str, **params) -> None:
     """Start a 100-network pretraining into ``out`` and interrupt it when a log line starts with ``at_line``."""
-    from pretrain.run import pretrain_nb101
+    from gennape.pretrain.run import pretrain_nb101
 
     def interrupt(line):
         if line.startswith(at_line):
@@ -72,7 +72,7 @@ def _same_model(a_dir, b_dir) -> bool:
 def test_resume_continues_where_the_run_stopped(data_dir, tmp_path):
     import torch
 
-    from pretrain.estimator import PARTIAL_STATE
+    from gennape.pretrain.estimator import PARTIAL_STATE
 
     small = ["--limit", "100", "--epochs", "2", "--head-epochs", "5", "--threads", "1"]
     assert _pretrain(data_dir, tmp_path / "straight", *small) == 0
@@ -87,7 +87,7 @@ def test_resume_continues_where_the_run_stopped(data_dir, tmp_path):
 
 
 def test_resumed_ensemble_skips_finished_members_and_matches(data_dir, tmp_path):
-    from pretrain.run import pretrain_nb101
+    from gennape.pretrain.run import pretrain_nb101
 
     small = ["--limit", "100", "--epochs", "1", "--head-epochs", "5", "--threads", "1", "--members", "2"]
     assert _pretrain(data_dir, tmp_path / "straight", *small) == 0
@@ -138,9 +138,9 @@ def test_progress_bar_draws_only_on_a_tty():
 
 
 def test_graph_level_views_keep_the_cell_and_change_the_skeleton():
-    from cg.families.nb101 import FAMILY, NB101Spec
-    from encoder.features import FEATURE_NAMES, featurize
-    from pretrain.views import MacroShape, nb101_view_cg
+    from gennape.cg.families.nb101 import FAMILY, NB101Spec
+    from gennape.encoder.features import FEATURE_NAMES, featurize
+    from gennape.pretrain.views import MacroShape, nb101_view_cg
 
     spec = NB101Spec.from_lists(
         [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],

@@ -9,12 +9,12 @@ import struct
 
 import pytest
 
-from cg.errors import GennapeError
-from cg.families.nb101 import FAMILY
-from cg.families.nb101_official import (
+from gennape.cg.errors import GennapeError
+from gennape.cg.families.nb101 import FAMILY
+from gennape.cg.families.nb101_official import (
     decode_model_metrics, iter_official, load_official, parse_record,
 )
-from cg.families.tfrecord import (
+from gennape.cg.families.tfrecord import (
     TFRecordError, TFRecordReader, crc32c, crc32c_many, encode_record, mask, read_tfrecord,
     write_tfrecord,
 )

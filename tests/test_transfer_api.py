@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from _transfer_helpers import EXAMPLES, nb201_records, tiny_estimator
-from cg.errors import GennapeError
-from transfer import default_checkpoint, predict_cgs, predict_module, predict_onnx
-from transfer.finetune import FinetuneConfig, finetune_estimator
-from transfer.metrics import spearman
+from gennape.cg.errors import GennapeError
+from gennape.transfer import default_checkpoint, predict_cgs, predict_module, predict_onnx
+from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
+from gennape.transfer.metrics import spearman
 
 
 @pytest.fixture(scope="module")
 def nb201_sample(data_dir):
-    from cg.families import get_family
+    from gennape.cg.families import get_family
 
     nb201 = get_family("nb201")
     recs = nb201_records(data_dir)
@@ -78,7 +78,7 @@ def test_predict_onnx_ranks_files_and_reports_bad_ones(data_dir, tmp_path):
 
 
 def test_predict_module_matches_the_exported_file(data_dir):
-    from cg.families import get_family
+    from gennape.cg.families import get_family
 
     est = tiny_estimator(data_dir)
     nb201 = get_family("nb201")

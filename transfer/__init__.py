@@ -1,15 +1,15 @@
 """Zero-shot prediction on unseen families and fine-tuning on a new family.
 
-Python API (see :mod:`transfer.api`)::
+Python API (see :mod:`gennape.transfer.api`)::
 
-    from transfer import predict_onnx, predict_module, finetune, evaluate, default_checkpoint
+    from gennape.transfer import predict_onnx, predict_module, finetune, evaluate, default_checkpoint
 
-Modules: :mod:`transfer.metrics` (rank metrics), :mod:`transfer.labels`
-(LABELS.csv), :mod:`transfer.predict` (streamed prediction and outputs),
-:mod:`transfer.finetune`, :mod:`transfer.evaluate`, :mod:`transfer.plot`.
+Modules: :mod:`gennape.transfer.metrics` (rank metrics), :mod:`gennape.transfer.labels`
+(LABELS.csv), :mod:`gennape.transfer.predict` (streamed prediction and outputs),
+:mod:`gennape.transfer.finetune`, :mod:`gennape.transfer.evaluate`, :mod:`gennape.transfer.plot`.
 Importing :mod:`transfer` is cheap; torch loads on first use.
 """
 
-from transfer.api import default_checkpoint, evaluate, finetune, predict_cgs, predict_module, predict_onnx
+from gennape.transfer.api import default_checkpoint, evaluate, finetune, predict_cgs, predict_module, predict_onnx
 
 __all__ = ["predict_onnx", "predict_cgs", "predict_module", "finetune", "evaluate", "default_checkpoint"]

@@ -5,7 +5,7 @@ Every function takes ``checkpoint``: a checkpoint folder, an already loaded
 
 Example::
 
-    from transfer import predict_onnx, predict_module
+    from gennape.transfer import predict_onnx, predict_module
     run = predict_onnx(["my_model.onnx", "candidates/"])
     for p in run.ranked:
         print(p.rank, p.predicted_accuracy, p.ood, p.path)
@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from cg.errors import GennapeError
-from transfer.model import default_checkpoint, load_estimator
-from transfer.predict import ModelPrediction, PredictionRun
+from gennape.cg.errors import GennapeError
+from gennape.transfer.model import default_checkpoint, load_estimator
+from gennape.transfer.predict import ModelPrediction, PredictionRun
 
 
 def _estimator(checkpoint):
@@ -43,7 +43,7 @@ def predict_onnx(paths: str | Path | Sequence[str | Path], checkpoint=None, *, i
         unknown_ops: ``"error"`` or ``"other"`` (see :func:`cg.from_onnx`).
         chunk_size: files converted and predicted together.
     """
-    from transfer.predict import collect_onnx, predict_files
+    from gennape.transfer.predict import collect_onnx, predict_files
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -58,7 +58,7 @@ def predict_onnx(paths: str | Path | Sequence[str | Path], checkpoint=None, *, i
 
 def predict_cgs(cgs: Sequence, checkpoint=None, names: Sequence[str] | None = None) -> PredictionRun:
     """Predict computation graphs already in memory, ranked among themselves."""
-    from transfer.predict import assign_ranks, predict_cgs as _predict
+    from gennape.transfer.predict import assign_ranks, predict_cgs as _predict
 
     cgs = list(cgs)
     names = list(names) if names is not None else [c.name or f"cg{i}" for i, c in enumerate(cgs)]
@@ -76,7 +76,7 @@ def predict_module(module, input_shape: Sequence[int], checkpoint=None, name: st
         checkpoint: folder, estimator, or ``None`` for the shipped checkpoint.
         name: the name reported as ``path`` (default: the module's class name).
     """
-    from cg.torch_import import from_module
+    from gennape.cg.torch_import import from_module
 
     try:
         cg = from_module(module, tuple(input_shape))
@@ -89,13 +89,13 @@ def predict_module(module, input_shape: Sequence[int], checkpoint=None, name: st
 
 
 def evaluate(labels, checkpoint=None, *, exclude=None, input_shape=None) -> dict:
-    """Metrics of ``checkpoint`` on a LABELS.csv (path or :class:`transfer.labels.Labels`).
+    """Metrics of ``checkpoint`` on a LABELS.csv (path or :class:`gennape.transfer.labels.Labels`).
 
-    Returns :meth:`transfer.evaluate.Evaluation.to_dict` (``n``, ``spearman``,
+    Returns :meth:`gennape.transfer.evaluate.Evaluation.to_dict` (``n``, ``spearman``,
     ``kendall``, ``ndcg10``, ``precision_top10``, ``mae``, ``failed``,
     ``excluded``).
     """
-    from transfer.evaluate import evaluate_labels
+    from gennape.transfer.evaluate import evaluate_labels
 
     return evaluate_labels(_as_labels(labels), _estimator(checkpoint), exclude=_as_labels(exclude),
                            input_shape=input_shape).to_dict()
@@ -104,13 +104,13 @@ def evaluate(labels, checkpoint=None, *, exclude=None, input_shape=None) -> dict
 def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples: int | None = None,
              epochs: int | None = None, seed: int = 0, mode: str = "encoder", refit_size_term: bool = True,
              input_shape=None):
-    """Fine-tune on a LABELS.csv (path or :class:`transfer.labels.Labels`); see
-    :mod:`transfer.finetune` for what is trained.
+    """Fine-tune on a LABELS.csv (path or :class:`gennape.transfer.labels.Labels`); see
+    :mod:`gennape.transfer.finetune` for what is trained.
 
     Args:
         samples: use this many rows, drawn with ``seed`` (default: all).
         refit_size_term: refit the size slope on the labels (see
-            :class:`transfer.finetune.FinetuneConfig`).
+            :class:`gennape.transfer.finetune.FinetuneConfig`).
         out: if given, save the checkpoint there (and ``labels_used.csv``, the
             rows it was tuned on, for ``evaluate(..., exclude=...)``).
 
@@ -118,7 +118,7 @@ def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples:
         the fine-tuned estimator (``est.finetune_report_`` tells which files
         were used and which failed).
     """
-    from transfer.finetune import DEFAULT_EPOCHS, FinetuneConfig, finetune_labels
+    from gennape.transfer.finetune import DEFAULT_EPOCHS, FinetuneConfig, finetune_labels
 
     cfg = FinetuneConfig(mode=mode, epochs=epochs or DEFAULT_EPOCHS, seed=seed, refit_size_term=refit_size_term)
     return finetune_labels(_as_labels(labels), _estimator(checkpoint), cfg, samples=samples, out=out,
@@ -126,7 +126,7 @@ def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples:
 
 
 def _as_labels(labels):
-    from transfer.labels import Labels, read_labels
+    from gennape.transfer.labels import Labels, read_labels
 
     if labels is None or isinstance(labels, Labels):
         return labels

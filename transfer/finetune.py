@@ -10,7 +10,7 @@ What is fine-tuned (``mode``):
     recomputed from the moving embeddings (differentiably).
 ``heads``
     Only the heads; encoder, standardisation and centres frozen
-    (:meth:`pretrain.estimator.GennapeEstimator.fit_heads`). Cheaper, weaker.
+    (:meth:`gennape.pretrain.estimator.GennapeEstimator.fit_heads`). Cheaper, weaker.
 
 Chosen by measurement (``benchmarks/transfer.py``, ``--mode encoder`` and
 ``--mode heads``, 50 networks, 5 seeds, Spearman on the other networks, a
@@ -18,7 +18,7 @@ five-seed sum-readout ensemble): NB-201 0.900 (encoder) vs 0.881 (heads), NB-301
 0.537, OFA-MobileNetV3 0.979 vs 0.972. The cluster centres are never moved:
 with 50 networks a re-clustering would be mostly noise. Before training, the
 capacity term's size slope and offset are refitted on the labelled networks
-(``refit_size_term``, :func:`pretrain.capacity.refit_size_term`; how much size
+(``refit_size_term``, :func:`gennape.pretrain.capacity.refit_size_term`; how much size
 buys differs between families) and its head weight kept; the heads then learn
 what it leaves over. A seed ensemble fine-tunes each member on the same networks.
 
@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cg.errors import GennapeError
+from gennape.cg.errors import GennapeError
 
 MODES = ("heads", "encoder")
 DEFAULT_EPOCHS = 100
@@ -53,7 +53,7 @@ class FinetuneConfig:
         encoder_lr: encoder's learning rate (``mode="encoder"`` only).
         seed: seed of the training order (and the global states stay untouched).
         refit_size_term: refit the size term's slope and offset on the labels
-            first (:func:`pretrain.capacity.refit_size_term`).
+            first (:func:`gennape.pretrain.capacity.refit_size_term`).
     """
 
     mode: str = "encoder"
@@ -84,14 +84,14 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
     """A fine-tuned copy of ``estimator`` (the argument is left unchanged).
 
     Args:
-        estimator: a fitted :class:`pretrain.estimator.GennapeEstimator`.
+        estimator: a fitted :class:`gennape.pretrain.estimator.GennapeEstimator`.
         cgs: the labelled graphs (CGs).
         y: their accuracies as fractions.
         config: what and how long to train.
     """
     import torch
 
-    from pretrain.estimator import as_pack
+    from gennape.pretrain.estimator import as_pack
 
     y = np.asarray(y, dtype=np.float64)
     if len(cgs) != len(y):
@@ -109,7 +109,7 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
         est.members_ = [finetune_estimator(m, cgs, y, config) for m in estimator.members_]
         est.metadata_ = {**estimator.metadata_, "finetune": dict(est.members_[0].metadata_["finetune"])}
         return est
-    from pretrain.targets import TargetTransform
+    from gennape.pretrain.targets import TargetTransform
 
     est = copy.deepcopy(estimator)
     # Predictions come out on the new family's accuracy scale.
@@ -141,14 +141,14 @@ def _finetune_end_to_end(est, cgs, y: np.ndarray, config: FinetuneConfig) -> Non
     """Train encoder and heads together (``mode="encoder"``)."""
     import torch
 
-    from heads.membership import fcm_membership
-    from pretrain.capacity import head_target
-    from pretrain.estimator import as_pack
-    from pretrain.heads_training import heads_loss
+    from gennape.heads.membership import fcm_membership
+    from gennape.pretrain.capacity import head_target
+    from gennape.pretrain.estimator import as_pack
+    from gennape.pretrain.heads_training import heads_loss
 
     dev = est.device
     pack = as_pack(cgs)
-    # The heads learn what the size term leaves over (pretrain.capacity).
+    # The heads learn what the size term leaves over (gennape.pretrain.capacity).
     target = head_target(est.target_transform_.transform(y), pack.log_weights, est.capacity_)
     y_t = torch.as_tensor(target, dtype=torch.float32, device=dev)
     mean = torch.as_tensor(est.embedding_mean_, dtype=torch.float32, device=dev)
@@ -194,7 +194,7 @@ class FinetuneReport:
 
 def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig(), *,
                     samples: int | None = None, out=None, input_shape=None, command: str = ""):
-    """Fine-tune on ``samples`` rows of a :class:`transfer.labels.Labels` (all by default).
+    """Fine-tune on ``samples`` rows of a :class:`gennape.transfer.labels.Labels` (all by default).
 
     Rows are drawn with ``config.seed`` before conversion (so 50 rows out of
     15,625 convert only 50 files); rows whose file fails to convert are
@@ -205,8 +205,8 @@ def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig()
     """
     from pathlib import Path
 
-    from transfer.labels import write_labels
-    from transfer.predict import FailedModel, convert_file
+    from gennape.transfer.labels import write_labels
+    from gennape.transfer.predict import FailedModel, convert_file
 
     rows = [labels.rows[i] for i in choose_samples(len(labels), samples, config.seed)]
     cgs, used, failures = [], [], []

@@ -16,7 +16,7 @@ Format: a CSV file with a header row holding at least the columns ``onnx`` and
 * Blank lines are skipped. A path listed twice is an error (it would count
   twice in training and evaluation).
 
-Errors are :class:`cg.errors.GennapeError` naming the file and line.
+Errors are :class:`gennape.cg.errors.GennapeError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cg.errors import GennapeError
+from gennape.cg.errors import GennapeError
 
 REQUIRED_COLUMNS = ("onnx", "accuracy")
 
@@ -153,7 +153,7 @@ def write_labels(path: str | Path, files: list[str | Path], accuracies: list[flo
     relative to it, others as absolute paths."""
     import io
 
-    from cg.atomic import write_text_atomic
+    from gennape.cg.atomic import write_text_atomic
 
     path = Path(path)
     buf = io.StringIO()

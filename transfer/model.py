@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cg.errors import GennapeError
+from gennape.cg.errors import GennapeError
 
 #: The shipped checkpoint's folder.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
@@ -25,10 +25,10 @@ def default_checkpoint() -> Path:
 
 
 def load_estimator(checkpoint: str | Path | None = None):
-    """A fitted :class:`pretrain.estimator.GennapeEstimator` or
-    :class:`pretrain.ensemble.GennapeEnsemble` from ``checkpoint`` (default:
+    """A fitted :class:`gennape.pretrain.estimator.GennapeEstimator` or
+    :class:`gennape.pretrain.ensemble.GennapeEnsemble` from ``checkpoint`` (default:
     :func:`default_checkpoint`)."""
-    from pretrain.ensemble import load_fitted
+    from gennape.pretrain.ensemble import load_fitted
 
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     if not path.is_dir():
@@ -59,7 +59,7 @@ class Scores:
 def score_cgs(estimator, cgs: list) -> Scores:
     """Predicted accuracy (fraction), memberships and out-of-distribution score
     and flag of ``cgs``, from one embedding pass
-    (:meth:`pretrain.estimator.GennapeEstimator.predict_details`)."""
+    (:meth:`gennape.pretrain.estimator.GennapeEstimator.predict_details`)."""
     out = estimator.predict_details(cgs)
     return Scores(
         accuracy=np.asarray(out["accuracy"], dtype=np.float64),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from cg.atomic import atomic_write
-from cg.errors import GennapeError
+from gennape.cg.atomic import atomic_write
+from gennape.cg.errors import GennapeError
 
 
 def _pyplot():
@@ -31,14 +31,14 @@ def plot_predictions(pred: Sequence[float], true: Sequence[float], out: str | Pa
         out: image file; the format follows the extension (.png, .pdf, .svg).
         title: first title line (e.g. the labels file); the second line gives
             Spearman and Kendall tau.
-        metrics: :func:`transfer.metrics.all_metrics` of ``pred``/``true``
+        metrics: :func:`gennape.transfer.metrics.all_metrics` of ``pred``/``true``
             (computed when omitted).
 
     The image is written to a temporary name and renamed.
     """
     import numpy as np
 
-    from transfer.metrics import all_metrics
+    from gennape.transfer.metrics import all_metrics
 
     out = Path(out)
     if not out.parent.is_dir():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from cg.errors import ConversionError, GennapeError
+from gennape.cg.errors import ConversionError, GennapeError
 
 #: Files converted and predicted together; bounds memory, amortises batching.
 DEFAULT_CHUNK = 64
@@ -136,7 +136,7 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 def convert_file(path: Path, input_shape=None, unknown_ops: str = "error"):
     """The CG of one file, or a :class:`FailedModel` saying why not."""
-    from cg import from_onnx
+    from gennape.cg import from_onnx
 
     try:
         return from_onnx(path, input_shape=input_shape, unknown_ops=unknown_ops)
@@ -152,7 +152,7 @@ def convert_file(path: Path, input_shape=None, unknown_ops: str = "error"):
 
 def predict_cgs(estimator, cgs: list, names: list[str]) -> list[ModelPrediction]:
     """Predictions for CGs already in memory (one batch)."""
-    from transfer.model import score_cgs
+    from gennape.transfer.model import score_cgs
 
     scores = score_cgs(estimator, cgs)
     return [
@@ -176,7 +176,7 @@ def predict_files(
 
     Args:
         files: ONNX files (see :func:`collect_onnx`).
-        estimator: a fitted estimator (see :mod:`transfer.model`).
+        estimator: a fitted estimator (see :mod:`gennape.transfer.model`).
         input_shape: forwarded to :func:`cg.from_onnx` for models with symbolic dims.
         unknown_ops: forwarded to :func:`cg.from_onnx`.
         chunk_size: files converted and predicted together.
@@ -301,7 +301,7 @@ def check_output_path(path: str | Path) -> Path:
 
 def write_output(run: PredictionRun, path: str | Path) -> None:
     """Write ``.csv`` or ``.json`` (by extension) atomically."""
-    from cg.atomic import write_text_atomic
+    from gennape.cg.atomic import write_text_atomic
 
     path = check_output_path(path)
     write_text_atomic(path, to_csv(run) if path.suffix.lower() == ".csv" else to_json(run))
@@ -309,7 +309,7 @@ def write_output(run: PredictionRun, path: str | Path) -> None:
 
 class Progress:
     """``predict_files``' ``progress(done, total)`` callback: the
-    :class:`pretrain.progress.Progress` bar (drawn only on a terminal's
+    :class:`gennape.pretrain.progress.Progress` bar (drawn only on a terminal's
     stderr), and nothing at all for fewer than ``min_total`` files."""
 
     def __init__(self, label: str, stream=None, min_total: int = 20):
@@ -322,7 +322,7 @@ class Progress:
         if total < self.min_total:
             return
         if self._bar is None:
-            from pretrain.progress import Progress as Bar
+            from gennape.pretrain.progress import Progress as Bar
 
             self._bar = Bar(total, self.label, stream=self.stream)
         self._bar.update(done - self._bar.count)

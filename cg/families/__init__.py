@@ -1,6 +1,6 @@
 """Benchmark search spaces as real networks: NAS-Bench-101/201/301 and OFA-MobileNetV3.
 
-Each family is a :class:`cg.families.base.Family` registered under a short name:
+Each family is a :class:`gennape.cg.families.base.Family` registered under a short name:
 
 =============  ==============================================================
 ``nb101``      NAS-Bench-101 cells (matrix + ops), CIFAR-10, 32x32
@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import importlib
 
-from cg.families.base import Family, LabelledArch
+from gennape.cg.families.base import Family, LabelledArch
 
 #: family name -> module defining ``FAMILY``; modules load on first use.
 _MODULES = {
-    "nb101": "cg.families.nb101",
-    "nb201": "cg.families.nb201",
-    "nb301": "cg.families.nb301",
-    "ofa_mbv3": "cg.families.ofa_mbv3",
+    "nb101": "gennape.cg.families.nb101",
+    "nb201": "gennape.cg.families.nb201",
+    "nb301": "gennape.cg.families.nb301",
+    "ofa_mbv3": "gennape.cg.families.ofa_mbv3",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_MODULES)

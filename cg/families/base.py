@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from cg.graph import CG
+from gennape.cg.graph import CG
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ One compressed ``.npz`` file per family and dataset under
 ``$GENNAPE_CACHE`` (default ``~/.cache/gennape``), named
 ``<family>-<dataset>.cgcache.npz``. Graphs are stored as tables of the
 distinct nodes (JSON) and edges plus, per graph, int32 indices into them, so 30,000 NB-101 CGs (5 million nodes, a few hundred distinct ones)
-load in seconds and every graph shares the same :class:`~cg.graph.Node`
+load in seconds and every graph shares the same :class:`~gennape.cg.graph.Node`
 objects. No pickles: arrays are read with ``allow_pickle=False``.
 
-A file records :data:`cg.graph.FORMAT_VERSION` and the family's
+A file records :data:`gennape.cg.graph.FORMAT_VERSION` and the family's
 ``cg_version``; a mismatch (or a damaged file) means it is rebuilt. Writes go
 to a temporary file that is then renamed, so readers see the old file or the
 new one.
@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from cg.atomic import atomic_write
-from cg.graph import CG, FORMAT_VERSION, Node
+from gennape.cg.atomic import atomic_write
+from gennape.cg.graph import CG, FORMAT_VERSION, Node
 
 
 def cache_dir() -> Path:
@@ -162,7 +162,7 @@ class CGCache:
         ``family.to_cg`` and the file is rewritten with all of them.
 
         Args:
-            family: a :class:`cg.families.base.Family`.
+            family: a :class:`gennape.cg.families.base.Family`.
             items: ``(key, spec)`` pairs.
             dataset: names the cache file (e.g. ``"labelled"``, ``"all"``).
             progress: called as ``progress(done, total)`` while building.

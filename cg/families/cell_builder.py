@@ -10,7 +10,7 @@ does are mirrored here so that both paths agree:
   one Relu; so do two equal pools, slices or sums). :meth:`LayerGraph._shared`
   reuses a node when op, attributes and inputs repeat. Ops owning parameters
   (conv, linear, batch norm) are never merged: their tensors differ.
-* **Batch-norm merging** (canonical rule of :mod:`cg.graph`): a BN whose
+* **Batch-norm merging** (canonical rule of :mod:`gennape.cg.graph`): a BN whose
   input is a conv / linear output consumed by nothing else is merged into that
   node (``params += 2C`` when affine, ``+0`` otherwise); any other BN stays a
   ``batch_norm`` node. Decided in :meth:`build`, once all consumers are known.
@@ -18,7 +18,7 @@ does are mirrored here so that both paths agree:
 
 Pure Python: no torch, no onnx. For speed, nodes are interned (each distinct
 node is one object, its hashed bytes computed once per process) and
-:meth:`LayerGraph.build` computes :class:`cg.graph.GraphBuilder`'s canonical
+:meth:`LayerGraph.build` computes :class:`gennape.cg.graph.GraphBuilder`'s canonical
 order directly (``build(reference=True)`` uses GraphBuilder; tests compare).
 """
 
@@ -29,8 +29,8 @@ import heapq
 from functools import lru_cache
 from typing import Sequence
 
-from cg.graph import CG, GraphBuilder, Node
-from cg.ops import conv_op_for
+from gennape.cg.graph import CG, GraphBuilder, Node
+from gennape.cg.ops import conv_op_for
 
 Shape = tuple[int, ...]
 
@@ -228,7 +228,7 @@ class LayerGraph:
     # -------------------------------------------------------------- build
     def build(self, reference: bool = False) -> CG:
         """Drop unused layers, merge BNs and constant Adds, order canonically
-        (with :class:`cg.graph.GraphBuilder` itself when ``reference``)."""
+        (with :class:`gennape.cg.graph.GraphBuilder` itself when ``reference``)."""
         n = len(self.nodes)
         # The exporter drops computations no output uses (e.g. an NB-201 node
         # whose out-edges are all ``none``); so do we. Inputs always stay.

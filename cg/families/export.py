@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cg.atomic import write_bytes_atomic
-from cg.families.base import Family
-from cg.torch_import import EXPORT_OPSET, export_module
+from gennape.cg.atomic import write_bytes_atomic
+from gennape.cg.families.base import Family
+from gennape.cg.torch_import import EXPORT_OPSET, export_module
 
 #: ONNX opset of exported models.
 OPSET = EXPORT_OPSET

@@ -32,11 +32,11 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from cg.data import data_dir as _default_data_dir
-from cg.errors import GennapeError
-from cg.families.base import Family, LabelledArch
-from cg.families.cell_builder import canonical_cg, intern_node, order_bytes
-from cg.graph import CG, GraphBuilder, Node
+from gennape.cg.data import data_dir as _default_data_dir
+from gennape.cg.errors import GennapeError
+from gennape.cg.families.base import Family, LabelledArch
+from gennape.cg.families.cell_builder import canonical_cg, intern_node, order_bytes
+from gennape.cg.graph import CG, GraphBuilder, Node
 
 #: Interior ops in the benchmark's canonical order (their index is the hash label).
 CELL_OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -365,7 +365,7 @@ def stack_channels() -> list[tuple[int, int, int]]:
 
 
 # ------------------------------------------------------------------- the CG
-# Nodes are interned (cg.families.cell_builder.intern_node): each distinct
+# Nodes are interned (gennape.cg.families.cell_builder.intern_node): each distinct
 # node is one object, created once per process, with the bytes GraphBuilder
 # hashes for it computed once.
 _intern = intern_node
@@ -393,7 +393,7 @@ def _linear(features: int, classes: int) -> Node:
 
 
 class _FastBuilder:
-    """:class:`cg.graph.GraphBuilder`'s canonical order, computed faster.
+    """:class:`gennape.cg.graph.GraphBuilder`'s canonical order, computed faster.
 
     Gives exactly ``GraphBuilder.build()``'s CG (same ancestry keys, same heap
     order, same tie-breaking by insertion index; a test and
@@ -497,7 +497,7 @@ class _CGWriter:
 def build_cg(spec: NB101Spec, name: str = "", reference: bool = False) -> CG:
     """The benchmark network of ``spec`` as a canonical CG (pure Python).
 
-    ``reference=True`` orders the nodes with :class:`cg.graph.GraphBuilder`
+    ``reference=True`` orders the nodes with :class:`gennape.cg.graph.GraphBuilder`
     itself instead of the equivalent, faster :class:`_FastBuilder`.
     """
     b = GraphBuilder(name) if reference else _FastBuilder(name)
@@ -561,7 +561,7 @@ class NB101Family(Family):
         return build_cg(spec)
 
     def to_module(self, spec: NB101Spec):
-        from cg.families.nets.nb101 import NB101Network
+        from gennape.cg.families.nets.nb101 import NB101Network
 
         return NB101Network(spec)
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from cg.errors import GennapeError
-from cg.families.base import LabelledArch
-from cg.families.nb101 import NB101Spec
-from cg.families.tfrecord import TFRecordReader
+from gennape.cg.errors import GennapeError
+from gennape.cg.families.base import LabelledArch
+from gennape.cg.families.nb101 import NB101Spec
+from gennape.cg.families.tfrecord import TFRecordReader
 
 _DOUBLE = struct.Struct("<d")
 
@@ -218,7 +218,7 @@ def iter_official(path: str | Path, skip_corrupt: bool = False,
                   reader: TFRecordReader | None = None) -> Iterator[OfficialRecord]:
     """The records of an official NAS-Bench-101 TFRecord file, in file order.
 
-    Errors (:class:`cg.errors.GennapeError`) name the file and the record
+    Errors (:class:`gennape.cg.errors.GennapeError`) name the file and the record
     index. With ``skip_corrupt``, records with a bad CRC or bad content are
     skipped and counted in ``reader.skipped`` / ``reader.problems`` (pass your
     own ``reader`` to see them; :func:`load_official` reports them).

@@ -42,9 +42,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cg.families.base import Family, LabelledArch
-from cg.families.cell_builder import LayerGraph
-from cg.graph import CG
+from gennape.cg.families.base import Family, LabelledArch
+from gennape.cg.families.cell_builder import LayerGraph
+from gennape.cg.graph import CG
 
 #: The five NAS-Bench-201 edge operations.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -131,7 +131,7 @@ def _cell(g: LayerGraph, spec: NB201Spec, x: int | None) -> int | None:
     Dead node values are tracked as ``ZERO`` (all edges ``none``) or ``CONST``
     (an input-independent tensor). A constant term added into a live node is
     an Add of a parameter tensor ``(1, C, H, W)`` in the export (see
-    :mod:`cg.families.nets.nb201`), merged into the producer of the live sum.
+    :mod:`gennape.cg.families.nets.nb201`), merged into the producer of the live sum.
     """
     c, h, w = g.shape(x)
     nodes: list = [x]
@@ -161,7 +161,7 @@ def _resblock(g: LayerGraph, x: int, c_out: int) -> int:
 
 
 def build_cg(spec: NB201Spec, reference: bool = False) -> CG:
-    """The canonical CG (``reference=True``: ordered by :class:`cg.graph.GraphBuilder`)."""
+    """The canonical CG (``reference=True``: ordered by :class:`gennape.cg.graph.GraphBuilder`)."""
     g = LayerGraph(spec.to_arch())
     x: int | None = g.input((3, 32, 32))
     x = g.bn(g.conv(x, CHANNELS[0], 3, 1, 1))
@@ -208,7 +208,7 @@ class NB201Family(Family):
         return trainable_params(spec)
 
     def to_module(self, spec: NB201Spec):
-        from cg.families.nets.nb201 import TinyNetwork
+        from gennape.cg.families.nets.nb201 import TinyNetwork
 
         return TinyNetwork(spec)
 
@@ -216,8 +216,8 @@ class NB201Family(Family):
         """All 15,625 cells (label: CIFAR-10 test accuracy after 200 epochs, as a
         fraction); ``extra`` holds NASLib's params / flops / zero-cost scores for
         the 724 cells of ``naslib_zc_nasbench201_cifar10_724.json`` when present."""
-        from cg.data import data_dir as find
-        from cg.errors import GennapeError
+        from gennape.cg.data import data_dir as find
+        from gennape.cg.errors import GennapeError
 
         root = Path(data_dir) if data_dir is not None else find()
         path = root / "nb201" / "nb201_cifar10_15625.json.gz"
@@ -248,7 +248,7 @@ def load_zero_cost(root: Path) -> dict[str, dict]:
     path = Path(root) / "nb201" / "naslib_zc_nasbench201_cifar10_724.json"
     if not path.is_file():
         return {}
-    from cg.errors import GennapeError
+    from gennape.cg.errors import GennapeError
 
     try:
         records = list(json.loads(path.read_text(encoding="utf-8"))["cifar10"].items())
@@ -284,8 +284,8 @@ FAMILY = NB201Family()
 def onnx_cg(family: Family, spec) -> CG:
     """The CG the ONNX importer builds from ``family.to_module(spec)`` exported
     as ``gennape export`` does (legacy exporter, constant folding off)."""
-    import cg
-    from cg.families.export import export_bytes
+    from gennape import cg
+    from gennape.cg.families.export import export_bytes
 
     return cg.from_onnx(export_bytes(family, spec))
 

@@ -27,9 +27,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cg.families.base import Family, LabelledArch
-from cg.families.cell_builder import LayerGraph
-from cg.graph import CG
+from gennape.cg.families.base import Family, LabelledArch
+from gennape.cg.families.cell_builder import LayerGraph
+from gennape.cg.graph import CG
 
 #: DARTS op names in NB-301 / NASLib compact-encoding order.
 OPS: tuple[str, ...] = (
@@ -149,7 +149,7 @@ def _cell(g: LayerGraph, spec: NB301Spec, s0: int, s1: int, c: int, reduction: b
 
 
 def build_cg(spec: NB301Spec, reference: bool = False) -> CG:
-    """The canonical CG (``reference=True``: ordered by :class:`cg.graph.GraphBuilder`)."""
+    """The canonical CG (``reference=True``: ordered by :class:`gennape.cg.graph.GraphBuilder`)."""
     g = LayerGraph(spec.to_arch())
     x = g.input((3, 32, 32))
     c = STEM_MULTIPLIER * INIT_CHANNELS
@@ -177,7 +177,7 @@ class NB301Family(Family):
         return build_cg(spec)
 
     def to_module(self, spec: NB301Spec):
-        from cg.families.nets.nb301 import NetworkCIFAR
+        from gennape.cg.families.nets.nb301 import NetworkCIFAR
 
         return NetworkCIFAR(spec)
 
@@ -185,9 +185,9 @@ class NB301Family(Family):
         """The 725 genotypes of NASLib's NB-301 file; label ``val_accuracy``
         (percent -> fraction; NB-301 surrogate predictions, a noisy label);
         ``extra`` keeps ``params`` (a count), ``flops`` and zero-cost scores."""
-        from cg.data import data_dir as find
-        from cg.errors import GennapeError
-        from cg.families.nb201 import _scores
+        from gennape.cg.data import data_dir as find
+        from gennape.cg.errors import GennapeError
+        from gennape.cg.families.nb201 import _scores
 
         root = Path(data_dir) if data_dir is not None else find()
         path = root / "nb301" / "naslib_zc_nasbench301_725.json"
@@ -230,8 +230,8 @@ def random_specs(n: int, seed: int = 0) -> list[NB301Spec]:
 
 
 def equivalence_check(n: int = 50, seed: int = 0, specs=None) -> dict:
-    """As :func:`cg.families.nb201.equivalence_check`, for DARTS genotypes."""
-    from cg.families.nb201 import equivalence_check as check
+    """As :func:`gennape.cg.families.nb201.equivalence_check`, for DARTS genotypes."""
+    from gennape.cg.families.nb201 import equivalence_check as check
 
     return check(family=FAMILY, specs=specs if specs is not None else random_specs(n, seed))
 

@@ -33,11 +33,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from cg.data import data_dir as default_data_dir
-from cg.errors import GennapeError
-from cg.families.base import Family, LabelledArch
-from cg.graph import CG, GraphBuilder, Node
-from cg.ops import conv_op_for
+from gennape.cg.data import data_dir as default_data_dir
+from gennape.cg.errors import GennapeError
+from gennape.cg.families.base import Family, LabelledArch
+from gennape.cg.graph import CG, GraphBuilder, Node
+from gennape.cg.ops import conv_op_for
 
 KERNEL_SIZES = (3, 5, 7)
 EXPAND_RATIOS = (3, 4, 6)
@@ -261,7 +261,7 @@ def _emit_block(g: _Emitter, x: int, shape: tuple, b: MBConvConfig) -> tuple[int
 
 def build_cg(spec: OFASpec) -> CG:
     """The canonical CG of ``spec``, node for node what the ONNX importer builds
-    from the exported module (see :mod:`cg.graph` for the canonical rules)."""
+    from the exported module (see :mod:`gennape.cg.graph` for the canonical rules)."""
     g = _Emitter()
     shape = (3, spec.r, spec.r)
     x = g.add(Node("input", (), shape), ())
@@ -331,7 +331,7 @@ class OFAMobileNetV3Family(Family):
         return build_cg(spec)
 
     def to_module(self, spec: OFASpec):
-        from cg.families.nets.ofa_mbv3 import OFAMobileNetV3Net
+        from gennape.cg.families.nets.ofa_mbv3 import OFAMobileNetV3Net
 
         return OFAMobileNetV3Net(
             spec.blocks(), stem_channels=STEM_CHANNELS, final_expand_channels=FINAL_EXPAND_CHANNELS,

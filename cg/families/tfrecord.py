@@ -21,8 +21,8 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from cg.atomic import atomic_write
-from cg.errors import GennapeError
+from gennape.cg.atomic import atomic_write
+from gennape.cg.errors import GennapeError
 
 _POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8

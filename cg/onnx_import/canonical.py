@@ -1,5 +1,5 @@
 """Canonicalisation passes over the IR: they make one network give one CG
-however it was exported (the rules of :mod:`cg.graph`).
+however it was exported (the rules of :mod:`gennape.cg.graph`).
 
 Passes run in this order; each is linear in the graph size:
 
@@ -29,7 +29,7 @@ Passes run in this order; each is linear in the graph size:
 
 from __future__ import annotations
 
-from cg.onnx_import.ir import PSEUDO_OPS, IRGraph
+from gennape.cg.onnx_import.ir import PSEUDO_OPS, IRGraph
 
 WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})
 #: Nodes an affine may not merge into: they vanish or are not computations.

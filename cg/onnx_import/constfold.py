@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from cg.onnx_import.context import SMALL_NUMEL, constant_value, tensor_value
+from gennape.cg.onnx_import.context import SMALL_NUMEL, constant_value, tensor_value
 
 EVAL: dict[str, Callable] = {}
 

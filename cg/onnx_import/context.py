@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from cg.errors import ConversionError
-from cg.onnx_import.ir import IRGraph, IRNode
+from gennape.cg.errors import ConversionError
+from gennape.cg.onnx_import.ir import IRGraph, IRNode
 
 #: Ops that pass a small constant's value through unchanged (for Clip bounds etc.).
 VALUE_PASSTHROUGH = frozenset({"Identity", "Cast", "Squeeze", "Unsqueeze", "Reshape"})

@@ -1,5 +1,5 @@
 """The conversion driver: ONNX model -> IR (via the op handlers) ->
-canonical IR (via :mod:`cg.onnx_import.canonical`) -> :class:`cg.graph.CG`."""
+canonical IR (via :mod:`gennape.cg.onnx_import.canonical`) -> :class:`gennape.cg.graph.CG`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import warnings
 
 import onnx
 
-from cg.errors import ConversionError, UnsupportedOpsError
-from cg.graph import CG, GraphBuilder, Node
-from cg.onnx_import import canonical, constfold, load
-from cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
-from cg.onnx_import.registry import all_handlers
+from gennape.cg.errors import ConversionError, UnsupportedOpsError
+from gennape.cg.graph import CG, GraphBuilder, Node
+from gennape.cg.onnx_import import canonical, constfold, load
+from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
+from gennape.cg.onnx_import.registry import all_handlers
 
 #: Valid values of ``unknown_ops``.
 UNKNOWN_OPS_CHOICES = ("error", "other")

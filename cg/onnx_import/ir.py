@@ -1,8 +1,8 @@
 """The importer's intermediate representation (IR): mutable nodes that the
 canonicalisation passes rewrite before the CG is built.
 
-Besides the op types of :data:`cg.ops.OPS`, IR nodes may carry these
-*pseudo ops*, which the passes in :mod:`cg.onnx_import.canonical` always
+Besides the op types of :data:`gennape.cg.ops.OPS`, IR nodes may carry these
+*pseudo ops*, which the passes in :mod:`gennape.cg.onnx_import.canonical` always
 resolve:
 
 ``bn``      a BatchNormalization (merged into a conv / linear, else ``batch_norm``)

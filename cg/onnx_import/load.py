@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 
-from cg.errors import ConversionError
+from gennape.cg.errors import ConversionError
 
 
 #: protobuf cannot parse a message larger than 2 GiB; larger models keep their

@@ -1,14 +1,14 @@
 """The op-handler registry: one small handler per ONNX op type.
 
 A handler turns one ONNX node into intermediate-representation (IR) nodes
-through a :class:`cg.onnx_import.context.Context`. Register it with::
+through a :class:`gennape.cg.onnx_import.context.Context`. Register it with::
 
     @register("Relu")
     def relu(node, ctx):
         ctx.emit_unary(node, "relu")
 
 ``supported_ops()`` lists what the importer understands; it generates
-``docs/supported_ops.md`` (``python -m cg.onnx_import.support_table``).
+``docs/supported_ops.md`` (``python -m gennape.cg.onnx_import.support_table``).
 """
 
 from __future__ import annotations
@@ -52,4 +52,4 @@ def _summary(fn: Callable) -> str:
 
 def _load_handlers() -> None:
     # Importing the package registers every handler module once.
-    import cg.onnx_import.handlers  # noqa: F401
+    import gennape.cg.onnx_import.handlers  # noqa: F401

@@ -1,12 +1,12 @@
 """Print the supported-op table (Markdown) from the handler registry.
 
-``python -m cg.onnx_import.support_table > docs/supported_ops.md``; a test
+``python -m gennape.cg.onnx_import.support_table > docs/supported_ops.md``; a test
 checks that the committed file is up to date.
 """
 
 from __future__ import annotations
 
-from cg.onnx_import.registry import supported_ops
+from gennape.cg.onnx_import.registry import supported_ops
 
 
 def render() -> str:
@@ -15,7 +15,7 @@ def render() -> str:
         "# Supported ONNX ops",
         "",
         "Generated from the importer's handler registry by",
-        "`python -m cg.onnx_import.support_table > docs/supported_ops.md`; do not edit by hand.",
+        "`python -m gennape.cg.onnx_import.support_table > docs/supported_ops.md`; do not edit by hand.",
         "",
         "Opsets 7 to 21 (default domain). Any op whose inputs are all constant (initializers,",
         "Constant, ConstantOfShape, Shape, Size and what is computed from them) is folded away",

@@ -20,10 +20,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import warnings
 
-    from cg.errors import GennapeError
+    from gennape.cg.errors import GennapeError
 
     if args.list_ops:
-        from cg.onnx_import import supported_ops
+        from gennape.cg.onnx_import import supported_ops
 
         for op, doc in supported_ops().items():
             print(f"{op:24s} {doc}")
@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise GennapeError("a model file is required (or --list-ops)")
 
-    from cg.atomic import write_text_atomic
-    from cg.onnx_import import from_onnx
+    from gennape.cg.atomic import write_text_atomic
+    from gennape.cg.onnx_import import from_onnx
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                 raise GennapeError(f"{args.json}: cannot write ({err.strerror})") from None
             print(f"wrote {args.json}", file=out)
     if args.draw:
-        from cg.draw import draw
+        from gennape.cg.draw import draw
 
         draw(cg, args.draw)
         print(f"wrote {args.draw}", file=out)

@@ -1,7 +1,7 @@
 """``gennape evaluate --labels LABELS.csv [--checkpoint DIR] [--exclude LABELS_USED.csv] [--json] [--plot OUT.png]``
 
 Predicts every model listed in LABELS.csv (columns ``onnx,accuracy``; see
-:mod:`transfer.labels`) and prints Spearman, Kendall tau-b, NDCG@10, precision
+:mod:`gennape.transfer.labels`) and prints Spearman, Kendall tau-b, NDCG@10, precision
 of the top 10 % and MAE. ``--exclude`` drops the rows of another labels file
 (the ones a fine-tune used). ``--json`` prints one JSON object with the keys
 ``n, spearman, kendall, ndcg10, precision_top10, mae, failed, excluded`` (MAE as
@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from transfer.evaluate import evaluate_labels, format_metrics
-    from transfer.labels import read_labels
-    from transfer.model import load_estimator
-    from transfer.predict import Progress, json_ready, parse_input_shape
+    from gennape.transfer.evaluate import evaluate_labels, format_metrics
+    from gennape.transfer.labels import read_labels
+    from gennape.transfer.model import load_estimator
+    from gennape.transfer.predict import Progress, json_ready, parse_input_shape
 
     labels = read_labels(args.labels)
     exclude = read_labels(args.exclude) if args.exclude else None
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from pathlib import Path
 
-        from cg.errors import GennapeError
-        from transfer.plot import _pyplot
+        from gennape.cg.errors import GennapeError
+        from gennape.transfer.plot import _pyplot
 
         if not Path(args.plot).parent.is_dir():
             raise GennapeError(f"{args.plot}: folder {Path(args.plot).parent} does not exist")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_metrics(ev, args.labels))
     if args.plot:
-        from transfer.plot import plot_predictions
+        from gennape.transfer.plot import plot_predictions
 
         plot_predictions(ev.pred, ev.true, args.plot, title=str(args.labels), metrics=ev.metrics)
     return 1 if ev.failures else 0

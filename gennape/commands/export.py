@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 #: Family names, listed here so that building the parser imports nothing heavy
-#: (``cg.families.FAMILY_NAMES`` holds the same names).
+#: (``gennape.cg.families.FAMILY_NAMES`` holds the same names).
 FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
 
 ARCH_HELP = """ARCH per family:
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cg.errors import GennapeError
-    from cg.families import get_family
+    from gennape.cg.errors import GennapeError
+    from gennape.cg.families import get_family
 
     try:
         family = get_family(args.family)
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise GennapeError(f"invalid {args.family} ARCH: {err}") from None
 
-    from cg.families.export import export_onnx
+    from gennape.cg.families.export import export_onnx
 
     try:
         path = export_onnx(family, spec, args.out)

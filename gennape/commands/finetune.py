@@ -1,11 +1,11 @@
 """``gennape finetune --labels LABELS.csv [--checkpoint DIR] --out DIR [--samples N] [--epochs E] [--seed S]``
 
 Fine-tunes a checkpoint on labelled networks of a new family (LABELS.csv:
-columns ``onnx,accuracy``, see :mod:`transfer.labels`) and saves a checkpoint
+columns ``onnx,accuracy``, see :mod:`gennape.transfer.labels`) and saves a checkpoint
 whose predictions are on that family's accuracy scale. By default the GNN
 encoder and the fuzzy heads are trained end to end (cluster centres fixed) and
 the target transform is refitted to the new labels; ``--mode heads`` trains
-the heads only (see :mod:`transfer.finetune`). ``DIR/labels_used.csv`` lists the rows
+the heads only (see :mod:`gennape.transfer.finetune`). ``DIR/labels_used.csv`` lists the rows
 used, for ``gennape evaluate --exclude DIR/labels_used.csv``.
 
 Exit codes: 0 ok; 1 saved, but some files failed to convert (reported on
@@ -43,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from cg.errors import GennapeError
-    from transfer.finetune import DEFAULT_EPOCHS, FinetuneConfig, finetune_labels
-    from transfer.labels import read_labels
-    from transfer.model import load_estimator
-    from transfer.predict import parse_input_shape
+    from gennape.cg.errors import GennapeError
+    from gennape.transfer.finetune import DEFAULT_EPOCHS, FinetuneConfig, finetune_labels
+    from gennape.transfer.labels import read_labels
+    from gennape.transfer.model import load_estimator
+    from gennape.transfer.predict import parse_input_shape
 
     if args.samples is not None and args.samples < 2:
         raise GennapeError(f"--samples must be at least 2, got {args.samples}")

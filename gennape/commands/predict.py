@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from cg.errors import GennapeError
-    from transfer.model import load_estimator
-    from transfer.predict import (
+    from gennape.cg.errors import GennapeError
+    from gennape.transfer.model import load_estimator
+    from gennape.transfer.predict import (
         Progress, check_output_path, collect_onnx, format_table, parse_input_shape, predict_files, write_output,
     )
 

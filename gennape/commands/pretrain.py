@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from cg.errors import GennapeError
-    from pretrain.run import pretrain_nb101
+    from gennape.cg.errors import GennapeError
+    from gennape.pretrain.run import pretrain_nb101
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise GennapeError(f"--limit {args.limit}: need at least 20 architectures")
     data = args.data
     if data is None:
-        from cg.data import data_file
+        from gennape.cg.data import data_file
 
         data = args.data = str(data_file("nb101", "nb101_30k_labelled.json.gz"))
     try:

@@ -1,6 +1,6 @@
 """The NAS-Bench-101 training network in PyTorch (``nasbench.lib.model_builder``).
 
-The wiring of each cell comes from :func:`cg.families.nb101.cell_plan`, which
+The wiring of each cell comes from :func:`gennape.cg.families.nb101.cell_plan`, which
 the fast spec -> CG path uses too, so both describe one network. TensorFlow's
 ``padding='same'`` convs and pools become symmetric padding here (odd kernels,
 stride 1) and the 2x2 stride-2 pools need none on 32/16-pixel maps. Batch norm
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cg.families.nb101 import (
+from gennape.cg.families.nb101 import (
     INPUT_SHAPE, NUM_CLASSES, STEM_CHANNELS, NB101Spec, cell_plan, stack_channels,
 )
 

@@ -3,7 +3,7 @@
 Numerically the network NAS-Bench-201 trained; written so that the legacy ONNX
 exporter gives plain ops: sums are chains of binary adds in edge order,
 ``none`` edges are left out (they add zeros), and values of dead nodes (see
-:mod:`cg.families.nb201`) are computed from constant zero tensors.
+:mod:`gennape.cg.families.nb201`) are computed from constant zero tensors.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cg.families.nb201 import CELLS_PER_STAGE, CHANNELS, EDGES, NUM_CLASSES, NB201Spec
+from gennape.cg.families.nb201 import CELLS_PER_STAGE, CHANNELS, EDGES, NUM_CLASSES, NB201Spec
 
 
 class ReLUConvBN(nn.Sequential):

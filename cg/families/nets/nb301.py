@@ -1,5 +1,5 @@
 """DARTS ``NetworkCIFAR`` as NAS-Bench-301 trained it (BN settings of NASLib's
-``NasBench301SearchSpace``; see :mod:`cg.families.nb301`).
+``NasBench301SearchSpace``; see :mod:`gennape.cg.families.nb301`).
 
 Inference network only: no auxiliary head, no drop path (both act only in
 training). Node sums are ``h1 + h2`` in genotype order, as in DARTS.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cg.families.nb301 import (
+from gennape.cg.families.nb301 import (
     INIT_CHANNELS, LAYERS, NUM_CLASSES, STEM_MULTIPLIER, STEPS, NB301Spec, reduction_layers,
 )
 

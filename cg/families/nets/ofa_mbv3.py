@@ -8,7 +8,7 @@ and export as ``HardSwish`` / ``HardSigmoid``; OFA's ``x.mean(3).mean(2)`` globa
 pooling is ``nn.AdaptiveAvgPool2d(1)`` and exports as ``GlobalAveragePool``.
 
 The block layout (channel widths, kernels, SE, strides, residuals) comes from
-:func:`cg.families.ofa_mbv3.block_configs`; this module only turns it into layers.
+:func:`gennape.cg.families.ofa_mbv3.block_configs`; this module only turns it into layers.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class OFAMobileNetV3Net(_Block):
 
     Args:
         blocks: per block an object with the attributes of
-            :class:`cg.families.ofa_mbv3.MBConvConfig` (``in_channels``,
+            :class:`gennape.cg.families.ofa_mbv3.MBConvConfig` (``in_channels``,
             ``mid_channels``, ``out_channels``, ``kernel``, ``stride``, ``act``,
             ``se_channels``, ``expand``, ``residual``), the first block included.
         stem_channels: output channels of the 3x3 stride-2 stem conv.

@@ -1,9 +1,9 @@
 """Op handlers, one small function per ONNX op type, grouped by kind.
 
-Importing this package registers them all (see :mod:`cg.onnx_import.registry`).
+Importing this package registers them all (see :mod:`gennape.cg.onnx_import.registry`).
 """
 
-from cg.onnx_import.handlers import (  # noqa: F401
+from gennape.cg.onnx_import.handlers import (  # noqa: F401
     activation,
     conv,
     elementwise,

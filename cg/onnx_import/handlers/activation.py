@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cg.onnx_import.registry import register
+from gennape.cg.onnx_import.registry import register
 
 
 def _simple(op: str, doc: str):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cg.errors import ConversionError
-from cg.ops import conv_op_for
-from cg.onnx_import.context import to_pair
-from cg.onnx_import.registry import register
+from gennape.cg.errors import ConversionError
+from gennape.cg.ops import conv_op_for
+from gennape.cg.onnx_import.context import to_pair
+from gennape.cg.onnx_import.registry import register
 
 
 @register("Conv")

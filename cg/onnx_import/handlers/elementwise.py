@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cg.onnx_import.registry import register
+from gennape.cg.onnx_import.registry import register
 
 _KIND = {"Add": "add", "Sub": "add", "Mul": "mul", "Div": "mul"}
 _FN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cg.onnx_import.registry import register
+from gennape.cg.onnx_import.registry import register
 
 
 @register("BatchNormalization")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cg.onnx_import.context import to_pair
-from cg.onnx_import.registry import register
+from gennape.cg.onnx_import.context import to_pair
+from gennape.cg.onnx_import.registry import register
 
 
 def _window_pool(node, ctx, op: str, global_op: str):

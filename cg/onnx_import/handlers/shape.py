@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cg.errors import ConversionError
-from cg.onnx_import.registry import register
+from gennape.cg.errors import ConversionError
+from gennape.cg.onnx_import.registry import register
 
 
 @register("Identity", "Dropout", "Cast")
