@@ -1,12 +1,14 @@
-"""``gennape predict`` over many files: time per file and whether memory grows.
+"""``gennape predict`` over many files: files/s, per worker count, and whether memory grows.
 
 Copies the bundled example ONNX files into a temporary folder until it holds
-``--files`` models (hard links, so disk use stays small), then runs the
+``--sizes`` models (hard links, so disk use stays small), then runs the
 command's code path (:func:`gennape.transfer.predict.predict_files`, chunked) in a
-fresh process per size and reports wall time and peak resident memory. Memory
-that does not grow with the number of files is the streaming property.
+fresh process per size and worker count (``--workers 1,2``: conversion in that
+many processes, :mod:`gennape.transfer.workers`) and reports files/s and peak
+resident memory of the process and of its largest worker. Memory that does not
+grow with the number of files is the streaming property.
 
-    python benchmarks/predict_stream.py --checkpoint DIR --sizes 100,1000,3000
+    python benchmarks/predict_stream.py --checkpoint DIR --sizes 100,1000,3000 --workers 1,2
 
 The last line is JSON.
 """
@@ -36,11 +38,13 @@ est = load_estimator({ckpt!r})
 files = collect_onnx([{folder!r}])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()
-run = predict_files(files, est, chunk_size={chunk})
+run = predict_files(files, est, chunk_size={chunk}, workers={workers})
 dt = time.perf_counter() - t
-print(json.dumps({{"files": len(files), "predicted": len(run.predictions), "failed": len(run.failures),
-                  "seconds": dt, "ms_per_file": 1000 * dt / len(files), "rss_before_mib": base,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"files": len(files), "workers": {workers}, "predicted": len(run.predictions),
+                  "failed": len(run.failures), "seconds": dt, "files_per_s": len(files) / dt,
+                  "ms_per_file": 1000 * dt / len(files), "rss_before_mib": base,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
 """
 
 
@@ -48,7 +52,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
     parser.add_argument("--sizes", default="100,1000,3000")
-    parser.add_argument("--chunk", type=int, default=64)
+    from gennape.transfer.predict import DEFAULT_CHUNK
+
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
+    parser.add_argument("--workers", default="1", help="worker counts to compare, e.g. 1,2")
     args = parser.parse_args()
 
     from gennape.transfer.model import default_checkpoint
@@ -69,14 +76,17 @@ def main() -> int:
                 except OSError:
                     shutil.copyfile(src, dst)
                 made += 1
-            code = _CHILD.format(root=str(ROOT), ckpt=ckpt, folder=str(folder), chunk=args.chunk)
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            row = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append(row)
-            print(f"{row['files']:>6} files: {row['seconds']:.1f}s ({row['ms_per_file']:.1f} ms/file), "
-                  f"peak RSS {row['peak_rss_mib']:.0f} MiB (after loading {row['rss_before_mib']:.0f} MiB)",
-                  flush=True)
-    print(json.dumps({"chunk": args.chunk, "runs": rows}))
+            for workers in (int(w) for w in args.workers.split(",")):
+                code = _CHILD.format(root=str(ROOT), ckpt=ckpt, folder=str(folder), chunk=args.chunk,
+                                     workers=workers)
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(f"{row['files']:>6} files, {workers} worker(s): {row['seconds']:.1f}s "
+                      f"({row['files_per_s']:.1f} files/s), peak RSS {row['peak_rss_mib']:.0f} MiB "
+                      f"(after loading {row['rss_before_mib']:.0f} MiB), largest worker "
+                      f"{row['peak_worker_rss_mib']:.0f} MiB", flush=True)
+    print(json.dumps({"chunk": args.chunk, "cpus": os.cpu_count(), "runs": rows}))
     return 0
 
 

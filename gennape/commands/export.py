@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+HELP = "export a benchmark architecture to ONNX"
+
 #: Family names, listed here so that building the parser imports nothing heavy
 #: (``gennape.cg.families.FAMILY_NAMES`` holds the same names).
 FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
