@@ -5,8 +5,9 @@ Copies the bundled example ONNX files into a temporary folder until it holds
 command's code path (:func:`gennape.transfer.predict.predict_files`, chunked) in a
 fresh process per size and worker count (``--workers 1,2``: conversion in that
 many processes, :mod:`gennape.transfer.workers`) and reports files/s and peak
-resident memory of the process and of its largest worker. Memory that does not
-grow with the number of files is the streaming property.
+resident memory of the process and of its largest worker (sampled every
+0.5 s). Memory that does not grow with the number of files is the streaming
+property. Files/s depend on free cores: on a shared machine, say how loaded it was.
 
     python benchmarks/predict_stream.py --checkpoint DIR --sizes 100,1000,3000 --workers 1,2
 
@@ -28,8 +29,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
 sys.path.insert(0, {root!r})
+
+def descendants_peak_mib(stop, peak):
+    # Workers are children of the forkserver, not of this process: walk /proc.
+    while not stop.is_set():
+        parent = {{}}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                status = open(f"/proc/{{pid}}/status").read()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            parent[int(pid)] = (int(fields["PPid"]), int(fields.get("VmHWM", "0 kB").split()[0]))
+        mine, frontier = set(), {{os.getpid()}}
+        while frontier:
+            frontier = {{p for p, (pp, _) in parent.items() if pp in frontier}} - mine
+            mine |= frontier
+        peak[0] = max([peak[0], *(parent[p][1] / 1024 for p in mine)])
+        stop.wait(0.5)
+
 import torch
 torch.set_num_threads(1)
 from gennape.transfer.model import load_estimator
@@ -37,14 +57,19 @@ from gennape.transfer.predict import collect_onnx, predict_files
 est = load_estimator({ckpt!r})
 files = collect_onnx([{folder!r}])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+stop, peak = threading.Event(), [0.0]
+sampler = threading.Thread(target=descendants_peak_mib, args=(stop, peak), daemon=True)
+sampler.start()
 t = time.perf_counter()
 run = predict_files(files, est, chunk_size={chunk}, workers={workers})
 dt = time.perf_counter() - t
+stop.set()
+sampler.join()
 print(json.dumps({{"files": len(files), "workers": {workers}, "predicted": len(run.predictions),
                   "failed": len(run.failures), "seconds": dt, "files_per_s": len(files) / dt,
                   "ms_per_file": 1000 * dt / len(files), "rss_before_mib": base,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "peak_worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
+                  "peak_worker_rss_mib": peak[0]}}))
 """
 
 

@@ -1,4 +1,8 @@
-"""``gennape pretrain``: train the estimator on NAS-Bench-101 and save a checkpoint."""
+"""``gennape pretrain``: train the estimator on NAS-Bench-101 and save a checkpoint.
+
+``torchrun --nproc-per-node N -m gennape pretrain ...`` trains one model in N
+data-parallel processes (:mod:`gennape.pretrain.distributed`).
+"""
 
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gennape.cg.errors import GennapeError
+    from gennape.pretrain.distributed import launched_rank
     from gennape.pretrain.run import pretrain_nb101
 
     if args.threads:
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                        log=lambda line: print(line, flush=True), **params)
     except ValueError as err:  # a bad option value (conv, transform, ...) names the valid ones
         raise GennapeError(str(err)) from None
-    print(f"checkpoint written to {args.out}")
+    if launched_rank() == 0:  # under torchrun, rank 0 wrote it
+        print(f"checkpoint written to {args.out}")
     return 0
 
