@@ -67,8 +67,8 @@ def process_group(device: str = "cpu") -> Iterator[DataParallel | None]:
     """Within: this process's :class:`DataParallel` place in the group torchrun
     describes, or ``None`` for a single process. Joins the group (gloo on CPU,
     nccl on CUDA with GPU ``LOCAL_RANK`` per rank, so ``device="cuda"`` means
-    that one) unless the caller already did; on leaving, waits for every rank
-    and leaves the group it joined."""
+    that one) unless the caller already did; on leaving normally, waits for
+    every rank, and leaves the group it joined."""
     import torch.distributed as dist
 
     joined = False
@@ -77,12 +77,12 @@ def process_group(device: str = "cpu") -> Iterator[DataParallel | None]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
         joined = True
-    try:
-        yield current()
-    finally:
-        if joined:
-            dist.barrier()
-            dist.destroy_process_group()
+    yield current()
+    # Only on a normal exit: after an error the other ranks may sit in a
+    # collective that never completes; this process exits, torchrun stops them.
+    if joined:
+        dist.barrier()  # rank 0 may still be writing the checkpoint
+        dist.destroy_process_group()
 
 
 def current() -> DataParallel | None:

@@ -50,14 +50,8 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     from gennape.pretrain.distributed import process_group
 
     with process_group(params.get("device", "cpu")) as dp:
-        if dp is not None and dp.rank != 0:
-            log = _silent
         return _pretrain(data, out, limit=limit, resume=resume, views=views, members=members, command=command,
                          log=log, dp=dp, **params)
-
-
-def _silent(line: str) -> None:
-    pass
 
 
 def _pretrain(data, out, *, limit, resume, views, members, command, log, dp, **params) -> dict:
@@ -74,7 +68,9 @@ def _pretrain(data, out, *, limit, resume, views, members, command, log, dp, **p
     from gennape.pretrain.views import DEFAULT_VIEWS, pack_views
 
     main = dp is None or dp.rank == 0
-    Progress = functools.partial(Progress, enabled=None if main else False)  # one set of bars, rank 0's
+    if not main:  # one log and one set of progress bars: rank 0's
+        log = lambda line: None  # noqa: E731
+        Progress = functools.partial(Progress, enabled=False)
     out = Path(out)
     t0 = time.perf_counter()
     dataset = load_nb101(data, limit=limit)

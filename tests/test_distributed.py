@@ -70,6 +70,8 @@ def test_torchrun_pretrain_writes_one_checkpoint_that_predicts(data_dir, tmp_pat
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert one["world_size"] == 1 and two["world_size"] == 2
     # Same global batches and gradients; only the per-rank feature masks and edge drops differ.
+    # Noise measured with these options: one process, seeds 0 / 1 / 2, val Spearman 0.601 / 0.566 /
+    # 0.502 (n = 22); two processes, seed 0: 0.627.
     assert abs(one["val"]["spearman"] - two["val"]["spearman"]) < 0.15, (one["val"], two["val"])
     from _transfer_helpers import EXAMPLES
 

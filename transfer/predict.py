@@ -3,9 +3,10 @@
 :func:`predict_files` converts and predicts ``chunk_size`` files at a time and
 keeps only a few numbers per model (:class:`ModelPrediction`), so memory does
 not grow with the number of files: the CGs of one chunk are dropped once it
-is predicted (with ``workers`` > 1 the next chunk converts in worker processes
-meanwhile, :mod:`gennape.transfer.workers`). A file that cannot be converted (or predicted) becomes a
-:class:`FailedModel` with its one-line cause; the others are predicted.
+is predicted (with ``workers`` > 1 the next chunk converts in worker
+processes meanwhile, :mod:`gennape.transfer.workers`). A file that cannot be
+converted (or predicted) becomes a :class:`FailedModel` with its one-line
+cause; the others are predicted.
 
 Ranks are among the successfully predicted inputs, 1 = highest predicted
 accuracy, ties share the best rank.
