@@ -19,6 +19,7 @@ This reproduces the file's ``params`` exactly (see ``benchmarks/families.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 from pathlib import Path
 
@@ -34,6 +35,11 @@ DOWNSAMPLES = range(1, 5)
 WIDENINGS = range(1, 4)
 BLOCKS_PER_MODULE = 2
 FILE_LENGTH = 6
+
+
+def in_space(codes: tuple[int, ...]) -> bool:
+    """Whether valid codes have 1-4 modules halving the resolution and 1-3 doubling the channels."""
+    return sum(c in (3, 4) for c in codes) in DOWNSAMPLES and sum(c in (2, 4) for c in codes) in WIDENINGS
 
 
 def module_layout(codes: tuple[int, ...]) -> list[tuple[int, int, int]]:
@@ -58,9 +64,8 @@ class TNB101MacroSpec:
 
     def __post_init__(self):
         codes = tnb.check_codes(self.codes, "macro", MODULES, CODES)
-        down = sum(c in (3, 4) for c in codes)
-        wide = sum(c in (2, 4) for c in codes)
-        if down not in DOWNSAMPLES or wide not in WIDENINGS:
+        if not in_space(codes):
+            down, wide = sum(c in (3, 4) for c in codes), sum(c in (2, 4) for c in codes)
             raise ValueError(
                 f"TNB-101 macro arch {list(codes)}: {down} module(s) halve the resolution (codes 3, 4) and "
                 f"{wide} double the channels (codes 2, 4); the space has 1-4 and 1-3")
@@ -139,6 +144,17 @@ def final_channels(spec: TNB101MacroSpec) -> int:
     return module_layout(spec.codes)[-1][1]
 
 
+@lru_cache(maxsize=None)
+def space() -> tuple[tuple[int, ...], ...]:
+    """The codes of every skeleton of the space, sorted."""
+    out = []
+    for n in MODULES:
+        for codes in product(CODES, repeat=n):
+            if in_space(codes):
+                out.append(codes)
+    return tuple(sorted(out))
+
+
 # ------------------------------------------------------------------- family
 class TNB101MacroFamily(Family):
     """TransNAS-Bench-101 macro skeletons (``tnb101_macro``)."""
@@ -171,27 +187,15 @@ class TNB101MacroFamily(Family):
 
     def all_specs(self, task: str = tnb.DEFAULT_TASK) -> list[TNB101MacroSpec]:
         """Every skeleton of the space (3,256), sorted by codes."""
-        out = []
-        for n in MODULES:
-            for codes in product(CODES, repeat=n):
-                try:
-                    out.append(TNB101MacroSpec(codes, task))
-                except ValueError:
-                    pass
-        return sorted(out, key=lambda s: s.codes)
+        return [TNB101MacroSpec(codes, task) for codes in space()]
 
     @property
     def space_size(self) -> int:  # type: ignore[override]
-        return len(self._space())
-
-    def _space(self) -> list[TNB101MacroSpec]:
-        if not hasattr(self, "_all"):
-            self._all = self.all_specs()
-        return self._all
+        return len(space())
 
     def sample(self, rng) -> TNB101MacroSpec:
         """Uniform over the 3,256 skeletons."""
-        return rng.choice(self._space())
+        return TNB101MacroSpec(rng.choice(space()))
 
     def load_labelled(self, data_dir: Path | None = None, task: str = tnb.DEFAULT_TASK) -> list[LabelledArch]:
         """The 662 skeletons of the shared file with ``task``'s label (``class_object`` or
