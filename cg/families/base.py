@@ -90,8 +90,8 @@ class Family:
         """The benchmark network's trainable-parameter count.
 
         Equals ``to_cg(spec).params`` unless the exported graph drops layers
-        whose output nothing uses (NB-201 cells with ``none`` edges), which a
-        family then overrides.
+        whose output nothing uses or turns dead layers into constants (NB-201 and
+        TNB-101 micro cells with zero edges), which a family then overrides.
         """
         return self.to_cg(spec).params
 

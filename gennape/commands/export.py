@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+
 class _FamilyNames(Sequence):
     """The registered family names (:func:`gennape.cg.families.family_names`), read
     only when argparse needs them (parsing ``--family`` or printing help), so that
