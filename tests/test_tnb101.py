@@ -222,10 +222,11 @@ def test_fast_cg_is_the_graph_builder_cg():
 
 @pytest.mark.parametrize("fam", [MICRO, MACRO], ids=lambda f: f.name)
 def test_fast_cg_equals_onnx_import(fam):
-    """20 random specs (micro: plus a dead-conv and a constant-output cell)."""
+    """6 random specs (micro: plus a dead-conv and a constant-output cell); exporting a
+    22 M-weight TNB network takes seconds, so the 50-spec check is benchmarks/families.py."""
     pytest.importorskip("torch")
     pytest.importorskip("gennape.cg.onnx_import")
-    specs = fam.random_specs(20, seed=0)
+    specs = fam.random_specs(6, seed=0)
     if fam is MICRO:
         specs += [fam.parse(DEAD_CONV + "@class_scene"), fam.parse(CONSTANT)]
     result = fam.equivalence_check(specs=specs)
