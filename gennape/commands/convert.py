@@ -12,7 +12,9 @@ HELP = "convert an ONNX model into a computation graph"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="the ONNX file (weights are never read)")
     parser.add_argument("--json", metavar="OUT.json", help="write the CG as JSON ('-' for stdout)")
-    parser.add_argument("--draw", metavar="OUT.svg|OUT.png", help="render the CG (PNG needs matplotlib)")
+    parser.add_argument("--draw", metavar="OUT.svg|OUT.png",
+                        help="render the CG (repeated blocks drawn once; PNG needs matplotlib), and write "
+                             "the whole graph as Graphviz DOT next to it (OUT.dot)")
     add_input_shape(parser)
     add_unknown_ops(parser)
     parser.add_argument("--list-ops", action="store_true", help="list the supported ONNX op types and exit")
@@ -60,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.draw:
         from gennape.cg.draw import draw
 
-        draw(cg, args.draw)
-        print(f"wrote {args.draw}", file=out)
+        dot = draw(cg, args.draw)
+        print(f"wrote {args.draw} and {dot}", file=out)
     return 0
 
 
