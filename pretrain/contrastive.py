@@ -114,7 +114,7 @@ def pretrain_epoch(model: PretrainModel, opt: torch.optim.Optimizer, packs: list
     n_batches = 0
     for start in range(0, n, cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
-        if len(idx) < (2 if dp is None else max(2, dp.world_size)):
+        if len(idx) < distributed.min_batch(dp):
             continue
         rows = idx if dp is None else distributed.local_part(idx, dp)
         z = []

@@ -100,6 +100,12 @@ def is_main_process() -> bool:
     return dp is None or dp.rank == 0
 
 
+def min_batch(dp: DataParallel | None) -> int:
+    """The smallest batch trained on: a pair (losses compare graphs), and at
+    least one graph per rank."""
+    return 2 if dp is None else max(2, dp.world_size)
+
+
 def part_sizes(n: int, world_size: int) -> list[int]:
     """Rows of each rank when ``n`` rows are split (as :func:`numpy.array_split`)."""
     return [len(p) for p in np.array_split(np.arange(n), world_size)]
@@ -175,4 +181,4 @@ def augmentation_generator(gen: torch.Generator, dp: DataParallel) -> torch.Gene
 
 
 __all__ = ["DataParallel", "launched_world_size", "launched_rank", "process_group", "current", "is_main_process",
-           "part_sizes", "local_part", "gather_rows", "average_gradients", "augmentation_generator"]
+           "min_batch", "part_sizes", "local_part", "gather_rows", "average_gradients", "augmentation_generator"]

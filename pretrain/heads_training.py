@@ -75,7 +75,7 @@ def train_heads(heads: FuzzyHeads, emb: np.ndarray, u: np.ndarray, y: np.ndarray
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            if len(idx) < (2 if dp is None else max(2, dp.world_size)):
+            if len(idx) < distributed.min_batch(dp):
                 continue
             if dp is None:
                 loss = heads_loss(heads, emb_t[idx], u_t[idx], y_t[idx], cfg.rank_weight)
