@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gennape.pretrain.base import SECTIONS, EstimatorBase, split_layout1, strip_prefix
+from gennape.pretrain.base import LABEL_KEY, SECTIONS, YOUR_LABELS, EstimatorBase, split_layout1, strip_prefix
 from gennape.pretrain.estimator import GennapeEstimator, NotFittedError, as_pack
 
 #: ``config.json`` ``estimator`` value of an ensemble checkpoint.
@@ -73,7 +73,7 @@ class GennapeEnsemble(EstimatorBase):
         members, pack = self._fitted(), as_pack(cgs)
         for member in progress(members, desc="fine-tuning ensemble members", unit="member"):
             member.finetune(pack, y, **options)
-        self.metadata_ = {**self.metadata_, "finetune": dict(members[0].metadata_["finetune"])}
+        self.metadata_ = {**self.metadata_, LABEL_KEY: YOUR_LABELS, "finetune": dict(members[0].metadata_["finetune"])}
         return self
 
     def _template(self) -> GennapeEstimator:
@@ -92,7 +92,12 @@ class GennapeEnsemble(EstimatorBase):
     def predict_details(self, cgs) -> dict[str, np.ndarray]:
         """As :meth:`GennapeEstimator.predict_details`, for the ensemble (see
         the module docstring for memberships and OOD), plus ``member_scores``
-        ``[n_members, n]``: each member's score, to see how far they agree."""
+        ``[n_members, n]``: each member's score, to see how far they agree.
+
+        ``accuracy_std`` ``[n]`` is the predicted uncertainty: the standard
+        deviation (``ddof=0``) over the members of each member's own predicted
+        accuracy, on the same scale as ``accuracy`` (a fraction; members' scores
+        through the shared target transform, clipped to ``[0, 1]`` as ``accuracy`` is)."""
         members, pack = self._fitted(), as_pack(cgs)
         each = [m.predict_details(pack) for m in members]
         member_scores = np.stack([d["score"] for d in each])
@@ -100,7 +105,9 @@ class GennapeEnsemble(EstimatorBase):
         ood = np.mean([d["ood_score"] for d in each], axis=0)
         first = members[0]
         return {"accuracy": first._accuracy(score), "score": score, "memberships": each[0]["memberships"],
-                "ood_score": ood, "ood": ood > first.ood_threshold_, "member_scores": member_scores}
+                "ood_score": ood, "ood": ood > first.ood_threshold_,
+                "accuracy_std": np.stack([d["accuracy"] for d in each]).std(axis=0),
+                "member_scores": member_scores}
 
     def memberships(self, cgs) -> np.ndarray:
         """The first member's fuzzy memberships ``[n, K]``."""

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gennape.cg.errors import GennapeError
-from gennape.pretrain.base import EstimatorBase, keywords_for, split_layout1, strip_prefix
+from gennape.pretrain.base import LABEL_KEY, YOUR_LABELS, EstimatorBase, keywords_for, split_layout1, strip_prefix
 from gennape.pretrain.capacity import fit_capacity, head_target, refit_size_term
 from gennape.pretrain.targets import TargetTransform
 
@@ -366,8 +366,9 @@ class GennapeEstimator(EstimatorBase):
             the heads only (:meth:`fit_heads`).
 
         The networks' embeddings join the out-of-distribution reference set
-        (the family is no longer unseen), and ``metadata_["finetune"]`` records
-        the run.
+        (the family is no longer unseen), ``metadata_["finetune"]`` records
+        the run and ``metadata_["label"]`` becomes :data:`gennape.pretrain.base.YOUR_LABELS`
+        (:meth:`label`: predictions are now on the scale of ``y``).
 
         Args:
             cgs: the labelled graphs (as for :meth:`fit`).
@@ -404,7 +405,7 @@ class GennapeEstimator(EstimatorBase):
         model = self.model_
         new = torch.as_tensor(self._run(pack).embedding, dtype=torch.float32, device=model.embedding_mean.device)
         model.reference_embeddings = torch.cat([model.reference_embeddings, new])
-        self.metadata_ = {**self.metadata_, "finetune": {
+        self.metadata_ = {**self.metadata_, LABEL_KEY: YOUR_LABELS, "finetune": {
             "mode": mode, "epochs": epochs, "lr": lr, "encoder_lr": encoder_lr if mode == "encoder" else None,
             "seed": seed, "n": int(len(y)), "refit_size_term": refit_size_term,
         }}
@@ -494,13 +495,17 @@ class GennapeEstimator(EstimatorBase):
             ``accuracy`` ``[n]`` (as :meth:`predict`: clipped to ``[0, 1]``),
             ``score`` ``[n]`` (as :meth:`predict_score`: unclipped, the one to
             rank by), ``memberships`` ``[n, K]``, ``ood_score``
-            ``[n]`` (as :meth:`ood_score`) and ``ood`` ``[n]`` bool
-            (``ood_score > ood_threshold_``).
+            ``[n]`` (as :meth:`ood_score`), ``ood`` ``[n]`` bool
+            (``ood_score > ood_threshold_``) and ``accuracy_std`` ``[n]``, the
+            predicted uncertainty: NaN here, since one estimator has no spread to
+            measure it by (a :class:`gennape.pretrain.ensemble.GennapeEnsemble`
+            gives its members' spread).
         """
         out = self._run(cgs)
         ood = self._ood(out.embedding)
         return {"accuracy": self._accuracy(out.score), "score": out.score, "memberships": out.membership,
-                "ood_score": ood, "ood": ood > self.ood_threshold_}
+                "ood_score": ood, "ood": ood > self.ood_threshold_,
+                "accuracy_std": np.full(len(out.score), np.nan)}
 
     def ood_score(self, cgs) -> np.ndarray:
         """Out-of-distribution score ``[n]``: distance of each embedding to its

@@ -64,9 +64,12 @@ def predict_cgs(cgs: Sequence, checkpoint=None, names: Sequence[str] | None = No
 
     cgs = list(cgs)
     names = list(names) if names is not None else [c.name or f"cg{i}" for i, c in enumerate(cgs)]
-    predictions = _predict(_estimator(checkpoint), cgs, names) if cgs else []
+    from gennape.transfer.model import label_of
+
+    estimator = _estimator(checkpoint)
+    predictions = _predict(estimator, cgs, names) if cgs else []
     assign_ranks(predictions)
-    return PredictionRun(predictions)
+    return PredictionRun(predictions, scale=label_of(estimator))
 
 
 def predict_module(module, input_shape: Sequence[int], checkpoint=None, name: str | None = None) -> ModelPrediction:

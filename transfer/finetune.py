@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from gennape.cg.errors import GennapeError
-from gennape.pretrain.base import keyword_defaults
+from gennape.pretrain.base import LABEL_KEY, YOUR_LABELS, keyword_defaults
 from gennape.pretrain.estimator import FINETUNE_MODES, GennapeEstimator, check_finetune_options
 from gennape.pretrain.progress import progress
 
@@ -138,6 +138,7 @@ def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig()
         "labels": str(labels.source), "labels_scale": labels.scale, "failed": len(failures),
         **({"command": command} if command else {}),
     })
+    est.metadata_[LABEL_KEY] = f"{YOUR_LABELS} ({labels.source})"
     est.finetune_report_ = FinetuneReport(used, failures)
     if out is not None:
         out = Path(out)
