@@ -83,7 +83,7 @@ class GennapeEnsemble(EstimatorBase):
     def predict_score(self, cgs) -> np.ndarray:
         """Mean of the members' scores, ``[n]`` (rank by this)."""
         members, pack = self._fitted(), as_pack(cgs)
-        return np.mean([m.predict_score(pack) for m in members], axis=0)
+        return member_mean([m.predict_score(pack) for m in members])
 
     def predict(self, cgs) -> np.ndarray:
         """Predicted accuracy of the mean score, clipped to ``[0, 1]``, ``[n]``."""
@@ -100,14 +100,14 @@ class GennapeEnsemble(EstimatorBase):
         through the shared target transform, clipped to ``[0, 1]`` as ``accuracy`` is)."""
         members, pack = self._fitted(), as_pack(cgs)
         each = [m.predict_details(pack) for m in members]
-        member_scores = np.stack([d["score"] for d in each])
-        score = member_scores.mean(axis=0)
-        ood = np.mean([d["ood_score"] for d in each], axis=0)
+        score = member_mean([d["score"] for d in each])
+        ood = member_mean([d["ood_score"] for d in each])
+        accuracy = [d["accuracy"] for d in each]
+        spread = np.sqrt(member_mean([(a - member_mean(accuracy)) ** 2 for a in accuracy]))
         first = members[0]
         return {"accuracy": first._accuracy(score), "score": score, "memberships": each[0]["memberships"],
-                "ood_score": ood, "ood": ood > first.ood_threshold_,
-                "accuracy_std": np.stack([d["accuracy"] for d in each]).std(axis=0),
-                "member_scores": member_scores}
+                "ood_score": ood, "ood": ood > first.ood_threshold_, "accuracy_std": spread,
+                "member_scores": np.stack([d["score"] for d in each])}
 
     def memberships(self, cgs) -> np.ndarray:
         """The first member's fuzzy memberships ``[n, K]``."""
@@ -116,7 +116,7 @@ class GennapeEnsemble(EstimatorBase):
     def ood_score(self, cgs) -> np.ndarray:
         """Mean of the members' OOD scores, ``[n]``."""
         members, pack = self._fitted(), as_pack(cgs)
-        return np.mean([m.ood_score(pack) for m in members], axis=0)
+        return member_mean([m.ood_score(pack) for m in members])
 
     def _fitted(self) -> list[GennapeEstimator]:
         if not hasattr(self, "members_"):
@@ -172,10 +172,20 @@ class GennapeEnsemble(EstimatorBase):
                 "metadata": metadata}
 
 
+def member_mean(values: list[np.ndarray]) -> np.ndarray:
+    """The members' mean, added member by member: ``np.mean(axis=0)`` sums a
+    single column pairwise but several columns row by row, so a network's mean
+    would depend on how many networks are predicted with it."""
+    total = np.array(values[0], dtype=np.float64)
+    for v in values[1:]:
+        total += v
+    return total / len(values)
+
+
 def load_fitted(directory: str | Path, device: str = "cpu"):
     """A fitted :class:`GennapeEstimator` or :class:`GennapeEnsemble`, whichever
     ``directory`` holds (:data:`gennape.pretrain.base.ESTIMATORS`)."""
     return EstimatorBase.load(directory, device)
 
 
-__all__ = ["ENSEMBLE", "GennapeEnsemble", "load_fitted"]
+__all__ = ["ENSEMBLE", "GennapeEnsemble", "load_fitted", "member_mean"]

@@ -539,8 +539,10 @@ class GennapeEstimator(EstimatorBase):
     def _ood(self, emb: np.ndarray) -> np.ndarray:
         import torch
 
+        from gennape.pretrain.batch_invariance import pairwise_distance
+
         reference = self.model_.reference_embeddings.double().cpu()
-        d = torch.cdist(torch.as_tensor(emb), reference)
+        d = pairwise_distance(torch.as_tensor(emb), reference)
         return d.min(dim=1).values.numpy() / self.ood_scale_
 
     # -------------------------------------------------------------- save/load
