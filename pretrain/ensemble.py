@@ -73,7 +73,9 @@ class GennapeEnsemble(EstimatorBase):
         members, pack = self._fitted(), as_pack(cgs)
         for member in progress(members, desc="fine-tuning ensemble members", unit="member"):
             member.finetune(pack, y, **options)
-        self.metadata_ = {**self.metadata_, LABEL_KEY: YOUR_LABELS, "finetune": dict(members[0].metadata_["finetune"])}
+        # Each member chooses its own size term under "auto" (their heads differ).
+        self.metadata_ = {**self.metadata_, LABEL_KEY: YOUR_LABELS, "finetune": {
+            **members[0].metadata_["finetune"], "size_term": [m.metadata_["finetune"]["size_term"] for m in members]}}
         return self
 
     def _template(self) -> GennapeEstimator:

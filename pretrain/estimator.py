@@ -34,7 +34,9 @@ import numpy as np
 
 from gennape.cg.errors import GennapeError
 from gennape.pretrain.base import LABEL_KEY, YOUR_LABELS, EstimatorBase, keywords_for, split_layout1, strip_prefix
-from gennape.pretrain.capacity import fit_capacity, head_target, refit_size_term
+from gennape.pretrain.capacity import (
+    choose_size_term, fit_capacity, head_target, refit_size_term, size_term_choice,
+)
 from gennape.pretrain.targets import TargetTransform
 
 PARTIAL_STATE = "partial_state.pt"
@@ -349,13 +351,15 @@ class GennapeEstimator(EstimatorBase):
         return self
 
     def finetune(self, cgs, y, *, mode: str = "encoder", epochs: int = 100, lr: float = 5e-4,
-                 encoder_lr: float = 1e-4, refit_size_term: bool = True, seed: int = 0) -> "GennapeEstimator":
+                 encoder_lr: float = 1e-4, refit_size_term: bool | str = "auto",
+                 seed: int = 0) -> "GennapeEstimator":
         """Warm-started fit on a few labelled networks of a new family; returns self.
 
         The target transform is refitted on ``y`` (predictions come out on the
-        new family's accuracy scale); with ``refit_size_term`` the size term's
-        slope and offset are refitted on them first (:meth:`refit_size_term`),
-        and the heads learn what it leaves over. Then, by ``mode``:
+        new family's accuracy scale); the size term's slope and offset are
+        then refitted on them (:meth:`refit_size_term`) or kept, as
+        ``refit_size_term`` says, and the heads learn what it leaves over.
+        Then, by ``mode``:
 
         ``encoder``
             encoder and heads trained end to end through :attr:`model_`
@@ -377,13 +381,19 @@ class GennapeEstimator(EstimatorBase):
             epochs: passes over the labelled set.
             lr: the heads' learning rate.
             encoder_lr: the encoder's learning rate (``mode="encoder"``).
-            refit_size_term: refit the size term's slope and offset first.
+            refit_size_term: ``"auto"`` (default): refit only if that predicts
+                the labelled networks better by leave-one-out
+                (:func:`gennape.pretrain.capacity.choose_size_term`);
+                ``"refit"`` / ``True`` or ``"keep"`` / ``False`` force it.
+                ``metadata_["finetune"]`` records the choice (``size_term``)
+                and, for ``auto``, the two leave-one-out errors.
             seed: seed of the training order and of dropout (the global
                 random states are left as they were).
         """
         import torch
 
         check_finetune_options(mode, epochs)
+        requested = size_term_choice(refit_size_term)
         self._check_fitted()
         y = np.asarray(y, dtype=np.float64)
         pack = as_pack(cgs)
@@ -394,7 +404,11 @@ class GennapeEstimator(EstimatorBase):
         if np.ptp(y) == 0:
             raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
         self.target_transform_ = TargetTransform(self.target_transform_.kind).fit(y)
-        if refit_size_term:
+        size_term, size_term_errors = requested, {}
+        if requested == "auto":
+            size_term, size_term_errors = choose_size_term(self._run(pack).head_score, pack.log_weights,
+                                                           self.target_transform_.transform(y), self.capacity_)
+        if size_term == "refit":
             self.refit_size_term(pack, y)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # dropout, if any
@@ -407,7 +421,8 @@ class GennapeEstimator(EstimatorBase):
         model.reference_embeddings = torch.cat([model.reference_embeddings, new])
         self.metadata_ = {**self.metadata_, LABEL_KEY: YOUR_LABELS, "finetune": {
             "mode": mode, "epochs": epochs, "lr": lr, "encoder_lr": encoder_lr if mode == "encoder" else None,
-            "seed": seed, "n": int(len(y)), "refit_size_term": refit_size_term,
+            "seed": seed, "n": int(len(y)), "refit_size_term": size_term == "refit",
+            "size_term": size_term, "size_term_requested": requested, **size_term_errors,
         }}
         return self
 

@@ -28,7 +28,9 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     assert f"on {len(rows)} of {len(rows)} labelled model(s) (percent labels" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["metadata"]["finetune"]["mode"] == "encoder" and config["metadata"]["finetune"]["seed"] == 1
-    assert config["metadata"]["finetune"]["refit_size_term"] is True
+    # auto: fewer than MIN_REFIT_NETWORKS labelled networks, so nothing to choose by: kept
+    assert config["metadata"]["finetune"]["size_term_requested"] == "auto"
+    assert len(rows) < 10 and config["metadata"]["finetune"]["size_term"] == "keep"
     assert config["metadata"]["finetune"]["labels_scale"] == "percent"
     assert config["metadata"]["label"] == f"your labels ({tmp_path / 'labels.csv'})"
     assert config["metadata"]["finetune"]["command"] == "gennape " + shlex.join(argv)  # what main received
