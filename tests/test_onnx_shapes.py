@@ -242,3 +242,26 @@ def test_only_a_symbolic_input_gets_the_input_shape_hint():
     with pytest.raises(ConversionError, match="unknown dimensions.*--input-shape|input shape"):
         from_onnx(m)
     assert from_onnx(m, input_shape="1x3x8x8").nodes[-2].out_shape == (3, 64)
+
+
+def test_if_on_a_static_condition_takes_its_branch():
+    """timm's SAM2-Hiera resizes its window position embedding under an If on
+    a size check: the condition is static, so the branch taken gives the
+    shape (onnx itself merges the two branches' different shapes to unknown)."""
+    def branch(name, shape):
+        return helper.make_graph([const(f"{name}_s", i64(*shape)), node("Reshape", ["pos", f"{name}_s"], [f"{name}_out"])],
+                                 name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, None)])
+
+    nodes = [
+        node("Shape", ["x"], ["s"]), const("two", np.int64(2)), node("Gather", ["s", "two"], ["h"], axis=0),
+        const("four", np.int64(4)), node("Greater", ["h", "four"], ["big"]),
+        helper.make_node("If", ["big"], ["pe"], then_branch=branch("then", (1, 3, 8, 8)),
+                         else_branch=branch("else", (1, 3, 4, 16))),
+        node("Add", ["x", "pe"], ["a"]),
+        node("Conv", ["a", "w"], ["y"], kernel_shape=[1, 1]),
+    ]
+    m = model(nodes, inits={"pos": (1, 3, 64), "w": (4, 3, 1, 1)})
+    assert onnx_leaves_unknown(m, "pe")
+    cg = from_onnx(m)
+    assert sum(n.params for n in cg.nodes) == 3 * 64 + 4 * 3
+    assert cg.nodes[-2].out_shape == (4, 8, 8)

@@ -251,90 +251,132 @@ def resolve_shapes(model: onnx.ModelProto, shapes) -> dict[str, str]:
     Returns, for each tensor whose shape stays unknown, the cause: the first
     node on its path whose output shape could not be inferred, and why.
     """
-    graph = model.graph
-    opsets = {o.domain or "": o.version for o in model.opset_import}
-    elem_types = {vi.name: vi.type.tensor_type.elem_type
-                  for part in (graph.input, graph.value_info, graph.output) for vi in part}
-    static = {init.name for init in graph.initializer}
-    values: dict[str, np.ndarray] = {}
-    for init in graph.initializer:
-        elem_types[init.name] = init.data_type
-        value = small_value(tensor_value(init, MAX_FLOAT_OPERAND))
-        if value is not None:
-            values[init.name] = value
-    causes: dict[str, str] = {}
-    for node in graph.node:
-        outs = [o for o in node.output if o]
-        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
-            static.update(outs)
-        if any(not _known(shapes.get(o)) for o in outs):
-            _infer_node(node, shapes, values, static, elem_types, opsets, causes)
-        if outs and outs[0] in static:
-            value = evaluate(node, values, shapes)
+    walk = _ShapeWalk(model, shapes)
+    walk.nodes(model.graph.node)
+    return walk.causes
+
+
+class _ShapeWalk:
+    def __init__(self, model: onnx.ModelProto, shapes):
+        graph = model.graph
+        self.shapes = shapes
+        self.opsets = {o.domain or "": o.version for o in model.opset_import}
+        self.elem_types = {vi.name: vi.type.tensor_type.elem_type
+                           for part in (graph.input, graph.value_info, graph.output) for vi in part}
+        self.static = {init.name for init in graph.initializer}
+        self.values: dict[str, np.ndarray] = {}
+        for init in graph.initializer:
+            self.elem_types[init.name] = init.data_type
+            value = small_value(tensor_value(init, MAX_FLOAT_OPERAND))
             if value is not None:
-                values[outs[0]] = value
-    return causes
+                self.values[init.name] = value
+        self.causes: dict[str, str] = {}
+        self._schemas: dict[tuple[str, str], onnx.defs.OpSchema | None] = {}
+
+    def nodes(self, nodes) -> None:
+        shapes, static, values = self.shapes, self.static, self.values
+        for node in nodes:
+            outs = [o for o in node.output if o]
+            if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
+                static.update(outs)
+            if any(not _known(shapes.get(o)) for o in outs):
+                if node.op_type == "If":
+                    self.if_(node)
+                else:
+                    self.infer(node)
+            if outs and outs[0] in static and outs[0] not in values:
+                value = evaluate(node, values, shapes)
+                if value is not None:
+                    values[outs[0]] = value
+
+    def if_(self, node) -> None:
+        """An If on a static condition (torch traces some size checks as
+        one): the branch taken is walked, its outputs become the If's."""
+        label = f"If node {node.name or node.output[0]!r}"
+        cond = self.values.get(node.input[0])
+        if cond is None or cond.size != 1:
+            kind = "is not a constant" if node.input[0] not in self.static else "could not be evaluated"
+            return self._unknown(node, f"{label}: its condition {kind} (control flow)")
+        branch = _attr(node, "then_branch" if bool(cond.reshape(-1)[0]) else "else_branch")
+        self.nodes(branch.node)
+        for inner, out in zip(branch.output, node.output):
+            if _known(self.shapes.get(inner.name)):
+                self.shapes[out] = self.shapes.get(inner.name)
+                self.elem_types[out] = self.elem_types.get(inner.name, inner.type.tensor_type.elem_type)
+            else:
+                self.causes[out] = self.causes.get(inner.name, f"{label}: the branch's output shape is unknown")
+            if inner.name in self.values:
+                self.values[out] = self.values[inner.name]
+
+    def infer(self, node) -> None:
+        """Output shapes of one node by onnx's per-node inference, given its
+        inputs' shapes and the values of its static inputs; records the cause
+        for each output left unknown."""
+        shapes = self.shapes
+        label = f"{node.op_type} node {node.name or node.output[0]!r}"
+        unknown_in = next((t for t in node.input if t and not _known(shapes.get(t))), None)
+        if unknown_in is not None:
+            return self._unknown(node, self.causes.get(unknown_in, f"the shape of its input {unknown_in!r} is unknown"))
+        cause = self._infer_with_onnx(node, label)
+        if cause is None:
+            return
+        if node.op_type in SAME_SHAPE and node.domain in DEFAULT_DOMAINS and node.input:
+            shapes[node.output[0]] = shapes.get(node.input[0])
+            return
+        slots = SHAPE_OPERANDS.get(node.op_type, ())
+        missing = [t for k, t in enumerate(node.input) if k in slots and t and t not in self.values]
+        if missing:
+            kind = "is not a constant" if missing[0] not in self.static else "could not be evaluated"
+            cause = f"{label}: operand {missing[0]!r} {kind} ({cause.removeprefix(label + ': ')})"
+        self._unknown(node, cause)
+
+    def _unknown(self, node, cause: str) -> None:
+        for o in node.output:
+            if o and not _known(self.shapes.get(o)):
+                self.causes[o] = cause
+
+    def _schema(self, node):
+        domain = node.domain if node.domain not in DEFAULT_DOMAINS else ""
+        key = (node.op_type, domain)
+        if key not in self._schemas:
+            try:
+                self._schemas[key] = onnx.defs.get_schema(node.op_type, self.opsets.get(domain, 1), domain)
+            except onnx.defs.SchemaError:
+                self._schemas[key] = None
+        return self._schemas[key]
+
+    def _infer_with_onnx(self, node, label: str) -> str | None:
+        """None once the node's output shapes are set, else why not."""
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            return f"{label} has a subgraph (control flow)"
+        schema = self._schema(node)
+        if schema is None:
+            return f"{label}: an op onnx has no shape inference for"
+        shapes, elem_types, values = self.shapes, self.elem_types, self.values
+        types = {t: helper.make_tensor_type_proto(elem_types.get(t) or onnx.TensorProto.FLOAT, shapes.get(t))
+                 for t in node.input if t}
+        data = {t: numpy_helper.from_array(values[t], t) for t in node.input if t in values}
+        try:
+            out_types = onnx.shape_inference.infer_node_outputs(schema, node, types, data)
+        except Exception as err:  # InferenceError and its kin: the op's own check
+            return f"{label}: {_first_line(err)}"
+        done = True
+        for o in node.output:
+            t = out_types.get(o)
+            if not o or t is None:
+                continue
+            elem_types[o] = t.tensor_type.elem_type
+            dims = t.tensor_type.shape.dim if t.tensor_type.HasField("shape") else None
+            shape = None if dims is None else tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+            if _known(shape):
+                shapes[o] = shape
+            else:
+                done = False
+        return None if done else f"{label}: its output shape depends on values the importer cannot evaluate"
 
 
 def _known(shape) -> bool:
     return shape is not None and None not in shape
-
-
-def _infer_node(node, shapes, values, static, elem_types, opsets, causes) -> None:
-    """Output shapes of one node by onnx's per-node inference, given its
-    inputs' shapes and the values of its static inputs; records the cause for
-    each output left unknown."""
-    label = f"{node.op_type} node {node.name or node.output[0]!r}"
-    unknown_in = next((t for t in node.input if t and not _known(shapes.get(t))), None)
-    if unknown_in is not None:
-        cause = causes.get(unknown_in, f"the shape of its input {unknown_in!r} is unknown")
-    else:
-        cause = _infer_with_onnx(node, label, shapes, values, elem_types, opsets)
-        if cause is None:
-            return
-        slots = SHAPE_OPERANDS.get(node.op_type, ())
-        missing = [t for k, t in enumerate(node.input) if k in slots and t and t not in values]
-        if missing:
-            kind = "is not a constant" if missing[0] not in static else "could not be evaluated"
-            cause = f"{label}: operand {missing[0]!r} {kind} ({cause})"
-    if node.op_type in SAME_SHAPE and node.domain in DEFAULT_DOMAINS and unknown_in is None and node.input:
-        for o in node.output[:1]:
-            shapes[o] = shapes.get(node.input[0])
-        return
-    for o in node.output:
-        if o and not _known(shapes.get(o)):
-            causes[o] = cause
-
-
-def _infer_with_onnx(node, label, shapes, values, elem_types, opsets) -> str | None:
-    """None once the node's output shapes are set in ``shapes``, else why not."""
-    domain = node.domain if node.domain not in DEFAULT_DOMAINS else ""
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-        return f"{label} has a subgraph (control flow)"
-    try:
-        schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
-    except onnx.defs.SchemaError:
-        return f"{label}: an op onnx has no shape inference for"
-    types = {t: helper.make_tensor_type_proto(elem_types.get(t) or onnx.TensorProto.FLOAT, shapes.get(t))
-             for t in node.input if t}
-    data = {t: numpy_helper.from_array(values[t], t) for t in node.input if t in values}
-    try:
-        out_types = onnx.shape_inference.infer_node_outputs(schema, node, types, data)
-    except Exception as err:  # InferenceError and its kin: the op's own check
-        return f"{label}: {_first_line(err)}"
-    done = True
-    for o in node.output:
-        t = out_types.get(o)
-        if not o or t is None:
-            continue
-        elem_types[o] = t.tensor_type.elem_type
-        dims = t.tensor_type.shape.dim if t.tensor_type.HasField("shape") else None
-        shape = None if dims is None else tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-        if _known(shape):
-            shapes[o] = shape
-        else:
-            done = False
-    return None if done else f"{label}: its output shape depends on values the importer cannot evaluate"
 
 
 def _first_line(err: BaseException) -> str:
