@@ -16,7 +16,9 @@ project's::
         [--timeout 60]
 
 Corpora (all exported at batch 1 with a static input shape, legacy TorchScript
-exporter, ``opset_version=17, dynamo=False, do_constant_folding=True``):
+exporter, ``opset_version=17, dynamo=False, do_constant_folding=True``, in eval
+mode with MultiheadAttention's fused fast path off, as
+:func:`gennape.cg.torch_import.export_module` exports):
 
 * ``torchvision``: every classification model of
   ``torchvision.models.list_models(module=torchvision.models)``, ``weights=None``,
@@ -332,6 +334,10 @@ def export_job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    # MultiheadAttention's fused fast path (taken in eval mode under no_grad)
+    # has no ONNX export; the plain path computes the same function. Without
+    # this torchvision's ViTs are "not exportable".
+    torch.backends.mha.set_fastpath_enabled(False)
     corpus, spec, path = job["corpus"], job["spec"], Path(job["path"])
     out = {"name": spec["name"]}
     t0 = time.perf_counter()
@@ -367,7 +373,7 @@ def export_job(job: dict) -> dict:
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(job["export_timeout"])
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (x,), buf, opset_version=OPSET, dynamo=False, do_constant_folding=True,
                               input_names=["input"])
@@ -425,8 +431,9 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
         for k, spec in enumerate(specs, 1):
             path = folder / f"{spec['name']}.onnx"
             prev = old.get(spec["name"])
+            retry = args.retry_unexportable and prev is not None and prev["status"] == "not exportable"
             if prev is not None and (prev["status"] != "exported" or path.exists()) \
-                    and not prev["status"].startswith("worker"):
+                    and not prev["status"].startswith("worker") and not retry:
                 entry = prev
             else:
                 job = {"corpus": corpus, "spec": spec, "path": str(path), "max_params": args.max_params,
@@ -485,10 +492,8 @@ def _import_from_onnx():
     root = Path(__file__).resolve().parent.parent
     if (root / "gennape" / "__init__.py").is_file() and str(root) not in sys.path:
         sys.path.insert(0, str(root))  # run from a checkout
-    try:
-        from gennape.cg.onnx_import import from_onnx
-    except ImportError:
-        from cg.onnx_import import from_onnx
+    from gennape.cg.onnx_import import from_onnx
+
     return from_onnx
 
 
@@ -512,11 +517,26 @@ def convert_job(job: dict) -> dict:
                "error": first_line(err, 2000), "cause": first_line(getattr(err, "cause", err), 2000)}
         if getattr(err, "unsupported", None):
             out["unsupported_ops"] = sorted({op for op, _ in err.unsupported})
+        tensor = re.search(r"tensor '([^']*)'", out["cause"])
+        if tensor:
+            out["tensor"] = tensor.group(1)
+            out["producer_op"] = _producer_op(job["path"], tensor.group(1))
         if not hasattr(err, "cause"):  # not a ConversionError: an importer bug
             out["traceback"] = traceback.format_exc()[-3000:]
         return out
     return {"status": "converted", "seconds": time.perf_counter() - t0, "cg_nodes": cg.num_nodes,
             "warnings": sorted({first_line(w.message, 200) for w in caught})[:5]}
+
+
+def _producer_op(path: str, tensor: str) -> str | None:
+    """Op type of the node producing ``tensor`` in the file (None: not found)."""
+    try:
+        import onnx
+
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001
+        return None
+    return next((n.op_type for n in model.graph.node if tensor in n.output), None)
 
 
 _NORMALISERS = [
@@ -539,7 +559,8 @@ def failure_cause(result: dict) -> str:
     text = result["cause"]
     for pattern, repl in _NORMALISERS:
         text = pattern.sub(repl, text)
-    return f"{result['error_type']}: {text}"
+    producer = f" [{result['producer_op']} output]" if result.get("producer_op") else ""
+    return f"{result['error_type']}{producer}: {text}"
 
 
 def cmd_convert(args) -> None:
@@ -618,10 +639,16 @@ def main() -> None:
     exp.add_argument("--max-params", type=int, default=MAX_PARAMS)
     exp.add_argument("--export-timeout", type=int, default=EXPORT_TIMEOUT_S, help="seconds per torch.onnx.export")
     exp.add_argument("--force", action="store_true", help="export again models already in a manifest")
+    exp.add_argument("--retry-unexportable", action="store_true",
+                     help="export again the models a manifest lists as not exportable")
     sub.choices["convert"].add_argument("--timeout", type=float, default=60.0, help="seconds per file")
     sub.choices["convert"].add_argument("--max-message", type=int, default=500,
                                         help="characters of each example error printed (all in convert.json)")
     args = parser.parse_args()
+    import signal
+
+    # A SIGTERM ends the run through the `finally` clauses, which stop the worker.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     {"export": cmd_export, "convert": cmd_convert}[args.half](args)
 
 

@@ -264,36 +264,52 @@ class _ShapeWalk:
         self.elem_types = {vi.name: vi.type.tensor_type.elem_type
                            for part in (graph.input, graph.value_info, graph.output) for vi in part}
         self.static = {init.name for init in graph.initializer}
-        self.values: dict[str, np.ndarray] = {}
+        self.values: dict[str, np.ndarray | None] = {}  # None: not a small value
+        self._producer: dict[str, onnx.NodeProto] = {}
         for init in graph.initializer:
             self.elem_types[init.name] = init.data_type
-            value = small_value(tensor_value(init, MAX_FLOAT_OPERAND))
-            if value is not None:
-                self.values[init.name] = value
+            self.values[init.name] = small_value(tensor_value(init, MAX_FLOAT_OPERAND))
         self.causes: dict[str, str] = {}
         self._schemas: dict[tuple[str, str], onnx.defs.OpSchema | None] = {}
 
     def nodes(self, nodes) -> None:
-        shapes, static, values = self.shapes, self.static, self.values
+        shapes, static, producer = self.shapes, self.static, self._producer
         for node in nodes:
             outs = [o for o in node.output if o]
             if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
                 static.update(outs)
+                producer.update((o, node) for o in outs[:1])
             if any(not _known(shapes.get(o)) for o in outs):
                 if node.op_type == "If":
                     self.if_(node)
                 else:
                     self.infer(node)
-            if outs and outs[0] in static and outs[0] not in values:
-                value = evaluate(node, values, shapes)
-                if value is not None:
-                    values[outs[0]] = value
+
+    def value(self, tensor: str):
+        """The small value of a static tensor, evaluated on first use (most
+        static tensors, e.g. the scalars of activation arithmetic, are never
+        asked for)."""
+        values, producer = self.values, self._producer
+        stack = [tensor]  # iterative: a hostile file may hold a chain of 10^5 static nodes
+        while stack:
+            t = stack[-1]
+            if t in values:
+                stack.pop()
+                continue
+            node = producer.get(t)
+            pending = [i for i in node.input if i and i not in values] if node is not None else []
+            if pending:
+                stack.extend(pending)
+                continue
+            values[t] = evaluate(node, values, self.shapes) if node is not None else None
+            stack.pop()
+        return values[tensor]
 
     def if_(self, node) -> None:
         """An If on a static condition (torch traces some size checks as
         one): the branch taken is walked, its outputs become the If's."""
         label = f"If node {node.name or node.output[0]!r}"
-        cond = self.values.get(node.input[0])
+        cond = self.value(node.input[0])
         if cond is None or cond.size != 1:
             kind = "is not a constant" if node.input[0] not in self.static else "could not be evaluated"
             return self._unknown(node, f"{label}: its condition {kind} (control flow)")
@@ -305,8 +321,8 @@ class _ShapeWalk:
                 self.elem_types[out] = self.elem_types.get(inner.name, inner.type.tensor_type.elem_type)
             else:
                 self.causes[out] = self.causes.get(inner.name, f"{label}: the branch's output shape is unknown")
-            if inner.name in self.values:
-                self.values[out] = self.values[inner.name]
+            if out in self.static:
+                self._producer[out] = helper.make_node("Identity", [inner.name], [out])
 
     def infer(self, node) -> None:
         """Output shapes of one node by onnx's per-node inference, given its
@@ -324,7 +340,7 @@ class _ShapeWalk:
             shapes[node.output[0]] = shapes.get(node.input[0])
             return
         slots = SHAPE_OPERANDS.get(node.op_type, ())
-        missing = [t for k, t in enumerate(node.input) if k in slots and t and t not in self.values]
+        missing = [t for k, t in enumerate(node.input) if k in slots and t and self.values.get(t) is None]
         if missing:
             kind = "is not a constant" if missing[0] not in self.static else "could not be evaluated"
             cause = f"{label}: operand {missing[0]!r} {kind} ({cause.removeprefix(label + ': ')})"
@@ -352,10 +368,11 @@ class _ShapeWalk:
         schema = self._schema(node)
         if schema is None:
             return f"{label}: an op onnx has no shape inference for"
-        shapes, elem_types, values = self.shapes, self.elem_types, self.values
+        shapes, elem_types = self.shapes, self.elem_types
         types = {t: helper.make_tensor_type_proto(elem_types.get(t) or onnx.TensorProto.FLOAT, shapes.get(t))
                  for t in node.input if t}
-        data = {t: numpy_helper.from_array(values[t], t) for t in node.input if t in values}
+        data = {t: numpy_helper.from_array(v, t) for t in node.input
+                if t in self.static and (v := self.value(t)) is not None}
         try:
             out_types = onnx.shape_inference.infer_node_outputs(schema, node, types, data)
         except Exception as err:  # InferenceError and its kin: the op's own check
