@@ -265,3 +265,28 @@ def test_if_on_a_static_condition_takes_its_branch():
     cg = from_onnx(m)
     assert sum(n.params for n in cg.nodes) == 3 * 64 + 4 * 3
     assert cg.nodes[-2].out_shape == (4, 8, 8)
+
+
+def test_tf_same_padding_through_float_arithmetic_and_clip():
+    """timm's pad_same: ``max((ceil(h / s) - 1) * s + k - h, 0)`` in float,
+    written as Cast / Mul / Sub / Clip / Div / Cast nodes, then split in two
+    halves for the Pad (here h = 8, k = 3, s = 2: 1 pixel, all at the end)."""
+    nodes = [
+        node("Shape", ["x"], ["s"]), const("two", np.int64(2)), node("Gather", ["s", "two"], ["h"], axis=0),
+        node("Cast", ["h"], ["hf"], to=TensorProto.FLOAT),
+        const("stride", np.float32(2.0)), node("Div", ["hf", "stride"], ["q"]), node("Ceil", ["q"], ["qc"]),
+        const("onef", np.float32(1.0)), node("Sub", ["qc", "onef"], ["q1"]), node("Mul", ["q1", "stride"], ["qs"]),
+        const("kernel", np.float32(3.0)), node("Add", ["qs", "kernel"], ["need"]), node("Sub", ["need", "hf"], ["pad"]),
+        const("zerof", np.float32(0.0)), node("Clip", ["pad", "zerof"], ["padc"]),
+        node("Div", ["padc", "stride"], ["half"]), node("Floor", ["half"], ["lo"]), node("Sub", ["padc", "lo"], ["hi"]),
+        node("Cast", ["lo"], ["loi"], to=TensorProto.INT64), node("Cast", ["hi"], ["hii"], to=TensorProto.INT64),
+        const("ax", i64(0)), node("Unsqueeze", ["loi", "ax"], ["lo1"]), node("Unsqueeze", ["hii", "ax"], ["hi1"]),
+        const("z2", i64(0, 0)),
+        node("Concat", ["z2", "lo1", "lo1", "z2", "hi1", "hi1"], ["pads"], axis=0),
+        node("Pad", ["x", "pads"], ["p"]),
+        node("Conv", ["p", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2]),
+    ]
+    m = model(nodes, inits={"w": (4, 3, 3, 3)})
+    assert onnx_leaves_unknown(m, "p")
+    conv = next(n for n in from_onnx(m).nodes if n.op == "conv")
+    assert conv.in_shape == (3, 9, 9) and conv.out_shape == (4, 4, 4)

@@ -136,6 +136,14 @@ def _variadic(node, *xs):
     return out
 
 
+@_op("Clip")
+def _clip(node, x, lo=None, hi=None):
+    # TF-"same" padding: max(needed, 0) is exported as a Clip of a float scalar.
+    lo = _attr(node, "min") if lo is None else lo
+    hi = _attr(node, "max") if hi is None else hi
+    return np.clip(x, lo, hi) if lo is not None or hi is not None else x
+
+
 @_op("Mod")
 def _mod(node, a, b, *_):
     # fmod=0 (the default, integers only): the remainder takes the divisor's sign, as np.mod.
@@ -209,7 +217,8 @@ def evaluate(node: onnx.NodeProto, values: dict, shapes):
         args = [values.get(t) if t else None for t in node.input]
         if any(a is None for t, a in zip(node.input, args) if t):
             return None
-        return small_value(fn(node, *args))
+        with np.errstate(all="ignore"):  # a hostile Mod by 0 must not print a warning
+            return small_value(fn(node, *args))
     except Exception:  # an odd constant: its value stays unknown
         return None
 
