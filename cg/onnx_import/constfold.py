@@ -28,9 +28,16 @@ import onnx
 from onnx import helper, numpy_helper
 
 from gennape.cg.onnx_import.context import SMALL_NUMEL, constant_value, tensor_value
+from gennape.cg.onnx_import.load import _first_line
 
 #: Ops whose output depends only on their input's shape, never its values.
 SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
+
+
+def is_static(node: onnx.NodeProto, static: set[str]) -> bool:
+    """Whether ``node``'s outputs do not depend on the network input's values,
+    given the ``static`` tensors so far (visited in topological order)."""
+    return node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t)
 
 #: Float tensors of at most this many elements may have their values read in
 #: the shape pass: a Resize's scales hold one value per dimension.
@@ -285,7 +292,7 @@ class _ShapeWalk:
         shapes, static, producer = self.shapes, self.static, self._producer
         for node in nodes:
             outs = [o for o in node.output if o]
-            if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
+            if is_static(node, static):
                 static.update(outs)
                 producer.update((o, node) for o in outs[:1])
             if any(not _known(shapes.get(o)) for o in outs):
@@ -403,8 +410,3 @@ class _ShapeWalk:
 
 def _known(shape) -> bool:
     return shape is not None and None not in shape
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), text)[:300]

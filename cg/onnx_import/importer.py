@@ -17,7 +17,6 @@ from gennape.cg.onnx_import.registry import all_handlers
 #: Valid values of ``unknown_ops``.
 UNKNOWN_OPS_CHOICES = ("error", "other")
 
-SHAPE_ONLY_OPS = constfold.SHAPE_ONLY_OPS
 DEFAULT_DOMAINS = constfold.DEFAULT_DOMAINS
 
 
@@ -89,7 +88,7 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict, unkn
     static = ctx.static
     handlers = all_handlers()
     for node in graph.node:
-        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
+        if constfold.is_static(node, static):
             _fold_static(node, ctx)
             continue
         known = node.domain in DEFAULT_DOMAINS
