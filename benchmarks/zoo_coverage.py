@@ -488,13 +488,18 @@ def cmd_export(args) -> None:
 
 
 # ----------------------------------------------------------- convert half
-def _import_from_onnx():
+def _import_importer():
+    """The project's ``gennape.cg.onnx_import`` package (this checkout's when run from one)."""
     root = Path(__file__).resolve().parent.parent
     if (root / "gennape" / "__init__.py").is_file() and str(root) not in sys.path:
         sys.path.insert(0, str(root))  # run from a checkout
-    from gennape.cg.onnx_import import from_onnx
+    import gennape.cg.onnx_import as importer
 
-    return from_onnx
+    return importer
+
+
+def _import_from_onnx():
+    return _import_importer().from_onnx
 
 
 _FROM_ONNX = None
@@ -566,6 +571,7 @@ def failure_cause(result: dict) -> str:
 def cmd_convert(args) -> None:
     cache = Path(args.cache).expanduser()
     worker = Worker("convert", 500)
+    handled = set(_import_importer().supported_ops())
     summary = {}
     try:
         for corpus in args.corpus:
@@ -610,6 +616,10 @@ def cmd_convert(args) -> None:
                 if len(names) > 1:
                     more = ", ".join(names[1:8]) + (" ..." if len(names) > 8 else "")
                     log(f"          also: {more}")
+            op_models = Counter(op for r in results for op in r.get("unsupported_ops", []))
+            if op_models:
+                log("   unsupported op types (models using them; '*': a handler exists but refused the variant):")
+                log("      " + ", ".join(f"{op}{'*' if op in handled else ''} {n}" for op, n in op_models.most_common()))
             summary[corpus] = {
                 "total": len(results), "converted": len(ok), "failed": len(results) - len(ok),
                 "not_exportable": statuses.get("not exportable", 0),
@@ -617,6 +627,7 @@ def cmd_convert(args) -> None:
                 "median_ms": round(statistics.median(ms), 1) if ms else None,
                 "max_ms": round(ms[-1], 1) if ms else None,
                 "failures": {cause: len(rs) for cause, rs in groups.items()},
+                "unsupported_op_models": dict(op_models.most_common()),
             }
     finally:
         worker.stop()
