@@ -26,6 +26,9 @@ COMMANDS = {
     "predict": "predict accuracy and rank of ONNX models",
     "finetune": "fine-tune a checkpoint on a few labelled networks of a new family",
     "evaluate": "measure rank correlation of predictions against labels",
+    "search": "search a family's space for the networks predicted best, under FLOPs/params limits",
+    "landscape": "random-walk autocorrelation of true and predicted accuracy in a family's space",
+    "map": "2-D map of networks' embeddings over the checkpoint's training embeddings",
 }
 
 
