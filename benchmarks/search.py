@@ -149,9 +149,12 @@ def profile_predictor(truth: Truth, ev) -> dict:
     (repeats from its cache) and distinct networks/s, by step."""
     from gennape.transfer.search import run_search
 
+    cpu = time.process_time()
     r = run_search(truth.space, ev, "random", 10_000, seed=123, batch_size=256)
+    cpu = time.process_time() - cpu
     st = r.stats
-    return {"queries": st.queries, "seconds": round(r.seconds, 2), "queries_per_s": round(st.queries / r.seconds, 1),
+    return {"queries": st.queries, "seconds": round(r.seconds, 2), "cpu_seconds": round(cpu, 2),
+            "queries_per_s": round(st.queries / r.seconds, 1), "queries_per_cpu_s": round(st.queries / cpu, 1),
             "predicted": st.predicted, "cache_hits": st.cache_hits,
             "distinct_per_s": round(st.predicted / sum(st.seconds.values()), 1),
             "seconds_by_step": {k: round(v, 2) for k, v in st.seconds.items()}}
@@ -173,6 +176,7 @@ def main(argv=None) -> int:
     parser.add_argument("--finetune-seeds", type=int, default=None, help="seeds of the fine-tuned runs (default --seeds)")
     parser.add_argument("--limit", type=int, default=None, help="subsample each pool (quick runs)")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--profile-only", action="store_true", help="only the predictor's speed")
     args = parser.parse_args(argv)
 
     import torch
@@ -196,6 +200,12 @@ def main(argv=None) -> int:
         if not args.no_profile:  # also fills ev's cache for the searches
             res["profile"] = profile_predictor(truth, ev)
             log(f"  profile: {res['profile']}")
+        if args.profile_only and not args.no_profile:
+            res["profile_1_member"] = profile_predictor(truth, Evaluator(truth.space, est, members=1))
+            log(f"  profile, first member only: {res['profile_1_member']}")
+        if args.profile_only:
+            results[family] = res
+            continue
         res["zero_shot"] = run_strategies(truth, ev, args.queries, args.seeds, args.max_flops, log)
         res["baselines"] = baselines(truth, args.queries, args.seeds, args.max_flops)
         res["reference"] = reference_row(truth, lambda m: Evaluator(truth.space, est, max_macs=m), args.queries,
@@ -258,7 +268,8 @@ def print_tables(family: str, res: dict, args) -> None:
           f"median {r['macs'] / 1e6:.1f} M MACs")
     if "profile" in res:
         p = res["profile"]
-        print(f"\nPredictor: {p['queries']} random queries in {p['seconds']} s ({p['queries_per_s']} /s, "
+        print(f"\nPredictor: {p['queries']} random queries in {p['seconds']} s wall, {p.get('cpu_seconds')} s CPU "
+              f"({p['queries_per_s']} /s, "
               f"{p['cache_hits']} from the cache); {p['distinct_per_s']} distinct networks/s; "
               f"seconds by step {p['seconds_by_step']}")
 

@@ -90,6 +90,13 @@ def test_tell_checks_the_asked_specs():
     assert search.best()[0][1] == 2.0
 
 
+def test_cli_lists_the_strategies_and_families_of_the_package():
+    from gennape.commands.export import FAMILIES
+    from gennape.commands.search import STRATEGY_NAMES
+
+    assert set(STRATEGY_NAMES) == set(STRATEGIES) and set(FAMILIES) == set(FAMILY_NAMES)
+
+
 def test_unknown_strategy_and_family_list_the_valid_names():
     with pytest.raises(ValueError, match="valid strategies: evolution"):
         Search("annealing", ToySpace(3, 3))

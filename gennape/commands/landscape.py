@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands.export import FAMILIES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gennape.cg.families import FAMILY_NAMES
-
     parser.epilog = "exit codes: 0 written; 2 usage error or matplotlib missing."
-    parser.add_argument("--family", required=True, choices=FAMILY_NAMES, help="search space")
+    parser.add_argument("--family", required=True, choices=FAMILIES, help="search space")
     parser.add_argument("--checkpoint", metavar="DIR", default=None,
                         help="estimator checkpoint (default: the one shipped with gennape)")
     parser.add_argument("--steps", type=int, default=1000, metavar="N", help="walk length (default 1000)")

@@ -18,6 +18,11 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands.export import FAMILIES
+
+#: Strategy names, listed here so that building the parser imports nothing heavy
+#: (``gennape.transfer.search.strategies.STRATEGIES`` holds the same names).
+STRATEGY_NAMES = ("evolution", "reinforce", "local", "random")
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
@@ -35,14 +40,11 @@ def count(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gennape.cg.families import FAMILY_NAMES
-    from gennape.transfer.search.strategies import STRATEGIES
-
     parser.epilog = "exit codes: 0 done; 2 usage error or no feasible network found."
-    parser.add_argument("--family", required=True, choices=FAMILY_NAMES, help="search space")
+    parser.add_argument("--family", required=True, choices=FAMILIES, help="search space")
     parser.add_argument("--checkpoint", metavar="DIR", default=None,
                         help="estimator checkpoint, e.g. one from gennape finetune (default: the shipped one)")
-    parser.add_argument("--strategy", choices=tuple(STRATEGIES), default="evolution",
+    parser.add_argument("--strategy", choices=STRATEGY_NAMES, default="evolution",
                         help="search strategy (default evolution: regularized evolution)")
     parser.add_argument("--queries", type=int, default=1000, metavar="N",
                         help="networks proposed, each answered by the predictor or its cache (default 1000)")
@@ -53,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the search (default 0)")
     parser.add_argument("--start", metavar="ARCH", default=None,
                         help="start from this ARCH string, or 'reference' for the family's reference architecture")
+    parser.add_argument("--members", type=int, default=None, metavar="M",
+                        help="predict with the first M members of an ensemble checkpoint only "
+                             "(faster, noisier; default all)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="B",
                         help="proposals predicted together (default 32)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
@@ -88,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise GennapeError(f"--start: {err}") from None
     estimator = load_estimator(args.checkpoint)
-    evaluator = Evaluator(space, estimator, max_macs=args.max_flops, max_params=args.max_params)
+    try:
+        evaluator = Evaluator(space, estimator, max_macs=args.max_flops, max_params=args.max_params,
+                              members=args.members)
+    except ValueError as err:
+        raise GennapeError(f"--members: {err}") from None
     with Progress(args.queries, f"gennape search {args.family} {args.strategy}") as bar:
         result = run_search(space, evaluator, args.strategy, args.queries, seed=args.seed,
                             batch_size=args.batch_size, start=start, progress=bar)
@@ -102,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     reference = space.reference()
     ref = None
     if reference is not None:
-        ref_eval = Evaluator(space, estimator)  # unconstrained: the reference may be over the limits
+        ref_eval = Evaluator(space, evaluator.estimator)  # unconstrained: the reference may be over the limits
         ref = ref_eval([reference])[0]
     stats = result.stats
     profile = {"seconds": round(result.seconds, 3), "queries_per_s": round(stats.queries / result.seconds, 1),

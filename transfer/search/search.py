@@ -19,6 +19,7 @@ space's canonical key, so a proposal seen before costs a dictionary look-up.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -125,12 +126,20 @@ class Evaluator:
         scorer: instead of the estimator, ``scorer(cgs, specs) -> scores`` (higher is
             better), e.g. MACs for a FLOPs-ranked baseline or a synthetic test score.
         max_macs / max_params: limits checked on ``family.to_cg(spec)`` (None: no limit).
+        members: predict with the first ``members`` members of an ensemble only
+            (the GNN passes are most of the time, so ``members=1`` of the nine
+            shipped is about nine times faster, and ranks like one seed does).
     """
 
     def __init__(self, space: Space, estimator=None, *, scorer: Callable | None = None,
-                 max_macs: float | None = None, max_params: float | None = None):
+                 max_macs: float | None = None, max_params: float | None = None, members: int | None = None):
         if (estimator is None) == (scorer is None):
             raise ValueError("give an estimator or a scorer, not both or neither")
+        if members is not None and hasattr(estimator, "members_"):
+            if not 1 <= members <= len(estimator.members_):
+                raise ValueError(f"members must be in 1..{len(estimator.members_)}, got {members}")
+            estimator = copy.copy(estimator)  # shallow: the members themselves are shared
+            estimator.members_ = estimator.members_[:members]
         self.space, self.estimator, self.scorer = space, estimator, scorer
         self.max_macs, self.max_params = max_macs, max_params
         self.cache: dict[str, Candidate] = {}
