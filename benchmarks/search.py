@@ -174,6 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-flops", type=float, default=None, help="MACs limit (default none)")
     parser.add_argument("--finetune", type=int, default=0, metavar="N", help="also fine-tune on N NB-201 cells per seed")
     parser.add_argument("--finetune-seeds", type=int, default=None, help="seeds of the fine-tuned runs (default --seeds)")
+    parser.add_argument("--finetune-mode", choices=("encoder", "heads"), default="encoder",
+                        help="what fine-tuning trains (gennape finetune --mode; default encoder)")
     parser.add_argument("--limit", type=int, default=None, help="subsample each pool (quick runs)")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--profile-only", action="store_true", help="only the predictor's speed")
@@ -207,12 +209,15 @@ def main(argv=None) -> int:
             results[family] = res
             continue
         res["zero_shot"] = run_strategies(truth, ev, args.queries, args.seeds, args.max_flops, log)
+        log(f"  zero-shot: {json.dumps(res['zero_shot'])}")
         res["baselines"] = baselines(truth, args.queries, args.seeds, args.max_flops)
+        log(f"  baselines: {json.dumps(res['baselines'], default=float)}")
         res["reference"] = reference_row(truth, lambda m: Evaluator(truth.space, est, max_macs=m), args.queries,
                                          args.seeds)
         log(f"  reference: {res['reference']}")
         if args.finetune and family == "nb201":
             res["finetuned"] = finetuned_runs(truth, est, args, log)
+            log(f"  fine-tuned: {json.dumps(res['finetuned'])}")
         res["seconds"] = round(time.perf_counter() - t0, 1)
         results[family] = res
         print_tables(family, res, args)
@@ -233,7 +238,8 @@ def finetuned_runs(truth: Truth, est, args, log) -> dict:
         t = time.perf_counter()
         used = choose_samples(len(keys), args.finetune, seed)
         cgs = [truth.space.family.to_cg(truth.specs[keys[i]]) for i in used]
-        tuned = finetune_estimator(est, cgs, [truth.accuracy[keys[i]] for i in used], FinetuneConfig(seed=seed))
+        tuned = finetune_estimator(est, cgs, [truth.accuracy[keys[i]] for i in used],
+                                   FinetuneConfig(mode=args.finetune_mode, seed=seed))
         ft = time.perf_counter() - t
         ev = Evaluator(truth.space, tuned, max_macs=args.max_flops)
         for strategy in STRATEGY_NAMES:
@@ -242,7 +248,7 @@ def finetuned_runs(truth: Truth, est, args, log) -> dict:
         seconds.append(time.perf_counter() - t)
         log(f"  fine-tuned seed {seed}: fine-tune {ft:.0f} s, total {seconds[-1]:.0f} s, "
             + ", ".join(f"{s} {100 * per_strategy[s][-1]['best']:.2f}" for s in STRATEGY_NAMES))
-    return {"samples": args.finetune, **{s: summarise(rows) for s, rows in per_strategy.items()},
+    return {"samples": args.finetune, "mode": args.finetune_mode, **{s: summarise(rows) for s, rows in per_strategy.items()},
             "seconds_per_seed": float(np.mean(seconds))}
 
 
@@ -256,7 +262,8 @@ def print_tables(family: str, res: dict, args) -> None:
         print(fmt_row(f"{s} (zero-shot)", res["zero_shot"][s]))
     if "finetuned" in res:
         for s in STRATEGY_NAMES:
-            print(fmt_row(f"{s} ({res['finetuned']['samples']}-shot fine-tuned)", res["finetuned"][s]))
+            ft = res["finetuned"]
+            print(fmt_row(f"{s} ({ft['samples']}-shot fine-tuned, {ft['mode']})", ft[s]))
     b = res["baselines"]
     print(fmt_row("random, 10 true evaluations", b["random_10"]))
     print(fmt_row(f"FLOPs-ranked ({args.queries} drawn, top 10 by MACs)", b["flops_ranked"]))

@@ -169,7 +169,7 @@ class NB101Space(Space):
             spec = NB101Spec.from_lists(matrix, ops)
         except ValueError:
             spec = None
-        if len(self._memo) < 1_000_000:
+        if len(self._memo) < 200_000:  # decoding prunes and canonicalises: worth remembering
             self._memo[genotype] = spec
         return spec
 
