@@ -49,7 +49,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     from gennape.pretrain.ensemble import GennapeEnsemble
     from gennape.pretrain.estimator import GennapeEstimator
     from gennape.pretrain.metrics import rank_metrics
-    from gennape.pretrain.progress import Progress
+    from gennape.pretrain.progress import progress
     from gennape.pretrain.views import DEFAULT_VIEWS, pack_views
 
     out = Path(out)
@@ -63,7 +63,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     packs = {}
     view_packs = []
     n_views = len(DEFAULT_VIEWS) if views else 0
-    with Progress(len(dataset) + n_views * len(split["train"]), "building graphs") as bar:
+    with progress(total=len(dataset) + n_views * len(split["train"]), desc="building graphs") as bar:
         for name, idx in split.items():
             packs[name] = pack_specs([dataset.specs[i] for i in idx], progress=bar.update)
         if views:
@@ -78,11 +78,12 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     est = member if members == 1 else GennapeEnsemble(member, members)
     epoch_times: list[float] = []
     n_batches = -(-len(packs["train"]) // member.batch_size)
-    state = {"bar": None, "t": time.perf_counter()}
+    state = {"bar": None, "t": time.perf_counter(), "member": ""}
 
     def on_batch():
         if state["bar"] is None:
-            state["bar"] = Progress(n_batches, f"epoch {len(epoch_times) % member.epochs + 1}/{member.epochs}")
+            epoch = f"epoch {len(epoch_times) % member.epochs + 1}/{member.epochs}"
+            state["bar"] = progress(total=n_batches, desc=state["member"] + epoch)
         state["bar"].update()
 
     def on_epoch(epoch: int, losses: dict):
@@ -98,6 +99,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     t1 = time.perf_counter()
     def on_member(i: int):
         log(f"ensemble member {i + 1}/{members} (seed {member.seed + i})")
+        state["member"] = f"member {i + 1}/{members} "
         state["t"] = time.perf_counter()  # the previous member's clustering and heads are not epoch time
 
     fit_kwargs = {"on_member": on_member} if members > 1 else {}

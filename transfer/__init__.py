@@ -4,9 +4,10 @@ Python API (see :mod:`gennape.transfer.api`)::
 
     from gennape.transfer import predict_onnx, predict_module, finetune, evaluate, default_checkpoint
 
-Modules: :mod:`gennape.transfer.metrics` (rank metrics), :mod:`gennape.transfer.labels`
-(LABELS.csv), :mod:`gennape.transfer.predict` (streamed prediction and outputs),
-:mod:`gennape.transfer.finetune`, :mod:`gennape.transfer.evaluate`, :mod:`gennape.transfer.plot`.
+Modules: :mod:`gennape.transfer.labels` (LABELS.csv), :mod:`gennape.transfer.predict`
+(streamed prediction and outputs), :mod:`gennape.transfer.finetune`,
+:mod:`gennape.transfer.evaluate` (metrics from :mod:`gennape.pretrain.metrics`),
+:mod:`gennape.transfer.plot`.
 Importing :mod:`transfer` is cheap; torch loads on first use.
 """
 

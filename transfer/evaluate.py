@@ -17,7 +17,7 @@ class Evaluation:
     """Metrics of one evaluation and the pairs they came from.
 
     Attributes:
-        metrics: :func:`gennape.transfer.metrics.all_metrics` (``n`` counts predicted models).
+        metrics: :func:`gennape.pretrain.metrics.all_metrics` (``n`` counts predicted models).
         pred, true: accuracies as fractions, in label order, failures left out.
         paths: the evaluated files, aligned with ``pred``.
         failures: files that could not be predicted (left out of the metrics).
@@ -41,7 +41,7 @@ def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None,
 
     Raises :class:`GennapeError` when fewer than two models remain to compare.
     """
-    from gennape.transfer.metrics import all_metrics
+    from gennape.pretrain.metrics import all_metrics
 
     rows = labels.exclude(exclude) if exclude is not None else labels
     excluded = len(labels) - len(rows)

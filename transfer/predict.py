@@ -308,8 +308,8 @@ def write_output(run: PredictionRun, path: str | Path) -> None:
 
 
 class Progress:
-    """``predict_files``' ``progress(done, total)`` callback: the
-    :class:`gennape.pretrain.progress.Progress` bar (drawn only on a terminal's
+    """``predict_files``' ``progress(done, total)`` callback: a
+    :func:`gennape.pretrain.progress.progress` bar (drawn only on a terminal's
     stderr), and nothing at all for fewer than ``min_total`` files."""
 
     def __init__(self, label: str, stream=None, min_total: int = 20):
@@ -322,10 +322,10 @@ class Progress:
         if total < self.min_total:
             return
         if self._bar is None:
-            from gennape.pretrain.progress import Progress as Bar
+            from gennape.pretrain.progress import progress
 
-            self._bar = Bar(total, self.label, stream=self.stream)
-        self._bar.update(done - self._bar.count)
+            self._bar = progress(total=total, desc=self.label, stream=self.stream, unit="file")
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
         if self._bar is not None:

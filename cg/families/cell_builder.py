@@ -27,10 +27,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from gennape.cg.graph import CG, GraphBuilder, Node
-from gennape.cg.ops import conv_op_for
+from gennape.cg.ops import WEIGHTED_OPS, conv_op_for, weighted_macs
 
 Shape = tuple[int, ...]
 
@@ -162,7 +162,7 @@ class LayerGraph:
         numel = c_out * (c // groups) * k * k
         node = _node(conv_op_for(groups, c), (c, h, w), (c_out, ho, wo), (k, k), (stride, stride),
                      (dilation, dilation), groups, weight, numel + (c_out if bias else 0),
-                     c_out * ho * wo * (c // groups) * k * k)
+                     weighted_macs((c_out, ho, wo), weight))
         return self._add(node, [x])
 
     def bn(self, x: int, affine: bool = True) -> int:
@@ -212,7 +212,8 @@ class LayerGraph:
         f = 1
         for d in self.shape(x):
             f *= d
-        node = _node("linear", (f,), (out,), weight_shape=(out, f), params=out * f + out, macs=out * f)
+        node = _node("linear", (f,), (out,), weight_shape=(out, f), params=out * f + out,
+                     macs=weighted_macs((out,), (out, f)))
         return self._add(node, [x])
 
     def add_constant(self, x: int, numel: int) -> int:
@@ -254,7 +255,7 @@ class LayerGraph:
             (src,) = self.inputs[i]
             j = redirect[src]
             sole = consumers[src] == 1
-            merge = (sole and nodes[j].op in _WEIGHTED) if i in bns else (sole and nodes[j].op != "input")
+            merge = (sole and nodes[j].op in WEIGHTED_OPS) if i in bns else (sole and nodes[j].op != "input")
             if merge:
                 p = nodes[j]
                 nodes[j] = _node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
@@ -271,4 +272,50 @@ class LayerGraph:
         # Merges change parameter counts only, so keys are those of the original nodes.
         return canonical_cg([nodes[i] for i in kept], [order_bytes(self.nodes[i]) for i in kept], ins, self.name)
 
-_WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})
+
+#: Values of dead cell nodes (see :func:`sum_cell`).
+DEAD_ZERO, DEAD_CONST = "zero", "const"
+
+
+def sum_cell(g: LayerGraph, x: int, edges: Sequence[tuple[int, int, Any]],
+             apply: Callable[[int, Any, int], int], keeps_zero: Callable[[Any], bool],
+             const_numel: int) -> int | None:
+    """A cell whose node ``j`` sums one op per earlier node; node 0 is ``x``, the last node its output.
+
+    The NB-201 and TransNAS-Bench-101 micro cells. Zero edges are no edge (they add
+    zeros). A node is *live* when some edge comes from a live node; a *dead* node
+    is input-independent: exactly zero (:data:`DEAD_ZERO`) when every term is zero,
+    else a constant (:data:`DEAD_CONST`, e.g. a conv of zeros is its BN shift).
+    The network computes dead values from constant tensors, which the ONNX
+    importer treats as parameters, so a constant term added into a live node is
+    :meth:`LayerGraph.add_constant` with ``const_numel`` values per term.
+
+    Args:
+        g: the graph being built.
+        x: the live cell input (node 0).
+        edges: ``(node, source node, op)`` of the non-zero edges, in summation order.
+        apply: ``apply(layer, op, source)`` builds the op on a live layer.
+        keeps_zero: whether ``op`` maps zeros to zeros (parameter-free ops: identity, pooling).
+        const_numel: elements of one node value (``C * H * W`` of the cell output).
+
+    Returns:
+        the live output layer, or None when the output node is dead.
+    """
+    last = max(node for node, _, _ in edges) if edges else 1
+    nodes: list = [x]
+    for node in range(1, last + 1):
+        live, consts = [], 0
+        for n, src, op in edges:
+            if n != node:
+                continue
+            v = nodes[src]
+            if isinstance(v, int):
+                live.append(apply(v, op, src))
+            elif v == DEAD_CONST or not keeps_zero(op):
+                consts += 1
+        if live:
+            acc = g.sum(live)
+            nodes.append(g.add_constant(acc, consts * const_numel) if consts else acc)
+        else:
+            nodes.append(DEAD_CONST if consts else DEAD_ZERO)
+    return nodes[-1] if isinstance(nodes[-1], int) else None

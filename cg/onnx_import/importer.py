@@ -10,6 +10,7 @@ import onnx
 
 from gennape.cg.errors import ConversionError, UnsupportedOpsError
 from gennape.cg.graph import CG, GraphBuilder, Node
+from gennape.cg.ops import WEIGHTED_OPS, weighted_macs
 from gennape.cg.onnx_import import canonical, constfold, load
 from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
 from gennape.cg.onnx_import.registry import all_handlers
@@ -210,8 +211,8 @@ def _build(ctx: Context, name: str) -> CG:
 def _macs(n) -> int:
     """conv: Cout*Hout*Wout*(Cin/g)*kh*kw; linear: in*out per position;
     matmul: the product's multiply-adds; others 0."""
-    if n.op in ("conv", "group_conv", "depthwise_conv", "linear"):
-        return math.prod(n.out_shape) * math.prod(n.weight_shape[1:])
+    if n.op in WEIGHTED_OPS:
+        return weighted_macs(n.out_shape, n.weight_shape)
     if n.op == "matmul":
         return math.prod(n.out_shape) * int(n.info.get("k", 1))
     return 0

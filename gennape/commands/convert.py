@@ -8,7 +8,9 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="the ONNX file (weights are never read)")
     parser.add_argument("--json", metavar="OUT.json", help="write the CG as JSON ('-' for stdout)")
-    parser.add_argument("--draw", metavar="OUT.svg|OUT.png", help="render the CG (PNG needs matplotlib)")
+    parser.add_argument("--draw", metavar="OUT.svg|OUT.png",
+                        help="render the CG (repeated blocks drawn once; PNG needs matplotlib), and write "
+                             "the whole graph as Graphviz DOT next to it (OUT.dot)")
     parser.add_argument("--input-shape", metavar="1x3x224x224",
                         help="shape of the first input, batch included; replaces symbolic dimensions")
     parser.add_argument("--unknown-ops", choices=("error", "other"), default="error",
@@ -61,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.draw:
         from gennape.cg.draw import draw
 
-        draw(cg, args.draw)
-        print(f"wrote {args.draw}", file=out)
+        dot = draw(cg, args.draw)
+        print(f"wrote {args.draw} and {dot}", file=out)
     return 0
 
 
