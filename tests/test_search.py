@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from gennape.cg.families import FAMILY_NAMES
+from gennape.cg.families import family_names
 from gennape.transfer.search import Evaluator, PoolSpace, Search, Space, get_space, run_search
+from gennape.transfer.search.space import SPACE_NAMES
 from gennape.transfer.search.landscape import autocorrelation, mean_abs_difference, random_walk
 from gennape.transfer.search.output import pareto_front
 from gennape.transfer.search.strategies import STRATEGIES
@@ -90,22 +91,23 @@ def test_tell_checks_the_asked_specs():
     assert search.best()[0][1] == 2.0
 
 
-def test_cli_lists_the_strategies_and_families_of_the_package():
-    from gennape.commands.export import FAMILIES
-    from gennape.commands.search import STRATEGY_NAMES
+def test_cli_lists_the_strategies_and_spaces_of_the_package():
+    from gennape.commands import landscape, search
 
-    assert set(STRATEGY_NAMES) == set(STRATEGIES) and set(FAMILIES) == set(FAMILY_NAMES)
+    assert set(search.STRATEGY_NAMES) == set(STRATEGIES)
+    assert set(search.FAMILIES) == set(landscape.FAMILIES) == set(SPACE_NAMES)
+    assert set(SPACE_NAMES) <= set(family_names())
 
 
 def test_unknown_strategy_and_family_list_the_valid_names():
     with pytest.raises(ValueError, match="valid strategies: evolution"):
         Search("annealing", ToySpace(3, 3))
-    with pytest.raises(ValueError, match="valid families"):
+    with pytest.raises(ValueError, match="no search space .* valid families: nb101"):
         get_space("nb999")
 
 
 # -------------------------------------------------------- family spaces
-@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("family", SPACE_NAMES)
 def test_family_space_decodes_encodes_and_moves_by_one_change(family):
     space = get_space(family)
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from gennape.commands.export import FAMILIES
+from gennape.commands.search import FAMILIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

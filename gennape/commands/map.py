@@ -37,11 +37,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from gennape.cg.errors import GennapeError
-    from gennape.cg.families import FAMILY_NAMES
     from gennape.transfer.model import load_estimator
     from gennape.transfer.plot import _pyplot
     from gennape.transfer.predict import FailedModel, collect_onnx, convert_file, parse_input_shape
-    from gennape.transfer.search import get_space
+    from gennape.transfer.search.space import SPACE_NAMES, get_space
     from gennape.transfer.search.embedding_map import build_map, plot_map
 
     if args.samples < 1:
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     input_shape = parse_input_shape(args.input_shape)
     groups, failures = [], []
     for path in args.paths:
-        if path in FAMILY_NAMES and not Path(path).exists():
+        if path in SPACE_NAMES and not Path(path).exists():
             space = get_space(path)
             rng = np.random.default_rng(args.seed)
             specs = {}

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 
-from gennape.commands.export import FAMILIES
+#: Families with a search space, listed here so that building the parser imports
+#: nothing heavy (``gennape.transfer.search.space.SPACE_NAMES`` holds the same names).
+FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
 
 #: Strategy names, listed here so that building the parser imports nothing heavy
 #: (``gennape.transfer.search.strategies.STRATEGIES`` holds the same names).
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gennape.cg.atomic import write_text_atomic
     from gennape.cg.errors import GennapeError
-    from gennape.pretrain.progress import Progress
+    from gennape.pretrain.progress import progress
     from gennape.transfer.model import load_estimator
     from gennape.transfer.search import Evaluator, get_space, run_search
     from gennape.transfer.search.output import export_top, plot_pareto, write_candidates
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                               members=args.members)
     except ValueError as err:
         raise GennapeError(f"--members: {err}") from None
-    with Progress(args.queries, f"gennape search {args.family} {args.strategy}") as bar:
+    with progress(total=args.queries, desc=f"gennape search {args.family} {args.strategy}", unit="query") as bar:
         result = run_search(space, evaluator, args.strategy, args.queries, seed=args.seed,
                             batch_size=args.batch_size, start=start, progress=bar)
     if not result.ranked:

@@ -263,12 +263,14 @@ class OFASpace(Space):
 
 
 _SPACES = {"nb101": NB101Space, "nb201": NB201Space, "nb301": NB301Space, "ofa_mbv3": OFASpace}
+#: Families with a search space.
+SPACE_NAMES: tuple[str, ...] = tuple(_SPACES)
 
 
 def get_space(family: str) -> Space:
     """The search space of ``family``; ``ValueError`` lists the valid names."""
     if family not in _SPACES:
-        raise ValueError(f"unknown family {family!r}; valid families: {', '.join(_SPACES)}")
+        raise ValueError(f"no search space for family {family!r}; valid families: {', '.join(_SPACES)}")
     return _SPACES[family]()
 
 
@@ -330,4 +332,4 @@ class PoolSpace(Space):
         return near[0] if near else None
 
 
-__all__ = ["Genotype", "Space", "NB201Space", "NB101Space", "NB301Space", "OFASpace", "PoolSpace", "get_space"]
+__all__ = ["SPACE_NAMES", "Genotype", "Space", "NB201Space", "NB101Space", "NB301Space", "OFASpace", "PoolSpace", "get_space"]
