@@ -26,6 +26,11 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     (or, with ``members`` > 1, a :class:`gennape.pretrain.ensemble.GennapeEnsemble`),
     report val/test Spearman and Kendall, save the checkpoint and ``metrics.json``.
 
+    Launched by ``torchrun --nproc-per-node N``, the N processes train one model
+    data-parallel (:mod:`gennape.pretrain.distributed`); rank 0 alone logs,
+    evaluates and writes, and the checkpoint records ``world_size`` and
+    ``distributed_backend``.
+
     Args:
         data: NB-101 JSON(.gz) or official tfrecord.
         out: checkpoint directory (its ``partial_state.pt`` serves ``resume``).
@@ -40,8 +45,18 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         **params: :class:`GennapeEstimator` parameters.
 
     Returns:
-        the metrics written to ``out/metrics.json``.
+        the metrics written to ``out/metrics.json`` (``{}`` on ranks other than 0).
     """
+    from gennape.pretrain.distributed import process_group
+
+    with process_group(params.get("device", "cpu")) as dp:
+        return _pretrain(data, out, limit=limit, resume=resume, views=views, members=members, command=command,
+                         log=log, dp=dp, **params)
+
+
+def _pretrain(data, out, *, limit, resume, views, members, command, log, dp, **params) -> dict:
+    import functools
+
     import torch
 
     from gennape.pretrain.checkpoint import sha256_file
@@ -52,6 +67,10 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     from gennape.pretrain.progress import progress
     from gennape.pretrain.views import DEFAULT_VIEWS, pack_views
 
+    main = dp is None or dp.rank == 0
+    if not main:  # one log and one set of progress bars: rank 0's
+        log = lambda line: None  # noqa: E731
+        progress = functools.partial(progress, enabled=False)
     out = Path(out)
     t0 = time.perf_counter()
     dataset = load_nb101(data, limit=limit)
@@ -106,6 +125,8 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), views=view_packs, state_dir=out,
             resume=resume, on_epoch=on_epoch, on_batch=on_batch, **fit_kwargs)
     t_fit = time.perf_counter() - t1
+    if not main:
+        return {}
 
     def per_member(value):  # one value, or one per ensemble member
         return [value(m) for m in est.members_] if members > 1 else value(est)
@@ -123,6 +144,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         "total_seconds": time.perf_counter() - t0,
         "peak_rss_mib": peak_rss_mib(),
         "torch_threads": torch.get_num_threads(),
+        "world_size": dp.world_size if dp else 1,
     }
     log(f"NB-101 test: Spearman {metrics['test']['spearman']:.4f}, Kendall {metrics['test']['kendall']:.4f} "
         f"(n={metrics['test']['n']}); val Spearman {metrics['val']['spearman']:.4f}")
@@ -132,6 +154,8 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
                           "views": [vars(v) for v in DEFAULT_VIEWS] if views else [],
                           "split": "sha256(hash) % 10: 0-7 train, 8 val, 9 test"},
         "command": command if command is not None else " ".join(sys.argv),
+        "world_size": dp.world_size if dp else 1,
+        "distributed_backend": dp.backend if dp else None,
         "metrics": metrics,
     }
     est.save(out)

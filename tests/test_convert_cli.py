@@ -89,7 +89,9 @@ def test_input_shape_and_unknown_ops(tmp_path, capsys):
     assert main(["convert", str(path), "--input-shape", "1x3x32x32", "--unknown-ops", "other"]) == 0
     captured = capsys.readouterr()
     assert "other 1" in captured.out and "warning" in captured.err
-    assert main(["convert", str(path), "--input-shape", "1xAx32"]) == 2
+    with pytest.raises(SystemExit) as exc:  # a usage error, like any malformed option value
+        main(["convert", str(path), "--input-shape", "1xAx32"])
+    assert exc.value.code == 2 and "argument --input-shape: input shape '1xAx32'" in capsys.readouterr().err
 
 
 def _cli(*args):

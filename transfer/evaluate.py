@@ -9,7 +9,7 @@ import numpy as np
 
 from gennape.cg.errors import GennapeError
 from gennape.transfer.labels import Labels
-from gennape.transfer.predict import FailedModel, predict_files
+from gennape.transfer.predict import DEFAULT_CHUNK, FailedModel, predict_files
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Evaluation:
 
 
 def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None, input_shape=None,
-                    unknown_ops: str = "error", chunk_size: int = 64, progress=None) -> Evaluation:
+                    unknown_ops: str = "error", chunk_size: int = DEFAULT_CHUNK, progress=None) -> Evaluation:
     """Predict every labelled file (minus ``exclude``) and compare with the labels.
 
     Raises :class:`GennapeError` when fewer than two models remain to compare.

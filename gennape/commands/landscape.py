@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands._options import add_checkpoint
 from gennape.commands.search import FAMILIES
+
+HELP = "random-walk autocorrelation of true and predicted accuracy in a family's space"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "exit codes: 0 written; 2 usage error or matplotlib missing."
     parser.add_argument("--family", required=True, choices=FAMILIES, help="search space")
-    parser.add_argument("--checkpoint", metavar="DIR", default=None,
-                        help="estimator checkpoint (default: the one shipped with gennape)")
+    add_checkpoint(parser)
     parser.add_argument("--steps", type=int, default=1000, metavar="N", help="walk length (default 1000)")
     parser.add_argument("--max-lag", type=int, default=15, metavar="K", help="largest lag drawn (default 15)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the walk (default 0)")

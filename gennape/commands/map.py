@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands._options import add_checkpoint, add_input_shape
+
+HELP = "2-D map of networks' embeddings over the checkpoint's training embeddings"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "exit codes: 0 written; 1 written, but some files failed (reported and skipped); 2 usage error."
     parser.add_argument("paths", nargs="+", metavar="PATH", help=".onnx files, folders or family names")
-    parser.add_argument("--checkpoint", metavar="DIR", default=None,
-                        help="estimator checkpoint (default: the one shipped with gennape)")
+    add_checkpoint(parser)
     parser.add_argument("--samples", type=int, default=200, metavar="N",
                         help="random networks drawn for each family name (default 200)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of those draws (default 0)")
     parser.add_argument("--color", choices=("group", "cluster"), default="group",
                         help="colour by PATH (default) or by fuzzy cluster")
-    parser.add_argument("--input-shape", metavar="SHAPE", default=None,
-                        help="first input's shape for ONNX models with symbolic dimensions: 1,3,224,224")
+    add_input_shape(parser)
     parser.add_argument("--out", required=True, metavar="MAP.png", help="picture to write (.png, .pdf, .svg)")
 
 
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from gennape.cg.errors import GennapeError
     from gennape.transfer.model import load_estimator
     from gennape.transfer.plot import _pyplot
-    from gennape.transfer.predict import FailedModel, collect_onnx, convert_file, parse_input_shape
+    from gennape.transfer.predict import FailedModel, collect_onnx, convert_file
     from gennape.transfer.search.space import SPACE_NAMES, get_space
     from gennape.transfer.search.embedding_map import build_map, plot_map
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise GennapeError(f"{out}: folder {out.parent} does not exist")
     _pyplot()
-    input_shape = parse_input_shape(args.input_shape)
+    input_shape = args.input_shape
     groups, failures = [], []
     for path in args.paths:
         if path in SPACE_NAMES and not Path(path).exists():

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands._options import add_checkpoint
+
+HELP = "search a family's space for the networks predicted best, under FLOPs/params limits"
+
 #: Families with a search space, listed here so that building the parser imports
 #: nothing heavy (``gennape.transfer.search.space.SPACE_NAMES`` holds the same names).
 FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
@@ -44,8 +48,7 @@ def count(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "exit codes: 0 done; 2 usage error or no feasible network found."
     parser.add_argument("--family", required=True, choices=FAMILIES, help="search space")
-    parser.add_argument("--checkpoint", metavar="DIR", default=None,
-                        help="estimator checkpoint, e.g. one from gennape finetune (default: the shipped one)")
+    add_checkpoint(parser, "estimator checkpoint, e.g. one from gennape finetune")
     parser.add_argument("--strategy", choices=STRATEGY_NAMES, default="evolution",
                         help="search strategy (default evolution: regularized evolution)")
     parser.add_argument("--queries", type=int, default=1000, metavar="N",
