@@ -255,7 +255,8 @@ def finetuned_runs(truth: Truth, est, args, log) -> dict:
 def print_tables(family: str, res: dict, args) -> None:
     head = ("| search | best true acc. % median (min-max) | percentile | MACs (M) | top-1 % in top 10 |\n"
             "|---|---|---|---|---|")
-    print(f"\n### {TITLES.get(family, family)}: {args.queries} predictor queries, top 10 looked up, "
+    title = TITLES.get(family, family) if args.limit is None else f"{family} (pool: {res['n']:,} drawn)"
+    print(f"\n### {title}: {args.queries} predictor queries, top 10 looked up, "
           f"{args.seeds} seeds (top 1 % >= {100 * res['top1_threshold']:.2f} %)\n")
     print(head)
     for s in STRATEGY_NAMES:
