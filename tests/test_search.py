@@ -78,6 +78,11 @@ def test_seeded_runs_are_identical_and_seeds_differ(strategy):
     assert history(3) != history(4)
 
 
+def test_evolution_asked_more_than_its_population_at_once():
+    search = drive(Search("evolution", ToySpace(8, 3), seed=0, population=10, sample=3), 200, batch=25)
+    assert len(search.history) == 200 and len(search.strategy.population) == 10
+
+
 def test_tell_checks_the_asked_specs():
     search = Search("evolution", ToySpace(4, 3), seed=0)
     specs = search.ask(3)

@@ -67,7 +67,8 @@ class RegularizedEvolution(Strategy):
     def ask(self, n=1):
         out = []
         for _ in range(n):
-            if len(self.population) + self._pending_initial < self.population_size:
+            # Random members until the population is full (counting those asked, not yet told).
+            if len(self.population) + self._pending_initial < self.population_size or not self.population:
                 self._pending_initial += 1
                 out.append(self._initial())
             else:
@@ -79,9 +80,8 @@ class RegularizedEvolution(Strategy):
         return out
 
     def tell(self, genotypes, scores):
+        self._pending_initial = 0  # every asked genotype is told now (Search enforces it)
         for g, s in zip(genotypes, scores):
-            if self._pending_initial and len(self.population) < self.population_size:
-                self._pending_initial -= 1
             if s is None:
                 continue
             self.population.append((g, float(s)))
