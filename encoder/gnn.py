@@ -66,6 +66,10 @@ def _choose(kind: str, value: str, valid) -> str:
 class CGEncoder(nn.Module):
     """Embeds a batch of featurised computation graphs.
 
+    Every argument but ``in_channels`` is a keyword, and its default is that
+    of :class:`gennape.pretrain.estimator.GennapeEstimator` (``out_channels``:
+    its ``embed_dim``), which builds the encoder from its own parameters.
+
     Args:
         in_channels: node feature size (``gennape.encoder.features.NUM_FEATURES``).
         hidden_channels: width of the node states.
@@ -91,12 +95,13 @@ class CGEncoder(nn.Module):
     def __init__(
         self,
         in_channels: int,
+        *,
         hidden_channels: int = 64,
         out_channels: int = 64,
         num_layers: int = 4,
         conv: str = "graph",
         direction: str = "both",
-        readout: str = "mean+max",
+        readout: str = "sum",
         dropout: float = 0.0,
         op_encoding: str = "class",
     ):

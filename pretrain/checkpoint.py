@@ -2,9 +2,10 @@
 
 ``model.pt`` holds nothing but ``{name: tensor}`` and is read with
 ``torch.load(..., weights_only=True)``, never with a pickle fallback.
-``config.json`` holds everything else (hyperparameters, op vocabulary,
-featuriser / CG format / package versions, cluster centres, target transform,
-training data and its hash, the command, metrics).
+``config.json`` holds everything else: the op vocabulary, featuriser / CG
+format / package versions and the estimator's ``params``, ``fitted`` state
+(target transform, size term, ...) and ``metadata`` (training data and its
+hash, the command, metrics); the layout is :mod:`gennape.pretrain.base`'s.
 
 Writes are atomic: the files go into a temporary sibling directory that is
 renamed into place only when complete, so an interrupted run leaves either the

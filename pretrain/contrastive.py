@@ -39,20 +39,24 @@ from gennape.pretrain.losses import nt_xent, pairwise_rank_loss
 from gennape.pretrain.packed import GraphPack
 
 
-@dataclass
+@dataclass(frozen=True)
 class ContrastiveConfig:
-    """Hyperparameters of encoder pretraining (see the module docstring)."""
+    """Hyperparameters of encoder pretraining (see the module docstring).
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    temperature: float = 0.2
-    feature_mask_p: float = 0.15
-    edge_drop_p: float = 0.1
-    contrastive_weight: float = 1.0
-    supervised_weight: float = 1.0
-    rank_weight: float = 1.0
+    No defaults: :class:`gennape.pretrain.estimator.GennapeEstimator` builds it
+    from its own parameters of the same names, the one place they are set.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    temperature: float
+    feature_mask_p: float
+    edge_drop_p: float
+    contrastive_weight: float
+    supervised_weight: float
+    rank_weight: float
 
 
 def augment(x: torch.Tensor, edge_index: torch.Tensor, feature_mask_p: float, edge_drop_p: float,

@@ -21,41 +21,29 @@ members' mean.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from gennape.cg.errors import GennapeError
+from gennape.pretrain.base import SECTIONS, EstimatorBase, split_layout1, strip_prefix
 from gennape.pretrain.estimator import GennapeEstimator, NotFittedError, as_pack
 
 #: ``config.json`` ``estimator`` value of an ensemble checkpoint.
 ENSEMBLE = "GennapeEnsemble"
 
 
-class GennapeEnsemble:
+class GennapeEnsemble(EstimatorBase):
     """The mean of ``n_members`` estimators seeded ``estimator.seed + i``.
 
     Args:
         estimator: the unfitted member template (default ``GennapeEstimator()``).
         n_members: how many members (>= 1).
+
+    Fitted attributes: ``members_`` (the fitted estimators) and ``metadata_``.
     """
 
     def __init__(self, estimator: GennapeEstimator | None = None, n_members: int = 5):
         self.estimator = estimator
         self.n_members = n_members
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"estimator": self.estimator, "n_members": self.n_members}
-
-    def set_params(self, **params) -> "GennapeEnsemble":
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"unknown parameter {key!r}; valid parameters: estimator, n_members")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(estimator={self.estimator!r}, n_members={self.n_members})"
 
     # -------------------------------------------------------------------- fit
     def fit(self, cgs, y, *, state_dir: str | Path | None = None, on_member=None, **fit_kwargs) -> "GennapeEnsemble":
@@ -65,17 +53,31 @@ class GennapeEnsemble:
         ``on_member(i)`` is called before member ``i`` starts."""
         if self.n_members < 1:
             raise ValueError(f"n_members must be >= 1, got {self.n_members}")
-        base = self.estimator if self.estimator is not None else GennapeEstimator()
+        base = self._template()
         pack = as_pack(cgs)
         self.members_ = []
         for i in range(self.n_members):
             if on_member is not None:
                 on_member(i)
-            member = GennapeEstimator(**{**base.get_params(), "seed": base.seed + i})
+            member = GennapeEstimator(**{**base.get_params(deep=False), "seed": base.seed + i})
             member_dir = Path(state_dir) / f"member{i}" if state_dir is not None else None
             self.members_.append(member.fit(pack, y, state_dir=member_dir, **fit_kwargs))
         self.metadata_ = {}
         return self
+
+    def finetune(self, cgs, y, **options) -> "GennapeEnsemble":
+        """Fine-tune every member on the same labelled networks (arguments as
+        :meth:`GennapeEstimator.finetune`, graphs featurised once); returns self."""
+        from gennape.pretrain.progress import progress
+
+        members, pack = self._fitted(), as_pack(cgs)
+        for member in progress(members, desc="fine-tuning ensemble members", unit="member"):
+            member.finetune(pack, y, **options)
+        self.metadata_ = {**self.metadata_, "finetune": dict(members[0].metadata_["finetune"])}
+        return self
+
+    def _template(self) -> GennapeEstimator:
+        return self.estimator if self.estimator is not None else GennapeEstimator()
 
     # ---------------------------------------------------------------- predict
     def predict_score(self, cgs) -> np.ndarray:
@@ -116,50 +118,57 @@ class GennapeEnsemble:
         return self.members_
 
     # -------------------------------------------------------------- save/load
-    def save(self, directory: str | Path) -> Path:
-        """One checkpoint folder: every member's tensors in ``model.pt`` under
-        ``member<i>.``, their configs in ``config.json`` (atomic, as
-        :mod:`gennape.pretrain.checkpoint`)."""
-        from gennape.pretrain.checkpoint import save_checkpoint
-
-        tensors, configs = {}, []
+    def checkpoint_state(self) -> tuple[dict, dict]:
+        """Every member's tensors under ``member<i>.``; ``params`` holds the
+        template's parameters, ``fitted`` each member's sections."""
+        tensors, members = {}, []
         for i, member in enumerate(self._fitted()):
-            t, c = member.checkpoint_state()
+            t, sections = member.checkpoint_state()
             tensors.update({f"member{i}.{k}": v for k, v in t.items()})
-            configs.append(c)
-        config = {"estimator": ENSEMBLE, "n_members": len(configs), "members": configs, **self.metadata_}
-        return save_checkpoint(directory, tensors, config)
+            members.append(sections)
+        template = None if self.estimator is None else self.estimator.get_params(deep=False)
+        return tensors, {"params": {"estimator": template, "n_members": self.n_members},
+                         "fitted": {"members": members}, "metadata": dict(self.metadata_)}
 
     @classmethod
-    def from_state(cls, tensors: dict, config: dict, directory: str | Path, device: str = "cpu"):
-        """The ensemble of :meth:`save`'s ``(tensors, config)``; errors name ``directory``."""
-        members = config.get("members")
-        if not isinstance(members, list) or not members or not all(isinstance(c, dict) for c in members):
-            raise GennapeError(f"{directory}: incomplete or malformed ensemble checkpoint (members)")
-        est = cls(n_members=len(members))
+    def from_sections(cls, tensors: dict, sections: dict, device: str = "cpu") -> "GennapeEnsemble":
+        """The ensemble of :meth:`checkpoint_state`'s ``(tensors, sections)``."""
+        params, members = sections["params"], sections["fitted"]["members"]
+        if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+            raise ValueError("fitted.members must be a non-empty list of objects")
+        if params["n_members"] != len(members):
+            raise ValueError(f"n_members is {params['n_members']} but {len(members)} members are saved")
+        template = params["estimator"]
+        est = cls(None if template is None else GennapeEstimator(**{**template, "device": device}),
+                  params["n_members"])
         est.members_ = []
-        for i, member_config in enumerate(members):
-            prefix = f"member{i}."
-            member_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            est.members_.append(GennapeEstimator.from_state(member_tensors, member_config, directory, device))
-        est.estimator = GennapeEstimator(**{**est.members_[0].get_params(), "device": device})
-        est.metadata_ = {k: v for k, v in config.items() if k not in ("estimator", "n_members", "members", "versions")}
+        for i, member in enumerate(members):
+            est.members_.append(GennapeEstimator.from_sections(strip_prefix(tensors, f"member{i}."), member, device))
+        est.metadata_ = dict(sections.get("metadata") or {})
         return est
+
+    @classmethod
+    def config_of_layout1(cls, config: dict) -> dict:
+        """An ensemble config.json written before the sections existed (each
+        member a first-layout estimator config under ``members``), in the
+        current layout; the template is the first member's parameters."""
+        members = config["members"]
+        if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+            raise ValueError("members must be a non-empty list of objects")
+        members = [GennapeEstimator.config_of_layout1(m) for m in members]
+        envelope, metadata = split_layout1(config, {"members", "n_members"})
+        vocabularies = {repr(m.get("op_vocabulary")) for m in members}
+        envelope["op_vocabulary"] = members[0].get("op_vocabulary") if len(vocabularies) == 1 else None
+        envelope["feature_names"] = members[0].get("feature_names")
+        return {**envelope, "params": {"estimator": members[0]["params"], "n_members": len(members)},
+                "fitted": {"members": [{k: m[k] for k in SECTIONS} for m in members]},
+                "metadata": metadata}
 
 
 def load_fitted(directory: str | Path, device: str = "cpu"):
     """A fitted :class:`GennapeEstimator` or :class:`GennapeEnsemble`, whichever
-    ``directory`` holds."""
-    from gennape.pretrain.checkpoint import load_checkpoint
-
-    tensors, config = load_checkpoint(directory)
-    kind = config.get("estimator")
-    if kind == ENSEMBLE:
-        return GennapeEnsemble.from_state(tensors, config, directory, device)
-    if kind not in (None, GennapeEstimator.__name__):
-        raise GennapeError(f"{directory}: unknown estimator {kind!r} in config.json; "
-                           f"valid: {GennapeEstimator.__name__}, {ENSEMBLE}")
-    return GennapeEstimator.from_state(tensors, config, directory, device)
+    ``directory`` holds (:data:`gennape.pretrain.base.ESTIMATORS`)."""
+    return EstimatorBase.load(directory, device)
 
 
 __all__ = ["ENSEMBLE", "GennapeEnsemble", "load_fitted"]

@@ -14,9 +14,13 @@ Pipeline (GENNAPE, Mills et al., AAAI-23):
    graphs after the heads, adds what scale-free features cannot see
    (:mod:`gennape.pretrain.capacity`).
 
-``__init__`` only stores arguments; ``fit`` returns self; fitted state lives in
-attributes ending in ``_``; ``save(dir)`` / ``load(dir)`` use
-:mod:`gennape.pretrain.checkpoint`.
+Steps 2-5 are one ``nn.Module``, :class:`gennape.pretrain.model.GennapeModel`
+(``model_``), which predicting, :meth:`GennapeEstimator.fit_heads` and
+:meth:`GennapeEstimator.finetune` all run.
+
+``__init__`` only stores arguments; ``fit`` and ``finetune`` return self;
+fitted state lives in attributes ending in ``_``; ``save(dir)`` / ``load(dir)``
+come from :mod:`gennape.pretrain.base` (checkpoint layout there).
 """
 
 from __future__ import annotations
@@ -27,23 +31,56 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from gennape.cg.errors import GennapeError
-from gennape.pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target, refit_size_term
-from gennape.pretrain.distributed import is_main_process
+from gennape.pretrain.base import EstimatorBase, keywords_for, split_layout1, strip_prefix
+from gennape.pretrain.capacity import fit_capacity, head_target, refit_size_term
+from gennape.pretrain.targets import TargetTransform
 
 PARTIAL_STATE = "partial_state.pt"
 #: ``ood`` flags a graph whose nearest training embedding is farther than this
 #: many times the 95th percentile of training nearest-neighbour distances.
 OOD_THRESHOLD = 2.0
+#: What :meth:`GennapeEstimator.finetune` can train: the heads alone, or encoder and heads.
+FINETUNE_MODES = ("heads", "encoder")
+
+
+def _capacity(values) -> tuple[float, float, float]:
+    coef = tuple(float(v) for v in values)
+    if len(coef) != 3:
+        raise ValueError(f"capacity has {len(coef)} values, expected 3")
+    return coef
+
+
+#: config.json ``fitted`` key -> (attribute, to JSON, from JSON): the one list
+#: that saving and loading both read. The fitted tensors (encoder, heads,
+#: standardisation, cluster centres, OOD reference) are ``model_``'s
+#: ``state_dict``, in model.pt.
+FITTED: dict[str, tuple[str, Callable, Callable]] = {
+    "target_transform": ("target_transform_", TargetTransform.to_dict, TargetTransform.from_dict),
+    "capacity": ("capacity_", list, _capacity),
+    "fuzzy_partition_coefficient": ("fpc_", float, float),
+    "ood_scale": ("ood_scale_", float, float),
+    "ood_threshold": ("ood_threshold_", float, float),
+    "n_train": ("n_train_", int, int),
+    "heads_training": ("heads_info_", dict, dict),
+    "history": ("history_", list, list),
+}
 
 
 class NotFittedError(GennapeError):
     """The estimator was used before ``fit`` or ``load``."""
 
 
-class GennapeEstimator:
+def check_finetune_options(mode: str, epochs: int) -> None:
+    """Raise ``ValueError`` for a fine-tuning mode or epoch count that cannot be run."""
+    if mode not in FINETUNE_MODES:
+        raise ValueError(f"unknown fine-tuning mode {mode!r}; valid modes: {', '.join(FINETUNE_MODES)}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+
+
+class GennapeEstimator(EstimatorBase):
     """Predicts accuracy (and so the rank) of networks from their CGs.
 
     Args:
@@ -86,6 +123,17 @@ class GennapeEstimator:
             (default True, measured to help every family).
         seed: seed of everything random (the global NumPy / torch states are untouched).
         device: ``cpu`` or ``cuda``.
+
+    These are the only defaults: the encoder
+    (:class:`gennape.encoder.gnn.CGEncoder`) and the pretraining loop
+    (:class:`gennape.pretrain.contrastive.ContrastiveConfig`) get them by
+    keyword, ``gennape pretrain`` reads them from :meth:`get_params`.
+
+    Fitted attributes: ``model_`` (the :class:`gennape.pretrain.model.GennapeModel`
+    every prediction runs), ``target_transform_``, ``capacity_`` (the size
+    term's ``(a, b, c)``, kept in ``model_``), ``fpc_``, ``ood_scale_``,
+    ``ood_threshold_``, ``n_train_``, ``heads_info_``, ``history_`` and
+    ``metadata_`` (what the caller records with the checkpoint).
     """
 
     def __init__(self, hidden_channels: int = 64, embed_dim: int = 64, num_layers: int = 4,
@@ -128,38 +176,32 @@ class GennapeEstimator:
         self.seed = seed
         self.device = device
 
-    # ------------------------------------------------------------ sklearn API
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        import inspect
-
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def set_params(self, **params) -> "GennapeEstimator":
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"unknown parameter {key!r}; valid parameters: {', '.join(valid)}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        default = type(self)().get_params()
-        changed = {k: v for k, v in self.get_params().items() if default[k] != v}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-
     # ---------------------------------------------------------------- building
     def _new_encoder(self):
         from gennape.encoder.features import NUM_FEATURES
         from gennape.encoder.gnn import CGEncoder
 
-        return CGEncoder(NUM_FEATURES, self.hidden_channels, self.embed_dim, self.num_layers,
-                         self.conv, self.direction, self.readout, self.dropout, self.op_encoding)
+        return CGEncoder(NUM_FEATURES, out_channels=self.embed_dim, **keywords_for(CGEncoder, self.get_params()))
 
     def _new_heads(self):
         from gennape.heads.fuzzy_heads import FuzzyHeads
 
-        return FuzzyHeads(self.embed_dim, self.num_clusters, self.head_hidden, self.head_layers)
+        return FuzzyHeads(self.embed_dim, num_heads=self.num_clusters, hidden_channels=self.head_hidden,
+                          num_layers=self.head_layers)
+
+    def _new_model(self, encoder, heads):
+        from gennape.pretrain.model import GennapeModel
+
+        return GennapeModel(encoder, heads, self.embed_dim, self.fuzzifier).to(self.device)
+
+    @property
+    def capacity_(self) -> tuple[float, float, float]:
+        """The size term's ``(a, b, c)`` (:mod:`gennape.pretrain.capacity`)."""
+        return tuple(float(v) for v in self.model_.capacity.tolist())
+
+    @capacity_.setter
+    def capacity_(self, coef) -> None:
+        self.model_.set_capacity(coef)
 
     # -------------------------------------------------------------------- fit
     def fit(self, cgs, y, *, eval_set: tuple[Any, Sequence[float]] | None = None,
@@ -184,10 +226,13 @@ class GennapeEstimator:
             on_epoch: called as ``on_epoch(epoch, losses)`` after each encoder epoch.
             on_batch: called after each encoder batch (progress bars).
         """
+        import torch
+
         from gennape.pretrain.contrastive import ContrastiveConfig, PretrainModel, embed_pack, pretrain_epoch
+        from gennape.pretrain.distributed import is_main_process
         from gennape.pretrain.fuzzy import fit_fuzzy_clusters
         from gennape.pretrain.heads_training import HeadsConfig, predict_heads, train_heads
-        from gennape.pretrain.targets import TargetTransform
+        from gennape.pretrain.model import run_model
 
         pack = as_pack(cgs)
         y = np.asarray(y, dtype=np.float64)
@@ -201,58 +246,55 @@ class GennapeEstimator:
         # Parameters are initialised from the same seed whatever the global torch state.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model = PretrainModel(self._new_encoder(), self.embed_dim).to(self.device)
-            heads = self._new_heads().to(self.device)
+            pretrain = PretrainModel(self._new_encoder(), self.embed_dim).to(self.device)
+            heads = self._new_heads()
+        encoder = pretrain.encoder
         # The encoder ignores feature columns that no training graph ever sets,
         # and (feature_clamp) values beyond those it trains on: the training
         # graphs' and 0, which feature masking puts in any column of a view.
-        model.encoder.op_encoding.set_seen(torch.as_tensor(np.any([p.feature_presence() for p in packs], axis=0)))
+        encoder.op_encoding.set_seen(torch.as_tensor(np.any([p.feature_presence() for p in packs], axis=0)))
         if self.feature_clamp:
             low, high = zip(*(p.numeric_range() for p in packs))
-            model.encoder.feature_range.set_range(np.minimum(np.min(low, axis=0), 0),
-                                                  np.maximum(np.max(high, axis=0), 0))
+            encoder.feature_range.set_range(np.minimum(np.min(low, axis=0), 0), np.maximum(np.max(high, axis=0), 0))
 
         transform = TargetTransform(self.target_transform).fit(y)
         y_t = transform.transform(y)
-        cfg = ContrastiveConfig(self.epochs, self.batch_size, self.lr, self.weight_decay, self.temperature,
-                                self.feature_mask_p, self.edge_drop_p, self.contrastive_weight,
-                                self.supervised_weight, self.rank_weight)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        params = self.get_params()
+        cfg = ContrastiveConfig(**keywords_for(ContrastiveConfig, params))
+        opt = torch.optim.AdamW(pretrain.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         history: list[dict] = []
         start = 0
         state_path = Path(state_dir) / PARTIAL_STATE if state_dir is not None else None
         if resume and state_path is not None and state_path.is_file():
-            start, history = _load_partial(state_path, model, opt, gen, self.get_params())
-        for epoch in range(start, self.epochs):
-            losses = pretrain_epoch(model, opt, packs, y_t, cfg, gen, self.device, on_batch)
+            start, history = _load_partial(state_path, pretrain, opt, gen, params)
+        for epoch in range(start, cfg.epochs):
+            losses = pretrain_epoch(pretrain, opt, packs, y_t, cfg, gen, self.device, on_batch)
             history.append(losses)
             if state_path is not None and is_main_process():  # one writer under torchrun
-                _save_partial(state_path, model, opt, gen, epoch + 1, history, self.get_params())
+                _save_partial(state_path, pretrain, opt, gen, epoch + 1, history, params)
             if on_epoch is not None:
                 on_epoch(epoch + 1, losses)
 
-        self.encoder_ = model.encoder.eval()
-        self.target_transform_ = transform
-        raw = embed_pack(self.encoder_, pack, device=self.device)
-        self.embedding_mean_ = raw.mean(axis=0)
-        self.embedding_std_ = raw.std(axis=0) + 1e-6
-        emb = self._standardise(raw)
+        model = self._new_model(encoder.eval(), heads)
+        raw = embed_pack(encoder, pack, device=self.device)
+        model.embedding_mean = torch.as_tensor(raw.mean(axis=0), device=self.device)
+        model.embedding_std = torch.as_tensor(raw.std(axis=0) + 1e-6, device=self.device)
+        emb = model.standardise(torch.as_tensor(raw, device=self.device)).cpu().numpy()
         clusters = fit_fuzzy_clusters(emb, self.num_clusters, self.fuzzifier, seed=self.seed)
-        self.cluster_centers_ = clusters.centers
-        self.fpc_ = clusters.fpc
+        model.cluster_centers = torch.as_tensor(clusters.centers, device=self.device)
         val = None
         if eval_set is not None:
-            val_emb = self._standardise(embed_pack(self.encoder_, as_pack(eval_set[0]), device=self.device))
-            val = (val_emb, self._membership(val_emb), np.asarray(eval_set[1], np.float64))
-        self.heads_ = heads
+            out = run_model(model, as_pack(eval_set[0]), device=self.device)
+            val = (out.embedding, out.membership, np.asarray(eval_set[1], np.float64))
         hcfg = HeadsConfig(self.head_epochs, lr=self.head_lr, weight_decay=self.weight_decay,
                            rank_weight=self.rank_weight)
         self.heads_info_ = train_heads(heads, emb, clusters.membership, y_t, hcfg, gen, val, self.device)
-        self.heads_.eval()
-        self.capacity_ = NO_CAPACITY
         if self.capacity_term:
-            self.capacity_ = fit_capacity(predict_heads(heads, emb, clusters.membership, self.device),
-                                          pack.log_weights, y_t)
+            model.set_capacity(fit_capacity(predict_heads(heads, emb, clusters.membership, self.device),
+                                            pack.log_weights, y_t))
+        self.model_ = model.eval()
+        self.target_transform_ = transform
+        self.fpc_ = clusters.fpc
         self._fit_ood_reference(emb, gen)
         self.history_ = history
         self.n_train_ = len(pack)
@@ -260,7 +302,7 @@ class GennapeEstimator:
         return self
 
     def fit_heads(self, cgs, y, *, epochs: int = 100, lr: float = 5e-4, reset: bool = False,
-                  refit_transform: bool = True) -> "GennapeEstimator":
+                  refit_transform: bool = True, seed: int | None = None) -> "GennapeEstimator":
         """Fine-tune only the heads on new labelled graphs (encoder and cluster
         centres stay frozen), e.g. a few networks of a new family.
 
@@ -272,66 +314,166 @@ class GennapeEstimator:
             reset: start the heads from scratch instead of from their trained state.
             refit_transform: refit the target transform on ``y``, so that
                 :meth:`predict` answers on the new family's accuracy scale.
+            seed: seed of the training order (default: the estimator's ``seed``).
         """
-        from gennape.pretrain.heads_training import HeadsConfig, train_heads
-        from gennape.pretrain.targets import TargetTransform
+        import torch
 
-        self._check_fitted()
+        from gennape.pretrain.heads_training import HeadsConfig, train_heads
+
         y = np.asarray(y, dtype=np.float64)
         pack = as_pack(cgs)
-        emb = self.embed(pack)
-        if len(y) != len(emb):
-            raise ValueError(f"{len(emb)} graphs but {len(y)} targets")
+        out = self._run(pack)
+        if len(y) != len(pack):
+            raise ValueError(f"{len(pack)} graphs but {len(y)} targets")
         if refit_transform:
             self.target_transform_ = TargetTransform(self.target_transform_.kind).fit(y)
+        heads = self.model_.heads
         if reset:
-            self.heads_.reset_parameters()
-        gen = torch.Generator().manual_seed(self.seed)
+            heads.reset_parameters()
+        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         cfg = HeadsConfig(epochs, batch_size=min(256, max(len(y), 2)), lr=lr, weight_decay=self.weight_decay,
                           rank_weight=self.rank_weight)
         target = head_target(self.target_transform_.transform(y), pack.log_weights, self.capacity_)
-        train_heads(self.heads_, emb, self._membership(emb), target, cfg, gen, device=self.device)
-        self.heads_.eval()
+        train_heads(heads, out.embedding, out.membership, target, cfg, gen, device=self.device)
+        self.model_.eval()
         return self
 
     def refit_size_term(self, cgs, y) -> "GennapeEstimator":
         """Refit the size term's slope and offset on labelled graphs of a new
         family, keeping the heads' weight (:func:`gennape.pretrain.capacity.refit_size_term`;
         ``y`` as fractions, on the current target transform's scale)."""
-        from gennape.pretrain.heads_training import predict_heads
-
-        self._check_fitted()
         pack = as_pack(cgs)
-        emb = self.embed(pack)
-        score = predict_heads(self.heads_, emb, self._membership(emb), self.device)
+        out = self._run(pack)
         y_t = self.target_transform_.transform(np.asarray(y, dtype=np.float64))
-        self.capacity_ = refit_size_term(score, pack.log_weights, y_t, self.capacity_)
+        self.capacity_ = refit_size_term(out.head_score, pack.log_weights, y_t, self.capacity_)
         return self
 
+    def finetune(self, cgs, y, *, mode: str = "encoder", epochs: int = 100, lr: float = 5e-4,
+                 encoder_lr: float = 1e-4, refit_size_term: bool = True, seed: int = 0) -> "GennapeEstimator":
+        """Warm-started fit on a few labelled networks of a new family; returns self.
+
+        The target transform is refitted on ``y`` (predictions come out on the
+        new family's accuracy scale); with ``refit_size_term`` the size term's
+        slope and offset are refitted on them first (:meth:`refit_size_term`),
+        and the heads learn what it leaves over. Then, by ``mode``:
+
+        ``encoder``
+            encoder and heads trained end to end through :attr:`model_`
+            (membership-weighted MSE + pairwise ranking, as in :meth:`fit`),
+            the encoder at ``encoder_lr``, the heads at ``lr``; standardisation
+            and cluster centres stay fixed, memberships follow the moving embeddings;
+        ``heads``
+            the heads only (:meth:`fit_heads`).
+
+        The networks' embeddings join the out-of-distribution reference set
+        (the family is no longer unseen), and ``metadata_["finetune"]`` records
+        the run.
+
+        Args:
+            cgs: the labelled graphs (as for :meth:`fit`).
+            y: their accuracies (fractions).
+            mode: one of :data:`FINETUNE_MODES`.
+            epochs: passes over the labelled set.
+            lr: the heads' learning rate.
+            encoder_lr: the encoder's learning rate (``mode="encoder"``).
+            refit_size_term: refit the size term's slope and offset first.
+            seed: seed of the training order and of dropout (the global
+                random states are left as they were).
+        """
+        import torch
+
+        check_finetune_options(mode, epochs)
+        self._check_fitted()
+        y = np.asarray(y, dtype=np.float64)
+        pack = as_pack(cgs)
+        if len(pack) != len(y):
+            raise ValueError(f"{len(pack)} graphs but {len(y)} accuracies")
+        if len(y) < 2:
+            raise GennapeError(f"fine-tuning needs at least 2 labelled networks, got {len(y)}")
+        if np.ptp(y) == 0:
+            raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
+        self.target_transform_ = TargetTransform(self.target_transform_.kind).fit(y)
+        if refit_size_term:
+            self.refit_size_term(pack, y)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # dropout, if any
+            if mode == "heads":
+                self.fit_heads(pack, y, epochs=epochs, lr=lr, refit_transform=False, seed=seed)
+            else:
+                self._train_end_to_end(pack, y, epochs, lr, encoder_lr, seed)
+        model = self.model_
+        new = torch.as_tensor(self._run(pack).embedding, dtype=torch.float32, device=model.embedding_mean.device)
+        model.reference_embeddings = torch.cat([model.reference_embeddings, new])
+        self.metadata_ = {**self.metadata_, "finetune": {
+            "mode": mode, "epochs": epochs, "lr": lr, "encoder_lr": encoder_lr if mode == "encoder" else None,
+            "seed": seed, "n": int(len(y)), "refit_size_term": refit_size_term,
+        }}
+        return self
+
+    def _train_end_to_end(self, pack, y: np.ndarray, epochs: int, lr: float, encoder_lr: float, seed: int) -> None:
+        import torch
+
+        from gennape.pretrain.heads_training import heads_loss
+        from gennape.pretrain.progress import progress
+
+        model = self.model_
+        # The heads learn what the size term leaves over (gennape.pretrain.capacity).
+        target = head_target(self.target_transform_.transform(y), pack.log_weights, self.capacity_)
+        y_t = torch.as_tensor(target, dtype=torch.float32, device=self.device)
+        opt = torch.optim.AdamW([
+            {"params": model.encoder.parameters(), "lr": encoder_lr},
+            {"params": model.heads.parameters(), "lr": lr},
+        ], weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(seed)
+        batch_size = min(256, len(y))
+        model.train()
+        for _ in progress(range(epochs), desc="fine-tuning encoder and heads", unit="epoch", leave=False):
+            order = torch.randperm(len(y), generator=gen)
+            for start in range(0, len(y), batch_size):
+                idx = order[start:start + batch_size]
+                if len(idx) < 2:
+                    continue
+                b = pack.collate(idx.numpy(), device=self.device)
+                emb = model.embed(b.x, b.edge_index, b.batch)
+                loss = heads_loss(model.heads, emb.float(), model.membership(emb).float(), y_t[idx.to(self.device)],
+                                  self.rank_weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        model.eval()
+
     # ---------------------------------------------------------------- predict
-    def embed(self, cgs) -> np.ndarray:
-        """Standardised embeddings ``[n, embed_dim]``."""
-        from gennape.pretrain.contrastive import embed_pack
+    def _run(self, cgs):
+        """:func:`gennape.pretrain.model.run_model` over ``cgs``."""
+        from gennape.pretrain.model import run_model
 
         self._check_fitted()
-        return self._standardise(embed_pack(self.encoder_, as_pack(cgs), device=self.device))
+        return run_model(self.model_, as_pack(cgs), device=self.device)
+
+    def embed(self, cgs) -> np.ndarray:
+        """Standardised embeddings ``[n, embed_dim]``."""
+        return self._run(cgs).embedding
 
     def memberships(self, cgs) -> np.ndarray:
         """Fuzzy memberships ``[n, K]`` against the learned centres (rows sum to one)."""
-        return self._membership(self.embed(cgs))
+        return self._run(cgs).membership
 
     def predict_score(self, cgs) -> np.ndarray:
         """Predictions on the target-transform scale (higher = better), ``[n]``."""
-        pack = as_pack(cgs)
-        return self.score_embedded(self.embed(pack), pack.log_weights)
+        return self._run(cgs).score
 
     def score_embedded(self, emb: np.ndarray, log_weights: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
         """:meth:`predict_score` from embeddings already computed (:meth:`embed`)
         and the graphs' ``GraphPack.log_weights``; ``u``: their memberships, if known."""
-        from gennape.pretrain.heads_training import predict_heads
+        import torch
 
-        u = self._membership(emb) if u is None else u
-        return apply_capacity(predict_heads(self.heads_, emb, u, self.device), log_weights, self.capacity_)
+        self._check_fitted()
+        model, dev = self.model_, self.device
+        with torch.no_grad():
+            emb_t = torch.as_tensor(emb, dtype=torch.float64, device=dev)
+            u_t = model.membership(emb_t) if u is None else torch.as_tensor(u, device=dev)
+            score = model.size_term(model.head_score(emb_t, u_t), torch.as_tensor(log_weights, device=dev))
+        return score.cpu().numpy()
 
     def predict(self, cgs) -> np.ndarray:
         """Predicted accuracy (fraction, on the training family's scale), ``[n]``.
@@ -340,14 +482,13 @@ class GennapeEstimator:
         linearly, so a network far from the training data could otherwise get
         an "accuracy" above 1 or below 0. Clipping can tie such networks; rank
         by :meth:`predict_score` (unclipped, same order otherwise)."""
-        self._check_fitted()
         return self._accuracy(self.predict_score(cgs))
 
     def _accuracy(self, score: np.ndarray) -> np.ndarray:
         return np.clip(self.target_transform_.inverse(score), 0.0, 1.0)
 
     def predict_details(self, cgs) -> dict[str, np.ndarray]:
-        """Everything about ``cgs`` from one embedding pass.
+        """Everything about ``cgs`` from one pass of :attr:`model_`.
 
         Returns:
             ``accuracy`` ``[n]`` (as :meth:`predict`: clipped to ``[0, 1]``),
@@ -356,12 +497,9 @@ class GennapeEstimator:
             ``[n]`` (as :meth:`ood_score`) and ``ood`` ``[n]`` bool
             (``ood_score > ood_threshold_``).
         """
-        pack = as_pack(cgs)
-        emb = self.embed(pack)
-        u = self._membership(emb)
-        score = self.score_embedded(emb, pack.log_weights, u)
-        ood = self._ood(emb)
-        return {"accuracy": self._accuracy(score), "score": score, "memberships": u,
+        out = self._run(cgs)
+        ood = self._ood(out.embedding)
+        return {"accuracy": self._accuracy(out.score), "score": out.score, "memberships": out.membership,
                 "ood_score": ood, "ood": ood > self.ood_threshold_}
 
     def ood_score(self, cgs) -> np.ndarray:
@@ -373,132 +511,65 @@ class GennapeEstimator:
 
     # ---------------------------------------------------------------- helpers
     def _check_fitted(self) -> None:
-        if not hasattr(self, "heads_"):
+        if not hasattr(self, "model_"):
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call fit(...) first "
                 "or load a checkpoint with GennapeEstimator.load(dir)"
             )
 
-    def _standardise(self, raw: np.ndarray) -> np.ndarray:
-        return (raw - self.embedding_mean_) / self.embedding_std_
+    def _fit_ood_reference(self, emb: np.ndarray, gen, size: int = 2000) -> None:
+        import torch
 
-    def _membership(self, emb: np.ndarray) -> np.ndarray:
-        from gennape.pretrain.fuzzy import predict_membership
-
-        return predict_membership(emb, self.cluster_centers_, self.fuzzifier)
-
-    def _fit_ood_reference(self, emb: np.ndarray, gen: torch.Generator, size: int = 2000) -> None:
         if len(emb) > size:
             emb = emb[torch.randperm(len(emb), generator=gen)[:size].numpy()]
-        # Stored as float32 in checkpoints: round now so a loaded estimator scores the same.
-        emb = emb.astype(np.float32).astype(np.float64)
-        self.reference_embeddings_ = emb
-        d = torch.cdist(torch.as_tensor(emb), torch.as_tensor(emb))
+        # Kept as float32 (as in checkpoints), so the scale is that of the stored points.
+        reference = torch.as_tensor(emb, dtype=torch.float32)
+        self.model_.reference_embeddings = reference.to(self.device)
+        d = torch.cdist(reference.double(), reference.double())
         d.fill_diagonal_(float("inf"))
         nn = d.min(dim=1).values.numpy() if len(emb) > 1 else np.ones(1)
         self.ood_scale_ = float(np.quantile(nn, 0.95)) or 1.0
         self.ood_threshold_ = OOD_THRESHOLD
 
     def _ood(self, emb: np.ndarray) -> np.ndarray:
-        d = torch.cdist(torch.as_tensor(emb), torch.as_tensor(self.reference_embeddings_))
+        import torch
+
+        reference = self.model_.reference_embeddings.double().cpu()
+        d = torch.cdist(torch.as_tensor(emb), reference)
         return d.min(dim=1).values.numpy() / self.ood_scale_
 
     # -------------------------------------------------------------- save/load
-    def save(self, directory: str | Path) -> Path:
-        """Write a checkpoint directory (atomic; see :mod:`gennape.pretrain.checkpoint`)."""
-        from gennape.pretrain.checkpoint import save_checkpoint
-
-        return save_checkpoint(directory, *self.checkpoint_state())
-
-    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """``(tensors, config)`` of a checkpoint of this estimator."""
-        from gennape.cg.ops import OPS
-        from gennape.encoder.features import FEATURE_NAMES
-
+    def checkpoint_state(self) -> tuple[dict, dict]:
+        """``(tensors, {"params", "fitted", "metadata"})`` of a checkpoint of
+        this estimator (see :mod:`gennape.pretrain.base`)."""
         self._check_fitted()
-        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
-        tensors.update({f"heads.{k}": v for k, v in self.heads_.state_dict().items()})
-        tensors["cluster_centers"] = torch.as_tensor(self.cluster_centers_)
-        tensors["embedding_mean"] = torch.as_tensor(self.embedding_mean_)
-        tensors["embedding_std"] = torch.as_tensor(self.embedding_std_)
-        tensors["reference_embeddings"] = torch.as_tensor(self.reference_embeddings_, dtype=torch.float32)
-        config = {
-            "estimator": type(self).__name__,
-            "params": self.get_params(),
-            "op_vocabulary": list(OPS),
-            "feature_names": list(FEATURE_NAMES),
-            "cluster_centers": np.asarray(self.cluster_centers_).tolist(),
-            "fuzzy_partition_coefficient": self.fpc_,
-            "target_transform": self.target_transform_.to_dict(),
-            "capacity": list(self.capacity_),
-            "ood_scale": self.ood_scale_,
-            "ood_threshold": self.ood_threshold_,
-            "n_train": self.n_train_,
-            "heads_training": self.heads_info_,
-            "history": self.history_,
-            **self.metadata_,
-        }
-        return tensors, config
+        fitted = {key: to_json(getattr(self, attr)) for key, (attr, to_json, _) in FITTED.items()}
+        state = self.model_.state_dict()
+        # Submodules' tensors first, then the model's own buffers: the order
+        # model.pt has always had, so the same training writes the same bytes.
+        tensors = {k: state[k] for k in sorted(state, key=lambda k: "." not in k)}
+        return tensors, {"params": self.get_params(deep=False), "fitted": fitted, "metadata": dict(self.metadata_)}
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu") -> "GennapeEstimator":
-        """Read a checkpoint written by :meth:`save`."""
-        from gennape.pretrain.checkpoint import load_checkpoint
-
-        tensors, config = load_checkpoint(directory)
-        if config.get("estimator") not in (None, cls.__name__):
-            raise GennapeError(f"{directory}: a {config.get('estimator')} checkpoint, not a {cls.__name__} one; "
-                               "load it with gennape.transfer.model.load_estimator")
-        return cls.from_state(tensors, config, directory, device)
-
-    @classmethod
-    def from_state(cls, tensors: dict, config: dict, directory: str | Path, device: str = "cpu"):
-        """The estimator of :meth:`checkpoint_state`'s ``(tensors, config)``;
-        errors name ``directory``."""
-        from gennape.cg.ops import OPS
-
-        if config.get("op_vocabulary") != list(OPS):
-            raise GennapeError(f"{directory}: checkpoint op vocabulary differs from this code's")
-        try:
-            est = cls._from_checkpoint(tensors, config, device)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            # A config.json or model.pt with a field missing or of the wrong kind.
-            what = f"{err} missing" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
-            raise GennapeError(f"{directory}: incomplete or malformed checkpoint ({what.splitlines()[0]})") from None
-        except RuntimeError as err:
-            raise GennapeError(f"{directory}: model.pt does not match config.json ({str(err).splitlines()[0]})") from None
-        known = {"estimator", "params", "op_vocabulary", "feature_names", "cluster_centers",
-                 "fuzzy_partition_coefficient", "target_transform", "capacity", "ood_scale", "ood_threshold",
-                 "n_train", "heads_training", "history", "versions"}
-        est.metadata_ = {k: v for k, v in config.items() if k not in known}
+    def from_sections(cls, tensors: dict, sections: dict, device: str = "cpu") -> "GennapeEstimator":
+        """The estimator of :meth:`checkpoint_state`'s ``(tensors, sections)``."""
+        est = cls(**{**sections["params"], "device": device})
+        model = est._new_model(est._new_encoder(), est._new_heads())
+        model.load_fitted_state(tensors)
+        est.model_ = model.eval()
+        for key, (attr, _, from_json) in FITTED.items():
+            setattr(est, attr, from_json(sections["fitted"][key]))
+        est.metadata_ = dict(sections.get("metadata") or {})
         return est
 
     @classmethod
-    def _from_checkpoint(cls, tensors: dict, config: dict, device: str) -> "GennapeEstimator":
-        from gennape.pretrain.targets import TargetTransform
-
-        est = cls(**{**config["params"], "device": device})
-        est.encoder_ = est._new_encoder()
-        est.encoder_.load_state_dict(_prefixed(tensors, "encoder."))
-        est.heads_ = est._new_heads()
-        est.heads_.load_state_dict(_prefixed(tensors, "heads."))
-        est.encoder_.to(device).eval()
-        est.heads_.to(device).eval()
-        est.cluster_centers_ = tensors["cluster_centers"].numpy()
-        est.embedding_mean_ = tensors["embedding_mean"].numpy()
-        est.embedding_std_ = tensors["embedding_std"].numpy()
-        est.reference_embeddings_ = tensors["reference_embeddings"].numpy().astype(np.float64)
-        est.target_transform_ = TargetTransform.from_dict(config["target_transform"])
-        est.fpc_ = config["fuzzy_partition_coefficient"]
-        est.capacity_ = tuple(float(v) for v in config["capacity"])
-        if len(est.capacity_) != 3:
-            raise ValueError(f"capacity has {len(est.capacity_)} values, expected 3")
-        est.ood_scale_ = config["ood_scale"]
-        est.ood_threshold_ = config["ood_threshold"]
-        est.n_train_ = config["n_train"]
-        est.heads_info_ = config["heads_training"]
-        est.history_ = config["history"]
-        return est
+    def config_of_layout1(cls, config: dict) -> dict:
+        """A config.json written before the sections existed (fitted keys and
+        metadata side by side at the top level, and a copy of the cluster
+        centres, which model.pt holds), in the current layout."""
+        envelope, metadata = split_layout1(config, {"params", "cluster_centers", *FITTED})
+        return {**envelope, "params": config["params"], "fitted": {key: config[key] for key in FITTED},
+                "metadata": metadata}
 
 
 def as_pack(items):
@@ -510,18 +581,18 @@ def as_pack(items):
     return GraphPack.from_items(items)
 
 
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
 # ----------------------------------------------------- partial state (resume)
 def _params_tensor(params: dict) -> torch.Tensor:
+    import torch
+
     return torch.tensor(list(json.dumps(params, sort_keys=True).encode()), dtype=torch.uint8)
 
 
 def _save_partial(path: Path, model, opt, gen, epoch: int, history: list[dict], params: dict) -> None:
     """Encoder-training state after ``epoch`` epochs, as a flat dict of tensors
     written atomically (temporary file, then rename)."""
+    import torch
+
     from gennape.cg.atomic import write_bytes_atomic
 
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -540,6 +611,8 @@ def _save_partial(path: Path, model, opt, gen, epoch: int, history: list[dict], 
 
 
 def _load_partial(path: Path, model, opt, gen, params: dict) -> tuple[int, list[dict]]:
+    import torch
+
     try:
         tensors = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only refuses pickled objects; a truncated file fails too
@@ -550,7 +623,7 @@ def _load_partial(path: Path, model, opt, gen, params: dict) -> tuple[int, list[
     if not torch.equal(tensors["params"], _params_tensor(params)):
         raise GennapeError(f"{path}: partial state was made with other parameters; "
                            "remove it or run without --resume")
-    model.load_state_dict(_prefixed(tensors, "model."))
+    model.load_state_dict(strip_prefix(tensors, "model."))
     opt_state = opt.state_dict()
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
@@ -564,4 +637,4 @@ def _load_partial(path: Path, model, opt, gen, params: dict) -> tuple[int, list[
     return int(tensors["epoch"]), history
 
 
-__all__ = ["GennapeEstimator", "NotFittedError", "as_pack"]
+__all__ = ["FINETUNE_MODES", "FITTED", "GennapeEstimator", "NotFittedError", "as_pack", "check_finetune_options"]

@@ -12,6 +12,7 @@ rounding of the numeric columns.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -25,11 +26,29 @@ _N_OPS = len(OPS)
 _WEIGHT_NUMEL = RAW_ATTRS.index("weight_numel")
 
 
+@dataclass(frozen=True)
+class PackedBatch:
+    """Graphs collated by :meth:`GraphPack.collate`: node-level tensors as PyG
+    has them plus the graph-level attributes, by name.
+
+    Shapes:
+        - x: ``[num_nodes, NUM_FEATURES]`` float32, edge_index: ``[2, num_edges]``
+          int64, batch: ``[num_nodes]`` int64 (graph of each node)
+        - log_weights: ``[num_graphs]`` float64, ``log(1 + total weight_numel)``
+    """
+
+    x: torch.Tensor
+    edge_index: torch.Tensor
+    batch: torch.Tensor
+    log_weights: torch.Tensor
+
+
 class GraphPack:
     """Featurised graphs in flat arrays.
 
     Build with :meth:`from_items` (CGs and/or PyG ``Data`` from ``CG.to_pyg``);
-    :meth:`batch` collates graphs by index into ``(x, edge_index, batch)``.
+    :meth:`collate` collates graphs by index into a :class:`PackedBatch`,
+    :meth:`batch` into the ``(x, edge_index, batch)`` the encoder takes.
 
     Shapes:
         - ``op``: ``[total_nodes]`` uint8, ``num``: ``[total_nodes, F_num]`` float16
@@ -95,6 +114,11 @@ class GraphPack:
 
     def batch(self, index, device: str | torch.device = "cpu"):
         """Collate graphs ``index`` into ``(x, edge_index, batch)`` tensors."""
+        b = self.collate(index, device)
+        return b.x, b.edge_index, b.batch
+
+    def collate(self, index, device: str | torch.device = "cpu") -> PackedBatch:
+        """Collate graphs ``index`` (in that order) into a :class:`PackedBatch`."""
         index = np.asarray(index, dtype=np.int64)
         ops, nums, edges, batch = [], [], [], []
         offset = 0
@@ -111,7 +135,8 @@ class GraphPack:
                        torch.from_numpy(np.concatenate(nums).astype(np.float32))], dim=1)
         edge_index = torch.from_numpy(np.concatenate(edges, axis=1).astype(np.int64))
         b = torch.from_numpy(np.concatenate(batch))
-        return x.to(device), edge_index.to(device), b.to(device)
+        log_weights = torch.from_numpy(self.log_weights[index])
+        return PackedBatch(x.to(device), edge_index.to(device), b.to(device), log_weights.to(device))
 
     def feature_presence(self) -> np.ndarray:
         """``[NUM_FEATURES]`` bool: which featuriser columns are non-zero in
@@ -131,4 +156,4 @@ class GraphPack:
         return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr, self.log_weights))
 
 
-__all__ = ["GraphPack"]
+__all__ = ["GraphPack", "PackedBatch"]

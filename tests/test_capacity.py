@@ -53,7 +53,7 @@ def test_estimator_fits_the_term_only_when_asked(enabled, tmp_path):
     est = GennapeEstimator(**TINY, capacity_term=enabled).fit(cgs, y)
     if enabled:  # the least-squares fit of the heads' training-set score, size and target
         pack = GraphPack.from_items(cgs)
-        heads = predict_heads(est.heads_, est.embed(pack), est.memberships(pack))
+        heads = predict_heads(est.model_.heads, est.embed(pack), est.memberships(pack))
         expected = fit_capacity(heads, pack.log_weights, est.target_transform_.transform(y))
         assert expected != NO_CAPACITY
         np.testing.assert_allclose(est.capacity_, expected, atol=1e-3)
@@ -93,7 +93,7 @@ def test_finetune_refits_the_size_term_only_when_asked(refit):
     assert tuned.capacity_[0] == est.capacity_[0]
     if refit:  # least squares on the new labels (new scale), with the pretrained heads
         pack = GraphPack.from_items(new_cgs)
-        heads = predict_heads(est.heads_, est.embed(pack), est.memberships(pack))
+        heads = predict_heads(est.model_.heads, est.embed(pack), est.memberships(pack))
         expected = refit_size_term(heads, pack.log_weights, tuned.target_transform_.transform(new_y - 0.1),
                                    est.capacity_)
         np.testing.assert_allclose(tuned.capacity_, expected, atol=1e-6)

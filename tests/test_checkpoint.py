@@ -6,7 +6,7 @@ import torch
 
 from gennape.cg.errors import GennapeError
 from gennape.pretrain.checkpoint import CONFIG_FILE, MODEL_FILE, MODEL_HASH_KEY, load_checkpoint, save_checkpoint, sha256_file
-from gennape.pretrain.estimator import GennapeEstimator
+from gennape.pretrain.estimator import FITTED, GennapeEstimator
 
 from _synthetic import toy_dataset
 
@@ -44,9 +44,46 @@ def test_files_are_tensors_and_json(tmp_path, fitted):
     assert config["versions"]["featurizer_version"] == FEATURIZER_VERSION
     assert config["versions"]["package_version"] == __version__
     assert config["op_vocabulary"] == list(OPS)
-    assert len(config["cluster_centers"]) == 2
-    assert config["target_transform"]["kind"] == "quantile"
+    assert set(config) == {"estimator", "op_vocabulary", "feature_names", "versions", MODEL_HASH_KEY,
+                           "params", "fitted", "metadata"}
+    assert set(config["fitted"]) == set(FITTED)
+    assert config["fitted"]["target_transform"]["kind"] == "quantile"
     assert config["params"]["num_clusters"] == 2
+    # model.pt is the model's state_dict: encoder, heads and the fitted buffers
+    assert set(tensors) == set(est.model_.state_dict())
+    assert tensors["cluster_centers"].shape == (2, 8)
+
+
+def test_save_load_save_is_a_fixed_point(tmp_path, fitted):
+    """Every fitted key written is read back (and so written again unchanged):
+    config.json and model.pt come out byte for byte the same."""
+    est, _ = fitted
+    est.metadata_ = {"command": "test", "finetune": {"n": 3}}
+    est.save(tmp_path / "a")
+    GennapeEstimator.load(tmp_path / "a").save(tmp_path / "b")
+    for name in (CONFIG_FILE, MODEL_FILE):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def layout1(config: dict) -> dict:
+    """A current config.json as the first layout wrote it: fitted keys and
+    metadata at the top level, and a copy of the cluster centres."""
+    old = {k: v for k, v in config.items() if k not in ("fitted", "metadata")}
+    return {**old, **config["fitted"], **config["metadata"], "cluster_centers": [[0.0]]}
+
+
+def test_a_first_layout_checkpoint_loads_and_saves_in_the_current_one(tmp_path, fitted):
+    est, cgs = fitted
+    est.metadata_ = {"command": "test"}
+    est.save(tmp_path / "new")
+    path = tmp_path / "new" / CONFIG_FILE
+    current = json.loads(path.read_text())
+    path.write_text(json.dumps(layout1(current)))
+    old = GennapeEstimator.load(tmp_path / "new")
+    np.testing.assert_array_equal(old.predict_details(cgs)["score"], est.predict_details(cgs)["score"])
+    assert old.metadata_ == {"command": "test"}
+    old.save(tmp_path / "again")
+    assert json.loads((tmp_path / "again" / CONFIG_FILE).read_text()) == current
 
 
 @pytest.mark.parametrize("key,value,named", [("featurizer_version", 999, "featurizer_version"),
@@ -108,3 +145,21 @@ def test_interrupted_write_leaves_the_old_checkpoint(tmp_path, fitted, monkeypat
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary leftovers, no "new"
     np.testing.assert_array_equal(GennapeEstimator.load(tmp_path / "ck").predict(cgs), before)
+
+
+def test_every_estimator_of_the_loader_table_is_the_class_of_its_name():
+    from gennape.pretrain.base import ESTIMATORS, EstimatorBase, estimator_class
+
+    for name in ESTIMATORS:
+        kind = estimator_class(name)
+        assert kind.__name__ == name and issubclass(kind, EstimatorBase)
+
+
+def test_an_unknown_estimator_is_refused_naming_the_valid_ones(tmp_path, fitted):
+    est, _ = fitted
+    est.save(tmp_path / "ck")
+    path = tmp_path / "ck" / CONFIG_FILE
+    path.write_text(path.read_text().replace('"estimator": "GennapeEstimator"', '"estimator": "Forest"'))
+    with pytest.raises(GennapeError, match=r"ck: unknown estimator 'Forest' in config.json; "
+                                           "valid: GennapeEstimator, GennapeEnsemble"):
+        GennapeEstimator.load(tmp_path / "ck")

@@ -30,12 +30,10 @@ def details_bytes(est, cgs) -> dict[str, bytes]:
 
 def state_bytes(est) -> bytes:
     h = hashlib.sha256()
-    for module in (est.encoder_, est.heads_):
-        for name, tensor in sorted(module.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for array in (est.cluster_centers_, est.embedding_mean_, est.embedding_std_, est.reference_embeddings_):
-        h.update(np.ascontiguousarray(array).tobytes())
+    for name, tensor in sorted(est.model_.state_dict().items()):  # encoder, heads and their buffers
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    h.update(repr(est.capacity_).encode())
     return h.digest()
 
 

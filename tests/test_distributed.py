@@ -65,7 +65,7 @@ def test_torchrun_pretrain_writes_one_checkpoint_that_predicts(data_dir, tmp_pat
     proc = _torchrun("-m", "gennape", "pretrain", "--data", data, "--out", tmp_path / "two", *SMALL)
     assert proc.stdout.count("checkpoint written to") == 1 and proc.stdout.count("epoch 1/1") == 1
     config = json.loads((tmp_path / "two" / "config.json").read_text())
-    assert config["world_size"] == 2 and config["distributed_backend"] == "gloo"
+    assert config["metadata"]["world_size"] == 2 and config["metadata"]["distributed_backend"] == "gloo"
     assert main(["pretrain", "--data", str(data), "--out", str(tmp_path / "one"), *SMALL]) == 0
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert one["world_size"] == 1 and two["world_size"] == 2

@@ -105,9 +105,9 @@ def test_bad_option_names_list_valid_choices(kind, kwargs):
 def test_direction_matters_and_reset_parameters_restores():
     data = to_data(toy_cg(["conv3", "pool"]))
     torch.manual_seed(0)
-    fwd = CGEncoder(NUM_FEATURES, 8, 4, 2, direction="forward")
+    fwd = CGEncoder(NUM_FEATURES, hidden_channels=8, out_channels=4, num_layers=2, direction="forward")
     torch.manual_seed(0)
-    bwd = CGEncoder(NUM_FEATURES, 8, 4, 2, direction="backward")
+    bwd = CGEncoder(NUM_FEATURES, hidden_channels=8, out_channels=4, num_layers=2, direction="backward")
     assert not torch.allclose(fwd(data.x, data.edge_index), bwd(data.x, data.edge_index))
     torch.manual_seed(1)
     fwd.reset_parameters()

@@ -49,7 +49,8 @@ def test_checkpoint_round_trip_and_loader_dispatch(data, ensemble, tmp_path):
     ensemble.metadata_ = {"command": "test"}
     path = ensemble.save(tmp_path / "ens")
     config = json.loads((path / "config.json").read_text())
-    assert config["estimator"] == "GennapeEnsemble" and config["n_members"] == 2
+    assert config["estimator"] == "GennapeEnsemble" and config["params"]["n_members"] == 2
+    assert len(config["fitted"]["members"]) == 2
     loaded = load_estimator(path)
     assert isinstance(loaded, GennapeEnsemble) and loaded.metadata_ == {"command": "test"}
     np.testing.assert_allclose(loaded.predict_score(data[2]), ensemble.predict_score(data[2]), rtol=1e-6)
@@ -57,6 +58,56 @@ def test_checkpoint_round_trip_and_loader_dispatch(data, ensemble, tmp_path):
         GennapeEstimator.load(path)
     single = ensemble.members_[0].save(tmp_path / "one")
     assert isinstance(load_fitted(single), GennapeEstimator)
+
+
+def test_save_load_save_is_a_fixed_point(ensemble, tmp_path):
+    ensemble.metadata_ = {"command": "test"}
+    ensemble.save(tmp_path / "a")
+    load_estimator(tmp_path / "a").save(tmp_path / "b")
+    for name in ("config.json", "model.pt"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_a_first_layout_ensemble_checkpoint_loads(data, ensemble, tmp_path):
+    """The layout before config.json had sections: member configs (each with
+    its fitted keys, op vocabulary and a copy of the centres at the top level)
+    under ``members``, the ensemble's metadata beside them."""
+    ensemble.metadata_ = {"command": "test"}
+    path = ensemble.save(tmp_path / "ens") / "config.json"
+    config = json.loads(path.read_text())
+    envelope = {k: config[k] for k in ("op_vocabulary", "feature_names")}
+    members = [{"estimator": "GennapeEstimator", **envelope, "params": m["params"], **m["fitted"],
+                "cluster_centers": [[0.0]]} for m in config["fitted"]["members"]]
+    path.write_text(json.dumps({"estimator": "GennapeEnsemble", "versions": config["versions"], "n_members": 2,
+                                "members": members, "command": "test"}))
+    loaded = load_estimator(path.parent)
+    np.testing.assert_array_equal(loaded.predict_score(data[2]), ensemble.predict_score(data[2]))
+    assert loaded.metadata_ == {"command": "test"} and loaded.estimator.get_params() == MEMBER.get_params()
+    loaded.save(tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "config.json").read_text()) == config
+
+
+def test_params_api_is_scikit_learns(ensemble):
+    params = ensemble.get_params()
+    assert params["estimator"] is MEMBER and params["n_members"] == 2 and params["estimator__seed"] == 3
+    assert set(ensemble.get_params(deep=False)) == {"estimator", "n_members"}
+    template = GennapeEstimator(seed=1)
+    other = GennapeEnsemble(template, n_members=3).set_params(estimator__seed=7, n_members=4)
+    assert other.estimator is template and template.seed == 7 and other.n_members == 4
+    assert repr(other) == "GennapeEnsemble(estimator=GennapeEstimator(seed=7), n_members=4)"
+    assert repr(GennapeEnsemble()) == "GennapeEnsemble()"
+    with pytest.raises(ValueError, match="no parameters to set"):
+        GennapeEnsemble().set_params(estimator__seed=1)
+
+
+def test_finetune_is_a_warm_started_fit_returning_self(data, ensemble):
+    import copy
+
+    est = copy.deepcopy(ensemble)
+    cgs, y = data[2][:12], data[3][:12]
+    assert est.finetune(cgs, y, epochs=2, seed=1) is est
+    assert est.metadata_["finetune"]["epochs"] == 2 and all(m.metadata_["finetune"]["seed"] == 1 for m in est.members_)
+    assert [m.seed for m in est.members_] == [3, 4]  # the members' own seeds are not touched
 
 
 def test_finetuning_tunes_every_member(data, ensemble):

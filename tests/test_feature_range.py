@@ -61,19 +61,19 @@ def test_clamp_changes_nothing_the_encoder_trains_on(fitted):
     low, high = GraphPack.from_items(cgs).numeric_range()
     assert (low > 0).any()  # a column whose training values exclude 0 (the mask value) ...
     # ... keeps 0 in range: masking zeroes features of the contrastive views.
-    assert torch.equal(clamped.encoder_.feature_range.low, torch.as_tensor(np.minimum(low, 0)))
-    assert torch.equal(clamped.encoder_.feature_range.high, torch.as_tensor(np.maximum(high, 0)))
-    assert torch.isinf(free.encoder_.feature_range.high).all()
+    assert torch.equal(clamped.model_.encoder.feature_range.low, torch.as_tensor(np.minimum(low, 0)))
+    assert torch.equal(clamped.model_.encoder.feature_range.high, torch.as_tensor(np.maximum(high, 0)))
+    assert torch.isinf(free.model_.encoder.feature_range.high).all()
 
 
 def test_a_network_wider_than_any_training_network_counts_as_the_widest_seen(fitted, tmp_path):
     cgs, clamped, free = fitted
     wide = [toy_cg(["conv3"], stages=4, cells_per_stage=1)]  # 8x the stem width; training saw at most 2x
     x = featurize(wide[0].to_pyg())
-    top = clamped.encoder_.feature_range.high[WIDTH - len(OPS)]
+    top = clamped.model_.encoder.feature_range.high[WIDTH - len(OPS)]
     assert x[:, WIDTH].max() > top
     assert not np.array_equal(clamped.predict_score(wide), free.predict_score(wide))
-    enc = clamped.encoder_
+    enc = clamped.model_.encoder
     capped = x.clone()
     capped[:, WIDTH] = capped[:, WIDTH].clamp(max=float(top))
     edges = torch.as_tensor(wide[0].to_pyg().edge_index)

@@ -27,10 +27,10 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     assert main(argv) == 0
     assert f"on {len(rows)} of {len(rows)} labelled model(s) (percent labels" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
-    assert config["finetune"]["mode"] == "encoder" and config["finetune"]["seed"] == 1
-    assert config["finetune"]["refit_size_term"] is True
-    assert config["finetune"]["labels_scale"] == "percent"
-    assert config["finetune"]["command"] == "gennape " + shlex.join(argv)  # what main received, not sys.argv
+    assert config["metadata"]["finetune"]["mode"] == "encoder" and config["metadata"]["finetune"]["seed"] == 1
+    assert config["metadata"]["finetune"]["refit_size_term"] is True
+    assert config["metadata"]["finetune"]["labels_scale"] == "percent"
+    assert config["metadata"]["finetune"]["command"] == "gennape " + shlex.join(argv)  # what main received
     used = read_labels(out / "labels_used.csv")
     assert sorted(used.paths) == sorted(r[0] for r in rows)
     np.testing.assert_allclose(sorted(used.accuracies), sorted(r[1] for r in rows))
@@ -64,7 +64,7 @@ def test_finetune_samples_and_failures(data_dir, ckpt, tmp_path, capsys):
                  "--out", str(tmp_path / "three"), "--epochs", "5", "--samples", "3", "--seed", "2",
                  "--keep-size-term"])
     assert code in (0, 1)
-    assert json.loads((tmp_path / "three" / "config.json").read_text())["finetune"]["refit_size_term"] is False
+    assert json.loads((tmp_path / "three" / "config.json").read_text())["metadata"]["finetune"]["refit_size_term"] is False
     from gennape.transfer.labels import read_labels
 
     assert len(read_labels(tmp_path / "three" / "labels_used.csv")) + ("broken.onnx" in capsys.readouterr().err) == 3

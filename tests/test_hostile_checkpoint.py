@@ -141,12 +141,16 @@ def test_truncated_or_malformed_config(checkpoint, text):
     assert CONFIG_FILE in load_error(checkpoint) or str(checkpoint) in load_error(checkpoint)
 
 
-@pytest.mark.parametrize("key", ["params", "target_transform", "ood_scale", "op_vocabulary", "versions",
-                                 "n_train", "history"])
+@pytest.mark.parametrize("key", ["params", "fitted", "fitted.target_transform", "fitted.ood_scale",
+                                 "fitted.capacity", "op_vocabulary", "versions", "fitted.n_train", "fitted.history"])
 def test_config_missing_a_field(checkpoint, key):
     path = checkpoint / CONFIG_FILE
     config = json.loads(path.read_text())
-    del config[key]
+    *parents, name = key.split(".")
+    section = config
+    for parent in parents:
+        section = section[parent]
+    del section[name]
     path.write_text(json.dumps(config))
     message = load_error(checkpoint)
     assert str(checkpoint) in message

@@ -23,8 +23,8 @@ def test_tiny_pretraining_ranks_nb101_above_chance(data_dir, tmp_path, capsys):
     assert metrics["test"]["n"] >= 20
     assert metrics["test"]["spearman"] > 0.3
     config = json.loads((tmp_path / "ck" / "config.json").read_text())
-    assert config["command"].startswith("gennape pretrain ") and "--limit 400" in config["command"]
-    assert len(config["training_data"]["sha256"]) == 64
+    assert config["metadata"]["command"].startswith("gennape pretrain ") and "--limit 400" in config["metadata"]["command"]
+    assert len(config["metadata"]["training_data"]["sha256"]) == 64
 
     from gennape.pretrain.estimator import GennapeEstimator
 
@@ -40,8 +40,8 @@ def test_members_make_a_seed_ensemble_checkpoint(data_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "ensemble member 1/2 (seed 5)" in out and "ensemble member 2/2 (seed 6)" in out
     config = json.loads((tmp_path / "ens" / "config.json").read_text())
-    assert config["estimator"] == "GennapeEnsemble" and "--members 2" in config["command"]
-    assert "--no-feature-clamp" in config["command"] and "--no-capacity-term" not in config["command"]
+    assert config["estimator"] == "GennapeEnsemble" and "--members 2" in config["metadata"]["command"]
+    assert "--no-feature-clamp" in config["metadata"]["command"] and "--no-capacity-term" not in config["metadata"]["command"]
     est = load_estimator(tmp_path / "ens")
     assert isinstance(est, GennapeEnsemble) and [m.seed for m in est.members_] == [5, 6]
     assert all(not m.feature_clamp and m.capacity_term for m in est.members_)
@@ -163,3 +163,19 @@ def test_graph_level_views_keep_the_cell_and_change_the_skeleton():
     big = nb101_view_cg(spec, MacroShape(input_size=64, cells_per_stack=1))
     assert big.input_resolution == 64
     assert featurize(big.to_pyg()).shape[1] == len(FEATURE_NAMES)
+
+
+def test_cli_defaults_are_the_estimators_and_the_parser_needs_no_torch():
+    import subprocess
+    import sys
+
+    from gennape.cli import build_parser
+    from gennape.pretrain.estimator import GennapeEstimator
+
+    args = build_parser().parse_args(["pretrain", "--out", "x"])
+    defaults = GennapeEstimator().get_params()
+    shared = set(vars(args)) & set(defaults)
+    assert {"epochs", "seed", "device", "readout", "supervised_weight", "capacity_term", "feature_clamp"} <= shared
+    assert {k: getattr(args, k) for k in shared} == {k: defaults[k] for k in shared}
+    code = "import sys; from gennape.cli import build_parser; build_parser(); sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -7,9 +7,10 @@ import pytest
 
 from _transfer_helpers import EXAMPLES, nb201_records, tiny_estimator
 from gennape.cg.errors import GennapeError
+from gennape.pretrain.metrics import spearman
 from gennape.transfer import default_checkpoint, predict_cgs, predict_module, predict_onnx
 from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
-from gennape.pretrain.metrics import spearman
+from gennape.transfer.model import load_estimator
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_finetune_is_reproducible_with_a_seed(data_dir, nb201_sample, mode):
     np.testing.assert_array_equal(a.predict(cgs[20:60]), b.predict(cgs[20:60]))
     assert a.metadata_["finetune"]["mode"] == mode and a.metadata_["finetune"]["n"] == 20
     # the tuned networks join the out-of-distribution reference set
-    assert len(a.reference_embeddings_) == len(est.reference_embeddings_) + 20
+    assert len(a.model_.reference_embeddings) == len(est.model_.reference_embeddings) + 20
 
 
 def test_finetune_rejects_bad_input(data_dir, nb201_sample):
@@ -107,6 +108,18 @@ def test_shipped_checkpoint_predicts_the_examples():
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     assert size <= 10 * 2**20
     config = json.loads((path / "config.json").read_text())
-    assert config["command"].startswith("gennape pretrain") and len(config["training_data"]["sha256"]) == 64
+    metadata = config["metadata"]
+    assert metadata["command"].startswith("gennape pretrain") and len(metadata["training_data"]["sha256"]) == 64
     run = predict_onnx(EXAMPLES)
     assert not run.failures and len(run.predictions) == len(list(EXAMPLES.glob("*.onnx")))
+
+
+def test_shipped_checkpoint_is_in_the_current_layout_and_saves_back_unchanged(tmp_path):
+    """Saving the loaded shipped checkpoint writes its own config.json and
+    model.pt again, byte for byte (every fitted key is read and written)."""
+    path = default_checkpoint()
+    if not (path / "config.json").is_file():
+        pytest.skip(f"no shipped checkpoint at {path} yet")
+    load_estimator(path).save(tmp_path / "again")
+    for name in ("config.json", "model.pt"):
+        assert (tmp_path / "again" / name).read_bytes() == (path / name).read_bytes(), name

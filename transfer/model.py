@@ -27,7 +27,8 @@ def default_checkpoint() -> Path:
 def load_estimator(checkpoint: str | Path | None = None):
     """A fitted :class:`gennape.pretrain.estimator.GennapeEstimator` or
     :class:`gennape.pretrain.ensemble.GennapeEnsemble` from ``checkpoint`` (default:
-    :func:`default_checkpoint`)."""
+    :func:`default_checkpoint`), whichever its ``config.json`` names
+    (:data:`gennape.pretrain.base.ESTIMATORS`)."""
     from gennape.pretrain.ensemble import load_fitted
 
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint()

@@ -22,6 +22,11 @@ HELP = "fine-tune a checkpoint on a few labelled networks of a new family"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # GennapeEstimator.finetune's own defaults (its module imports no torch: the parser stays cheap).
+    from gennape.pretrain.base import keyword_defaults
+    from gennape.pretrain.estimator import FINETUNE_MODES, GennapeEstimator
+
+    default = keyword_defaults(GennapeEstimator.finetune)
     parser.epilog = 'exit codes: 0 saved; 1 saved, but some files failed to convert (reported and skipped); 2 usage or input error, nothing saved. DIR/labels_used.csv lists the rows used (for gennape evaluate --exclude).'
     parser.add_argument("--labels", required=True, metavar="LABELS.csv",
                         help="CSV with columns onnx,accuracy (paths relative to the CSV; percent or fraction)")
@@ -29,11 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder of the fine-tuned checkpoint")
     parser.add_argument("--samples", type=int, default=None, metavar="N",
                         help="fine-tune on N rows drawn with --seed (default: all rows)")
-    parser.add_argument("--epochs", type=int, default=None, metavar="E", help="training epochs (default 100)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the row draw and training (default 0)")
-    parser.add_argument("--mode", choices=("encoder", "heads"), default="encoder",
-                        help="train encoder + heads (default) or the heads only")
+    parser.add_argument("--epochs", type=int, default=default["epochs"], metavar="E",
+                        help="training epochs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=default["seed"], metavar="S",
+                        help="seed of the row draw and training (default %(default)s)")
+    parser.add_argument("--mode", choices=FINETUNE_MODES, default=default["mode"],
+                        help="train encoder + heads (encoder) or the heads only (heads) (default %(default)s)")
     parser.add_argument("--keep-size-term", dest="refit_size_term", action="store_false",
+                        default=default["refit_size_term"],
                         help="keep the pretrained size slope instead of refitting it on the labels "
                              "(refitted by default when there are 10 or more rows)")
     add_input_shape(parser)

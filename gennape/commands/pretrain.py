@@ -14,35 +14,47 @@ HELP = "pretrain the estimator on NAS-Bench-101"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # The estimator's own defaults (its module imports no torch: building the parser stays cheap).
+    from gennape.pretrain.estimator import GennapeEstimator
+
+    default = GennapeEstimator().get_params()
     parser.add_argument("--data", metavar="PATH",
                         help="NB-101 labelled JSON(.gz) or official nasbench tfrecord "
                              "(default: nb101/nb101_30k_labelled.json.gz in the data folder)")
     parser.add_argument("--out", metavar="DIR", required=True, help="checkpoint directory to write")
-    parser.add_argument("--epochs", type=int, default=5, help="encoder pretraining epochs (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--epochs", type=int, default=default["epochs"],
+                        help="encoder pretraining epochs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=default["seed"], help="random seed (default %(default)s)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=default["device"])
     parser.add_argument("--limit", type=int, metavar="N", help="use only N architectures (hash-chosen)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from DIR/partial_state.pt of an interrupted run")
-    parser.add_argument("--num-clusters", type=int, default=4, metavar="K", help="fuzzy clusters / heads (default 4)")
-    parser.add_argument("--conv", default="graph", help="GNN convolution: graph, gcn, gin, sage, gat (default graph)")
-    parser.add_argument("--target-transform", default="quantile", help="quantile, logit_err or raw (default quantile)")
-    parser.add_argument("--head-epochs", type=int, default=150, help="head-training epochs (default 150)")
-    parser.add_argument("--readout", default="sum",
-                        help="GNN readout: sum, mean, max, mean+max, ... (default sum; the shipped checkpoint uses mean)")
-    parser.add_argument("--op-encoding", default="class",
+    parser.add_argument("--num-clusters", type=int, default=default["num_clusters"], metavar="K",
+                        help="fuzzy clusters / heads (default %(default)s)")
+    parser.add_argument("--conv", default=default["conv"],
+                        help="GNN convolution: graph, gcn, gin, sage, gat (default %(default)s)")
+    parser.add_argument("--target-transform", default=default["target_transform"],
+                        help="quantile, logit_err or raw (default %(default)s)")
+    parser.add_argument("--head-epochs", type=int, default=default["head_epochs"],
+                        help="head-training epochs (default %(default)s)")
+    parser.add_argument("--readout", default=default["readout"],
+                        help="GNN readout: sum, mean, max, mean+max, ... (default %(default)s; "
+                             "the shipped checkpoint uses mean)")
+    parser.add_argument("--op-encoding", default=default["op_encoding"],
                         help="how op types enter the GNN: class (op classes) or op (one column per op type) "
-                             "(default class)")
+                             "(default %(default)s)")
     parser.add_argument("--members", type=int, default=1,
                         help="train a seed ensemble of N members (seeds SEED ... SEED+N-1) whose scores are averaged "
                              "(default 1; the shipped checkpoint has 9)")
     parser.add_argument("--no-capacity-term", dest="capacity_term", action="store_false",
+                        default=default["capacity_term"],
                         help="leave out the linear term in log weight count added to the heads' score")
     parser.add_argument("--no-feature-clamp", dest="feature_clamp", action="store_false",
+                        default=default["feature_clamp"],
                         help="feed node features beyond the training range to the GNN unclamped")
-    parser.add_argument("--supervised-weight", type=float, default=0.0,
-                        help="weight of a supervised term in encoder pretraining (default 0: contrastive only, "
-                             "which transfers best)")
+    parser.add_argument("--supervised-weight", type=float, default=default["supervised_weight"],
+                        help="weight of a supervised term in encoder pretraining (default %(default)s: "
+                             "contrastive only, which transfers best)")
     parser.add_argument("--views", action="store_true",
                         help="add graph-level views (other stem width / cell count / resolution) to the "
                              "contrastive pairs (default: masking only)")

@@ -1,0 +1,150 @@
+"""GennapeModel: a batch of featurised CGs -> the estimator's score, as one ``nn.Module``.
+
+The forward pass (GENNAPE, Mills et al., AAAI-23, with the size term of
+:mod:`gennape.pretrain.capacity`):
+
+1. the GNN encoder embeds each graph (:class:`gennape.encoder.gnn.CGEncoder`);
+2. the embedding is standardised by the training embeddings' mean and std;
+3. its fuzzy membership in each of the K cluster centres is computed
+   (:func:`gennape.heads.membership.fcm_membership`);
+4. the K heads' outputs are averaged by membership
+   (:class:`gennape.heads.fuzzy_heads.FuzzyHeads`);
+5. ``score = a * heads + b * log_weights + c``, ``log_weights`` being the
+   graph-level ``log(1 + total weight count)`` of each network.
+
+Predicting, :meth:`GennapeEstimator.fit_heads` and fine-tuning all run this
+module. Standardisation and membership are computed in float64 (the buffers
+are float64), the encoder and heads in float32.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from gennape.heads.fuzzy_heads import FuzzyHeads
+from gennape.heads.membership import fcm_membership
+from gennape.pretrain.capacity import NO_CAPACITY
+
+
+class ModelOutput(NamedTuple):
+    """What one pass of :class:`GennapeModel` computes.
+
+    Shapes:
+        - embedding: ``[n, embed_dim]`` (standardised), membership: ``[n, K]``
+        - head_score, score: ``[n]``
+    """
+
+    embedding: torch.Tensor
+    membership: torch.Tensor
+    head_score: torch.Tensor
+    score: torch.Tensor
+
+
+class GennapeModel(nn.Module):
+    """Encoder, standardisation, fuzzy membership, heads and size term.
+
+    Args:
+        encoder: the GNN, an :class:`gennape.encoder.gnn.CGEncoder` embedding into ``embed_dim``.
+        heads: the K per-cluster heads on ``embed_dim`` inputs.
+        fuzzifier: c-means fuzzifier m of the memberships (> 1).
+
+    Buffers (set by :meth:`GennapeEstimator.fit`; all but ``capacity`` are in
+    the ``state_dict``, ``capacity`` is kept in ``config.json``):
+        - ``cluster_centers``: ``[K, embed_dim]`` float64
+        - ``embedding_mean``, ``embedding_std``: ``[embed_dim]`` float64
+        - ``reference_embeddings``: ``[n_ref, embed_dim]`` float32, standardised
+          embeddings of training graphs (out-of-distribution reference)
+        - ``capacity``: ``[3]`` float64, the size term's ``(a, b, c)``
+
+    Shapes:
+        - input: ``x`` ``[num_nodes, F]``, ``edge_index`` ``[2, num_edges]``,
+          ``batch`` ``[num_nodes]`` (``None`` for one graph), keyword
+          ``log_weights`` ``[num_graphs]`` (graph-level; may be left out only
+          when the size slope ``b`` is 0)
+        - output: ``[num_graphs]`` float64 score (higher = better)
+    """
+
+    def __init__(self, encoder: nn.Module, heads: FuzzyHeads, embed_dim: int, fuzzifier: float = 2.0):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = heads
+        self.fuzzifier = fuzzifier
+        f64 = torch.float64
+        self.register_buffer("cluster_centers", torch.zeros(heads.num_heads, embed_dim, dtype=f64))
+        self.register_buffer("embedding_mean", torch.zeros(embed_dim, dtype=f64))
+        self.register_buffer("embedding_std", torch.ones(embed_dim, dtype=f64))
+        self.register_buffer("reference_embeddings", torch.zeros(0, embed_dim))
+        self.register_buffer("capacity", torch.tensor(NO_CAPACITY, dtype=f64), persistent=False)
+
+    def embed(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised embeddings ``[num_graphs, embed_dim]`` (float64)."""
+        return self.standardise(self.encoder(x, edge_index, batch))
+
+    def standardise(self, raw: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs ``[n, embed_dim]`` standardised, as float64."""
+        return (raw.double() - self.embedding_mean) / self.embedding_std
+
+    def membership(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Fuzzy memberships ``[n, K]`` of standardised embeddings (rows sum to one)."""
+        return fcm_membership(embedding, self.cluster_centers, self.fuzzifier)
+
+    def head_score(self, embedding: torch.Tensor, membership: torch.Tensor) -> torch.Tensor:
+        """The heads' membership-weighted score ``[n]`` (float64), before the size term."""
+        return self.heads(embedding.float(), membership.float()).double()
+
+    def size_term(self, head_score: torch.Tensor, log_weights: torch.Tensor | None) -> torch.Tensor:
+        """``a * head_score + b * log_weights + c``, ``[n]``."""
+        a, b, c = self.capacity
+        if log_weights is None:
+            if b != 0:
+                raise ValueError("this model has a size term: pass log_weights (GraphPack.log_weights)")
+            return a * head_score + c
+        return a * head_score + b * log_weights.to(head_score) + c
+
+    def outputs(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None, *,
+                log_weights: torch.Tensor | None = None) -> ModelOutput:
+        """Every intermediate of :meth:`forward` (see :class:`ModelOutput`)."""
+        emb = self.embed(x, edge_index, batch)
+        u = self.membership(emb)
+        head = self.head_score(emb, u)
+        return ModelOutput(emb, u, head, self.size_term(head, log_weights))
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None, *,
+                log_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.outputs(x, edge_index, batch, log_weights=log_weights).score
+
+    def set_capacity(self, coef) -> None:
+        """Set the size term's ``(a, b, c)``."""
+        self.capacity = torch.tensor(tuple(float(v) for v in coef), dtype=torch.float64,
+                                     device=self.capacity.device)
+
+    def load_fitted_state(self, state: dict[str, torch.Tensor]) -> None:
+        """``load_state_dict`` for a state whose buffers may differ in shape
+        from this module's (the OOD reference grows when fine-tuning); the
+        buffers take the saved dtypes, so saving again writes the same tensors."""
+        for name, _ in self.named_buffers(recurse=False):
+            if name in state:
+                setattr(self, name, state[name].to(self.capacity.device))
+        self.load_state_dict(state)
+
+
+@torch.no_grad()
+def run_model(model: GennapeModel, pack, batch_size: int = 256, device="cpu") -> ModelOutput:
+    """:meth:`GennapeModel.outputs` of every graph of a
+    :class:`gennape.pretrain.packed.GraphPack`, in batches, as float64 NumPy
+    arrays (eval mode; the module's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    parts = []
+    for start in range(0, len(pack), batch_size):
+        b = pack.collate(np.arange(start, min(start + batch_size, len(pack))), device=device)
+        parts.append(model.outputs(b.x, b.edge_index, b.batch, log_weights=b.log_weights))
+    model.train(was_training)
+    return ModelOutput(*(torch.cat(column).cpu().numpy().astype(np.float64) for column in zip(*parts)))
+
+
+__all__ = ["GennapeModel", "ModelOutput", "run_model"]

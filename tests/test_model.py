@@ -1,0 +1,102 @@
+"""GennapeModel is the one forward pass (predict, fit_heads and fine-tuning run
+it), and the estimator's parameters are the one source of the encoder's and
+the pretraining loop's settings."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from _hostile import tiny_data, tiny_estimator
+
+from gennape.encoder.gnn import CGEncoder
+from gennape.pretrain.base import keyword_defaults
+from gennape.pretrain.contrastive import ContrastiveConfig
+from gennape.pretrain.estimator import GennapeEstimator
+from gennape.pretrain.packed import GraphPack
+
+
+def test_the_forward_pass_is_what_predict_returns():
+    est = tiny_estimator()
+    cgs, _ = tiny_data(12, seed=5)
+    b = GraphPack.from_items(cgs).collate(np.arange(12))
+    model = est.model_
+    with torch.no_grad():
+        score = model(b.x, b.edge_index, b.batch, log_weights=b.log_weights)
+        out = model.outputs(b.x, b.edge_index, b.batch, log_weights=b.log_weights)
+    assert score.shape == (12,) and score.dtype == torch.float64
+    np.testing.assert_array_equal(score.numpy(), est.predict_score(cgs))
+    np.testing.assert_array_equal(out.membership.numpy(), est.memberships(cgs))
+    np.testing.assert_array_equal(out.embedding.numpy(), est.embed(cgs))
+    a, b_, c = est.capacity_
+    np.testing.assert_allclose(score.numpy(), a * out.head_score.numpy() + b_ * b.log_weights.numpy() + c)
+
+
+def test_the_size_input_is_a_named_graph_level_keyword():
+    est = tiny_estimator()
+    cgs, _ = tiny_data(4, seed=5)
+    b = GraphPack.from_items(cgs).collate([2, 0])
+    assert b.log_weights.shape == (2,) and int(b.batch.max()) == 1
+    model = copy.deepcopy(est.model_)
+    model.set_capacity((1.0, 0.5, 0.1))
+    with pytest.raises(ValueError, match="pass log_weights"):
+        model(b.x, b.edge_index, b.batch)
+    model.set_capacity((1.0, 0.0, 0.0))  # no size term: the keyword may be left out
+    with torch.no_grad():
+        np.testing.assert_array_equal(model(b.x, b.edge_index, b.batch),
+                                      model(b.x, b.edge_index, b.batch, log_weights=b.log_weights))
+
+
+def test_model_state_is_the_checkpoint_tensors_and_capacity_lives_in_config():
+    state = tiny_estimator().model_.state_dict()
+    assert {"cluster_centers", "embedding_mean", "embedding_std", "reference_embeddings"} <= set(state)
+    assert "capacity" not in state
+    assert all(k.startswith(("encoder.", "heads.")) for k in state if "." in k)
+
+
+def test_encoder_and_pretraining_settings_come_from_the_estimators_parameters():
+    params = GennapeEstimator().get_params()
+    # Every pretraining setting is an estimator parameter of the same name, with no default of its own.
+    assert {f.name for f in dataclasses.fields(ContrastiveConfig)} <= set(params)
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(ContrastiveConfig))
+    # The encoder's own defaults (for use on its own) agree with the estimator's.
+    shared = {k: v for k, v in keyword_defaults(CGEncoder).items() if k in params}
+    assert set(shared) >= {"hidden_channels", "num_layers", "conv", "direction", "readout", "dropout", "op_encoding"}
+    assert shared == {k: params[k] for k in shared}
+    assert keyword_defaults(CGEncoder)["out_channels"] == params["embed_dim"]
+    est = GennapeEstimator(readout="mean+max", hidden_channels=12, embed_dim=6, num_layers=3, conv="gin")
+    enc = est._new_encoder()
+    assert enc.readout == "mean+max" and len(enc.convs) == 3 and enc.input.out_features == 12
+    assert enc.project[-1].out_features == 6
+
+
+def test_finetune_is_a_warm_started_fit_returning_self():
+    est = copy.deepcopy(tiny_estimator())
+    cgs, y = tiny_data(12, seed=9)
+    before = est.predict_score(cgs)
+    assert est.finetune(cgs, y * 0.9, epochs=2, seed=5) is est
+    assert est.seed == tiny_estimator().seed  # the estimator's own seed is not borrowed
+    assert est.metadata_["finetune"] == {"mode": "encoder", "epochs": 2, "lr": 5e-4, "encoder_lr": 1e-4, "seed": 5,
+                                         "n": 12, "refit_size_term": True}
+    assert not np.array_equal(before, est.predict_score(cgs))
+    with pytest.raises(ValueError, match="valid modes: heads, encoder"):
+        est.finetune(cgs, y, mode="centres")
+
+
+def test_fit_heads_takes_its_seed_as_an_argument():
+    cgs, y = tiny_data(12, seed=9)
+    a = copy.deepcopy(tiny_estimator()).fit_heads(cgs, y, epochs=3, seed=4)
+    b = copy.deepcopy(tiny_estimator()).set_params(seed=4).fit_heads(cgs, y, epochs=3)
+    np.testing.assert_array_equal(a.predict_score(cgs), b.predict_score(cgs))
+
+
+def test_estimator_params_api():
+    est = GennapeEstimator(readout="mean", seed=3)
+    assert repr(est) == "GennapeEstimator(readout='mean', seed=3)"
+    assert est.set_params(seed=4) is est and est.get_params()["seed"] == 4
+    assert est.get_params(deep=False) == est.get_params()
+    with pytest.raises(ValueError, match="unknown parameter 'sead' of GennapeEstimator; valid parameters: hidden"):
+        est.set_params(sead=1)
