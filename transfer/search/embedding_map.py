@@ -53,10 +53,10 @@ def build_map(estimator, groups: Sequence[tuple[str, list]]) -> EmbeddingMap:
     import torch
 
     from gennape.pretrain.estimator import as_pack
-    from gennape.pretrain.fuzzy import predict_membership
 
     member = _member(estimator)
-    ref = np.asarray(member.reference_embeddings_, dtype=np.float64)
+    model = member.model_  # the fitted GennapeModel: its buffers hold the training embeddings and centres
+    ref = model.reference_embeddings.double().cpu().numpy()
     mean, comps, explained = pca_2d(ref)
     cgs = [cg for _, group in groups for cg in group]
     labels = [label for label, group in groups for _ in group]
@@ -64,10 +64,13 @@ def build_map(estimator, groups: Sequence[tuple[str, list]]) -> EmbeddingMap:
     with torch.inference_mode():
         emb = member.embed(pack)
         ood = np.asarray(estimator.predict_details(pack)["ood"], dtype=bool)
-    def cluster(e):
-        return predict_membership(e, member.cluster_centers_, member.fuzzifier).argmax(axis=1)
-    return EmbeddingMap((ref - mean) @ comps.T, cluster(ref), (emb - mean) @ comps.T, labels, cluster(emb), ood,
-                        explained)
+
+        def cluster(e):
+            u = model.membership(torch.as_tensor(e, dtype=torch.float64, device=model.cluster_centers.device))
+            return u.argmax(dim=1).cpu().numpy()
+
+        return EmbeddingMap((ref - mean) @ comps.T, cluster(ref), (emb - mean) @ comps.T, labels, cluster(emb),
+                            ood, explained)
 
 
 def plot_map(m: EmbeddingMap, out: str | Path, color: str = "group", title: str = "") -> Path:
