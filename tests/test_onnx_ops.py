@@ -15,6 +15,13 @@ X = ("x", (1, 3, 8, 8))
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: ConvNeXt's channels-first LayerNorm written out: Sub, Pow, ReduceMean, Add, Sqrt, Div.
+_LAYER_NORM = ([node("ReduceMean", ["x"], ["u"], axes=[1]), node("Sub", ["x", "u"], ["d"]),
+                node("Pow", ["d", "two"], ["p"]), node("ReduceMean", ["p"], ["v"], axes=[1]),
+                node("Add", ["v", "eps"], ["ve"]), node("Sqrt", ["ve"], ["q"]), node("Div", ["d", "q"], ["y"])],
+               {"two": scalar(2), "eps": scalar(1e-6)}, [X], {"layer_norm": 1}, 13)
+
+
 def _conv_in(name="c"):
     return node("Conv", ["x", "w"], [name], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
 
@@ -52,6 +59,12 @@ CASES = {
                    {"global_avg_pool": 1}, 18),
     "ReduceMax": ([node("ReduceMax", ["x"], ["y"], axes=[-2, -1], keepdims=0)], {}, [X],
                   {"global_max_pool": 1}, 13),
+    "ReduceMin": ([node("ReduceMin", ["x"], ["y"], axes=[1], keepdims=1)], {}, [X], {"reduce": 1}, 13),
+    "ReduceSum": ([node("Reshape", ["x", "s"], ["r"]), node("ReduceSum", ["r", "a"], ["y"], keepdims=0)],
+                  {"s": i64(1, 3, 1, 8, 8), "a": i64(1)}, [X], {"add": 1, "reshape": 1}),
+    "Pow": _LAYER_NORM,
+    "Sqrt": _LAYER_NORM,
+    "Einsum": ([node("Einsum", ["x", "x"], ["y"], equation="bchw,bckw->bchk")], {}, [X], {"matmul": 1}),
     "Relu": ([node("Relu", ["x"], ["y"])], {}, [X], {"relu": 1}),
     "Sigmoid": ([node("Sigmoid", ["x"], ["y"])], {}, [X], {"sigmoid": 1}),
     "Tanh": ([node("Tanh", ["x"], ["y"])], {}, [X], {"tanh": 1}),

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from gennape.cg.graph import CG, GraphBuilder, Node
-from gennape.cg.ops import conv_op_for
+from gennape.cg.ops import WEIGHTED_OPS, conv_op_for
 
 Shape = tuple[int, ...]
 
@@ -254,7 +254,7 @@ class LayerGraph:
             (src,) = self.inputs[i]
             j = redirect[src]
             sole = consumers[src] == 1
-            merge = (sole and nodes[j].op in _WEIGHTED) if i in bns else (sole and nodes[j].op != "input")
+            merge = (sole and nodes[j].op in WEIGHTED_OPS) if i in bns else (sole and nodes[j].op != "input")
             if merge:
                 p = nodes[j]
                 nodes[j] = _node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
@@ -271,4 +271,3 @@ class LayerGraph:
         # Merges change parameter counts only, so keys are those of the original nodes.
         return canonical_cg([nodes[i] for i in kept], [order_bytes(self.nodes[i]) for i in kept], ins, self.name)
 
-_WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})

@@ -13,6 +13,7 @@ from gennape.cg.graph import CG, GraphBuilder, Node
 from gennape.cg.onnx_import import canonical, constfold, load
 from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
 from gennape.cg.onnx_import.registry import all_handlers
+from gennape.cg.ops import WEIGHTED_OPS
 
 #: Valid values of ``unknown_ops``.
 UNKNOWN_OPS_CHOICES = ("error", "other")
@@ -210,7 +211,7 @@ def _build(ctx: Context, name: str) -> CG:
 def _macs(n) -> int:
     """conv: Cout*Hout*Wout*(Cin/g)*kh*kw; linear: in*out per position;
     matmul: the product's multiply-adds; others 0."""
-    if n.op in ("conv", "group_conv", "depthwise_conv", "linear"):
+    if n.op in WEIGHTED_OPS:
         return math.prod(n.out_shape) * math.prod(n.weight_shape[1:])
     if n.op == "matmul":
         return math.prod(n.out_shape) * int(n.info.get("k", 1))

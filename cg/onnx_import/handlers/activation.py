@@ -60,7 +60,25 @@ def clip(node, ctx):
 def erf(node, ctx):
     """Erf -> part of GELU's exact decomposition ``x * 0.5 * (1 + erf(x / sqrt 2))``,
     which becomes gelu; an Erf outside that pattern is unsupported."""
-    ctx.emit(node, "erf", ctx.acts(node)[:1])
+    ctx.emit(node, "part", ctx.acts(node)[:1], info={"onnx": "Erf"})
+
+
+@register("Sqrt")
+def sqrt(node, ctx):
+    """Sqrt -> part of a written-out layer norm (see the canonical rules); a Sqrt
+    outside that pattern is unsupported."""
+    ctx.emit(node, "part", ctx.acts(node)[:1], info={"onnx": "Sqrt"})
+
+
+@register("Pow")
+def pow_(node, ctx):
+    """Pow with a scalar constant exponent -> scalar arithmetic (part of a
+    written-out layer norm's variance, else it vanishes); other Pow variants
+    are unsupported."""
+    exponent = _scalar_operand(node, ctx)
+    if exponent is None or node.input[0] in ctx.static:
+        ctx.unsupported("Pow other than x ** constant")
+    ctx.emit(node, "scalar", ctx.acts(node), info={"fn": "pow", "value": exponent, "const_first": False})
 
 
 def _scalar_operand(node, ctx) -> float | None:
