@@ -128,7 +128,6 @@ class LayerGraph:
         self.inputs: list[list[int]] = []
         self.bn_affine: dict[int, bool] = {}
         self._memo: dict[tuple, int] = {}
-        self.constant_adds: list[int] = []
 
     # ------------------------------------------------------------ plumbing
     def shape(self, i: int) -> Shape:
@@ -215,19 +214,9 @@ class LayerGraph:
         node = _node("linear", (f,), (out,), weight_shape=(out, f), params=out * f + out, macs=out * f)
         return self._add(node, [x])
 
-    def add_constant(self, x: int, numel: int) -> int:
-        """``x + constant`` where the constant (``numel`` values) depends on no
-        input. The canonical rules merge such an Add into the node producing
-        ``x`` (``params += numel``) when nothing else reads ``x``; otherwise it
-        stays an ``add`` node with one input edge and ``numel`` params."""
-        s = self.shape(x)
-        i = self._add(_node("add", s, s, params=numel), [x])
-        self.constant_adds.append(i)
-        return i
-
     # -------------------------------------------------------------- build
     def build(self, reference: bool = False) -> CG:
-        """Drop unused layers, merge BNs and constant Adds, order canonically
+        """Drop unused layers, merge BNs, order canonically
         (with :class:`gennape.cg.graph.GraphBuilder` itself when ``reference``)."""
         n = len(self.nodes)
         # The exporter drops computations no output uses (e.g. an NB-201 node
@@ -243,19 +232,17 @@ class LayerGraph:
                 for s in self.inputs[i]:
                     consumers[s] += 1
         # One pass in topological order, as the importer's canonicaliser: a
-        # merge makes the merged node's consumers read the producer, so a BN
-        # after a merged BN / constant Add can merge into the same conv.
+        # merge makes the merged node's consumers read the producer.
         nodes = list(self.nodes)
         redirect = list(range(n))
-        bns, adds = set(self.bn_affine), set(self.constant_adds)
+        bns = set(self.bn_affine)
         for i in range(n):
-            if not used[i] or (i not in bns and i not in adds):
+            if not used[i] or i not in bns:
                 continue
             (src,) = self.inputs[i]
             j = redirect[src]
             sole = consumers[src] == 1
-            merge = (sole and nodes[j].op in WEIGHTED_OPS) if i in bns else (sole and nodes[j].op != "input")
-            if merge:
+            if sole and nodes[j].op in WEIGHTED_OPS:
                 p = nodes[j]
                 nodes[j] = _node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
                                  p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)

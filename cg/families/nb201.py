@@ -17,17 +17,15 @@ A ``none`` edge adds zeros, so it is no edge in the CG. A node is *live* when
 its value depends on the network input, i.e. some non-``none`` edge comes from
 a live node. A *dead* node is constant: zero when all its edges are ``none``,
 else the input-independent output of a conv reading a dead node (its BN
-shift). The CG shows live data flow only: dead nodes and every edge leaving
-them are absent (so are live layers whose result nothing uses: the exporter
-drops them too). The torch module is numerically the trained network: it
-computes dead values from constant zero tensors of shape ``(1, C, H, W)``, so
-its ONNX export holds the live data flow plus constant subgraphs, which the
-importer treats as parameters. A constant term a dead node adds into a live
-node is therefore an Add of a ``(1, C, H, W)`` parameter: by the canonical
-rules it merges into the node producing the live sum (``params += C*H*W``),
-or stays an ``add`` node with one input when that producer has other readers.
-So for the 2,290 cells with a conv edge leaving a dead node, the CG's
-``params`` is not the trainable-parameter count (the module's is).
+shift). The CG shows live data flow only: dead nodes, the layers computing
+them and every edge leaving them are absent (a constant branch, by the
+canonical rules), and so are live layers whose result nothing uses (the
+exporter drops them too). So the CG's ``params`` is
+:func:`trainable_params` minus exactly the layers off every input-to-output
+path (:func:`path_params` counts what is left). Both torch modules compute
+dead values: :mod:`gennape.cg.families.nets.nb201` from constant zero tensors
+of shape ``(1, C, H, W)`` (constant subgraphs in the export),
+:mod:`gennape.cg.families.nets.nb201_reference` as AutoDL does, ``x.mul(0.)``.
 
 When a cell's output node is dead the network's output does not depend on its
 input (341 of the 15,625 cells): the CG keeps only an ``input`` node and an
@@ -122,35 +120,17 @@ def _edge(g: LayerGraph, op: str, x: int) -> int:
     return g.bn(g.conv(g.relu(x), c, k, 1, k // 2))
 
 
-ZERO, CONST = "zero", "const"
-
-
-def _cell(g: LayerGraph, spec: NB201Spec, x: int | None) -> int | None:
+def _cell(g: LayerGraph, spec: NB201Spec, x: int) -> int | None:
     """The cell on live layer ``x``; returns its live output or None (dead).
 
-    Dead node values are tracked as ``ZERO`` (all edges ``none``) or ``CONST``
-    (an input-independent tensor). A constant term added into a live node is
-    an Add of a parameter tensor ``(1, C, H, W)`` in the export (see
-    :mod:`gennape.cg.families.nets.nb201`), merged into the producer of the live sum.
-    """
-    c, h, w = g.shape(x)
-    nodes: list = [x]
+    A dead node's value is a constant branch: the terms it adds into live
+    nodes leave the CG (see the module docstring)."""
+    nodes: list[int | None] = [x]
     for node in (1, 2, 3):
-        live, consts = [], 0
-        for op, (n, src) in zip(spec.ops, EDGES):
-            if n != node or op == "none":
-                continue
-            v = nodes[src]
-            if isinstance(v, int):
-                live.append(_edge(g, op, v))
-            elif v == CONST or op.startswith("nor_conv"):
-                consts += 1  # a conv of zeros is its BN shift; zero through skip/pool stays zero
-        if live:
-            acc = g.sum(live)
-            nodes.append(g.add_constant(acc, consts * c * h * w) if consts else acc)
-        else:
-            nodes.append(CONST if consts else ZERO)
-    return nodes[3] if isinstance(nodes[3], int) else None
+        live = [_edge(g, op, nodes[src]) for op, (n, src) in zip(spec.ops, EDGES)
+                if n == node and op != "none" and nodes[src] is not None]
+        nodes.append(g.sum(live) if live else None)
+    return nodes[3]
 
 
 def _resblock(g: LayerGraph, x: int, c_out: int) -> int:
@@ -194,6 +174,27 @@ def trainable_params(spec: NB201Spec) -> int:
     return total + 2 * CHANNELS[-1] + CHANNELS[-1] * NUM_CLASSES + NUM_CLASSES
 
 
+def path_params(spec: NB201Spec) -> int:
+    """The trainable parameters of the layers on some input-to-output path:
+    :func:`trainable_params` minus the layers of dead nodes' edges and of
+    edges into nodes no ``output`` uses; 0 when the cell output is dead (the
+    network's output is then a constant). The CG's ``params`` equals it."""
+    live = spec.live_nodes()
+    if not live[3]:
+        return 0
+    used = [False, False, False, True]
+    for op, (node, src) in sorted(zip(spec.ops, EDGES), key=lambda e: -e[1][0]):
+        if op != "none" and used[node]:
+            used[src] = True
+    dropped = 0
+    for stage, c in enumerate(CHANNELS):
+        for op, (node, src) in zip(spec.ops, EDGES):
+            if op.startswith("nor_conv") and not (live[src] and used[node]):
+                k = int(op[-3])
+                dropped += CELLS_PER_STAGE * (c * c * k * k + 2 * c)
+    return trainable_params(spec) - dropped
+
+
 class NB201Family(Family):
     name = "nb201"
     input_shape = (3, 32, 32)
@@ -209,6 +210,12 @@ class NB201Family(Family):
 
     def to_module(self, spec: NB201Spec):
         from gennape.cg.families.nets.nb201 import TinyNetwork
+
+        return TinyNetwork(spec)
+
+    def reference_module(self, spec: NB201Spec):
+        """The network as NAS-Bench-201's own code writes it (``none`` as ``x.mul(0.)``)."""
+        from gennape.cg.families.nets.nb201_reference import TinyNetwork
 
         return TinyNetwork(spec)
 
@@ -281,12 +288,18 @@ FAMILY = NB201Family()
 
 
 # ------------------------------------------------------------- equivalence
-def onnx_cg(family: Family, spec) -> CG:
-    """The CG the ONNX importer builds from ``family.to_module(spec)`` exported
-    as ``gennape export`` does (legacy exporter, constant folding off)."""
+def onnx_cg(family: Family, spec, reference: bool = False) -> CG:
+    """The CG the ONNX importer builds from ``family.to_module(spec)`` (or,
+    with ``reference``, from ``family.reference_module(spec)``: the network as
+    the benchmark's own code writes it) exported as ``gennape export`` does
+    (legacy exporter, constant folding off)."""
     from gennape import cg
     from gennape.cg.families.export import export_bytes
+    from gennape.cg.torch_import import export_module
 
+    if reference:
+        module = family.reference_module(spec)
+        return cg.from_onnx(export_module(module, family.example_input_shape(spec), output_name="logits"))
     return cg.from_onnx(export_bytes(family, spec))
 
 
@@ -301,19 +314,22 @@ def random_specs(n: int, seed: int = 0) -> list[NB201Spec]:
     return list(seen)
 
 
-def equivalence_check(n: int = 50, seed: int = 0, family: Family | None = None, specs=None) -> dict:
-    """Compare ``to_cg`` with the importer's CG of the exported module for ``n``
+def equivalence_check(n: int = 50, seed: int = 0, family: Family | None = None, specs=None,
+                      reference: bool = False) -> dict:
+    """Compare ``to_cg`` with the importer's CG of the exported module (the
+    benchmark's own code with ``reference``, see :func:`onnx_cg`) for ``n``
     random specs; returns counts and the first mismatching arch strings."""
     family = family or FAMILY
     specs = specs if specs is not None else random_specs(n, seed)
     # A cell whose output node is dead gives a network whose output does not
-    # depend on its input: the exporter drops the input and the importer
-    # refuses such a graph, so those cells are counted apart.
-    constant = [s for s in specs if isinstance(s, NB201Spec) and not s.live_nodes()[3]]
+    # depend on its input: our exporter drops the input and the importer
+    # refuses such a graph, so those cells are counted apart. The reference
+    # network still reads its input (``x.mul(0.)``), so it checks them too.
+    constant = [] if reference else [s for s in specs if isinstance(s, NB201Spec) and not s.live_nodes()[3]]
     checked = [s for s in specs if s not in constant]
     bad, structural = [], 0
     for s in checked:
-        fast, imported = family.to_cg(s), onnx_cg(family, s)
+        fast, imported = family.to_cg(s), onnx_cg(family, s, reference)
         if fast != imported:
             bad.append(s.to_arch())
         structural += _structure(fast) == _structure(imported)

@@ -229,11 +229,11 @@ def random_specs(n: int, seed: int = 0) -> list[NB301Spec]:
     return list(seen)
 
 
-def equivalence_check(n: int = 50, seed: int = 0, specs=None) -> dict:
+def equivalence_check(n: int = 50, seed: int = 0, specs=None, reference: bool = False) -> dict:
     """As :func:`gennape.cg.families.nb201.equivalence_check`, for DARTS genotypes."""
     from gennape.cg.families.nb201 import equivalence_check as check
 
-    return check(family=FAMILY, specs=specs if specs is not None else random_specs(n, seed))
+    return check(family=FAMILY, specs=specs if specs is not None else random_specs(n, seed), reference=reference)
 
 
 FAMILY = NB301Family()

@@ -409,6 +409,27 @@ def merge_pads(ir: IRGraph) -> None:
             ir.replace(i, n.inputs[0], cons)
 
 
+#: Parameter-free ops whose node fields say everything the op computes.
+_CSE_OPS = frozenset({
+    "relu", "relu6", "leaky_relu", "sigmoid", "hard_sigmoid", "silu", "hard_swish", "gelu", "tanh",
+    "softmax", "max_pool", "avg_pool", "global_avg_pool", "global_max_pool", "add", "mul", "concat", "matmul",
+})
+
+
+@rule(75, "common_subexpressions")
+def merge_common_subexpressions(ir: IRGraph) -> None:
+    """Two parameter-free activations, pools, sums, products, concats or matmuls with the same attributes and the same inputs in the same slots are one node (what the exporter's own common-subexpression elimination makes of them when it sees them, e.g. two ReLUs reading one tensor; here also when only the rules above made them equal, e.g. ``avg_pool(x)`` and ``avg_pool(x + 0)``)."""
+    cons = ir.consumers()
+    first: dict[tuple, int] = {}
+    for i, n in ir.alive():
+        if n.op not in _CSE_OPS or n.params:
+            continue
+        key = (n.op, n.in_shape, n.out_shape, n.kernel, n.stride, n.dilation, n.groups, tuple(n.inputs))
+        j = first.setdefault(key, i)
+        if j != i:
+            ir.replace(i, j, cons)
+
+
 PERMUTING = frozenset({"Transpose", "DepthToSpace", "SpaceToDepth"})
 
 
