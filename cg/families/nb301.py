@@ -181,6 +181,12 @@ class NB301Family(Family):
 
         return NetworkCIFAR(spec)
 
+    def reference_module(self, spec: NB301Spec):
+        """The network as DARTS's own code writes it (see :mod:`gennape.cg.families.nets.nb301_reference`)."""
+        from gennape.cg.families.nets.nb301_reference import NetworkCIFAR
+
+        return NetworkCIFAR(spec)
+
     def load_labelled(self, data_dir: Path | None = None) -> list[LabelledArch]:
         """The 725 genotypes of NASLib's NB-301 file; label ``val_accuracy``
         (percent -> fraction; NB-301 surrogate predictions, a noisy label);
