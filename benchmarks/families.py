@@ -12,12 +12,19 @@ For every family whose module is importable (``gennape.cg.families.FAMILY_NAMES`
   machine), and ``build_all_s``: the CPU time of building all of them;
 * ``equivalence``: for ``--equiv`` random labelled specs, whether ``to_cg``
   is identical (nodes, attributes, edges) to the CG the ONNX importer builds
-  from the exported module (``gennape.cg.families.export``; legacy exporter, BN kept).
+  from the exported module (``gennape.cg.families.export``; legacy exporter, BN kept);
+  with ``--equiv-params``, for every labelled spec carrying a reference
+  ``params`` count instead (NB-201: the 724 NASLib cells);
+* ``reference_equivalence``: the same for ``--reference`` random labelled specs
+  exported from the network as the benchmark's own code writes it
+  (``family.reference_module``: NB-201's AutoDL code with ``none`` as
+  ``x.mul(0.)``, DARTS's model code for NB-301).
 
 NB-101 also reports the module-hash agreement over the 30,001 records, and with
 ``--space`` the time to build the CGs of all 423,624 specs of the space.
 
     python benchmarks/families.py                   # all families, 50 equivalence specs each
+    python benchmarks/families.py --families nb201 nb301 --equiv 0 --reference 200
     python benchmarks/families.py --families nb101 --space
 
 The last line is JSON: ``{family: {"params_match_rate": ..., "cg_per_s": ..., ...}}``.
@@ -70,16 +77,15 @@ def params_check(name: str, recs, cgs) -> dict:
             "params_match_rate": matched / checked if checked else None, "mismatches": mismatches}
 
 
-def equivalence(family, specs) -> dict:
-    from gennape.cg.families.export import export_bytes
-    from gennape.cg.onnx_import import from_onnx
+def equivalence(family, specs, reference: bool = False) -> dict:
+    from gennape.cg.families.nb201 import onnx_cg
 
     identical = same_structure = 0
     failures = []
     c0 = time.perf_counter()
     for spec in specs:
         try:
-            imported = from_onnx(export_bytes(family, spec))
+            imported = onnx_cg(family, spec, reference)
         except Exception as err:  # report, do not stop the benchmark
             failures.append({"arch": spec.to_arch(), "error": f"{type(err).__name__}: {err}"[:300]})
             continue
@@ -151,10 +157,20 @@ def bench_family(name: str, args) -> dict:
             print(f"[nb101] whole space: {len(specs)} specs parsed in {parse_cpu:.0f}s CPU, "
                   f"CGs built in {cpu:.0f}s CPU ({wall:.0f}s wall)", flush=True)
 
-    if args.equiv > 0:
-        sample = random.Random(args.seed).sample(unique, min(args.equiv, len(unique)))
-        out["equivalence"] = eq = equivalence(family, sample)
-        print(f"[{name}] fast CG == ONNX-import CG: {eq['identical']}/{eq['specs']} identical, "
+    runs = []
+    if args.equiv_params:
+        runs.append(("equivalence", [r.spec for r in recs if r.extra.get("params") is not None], False))
+    elif args.equiv > 0:
+        runs.append(("equivalence", random.Random(args.seed).sample(unique, min(args.equiv, len(unique))), False))
+    if args.reference > 0 and hasattr(family, "reference_module"):
+        runs.append(("reference_equivalence",
+                     random.Random(args.seed + 1).sample(unique, min(args.reference, len(unique))), True))
+    for key, sample, reference in runs:
+        # A constant-output NB-201 cell exports without an input from our module (see nb201.py).
+        sample = [s for s in sample if reference or not hasattr(s, "live_nodes") or s.live_nodes()[3]]
+        out[key] = eq = equivalence(family, sample, reference)
+        what = "reference network" if reference else "exported module"
+        print(f"[{name}] fast CG == ONNX-import CG of the {what}: {eq['identical']}/{eq['specs']} identical, "
               f"{eq['identical_except_params']}/{eq['specs']} identical but for params ({eq['seconds']}s)", flush=True)
         for f in eq["failures"]:
             print(f"[{name}]   {f}", flush=True)
@@ -165,6 +181,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="*", help="default: every importable family")
     parser.add_argument("--equiv", type=int, default=50, help="random specs for the ONNX equivalence check")
+    parser.add_argument("--equiv-params", action="store_true",
+                        help="equivalence over every labelled spec with a reference params count instead")
+    parser.add_argument("--reference", type=int, default=200,
+                        help="random specs for the equivalence check of the benchmark's own network code")
     parser.add_argument("--space", action="store_true", help="nb101: also build all 423,624 specs")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,215 @@
+"""Canonical rules on networks as people write them in torch: each test
+builds a pattern and its plain form, exports both as gennape exports
+(:func:`gennape.cg.torch_import.export_module`: legacy exporter, opset 17) and
+checks the CGs are equal (or, where no plain torch form exists, what the
+pattern becomes)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from gennape.cg.torch_import import from_module  # noqa: E402
+
+IMAGE = (8, 6, 6)
+
+
+class Lambda(nn.Module):
+    """``forward`` given as a function of (module, x); layers as keyword args."""
+
+    def __init__(self, fn, **layers):
+        super().__init__()
+        self.fn = fn
+        for name, layer in layers.items():
+            setattr(self, name, layer)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def cg(fn, shape=IMAGE, **layers):
+    torch.manual_seed(0)
+    return from_module(Lambda(fn, **layers), shape)
+
+
+def ops(g):
+    counts = g.op_counts()
+    counts.pop("input"), counts.pop("output")
+    return counts
+
+
+def conv(c_in=8, c_out=8, k=3, stride=1):
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2)
+
+
+# ------------------------------------------------------- constants and dead code
+@pytest.mark.parametrize("zero", [
+    lambda m, x: m.b(x).mul(0.0),            # NB-201 / DARTS Zero
+    lambda m, x: F.relu(m.b(x)) * 0,         # written as * 0
+    lambda m, x: 0.0 * m.b(x),               # zero first
+])
+def test_product_with_zero_removes_the_branch(zero):
+    pattern = cg(lambda m, x: m.a(x) + zero(m, x), a=conv(), b=conv())
+    plain = cg(lambda m, x: m.a(x), a=conv(), b=conv())
+    assert pattern == plain and pattern.params == 8 * 8 * 9 + 8
+
+
+def test_darts_strided_zero():
+    def zero(x):
+        return x[:, :, ::2, ::2].mul(0.0)
+
+    pattern = cg(lambda m, x: m.a(x) + zero(x), a=conv(stride=2))
+    plain = cg(lambda m, x: m.a(x), a=conv(stride=2))
+    assert pattern == plain
+
+
+def test_a_layer_fed_only_by_zeros_is_a_constant_branch():
+    """conv(x * 0) is a constant (the conv's bias): its layer leaves the CG and
+    so do its parameters."""
+    pattern = cg(lambda m, x: m.a(x) + m.b(F.relu(x).mul(0.0)), a=conv(), b=conv())
+    plain = cg(lambda m, x: m.a(x), a=conv())
+    assert pattern == plain
+
+
+def test_folded_constant_branch_is_not_a_parameter():
+    """A conv of a constant zero tensor (folded by the importer) added into a
+    live sum: neither a node nor parameters."""
+    def fn(m, x):
+        return m.a(x) + m.bn(m.b(torch.zeros(1, 8, 6, 6)))
+
+    pattern = cg(fn, a=conv(), b=conv(), bn=nn.BatchNorm2d(8))
+    plain = cg(lambda m, x: m.a(x), a=conv())
+    assert pattern == plain
+
+
+def test_dead_code_through_a_shape_read_vanishes():
+    """A layer whose output only a Shape reads is dead code."""
+    pattern = cg(lambda m, x: m.fc(m.a(x).reshape(m.b(x).shape[0], -1)), a=conv(), b=conv(),
+                 fc=nn.Linear(288, 10))
+    plain = cg(lambda m, x: m.fc(m.a(x).reshape(1, -1)), a=conv(), fc=nn.Linear(288, 10))
+    assert pattern == plain
+
+
+# ------------------------------------------------------------- reductions
+@pytest.mark.parametrize("squeeze", [
+    lambda x: x.mean(3, keepdim=True).mean(2, keepdim=True),   # OFA's SE squeeze
+    lambda x: x.mean(2, keepdim=True).mean(3, keepdim=True),
+    lambda x: x.mean(3).mean(2).view(1, -1, 1, 1),
+    lambda x: x.mean(-1).mean(-1, keepdim=True).unsqueeze(-1),
+    lambda x: x.mean((2, 3), keepdim=True),
+])
+def test_chained_means_over_h_and_w_are_a_global_pool(squeeze):
+    def se(m, x):
+        h = m.a(x)
+        return h * torch.sigmoid(m.fc2(F.relu(m.fc1(squeeze(h)))))
+
+    def plain_se(m, x):
+        h = m.a(x)
+        return h * torch.sigmoid(m.fc2(F.relu(m.fc1(F.adaptive_avg_pool2d(h, 1)))))
+
+    layers = dict(a=conv(), fc1=conv(8, 4, 1), fc2=conv(4, 8, 1))
+    pattern, plain = cg(se, **layers), cg(plain_se, **layers)
+    assert pattern == plain
+    assert ops(plain)["global_avg_pool"] == 1
+
+
+def test_chained_max_is_a_global_max_pool():
+    pattern = cg(lambda m, x: m.a(x).amax(3, keepdim=True).amax(2, keepdim=True), a=conv())
+    plain = cg(lambda m, x: F.adaptive_max_pool2d(m.a(x), 1), a=conv())
+    assert pattern == plain
+
+
+def test_reductions_that_are_not_pools_are_reduce():
+    """CBAM's spatial attention: mean and max over channels."""
+    g = cg(lambda m, x: m.s(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)) * x,
+           s=nn.Conv2d(2, 1, 7, padding=3))
+    assert ops(g) == {"reduce": 2, "concat": 1, "conv": 1, "mul": 1}
+    reduce = next(n for n in g.nodes if n.op == "reduce")
+    assert reduce.in_shape == IMAGE and reduce.out_shape == (1, 6, 6)
+
+
+def test_split_attention_sum_is_an_add():
+    """timm's SplitAttn / SelectiveKernel: radix branches stacked, then summed."""
+    def split_attn(m, x):
+        h = m.a(x)                                    # (1, 2 * 8, H, W)
+        h = h.reshape(1, 2, 8, 6, 6)
+        gap = h.sum(1).mean((2, 3), keepdim=True)     # sum of the radix branches, then squeeze
+        attn = torch.softmax(m.fc(gap).reshape(1, 2, 8, 1, 1), dim=1)
+        return (h * attn).sum(1)
+
+    g = cg(split_attn, a=conv(8, 16), fc=conv(8, 16, 1))
+    counts = ops(g)
+    assert counts["add"] == 2 and "reduce" not in counts and "other" not in counts
+    assert counts["global_avg_pool"] == 1 and counts["softmax"] == 1
+
+
+# ------------------------------------------------------- written-out layers
+def _layer_norm(x, w, b, dim, eps=1e-6):
+    u = x.mean(dim, keepdim=True)
+    s = (x - u).pow(2).mean(dim, keepdim=True)
+    return w * ((x - u) / torch.sqrt(s + eps)) + b
+
+
+def test_layer_norm_written_out_is_layer_norm():
+    class Written(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(32, 32)
+            self.w, self.b = nn.Parameter(torch.ones(32)), nn.Parameter(torch.zeros(32))
+
+        def forward(self, x):
+            return self.fc(_layer_norm(x, self.w, self.b, -1))
+
+    plain = cg(lambda m, x: m.fc(m.ln(x)), shape=(16, 32), ln=nn.LayerNorm(32, eps=1e-6), fc=nn.Linear(32, 32))
+    assert from_module(Written(), (16, 32)) == plain
+    assert ops(plain) == {"layer_norm": 1, "linear": 1}
+
+
+def test_convnext_channels_first_layer_norm():
+    class LayerNorm2d(nn.Module):
+        """ConvNeXt's channels-first LayerNorm as the ConvNeXt repository writes it."""
+
+        def __init__(self, c):
+            super().__init__()
+            self.weight, self.bias = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
+
+        def forward(self, x):
+            return _layer_norm(x, self.weight[:, None, None], self.bias[:, None, None], 1)
+
+    g = cg(lambda m, x: m.ln(m.a(x)), a=conv(), ln=LayerNorm2d(8))
+    assert ops(g) == {"conv": 1, "layer_norm": 1}
+    norm = next(n for n in g.nodes if n.op == "layer_norm")
+    assert norm.params == 16 and norm.in_shape == norm.out_shape == IMAGE
+
+
+def test_gelu_via_erf_is_gelu():
+    pattern = cg(lambda m, x: (lambda h: h * 0.5 * (1.0 + torch.erf(h / math.sqrt(2.0))))(m.a(x)), a=conv())
+    plain = cg(lambda m, x: F.gelu(m.a(x)), a=conv())
+    assert pattern == plain and ops(plain) == {"conv": 1, "gelu": 1}
+
+
+# -------------------------------------------------------------- attention
+def test_attention_is_matmul_softmax_matmul():
+    def attention(m, x):
+        q, k, v = m.q(x), m.k(x), m.v(x)
+        return m.o(torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(32), dim=-1) @ v)
+
+    layers = {n: nn.Linear(32, 32) for n in "qkvo"}
+    g = cg(attention, shape=(16, 32), **layers)
+    assert ops(g) == {"linear": 4, "matmul": 2, "softmax": 1, "reshape": 1}
+    scores = next(n for n in g.nodes if n.op == "matmul" and n.out_shape == (16, 16))
+    assert scores.macs == 16 * 16 * 32
+
+
+def test_einsum_that_is_a_matmul():
+    layers = {n: nn.Linear(32, 32) for n in "qk"}
+    pattern = cg(lambda m, x: torch.einsum("bij,bjk->bik", m.q(x), m.k(x).transpose(1, 2)), shape=(16, 32), **layers)
+    plain = cg(lambda m, x: m.q(x) @ m.k(x).transpose(1, 2), shape=(16, 32), **layers)
+    assert pattern == plain
+    direct = cg(lambda m, x: torch.einsum("bqd,bkd->bqk", m.q(x), m.k(x)), shape=(16, 32), **layers)
+    assert ops(direct) == {"linear": 2, "matmul": 1}
