@@ -187,6 +187,60 @@ def test_convnext_channels_first_layer_norm():
     assert norm.params == 16 and norm.in_shape == norm.out_shape == IMAGE
 
 
+@pytest.mark.parametrize("variance", ["pow", "var"])
+def test_layer_norm_with_torch_var(variance):
+    """``x.var(unbiased=False)`` exports as a self-product of the centred tensor."""
+    def ln(m, x):
+        u = x.mean(-1, keepdim=True)
+        var = (x - u).pow(2).mean(-1, keepdim=True) if variance == "pow" else x.var(-1, unbiased=False, keepdim=True)
+        return m.fc((x - u) / torch.sqrt(var + 1e-5))
+
+    plain = cg(lambda m, x: m.fc(F.layer_norm(x, (32,))), shape=(16, 32), fc=nn.Linear(32, 32))
+    assert cg(ln, shape=(16, 32), fc=nn.Linear(32, 32)) == plain
+
+
+def test_evonorm_s0_maps_to_the_vocabulary():
+    """timm's EvoNorm2dS0 as timm writes it: ``x * sigmoid(v * x) / group_std(x)``,
+    then scale and shift."""
+    def group_std(x, groups, eps=1e-5):
+        b, c, h, w = x.shape
+        x = x.reshape(b, groups, c // groups, h, w)
+        std = x.float().var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(eps).sqrt().to(x.dtype)
+        return std.expand(x.shape).reshape(b, c, h, w)
+
+    class EvoNorm2dS0(nn.Module):
+        def __init__(self, c, groups=2):
+            super().__init__()
+            self.groups = groups
+            self.weight, self.bias, self.v = (nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c)),
+                                              nn.Parameter(torch.ones(c)))
+
+        def forward(self, x):
+            v_shape = (1, -1, 1, 1)
+            x = x * (x * self.v.view(v_shape)).sigmoid() / group_std(x, self.groups)
+            return x * self.weight.view(v_shape) + self.bias.view(v_shape)
+
+    g = cg(lambda m, x: m.n(m.a(x)), a=conv(), n=EvoNorm2dS0(8))
+    counts = ops(g)
+    assert "other" not in counts and counts["layer_norm"] == 1 and counts["sigmoid"] == 1
+    assert g.params == 8 * 8 * 9 + 8 + 3 * 8
+
+
+def test_l2_normalize_is_a_norm():
+    g = cg(lambda m, x: m.fc(F.normalize(m.q(x), dim=-1)), shape=(16, 32), q=nn.Linear(32, 32), fc=nn.Linear(32, 32))
+    assert ops(g) == {"linear": 2, "layer_norm": 1}
+    norm = next(n for n in g.nodes if n.op == "layer_norm")
+    assert norm.params == 0 and norm.in_shape == norm.out_shape == (16, 32)
+
+
+def test_mean_of_stacked_heads_is_an_add():
+    """CrossViT / distilled heads: ``torch.stack(logits).mean(0)``."""
+    heads = dict(a=nn.Linear(32, 10), b=nn.Linear(32, 10))
+    stacked = cg(lambda m, x: torch.stack([m.a(x), m.b(x)]).mean(0), shape=(32,), **heads)
+    counts = ops(stacked)
+    assert counts["linear"] == 2 and counts["add"] == 1 and "reduce" not in counts and "other" not in counts
+
+
 def test_gelu_via_erf_is_gelu():
     pattern = cg(lambda m, x: (lambda h: h * 0.5 * (1.0 + torch.erf(h / math.sqrt(2.0))))(m.a(x)), a=conv())
     plain = cg(lambda m, x: F.gelu(m.a(x)), a=conv())
@@ -213,3 +267,48 @@ def test_einsum_that_is_a_matmul():
     assert pattern == plain
     direct = cg(lambda m, x: torch.einsum("bqd,bkd->bqk", m.q(x), m.k(x)), shape=(16, 32), **layers)
     assert ops(direct) == {"linear": 2, "matmul": 1}
+
+
+# ------------------------------------------------ a network as its code writes it
+class _OFAMeanPool(nn.Module):
+    """OFA's global pooling and SE squeeze."""
+
+    def forward(self, x):
+        return x.mean(3, keepdim=True).mean(2, keepdim=True)
+
+
+class _OFAHswish(nn.Module):
+    def forward(self, x):
+        return x * F.relu6(x + 3.0) / 6.0
+
+
+class _OFAHsigmoid(nn.Module):
+    def forward(self, x):
+        return F.relu6(x + 3.0) / 6.0
+
+
+def _as_ofa_writes_it(module: nn.Module) -> nn.Module:
+    """Swap in OFA's own spellings of pooling, hard swish and hard sigmoid."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.AdaptiveAvgPool2d):
+                setattr(parent, name, _OFAMeanPool())
+            elif isinstance(child, nn.Hardswish):
+                setattr(parent, name, _OFAHswish())
+            elif isinstance(child, nn.Hardsigmoid):
+                setattr(parent, name, _OFAHsigmoid())
+    return module
+
+
+def test_ofa_subnet_as_ofa_writes_it_gives_the_spec_cg():
+    """OFA's ``x.mean(3, keepdim=True).mean(2, keepdim=True)`` (SE squeeze and
+    final pool) and ``x * relu6(x + 3) / 6``: the family's fast-path CG."""
+    from gennape.cg.families import get_family
+
+    family = get_family("ofa_mbv3")
+    spec = family.parse('{"ks": [3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5], '
+                        '"e": [3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4], '
+                        '"d": [2, 3, 4, 2, 3], "r": 160}')
+    module = _as_ofa_writes_it(family.to_module(spec))
+    assert not any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.Hardswish)) for m in module.modules())
+    assert from_module(module, family.example_input_shape(spec)) == family.to_cg(spec)

@@ -226,38 +226,105 @@ def reductions_over_space(ir: IRGraph) -> None:
 
 
 # --------------------------------------------------------------- patterns
+def _std_chain(ir: IRGraph, cons, q: int):
+    """If ``q`` is ``sqrt(mean((r - mean(r))^2) + eps)`` (square as Pow 2 or
+    ``d * d``, both means over the same axes, every link read only inside the
+    chain but ``d``), return ``(d, r, links)``: the centred tensor, the input
+    and the chain's nodes other than ``d``; else None."""
+    nodes = ir.nodes
+    if not _is_part(nodes[q], "Sqrt"):
+        return None
+    a = nodes[q].inputs[0]
+    if not (_is_scalar(nodes[a], ("add",)) and cons[a] == [q]):
+        return None
+    v = nodes[a].inputs[0]
+    if not (nodes[v].op == "reduction" and nodes[v].info["fn"] == "mean" and cons[v] == [a]):
+        return None
+    p = nodes[v].inputs[0]
+    sq = nodes[p]
+    if not (cons[p] == [v] and (_is_scalar(sq, ("pow",), 2.0) or
+                                (sq.op == "mul" and len(sq.inputs) == 2 and sq.inputs[0] == sq.inputs[1]))):
+        return None
+    d = sq.inputs[0]
+    sub = nodes[d]
+    if not (sub.op == "add" and sub.info.get("fn") == "sub" and len(sub.inputs) == 2):
+        return None
+    r, m = sub.inputs
+    mean = nodes[m]
+    if not (mean.op == "reduction" and mean.info["fn"] == "mean" and mean.inputs == [r] and cons[m] == [d]
+            and set(mean.info["axes"]) == set(nodes[v].info["axes"])):
+        return None
+    return d, r, [q, a, v, p, m]
+
+
+def _centred(ir: IRGraph, cons, n: int, x: int, like: int) -> bool:
+    """Whether ``n`` is ``x - mean(x)`` with the mean over the axes of the
+    reduction ``like`` and read by ``n`` alone."""
+    sub = ir.nodes[n]
+    if not (sub.op == "add" and sub.info.get("fn") == "sub" and len(sub.inputs) == 2 and sub.inputs[0] == x):
+        return False
+    m = ir.nodes[sub.inputs[1]]
+    return (m.op == "reduction" and m.info["fn"] == "mean" and m.inputs == [x] and cons[sub.inputs[1]] == [n]
+            and set(m.info["axes"]) == set(ir.nodes[like].info["axes"]))
+
+
+def _readers_outside(cons, d: int, chain: list[int]) -> list[int]:
+    return [c for c in cons[d] if c not in chain]
+
+
 @rule(40, "layer_norm")
 def collapse_layer_norm(ir: IRGraph) -> None:
-    """Layer norm written out, ``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)`` (ReduceMean, Sub, Pow 2, ReduceMean, Add, Sqrt, Div, both means over the same axes, e.g. ConvNeXt's channels-first LayerNorm), is ``layer_norm``; a following per-channel scale and shift merge into it as parameters (rule ``merge_affine``)."""
+    """Layer norm written out, ``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)`` (ReduceMean, Sub, Pow 2 or a self-product, ReduceMean, Add, Sqrt, Div; both means over the same axes: ConvNeXt's channels-first LayerNorm, ``x.var(unbiased=False)``), is ``layer_norm``; a following per-channel scale and shift merge into it as parameters (rule ``merge_affine``)."""
+    cons = ir.consumers()
+    for i, div in ir.alive():
+        if not (div.op == "mul" and div.info.get("fn") == "div" and len(div.inputs) == 2):
+            continue
+        found = _std_chain(ir, cons, div.inputs[1])
+        if found is None or cons[div.inputs[1]] != [i]:
+            continue
+        d, x, chain = found
+        n = div.inputs[0]
+        if n == d and _readers_outside(cons, d, chain) == [i]:
+            _collapse(ir, cons, i, x, "layer_norm", chain + [d])
+        elif n != d and not _readers_outside(cons, d, chain) and _centred(ir, cons, n, x, chain[-1]) \
+                and cons[n] == [i]:
+            # x.var() centres x itself: the numerator is a second x - mean(x)
+            _collapse(ir, cons, i, x, "layer_norm", chain + [d, n, ir.nodes[n].inputs[1]])
+
+
+@rule(41, "group_std")
+def collapse_group_std(ir: IRGraph) -> None:
+    """A standard deviation written out, ``sqrt(var(x) + eps)`` over some axes and not part of a layer norm (EvoNorm's ``group_std``: over the channel groups of ``x.reshape(B, G, C // G, H, W)``), is one ``layer_norm`` node (normalisation statistics) reading ``x``; what the network does with it (EvoNorm-S0 divides ``x * sigmoid(v * x)`` by it) stays."""
+    cons = ir.consumers()
+    for q, n in ir.alive():
+        found = _std_chain(ir, cons, q) if _is_part(n, "Sqrt") else None
+        if found is None:
+            continue
+        d, x, chain = found
+        if not _readers_outside(cons, d, chain + [q]) and all(c == chain[3] for c in cons[d]):
+            _collapse(ir, cons, q, x, "layer_norm", [c for c in chain if c != q] + [d])
+
+
+@rule(42, "l2_normalize")
+def collapse_l2_normalize(ir: IRGraph) -> None:
+    """``x / max(||x||_2, eps)`` over some axes (``F.normalize``: ReduceL2, Clip(eps), Expand, Div; the XCA attention of EdgeNeXt / XCiT) is ``layer_norm`` without parameters."""
     cons = ir.consumers()
     nodes = ir.nodes
-    for i, d in ir.alive():
-        if not (d.op == "mul" and d.info.get("fn") == "div" and len(d.inputs) == 2):
+    for i, div in ir.alive():
+        if not (div.op == "mul" and div.info.get("fn") == "div" and len(div.inputs) == 2):
             continue
-        s, q = d.inputs
-        if not (_is_part(nodes[q], "Sqrt") and cons[q] == [i]):
-            continue
-        a = nodes[q].inputs[0]
-        if not (_is_scalar(nodes[a], ("add",)) and cons[a] == [q]):
-            continue
-        v = nodes[a].inputs[0]
-        if not (nodes[v].op == "reduction" and nodes[v].info["fn"] == "mean" and cons[v] == [a]):
-            continue
-        p = nodes[v].inputs[0]
-        if not (_is_scalar(nodes[p], ("pow",), 2.0) and cons[p] == [v] and nodes[p].inputs == [s]):
-            continue
-        sub = nodes[s]
-        if not (sub.op == "add" and sub.info.get("fn") == "sub" and sorted(cons[s]) == sorted([p, i])):
-            continue
-        x, m = sub.inputs
-        mean = nodes[m]
-        if not (mean.op == "reduction" and mean.info["fn"] == "mean" and mean.inputs == [x] and cons[m] == [s]
-                and set(mean.info["axes"]) == set(nodes[v].info["axes"])):
-            continue
-        _collapse(ir, cons, i, x, "layer_norm", [q, a, v, p, s, m])
+        x, k = div.inputs
+        chain = []
+        while nodes[k].op in ("move", "scalar") and cons[k] == [chain[-1] if chain else i]:
+            chain.append(k)
+            k = nodes[k].inputs[0]
+        red = nodes[k]
+        if red.op == "reduction" and red.info["fn"] == "l2" and red.inputs == [x] and \
+                cons[k] == [chain[-1] if chain else i]:
+            _collapse(ir, cons, i, x, "layer_norm", chain + [k])
 
 
-@rule(41, "relu6")
+@rule(43, "relu6")
 def collapse_relu6(ir: IRGraph) -> None:
     """``Min(relu(x), 6)`` (``Min(Max(x, 0), 6)``) is ``relu6``; the relu must have no other reader."""
     cons = ir.consumers()
@@ -268,7 +335,7 @@ def collapse_relu6(ir: IRGraph) -> None:
                 _collapse(ir, cons, i, ir.nodes[r].inputs[0], "relu6", [r])
 
 
-@rule(42, "hard_sigmoid")
+@rule(44, "hard_sigmoid")
 def collapse_hard_sigmoid(ir: IRGraph) -> None:
     """``relu6(x + 3) / 6`` (or ``* 1/6``) is ``hard_sigmoid``; intermediate nodes must have no other reader, the scalars must be right operands with exactly these values."""
     cons = ir.consumers()
@@ -284,7 +351,7 @@ def collapse_hard_sigmoid(ir: IRGraph) -> None:
             _collapse(ir, cons, i, nodes[a].inputs[0], "hard_sigmoid", [r, a])
 
 
-@rule(43, "gates")
+@rule(45, "gates")
 def collapse_gates(ir: IRGraph) -> None:
     """``x * sigmoid(x)`` is ``silu`` and ``x * hard_sigmoid(x)`` is ``hard_swish`` (either operand order); the gate must have no other reader."""
     cons = ir.consumers()
@@ -296,7 +363,7 @@ def collapse_gates(ir: IRGraph) -> None:
                 break
 
 
-@rule(44, "relu6_swish")
+@rule(46, "relu6_swish")
 def collapse_relu6_swish(ir: IRGraph) -> None:
     """``(x * relu6(x + 3)) / 6`` is ``hard_swish`` (the division, a scalar, vanishes later)."""
     cons = ir.consumers()
@@ -313,7 +380,7 @@ def collapse_relu6_swish(ir: IRGraph) -> None:
                 break
 
 
-@rule(45, "erf_gelu")
+@rule(47, "erf_gelu")
 def collapse_erf_gelu(ir: IRGraph) -> None:
     """``x * 0.5 * (1 + erf(x / sqrt 2))`` (the 0.5 on either factor) is ``gelu``."""
     cons = ir.consumers()
@@ -352,11 +419,13 @@ def report_unmatched_parts(ir: IRGraph) -> None:
 
 @rule(50, "other_reductions")
 def other_reductions(ir: IRGraph) -> None:
-    """A sum over axis 1 of a rank-5 tensor, the branches a split attention stacked (``x.reshape(B, radix, C, H, W).sum(1)``: SK-ResNet, ResNeSt), is ``add``; any other reduction that is not a global pool (over channels, tokens, one spatial axis) is ``reduce``."""
+    """A sum (or mean) over stacked branches is ``add``: over axis 1 of a rank-5 tensor (a split attention's ``x.reshape(B, radix, C, H, W).sum(1)``: SK-ResNet, ResNeSt) or over the stacking axis 0 (``torch.stack(heads).mean(0)``: CrossViT, distilled heads). Any other reduction that is not a global pool (over channels, tokens, one spatial axis) is ``reduce``."""
     for _, n in ir.alive():
         if n.op != "reduction":
             continue
-        n.op = "add" if (n.info["fn"] == "sum" and n.info["rank"] == 5 and set(n.info["axes"]) == {1}) else "reduce"
+        axes, fn = set(n.info["axes"]), n.info["fn"]
+        branches = axes == {1} and n.info["rank"] == 5 or axes == {0}  # axis 0: a stack, see ReduceSum
+        n.op = "add" if branches and fn in ("sum", "mean") else "reduce"
 
 
 # ------------------------------------------------------------ merging

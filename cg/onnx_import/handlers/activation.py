@@ -42,16 +42,24 @@ def _bound(node, ctx, attr: str, slot: int, default: float) -> float | None:
     return float(value.reshape(-1)[0])
 
 
+#: Largest lower bound of a Clip(eps, +inf) that only keeps a divisor off zero.
+EPS_CLAMP = 1e-3
+
+
 @register("Clip")
 def clip(node, ctx):
     """Clip(0, 6) -> relu6; Clip(0, +inf) -> relu (bounds as attributes before
-    opset 11, as inputs from 11). Other bounds are unsupported."""
+    opset 11, as inputs from 11); Clip(eps, +inf) with ``0 < eps <= 1e-3`` (a
+    divisor kept off zero) vanishes. Other bounds are unsupported."""
     lo = _bound(node, ctx, "min", 1, -math.inf)
     hi = _bound(node, ctx, "max", 2, math.inf)
     if lo == 0.0 and hi == 6.0:
         ctx.emit(node, "relu6", ctx.acts(node)[:1])
     elif lo == 0.0 and hi is not None and math.isinf(hi) and hi > 0:
         ctx.emit(node, "relu", ctx.acts(node)[:1])
+    elif lo is not None and 0.0 < lo <= EPS_CLAMP and hi is not None and math.isinf(hi) and hi > 0:
+        # clamp(min=eps) keeps a divisor off zero (F.normalize): scalar arithmetic.
+        ctx.emit(node, "scalar", ctx.acts(node)[:1], info={"fn": "clamp", "value": lo, "const_first": False})
     else:
         ctx.unsupported(f"Clip({lo}, {hi})")
 

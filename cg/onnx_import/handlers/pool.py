@@ -75,7 +75,8 @@ def _reduce(node, ctx, fn: str):
             return
         axes = range(rank)
     axes = frozenset(int(a) % rank for a in axes)
-    if 0 in axes:
+    if 0 in axes and (axes != {0} or ctx.shape(x)[0] == 1):
+        # Axis 0 of a batch-1 export is the batch; longer, it is a stack of branches.
         ctx.unsupported(f"{node.op_type} over the batch axis")
     keepdims = bool(ctx.attr(node, "keepdims", 1))
     ctx.emit(node, "reduction", [x], info={"fn": fn, "axes": axes, "rank": rank, "keepdims": keepdims})
@@ -104,6 +105,13 @@ def reduce_min(node, ctx):
 
 @register("ReduceSum")
 def reduce_sum(node, ctx):
-    """ReduceSum over axis 1 of a rank-5 tensor (the stacked branches of a split
-    attention: SK-ResNet, ResNeSt) -> add; else reduce."""
+    """ReduceSum over stacked branches (axis 1 of a rank-5 tensor: a split
+    attention, SK-ResNet, ResNeSt; axis 0 when longer than the batch of 1:
+    ``torch.stack(heads).sum(0)``) -> add (ReduceMean likewise); else reduce."""
     _reduce(node, ctx, "sum")
+
+
+@register("ReduceL2")
+def reduce_l2(node, ctx):
+    """ReduceL2 -> part of ``F.normalize`` (layer_norm); else reduce."""
+    _reduce(node, ctx, "l2")
