@@ -246,6 +246,15 @@ def test_equal_parameter_free_nodes_on_one_input_are_one():
     assert ops(once) == {"conv": 1, "avg_pool": 1, "add": 1, "relu": 1}
 
 
+@pytest.mark.parametrize("zero_first", [False, True])
+def test_product_with_a_zero_scalar_leaves_no_branch(zero_first):
+    mul = ["z", "r"] if zero_first else ["r", "z"]
+    zeroed = net([node("Relu", ["a"], ["r"]), node("Mul", mul, ["m"]), node("Add", ["a", "m"], ["b"])],
+                 {"z": scalar(0)})
+    plain = net([node("Identity", ["a"], ["b"])])
+    same(zeroed, plain)
+
+
 def test_a_lone_sqrt_is_unsupported():
     from gennape.cg.errors import UnsupportedOpsError
 
@@ -256,7 +265,8 @@ def test_a_lone_sqrt_is_unsupported():
 # --------------------------------------------------------------- the registry
 #: Every canonical rule -> the tests that exercise it (a rule without one fails).
 RULE_TESTS = {
-    "zero_branches": ["test_torch_patterns.py::test_product_with_zero_removes_the_branch",
+    "zero_branches": ["test_product_with_a_zero_scalar_leaves_no_branch",
+                      "test_torch_patterns.py::test_product_with_zero_removes_the_branch",
                       "test_torch_patterns.py::test_darts_strided_zero",
                       "test_nb201.py::test_reference_network_gives_the_spec_cg"],
     "dead_code": ["test_torch_patterns.py::test_a_layer_fed_only_by_zeros_is_a_constant_branch",

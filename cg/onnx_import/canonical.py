@@ -132,7 +132,7 @@ def remove_constant_branches(ir: IRGraph) -> None:
     zero: set[int] = set()
     cons = ir.consumers()
     for i, n in ir.alive():
-        if _is_scalar(n, ("mul",)) and n.info.get("value") == 0.0:
+        if n.op == "scalar" and n.info.get("fn") == "mul" and n.info.get("value") == 0.0:  # 0 * x too
             const.add(i)
             zero.add(i)
             continue

@@ -71,9 +71,10 @@ def binary(node, ctx):
 
 @register("Sum")
 def sum_(node, ctx):
-    """Sum of two or more activations -> add (one input: vanishes)."""
+    """Sum of two or more activations -> add (one input: vanishes); constant
+    operands count as parameters unless they are constant branches."""
     acts = ctx.acts(node)
-    statics = ctx.statics(node)
+    statics = [t for t in ctx.statics(node) if not constant_branch(ctx, t)]
     if len(acts) == 1 and not statics:
         ctx.alias(node.output[0], acts[0])
     elif len(acts) == 1:
