@@ -241,6 +241,17 @@ def test_mean_of_stacked_heads_is_an_add():
     assert counts["linear"] == 2 and counts["add"] == 1 and "reduce" not in counts and "other" not in counts
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # torch's own batch-size check in group_norm
+@pytest.mark.parametrize("groups", [2, 4])
+def test_torch_group_norm_is_one_layer_norm(groups):
+    """nn.GroupNorm exports as Reshape, InstanceNormalization, Reshape, Mul, Add."""
+    torch.manual_seed(0)
+    g = from_module(nn.Sequential(conv(), nn.GroupNorm(groups, 8), nn.ReLU()), IMAGE)
+    assert ops(g) == {"conv": 1, "layer_norm": 1, "relu": 1}
+    norm = next(n for n in g.nodes if n.op == "layer_norm")
+    assert norm.params == 16 and norm.in_shape == norm.out_shape == IMAGE
+
+
 def test_gelu_via_erf_is_gelu():
     pattern = cg(lambda m, x: (lambda h: h * 0.5 * (1.0 + torch.erf(h / math.sqrt(2.0))))(m.a(x)), a=conv())
     plain = cg(lambda m, x: F.gelu(m.a(x)), a=conv())

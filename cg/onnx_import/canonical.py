@@ -17,6 +17,8 @@ from typing import Callable
 from gennape.cg.onnx_import.ir import PSEUDO_OPS, IRGraph
 from gennape.cg.ops import WEIGHTED_OPS
 
+#: Data movement that keeps the element order.
+_PURE_RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 #: Nodes an affine may not merge into: they vanish or are not computations.
 NO_MERGE = frozenset({"input", "output", "scalar", "move", "pad"})
 
@@ -403,6 +405,29 @@ def collapse_erf_gelu(ir: IRGraph) -> None:
                 dead.append(u)
             _collapse(ir, cons, m, x, "gelu", dead)
             break
+
+
+@rule(48, "group_norm")
+def collapse_group_norm(ir: IRGraph) -> None:
+    """A normalisation between two pure reshapes that restore the input's shape (torch's GroupNorm exports as Reshape to ``(B, G, -1)``, InstanceNormalization, Reshape back) is one ``layer_norm`` on the input's shape; the per-channel scale and shift after it merge into it (rule ``merge_affine``)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for i, n in ir.alive():
+        if n.op != "layer_norm" or len(cons[i]) != 1:
+            continue
+        before, after = n.inputs[0], cons[i][0]
+        if not (_pure_reshape(nodes[before]) and cons[before] == [i] and _pure_reshape(nodes[after])):
+            continue
+        x = nodes[before].inputs[0]
+        if nodes[after].out_shape != nodes[x].out_shape:
+            continue
+        _collapse(ir, cons, i, x, "layer_norm", [before])
+        n.out_shape = nodes[after].out_shape
+        ir.replace(after, i, cons)
+
+
+def _pure_reshape(n) -> bool:
+    return n.op == "move" and n.info.get("kind") in _PURE_RESHAPES
 
 
 @rule(49, "unmatched_parts")
