@@ -28,7 +28,8 @@ ONNX importer, the benchmark-family builders) follows these rules, and
 * One ``input`` node per network input and one ``output`` node per output.
   ``kernel``, ``stride`` and ``dilation`` are ``(1, 1)`` and ``groups`` is 1
   for ops that have no such attribute.
-* MACs: conv ``Cout*Hout*Wout*(Cin/groups)*kh*kw``; linear ``in*out``;
+* MACs: conv ``Cout*Hout*Wout*(Cin/groups)*kh*kw``; transposed conv
+  ``Cin*Hin*Win*(Cout/groups)*kh*kw``; linear ``in*out``;
   matmul the product's multiply-adds; every other op 0.
 
 Edges are ``(src, dst)`` pairs listed in the order of ``dst``'s input slots, so
@@ -50,7 +51,7 @@ from gennape.cg.ops import OP_INDEX, OPS, check_op
 
 #: Bumped whenever the CG's meaning changes (vocabulary, canonical rules, JSON
 #: layout); caches and checkpoints record it and refuse a mismatch.
-FORMAT_VERSION = 2  # 2: op ``reduce``; constant branches leave the CG
+FORMAT_VERSION = 2  # 2: ops ``reduce``, ``conv_transpose``; constant branches leave the CG
 
 Shape = tuple[int, ...]
 

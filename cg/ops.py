@@ -13,6 +13,7 @@ rules, ``docs/canonical_rules.md``, say how patterns collapse into one op):
 ``conv``           dense 2-D convolution, ``groups == 1`` (Conv)
 ``group_conv``     grouped convolution, ``1 < groups < in_channels``
 ``depthwise_conv`` depthwise convolution, ``groups == in_channels > 1``
+``conv_transpose`` transposed (up-sampling) 2-D convolution (ConvTranspose)
 ``linear``         fully connected layer (Gemm, MatMul+Add with a weight)
 ``matmul``         product of two activations (attention-style MatMul, Einsum)
 ``batch_norm``     a batch norm that no conv/linear absorbs (BatchNormalization)
@@ -53,6 +54,7 @@ OPS: tuple[str, ...] = (
     "conv",
     "group_conv",
     "depthwise_conv",
+    "conv_transpose",
     "linear",
     "matmul",
     "batch_norm",
@@ -85,7 +87,7 @@ OPS: tuple[str, ...] = (
 OP_INDEX: dict[str, int] = {op: i for i, op in enumerate(OPS)}
 
 #: Ops whose node owns a weight tensor (``weight_shape`` is non-empty).
-WEIGHTED_OPS = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})
+WEIGHTED_OPS = frozenset({"conv", "group_conv", "depthwise_conv", "conv_transpose", "linear"})
 
 
 def conv_op_for(groups: int, in_channels: int) -> str:

@@ -37,6 +37,8 @@ CASES = {
     "Concat": ([node("Concat", ["x", "x"], ["y"], axis=1)], {}, [X], {"concat": 1}),
     "Conv": ([node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], strides=[2, 2])],
              {"w": (8, 3, 3, 3), "b": (8,)}, [X], {"conv": 1}),
+    "ConvTranspose": ([node("ConvTranspose", ["x", "w", "b"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                      {"w": (3, 4, 2, 2), "b": (4,)}, [X], {"conv_transpose": 1}),
     "Gemm": ([node("Flatten", ["x"], ["f"]), node("Gemm", ["f", "w", "b"], ["y"], transB=1)],
              {"w": (10, 192), "b": (10,)}, [X], {"linear": 1}),
     "MatMul": ([node("Flatten", ["x"], ["f"]), node("MatMul", ["f", "w"], ["y"])],
@@ -124,6 +126,14 @@ def test_op(op_type):
     assert counts.pop("input") == 1 and counts.pop("output") == len(outputs)
     assert counts == expected
     cg.validate()
+
+
+def test_conv_transpose_geometry():
+    nodes, inits, inputs, *_ = CASES["ConvTranspose"]
+    up = next(n for n in from_onnx(model(nodes, inputs=inputs, outputs=["y"], inits=inits)).nodes
+              if n.op == "conv_transpose")
+    assert up.in_shape == (3, 8, 8) and up.out_shape == (4, 16, 16) and up.weight_shape == (4, 3, 2, 2)
+    assert up.params == 3 * 4 * 4 + 4 and up.macs == 3 * 8 * 8 * 4 * 2 * 2
 
 
 def test_supported_ops_doc_is_current():
