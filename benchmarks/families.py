@@ -1,11 +1,16 @@
 """Benchmark families as CGs: exactness, equivalence and speed.
 
-For every family whose module is importable (``gennape.cg.families.FAMILY_NAMES``):
+For every registered family (``gennape.cg.families.family_names()``):
 
 * ``params_match_rate``: over ALL labelled records carrying a reference
-  ``params`` count, the fraction whose fast CG's ``params`` equals it (exactly;
-  within 0.5% for nb301, whose reference is NASLib's rounded millions of a
-  network with non-affine BNs);
+  ``params`` count, the fraction whose trainable-parameter count
+  (``Family.trainable_params``) equals it (exactly; within 0.5% for nb301, whose
+  reference is NASLib's rounded millions of a network with non-affine BNs). For
+  families with several label sets whose networks differ (TransNAS-Bench-101's
+  tasks: the head), every label set is checked (``params_by_option``);
+* ``flops_match_rate`` (TransNAS-Bench-101): the fraction whose
+  ``Family.benchmark_flops`` is within 1.5% of the file's ``flops`` (the
+  tolerance the data README states), and ``flops_max_rel_diff``;
 * ``cg_per_s``: spec -> CG throughput of ``family.to_cg`` over every labelled
   spec, in one process and one thread, measured in process CPU time (= time on
   one core; wall time is printed too, it varies with the load of a shared
@@ -33,7 +38,6 @@ The last line is JSON: ``{family: {"params_match_rate": ..., "cg_per_s": ..., ..
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import sys
@@ -55,13 +59,20 @@ def _timed(fn, items):
     return out, time.process_time() - c0, time.perf_counter() - w0
 
 
+#: Relative tolerance of the FLOPs check (the data README: "within 1.5%").
+FLOPS_REL_TOLERANCE = 0.015
+
+
 def params_check(name: str, recs, cgs) -> dict:
     """Trainable parameters (``Family.trainable_params``: the CG's params, or for
-    NB-201 the count that includes layers the exported graph drops) against the file."""
+    NB-201 / TNB-101 micro the count that includes layers the exported graph drops)
+    against the file; FLOPs too where the family reproduces the benchmark's counter."""
     fam = get_family(name)
     tol = PARAMS_REL_TOLERANCE.get(name, 0.0)
     checked = matched = 0
     mismatches = []
+    flops_checked = flops_matched = 0
+    flops_worst = 0.0
     for r, g in zip(recs, cgs):
         ref = r.extra.get("params")
         if ref is None:
@@ -73,41 +84,29 @@ def params_check(name: str, recs, cgs) -> dict:
             matched += 1
         elif len(mismatches) < 5:
             mismatches.append({"key": r.key, "params": params, "reference": ref})
-    return {"checked": checked, "matched": matched,
-            "params_match_rate": matched / checked if checked else None, "mismatches": mismatches}
+        flops = fam.benchmark_flops(r.spec)
+        if flops is not None and r.extra.get("flops") is not None:
+            rel = abs(flops / 1e6 / r.extra["flops"] - 1)  # the files' flops are millions
+            flops_checked += 1
+            flops_matched += rel <= FLOPS_REL_TOLERANCE
+            flops_worst = max(flops_worst, rel)
+    out = {"checked": checked, "matched": matched,
+           "params_match_rate": matched / checked if checked else None, "mismatches": mismatches}
+    if flops_checked:
+        out.update(flops_checked=flops_checked, flops_match_rate=flops_matched / flops_checked,
+                   flops_max_rel_diff=flops_worst)
+    return out
 
 
 def equivalence(family, specs, reference: bool = False) -> dict:
-    from gennape.cg.families.nb201 import onnx_cg
-
-    identical = same_structure = 0
-    failures = []
+    """``Family.equivalence_check`` on ``specs``, timed; an export or import error is reported."""
     c0 = time.perf_counter()
-    for spec in specs:
-        try:
-            imported = onnx_cg(family, spec, reference)
-        except Exception as err:  # report, do not stop the benchmark
-            failures.append({"arch": spec.to_arch(), "error": f"{type(err).__name__}: {err}"[:300]})
-            continue
-        fast = family.to_cg(spec)
-        if imported == fast and imported.edges == fast.edges:
-            identical += 1
-            same_structure += 1
-            continue
-        strip = lambda g: ([n.order_key() for n in g.nodes], g.edges)  # noqa: E731
-        if strip(imported) == strip(fast):
-            same_structure += 1
-        if len(failures) < 3:
-            diff = next((i for i, (a, b) in enumerate(zip(imported.nodes, fast.nodes)) if a != b), None)
-            failures.append({
-                "arch": spec.to_arch(), "imported_nodes": imported.num_nodes, "fast_nodes": fast.num_nodes,
-                "imported_params": imported.params, "fast_params": fast.params,
-                "first_differing_node": diff,
-                "imported": None if diff is None else str(imported.nodes[diff]),
-                "fast": None if diff is None else str(fast.nodes[diff]),
-            })
-    return {"specs": len(specs), "identical": identical, "identical_except_params": same_structure,
-            "seconds": round(time.perf_counter() - c0, 1), "failures": failures}
+    try:
+        out = family.equivalence_check(specs=specs, reference=reference)
+    except Exception as err:  # report, do not stop the benchmark
+        out = {"checked": 0, "identical": 0, "identical_except_params": 0, "constant_output_skipped": 0,
+               "mismatches": [{"error": f"{type(err).__name__}: {err}"[:300]}]}
+    return {"specs": len(specs), **out, "seconds": round(time.perf_counter() - c0, 1)}
 
 
 def bench_family(name: str, args) -> dict:
@@ -132,6 +131,22 @@ def bench_family(name: str, args) -> dict:
           f"all built in {cpu:.1f}s CPU; params match {out['matched']}/{out['checked']}", flush=True)
     for m in out["mismatches"]:
         print(f"[{name}]   params mismatch {m}", flush=True)
+    if "flops_checked" in out:
+        print(f"[{name}] benchmark FLOPs within {FLOPS_REL_TOLERANCE:.1%}: "
+              f"{round(out['flops_match_rate'] * out['flops_checked'])}/{out['flops_checked']} "
+              f"(max relative difference {out['flops_max_rel_diff']:.5f})", flush=True)
+    # Other label sets whose networks differ (TNB-101 tasks change the head): check them too.
+    for key, values in family.label_options.items():
+        if key != "task":
+            continue  # NB-201's datasets share the CIFAR-10 network and carry no params
+        out["params_by_option"] = {values[0]: {k: out[k] for k in ("checked", "matched", "params_match_rate")}}
+        for value in values[1:]:  # the first is the default, checked above
+            other = family.load_labelled(args.data_dir, **{key: value})
+            res = params_check(name, other, [family.to_cg(r.spec) for r in other])
+            out["params_by_option"][value] = res
+            flops = (f"; FLOPs within {FLOPS_REL_TOLERANCE:.1%} {round(res['flops_match_rate'] * res['flops_checked'])}"
+                     f"/{res['flops_checked']}" if "flops_checked" in res else "")
+            print(f"[{name}] {key}={value}: params match {res['matched']}/{res['checked']}{flops}", flush=True)
 
     if name == "nb101":
         from gennape.cg.families.nb101 import build_cg
@@ -162,24 +177,23 @@ def bench_family(name: str, args) -> dict:
         runs.append(("equivalence", [r.spec for r in recs if r.extra.get("params") is not None], False))
     elif args.equiv > 0:
         runs.append(("equivalence", random.Random(args.seed).sample(unique, min(args.equiv, len(unique))), False))
-    if args.reference > 0 and hasattr(family, "reference_module"):
+    if args.reference > 0 and family.reference_module(unique[0]) is not None:
         runs.append(("reference_equivalence",
                      random.Random(args.seed + 1).sample(unique, min(args.reference, len(unique))), True))
     for key, sample, reference in runs:
-        # A constant-output NB-201 cell exports without an input from our module (see nb201.py).
-        sample = [s for s in sample if reference or not hasattr(s, "live_nodes") or s.live_nodes()[3]]
         out[key] = eq = equivalence(family, sample, reference)
         what = "reference network" if reference else "exported module"
-        print(f"[{name}] fast CG == ONNX-import CG of the {what}: {eq['identical']}/{eq['specs']} identical, "
-              f"{eq['identical_except_params']}/{eq['specs']} identical but for params ({eq['seconds']}s)", flush=True)
-        for f in eq["failures"]:
+        print(f"[{name}] fast CG == ONNX-import CG of the {what}: {eq['identical']}/{eq['checked']} identical, "
+              f"{eq['identical_except_params']}/{eq['checked']} identical but for params, "
+              f"{eq['constant_output_skipped']} constant-output specs skipped ({eq['seconds']}s)", flush=True)
+        for f in eq["mismatches"]:
             print(f"[{name}]   {f}", flush=True)
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="*", help="default: every importable family")
+    parser.add_argument("--families", nargs="*", help="default: every registered family")
     parser.add_argument("--equiv", type=int, default=50, help="random specs for the ONNX equivalence check")
     parser.add_argument("--equiv-params", action="store_true",
                         help="equivalence over every labelled spec with a reference params count instead")
@@ -193,20 +207,21 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from gennape.cg.families import FAMILY_NAMES
+    from gennape.cg.families import family_names
 
-    names = args.families or [n for n in FAMILY_NAMES if importlib.util.find_spec(f"gennape.cg.families.{n}")]
+    names = args.families or list(family_names())
     results = {}
     for name in names:
         results[name] = bench_family(name, args)
     print()
-    print(f"{'family':10s} {'labelled':>9s} {'params match':>13s} {'archs/s (CPU)':>14s} "
+    print(f"{'family':13s} {'labelled':>9s} {'params match':>13s} {'FLOPs match':>12s} {'archs/s (CPU)':>14s} "
           f"{'build all (s)':>14s} {'== ONNX import':>15s}")
     for name, r in results.items():
         eq = r.get("equivalence")
-        eq_text = f"{eq['identical']}/{eq['specs']}" if eq else "-"
-        rate = r["params_match_rate"]
-        print(f"{name:10s} {r['labelled']:9d} {('-' if rate is None else f'{rate:.4f}'):>13s} "
+        eq_text = f"{eq['identical']}/{eq['checked']}" if eq else "-"
+        rate, flops = r["params_match_rate"], r.get("flops_match_rate")
+        print(f"{name:13s} {r['labelled']:9d} {('-' if rate is None else f'{rate:.4f}'):>13s} "
+              f"{('-' if flops is None else f'{flops:.4f}'):>12s} "
               f"{r['cg_per_s']:14.0f} {r['build_all_s']:14.1f} {eq_text:>15s}")
     print(json.dumps(results))
     return 0

@@ -1,8 +1,9 @@
 """Transfer results: zero-shot and 50-sample fine-tuned ranking on unseen families.
 
-For each family (NB-201: all 15,625 cells; NB-301: 725 DARTS genotypes;
-OFA-MobileNetV3: 2,223 subnets; NB-101 test split as the in-domain row) it
-prints, against the benchmark's accuracy:
+For each registered family (``gennape.cg.families.family_names()``; NB-201: all
+15,625 cells; NB-301: 725 DARTS genotypes; OFA-MobileNetV3: 2,223 subnets;
+TNB-101 micro: 4,096 cells and macro: 662 skeletons, ``class_object``; NB-101
+test split as the in-domain row) it prints, against the benchmark's accuracy:
 
 * zero-shot Spearman / Kendall tau-b / NDCG@10 of the checkpoint (and, for a
   seed ensemble, each member's Spearman alone);
@@ -47,11 +48,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-FAMILIES = ("nb201", "nb301", "ofa_mbv3", "nb101")
-TITLES = {"nb201": "NB-201 (CIFAR-10)", "nb301": "NB-301 (DARTS)", "ofa_mbv3": "OFA-MobileNetV3 (ImageNet)",
-          "nb101": "NB-101 test split (in-domain)"}
-#: Record fields that are not zero-cost proxies.
-NOT_PROXIES = {"flops", "params", "params_millions", "val_accuracy", "macs", "src", "train_time_108"}
+#: The pretraining family, scored last on its test split.
+PRETRAIN_FAMILY = "nb101"
+#: Record fields that are not zero-cost proxies (``best_accuracy``: TNB-101's best-epoch label).
+NOT_PROXIES = {"flops", "params", "params_millions", "val_accuracy", "macs", "src", "train_time_108",
+               "best_accuracy"}
+
+
+def default_families() -> tuple[str, ...]:
+    """Every registered family, the pretraining family last."""
+    from gennape.cg.families import family_names
+
+    names = family_names()
+    return tuple(n for n in names if n != PRETRAIN_FAMILY) + (PRETRAIN_FAMILY,)
+
+
+def title(name: str) -> str:
+    """The family's table title (the pretraining family: its in-domain test split)."""
+    from gennape.cg.families import get_family
+
+    return "NB-101 test split (in-domain)" if name == PRETRAIN_FAMILY else get_family(name).title
 
 
 # ------------------------------------------------------------------- data
@@ -63,7 +79,7 @@ def load_family(name: str, limit: int | None, seed: int):
 
     family = get_family(name)
     recs = family.load_labelled()
-    if name == "nb101":
+    if name == PRETRAIN_FAMILY:
         from gennape.pretrain.data import split_indices
 
         recs = [recs[i] for i in split_indices([r.key for r in recs])["test"]]
@@ -228,7 +244,7 @@ def fmt(x, digits=3) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--families", default=",".join(default_families()))
     parser.add_argument("--limit", type=int, help="subsample each family to N networks (seeded)")
     parser.add_argument("--samples", type=int, default=50, help="fine-tuning set size (default 50)")
     parser.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds (default 5)")
@@ -273,9 +289,9 @@ def main() -> int:
             f"{100 * zs['ood_flagged']:.0f}% flagged ({zs['seconds']:.0f}s)")
         res = {"n": len(y), "zero_shot": zs, "baselines": baselines(params, macs, y)}
         proxy = best_proxy(extras, y, pred)
-        if proxy is not None and name != "nb101":
+        if proxy is not None and name != PRETRAIN_FAMILY:
             res["best_zero_cost_proxy"] = proxy
-        if not args.no_finetune and name != "nb101" and len(y) > args.samples + 10:
+        if not args.no_finetune and name != PRETRAIN_FAMILY and len(y) > args.samples + 10:
             res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log,
                                          not args.keep_size_term)
             if args.finetune_modes:
@@ -303,14 +319,14 @@ def main() -> int:
         px = r.get("best_zero_cost_proxy")
         px_s = (f"{px['name']} {fmt(px['spearman'])} (n={px['n']}; ours {fmt(px['model_spearman_same_subset'])})"
                 if px else "—")
-        print(f"| {TITLES[name]} | {r['n']} | {fmt(zs['spearman'])} | {fmt(zs['kendall'])} | {fmt(zs['ndcg10'])} "
+        print(f"| {title(name)} | {r['n']} | {fmt(zs['spearman'])} | {fmt(zs['kendall'])} | {fmt(zs['ndcg10'])} "
               f"| {ft_s} | {fmt(b['params']['spearman'])} | {fmt(b['flops']['spearman'])} | {px_s} "
               f"| {100 * zs['ood_flagged']:.0f}% |")
     members = {name: r["zero_shot"]["member_spearman"] for name, r in results["families"].items()
                if "member_spearman" in r["zero_shot"]}
     if members:
         print("\n### Zero-shot Spearman of each ensemble member alone\n")
-        print("| member (seed) | " + " | ".join(TITLES[f] for f in members) + " |")
+        print("| member (seed) | " + " | ".join(title(f) for f in members) + " |")
         print("|---|" + "---|" * len(members))
         seeds = [m.seed for m in est.members_]
         for i, seed in enumerate(seeds):
@@ -324,7 +340,7 @@ def main() -> int:
         for name, r in results["families"].items():
             cols = [r.get("finetuned") if r.get("finetuned", {}).get("mode") == m else r.get(f"finetuned_{m}")
                     for m in ("heads", "encoder")]
-            print(f"| {TITLES[name]} | " + " | ".join(
+            print(f"| {title(name)} | " + " | ".join(
                 f"{fmt(c['spearman'])} ± {fmt(c['spearman_std'])}" if c else "—" for c in cols) + " |")
 
     if args.ablations:
@@ -341,7 +357,7 @@ def main() -> int:
               f"epochs, {args.ablation_seeds} seeds; zero-shot Spearman mean ± std, up to "
               f"{args.ablation_eval_limit} networks per family)\n")
         fams = list(ablation_sets)
-        print("| variant | NB-101 test | " + " | ".join(TITLES[f] for f in fams) + " |")
+        print("| variant | NB-101 test | " + " | ".join(title(f) for f in fams) + " |")
         print("|---|---|" + "---|" * len(fams))
         for variant, row in results["ablations"].items():
             cells = [f"{fmt(row[k])} ± {fmt(row[k + '_std'])}" for k in ("nb101_test", *fams)]

@@ -48,6 +48,8 @@ rules, ``docs/canonical_rules.md``, say how patterns collapse into one op):
 
 from __future__ import annotations
 
+import math
+
 OPS: tuple[str, ...] = (
     "input",
     "output",
@@ -97,6 +99,18 @@ def conv_op_for(groups: int, in_channels: int) -> str:
     if groups == in_channels:
         return "depthwise_conv"
     return "group_conv"
+
+
+def weighted_macs(out_shape: tuple[int, ...], weight_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of a conv / linear node for one sample.
+
+    Every output value is a dot product over ``weight_shape[1:]`` (``C_in/groups * kh * kw``
+    for a conv, ``in_features`` for a linear), so MACs are
+    ``prod(out_shape) * prod(weight_shape[1:])``: ``C_out*H_out*W_out*(C_in/g)*kh*kw``.
+    The one place this is counted: the ONNX importer and the fast spec -> CG builders
+    all call it, so both paths agree by construction.
+    """
+    return math.prod(out_shape) * math.prod(weight_shape[1:])
 
 
 def check_op(op: str) -> str:

@@ -20,6 +20,8 @@ EXAMPLES = {
     "ofa_mbv3": '{"ks": [3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5, 7, 3, 5],'
                 ' "e": [3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4, 6, 3, 4],'
                 ' "d": [2, 3, 4, 2, 3], "r": 160}',
+    "tnb101_micro": "64-41414-1_02_001@class_scene",
+    "tnb101_macro": "64-1234-basic",
 }
 
 
@@ -68,6 +70,8 @@ def test_exported_file_keeps_batch_norm(tmp_path):
     ("nb201", "|bogus~0|", "invalid nb201 ARCH"),
     ("nb301", "[[1, 2]]", "invalid nb301 ARCH"),
     ("ofa_mbv3", '{"ks": [3]}', "invalid ofa_mbv3 ARCH"),
+    ("tnb101_micro", "64-41414-2_32_3", "invalid tnb101_micro ARCH: TNB-101 micro arch"),
+    ("tnb101_macro", "64-1111-basic", "invalid tnb101_macro ARCH: TNB-101 macro arch [1, 1, 1, 1]"),
 ])
 def test_bad_arch_is_one_line_exit_2(family, arch, message, tmp_path, capsys):
     if not _family_available(family):

@@ -27,10 +27,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from gennape.cg.graph import CG, GraphBuilder, Node
-from gennape.cg.ops import WEIGHTED_OPS, conv_op_for
+from gennape.cg.ops import WEIGHTED_OPS, conv_op_for, weighted_macs
 
 Shape = tuple[int, ...]
 
@@ -161,7 +161,7 @@ class LayerGraph:
         numel = c_out * (c // groups) * k * k
         node = _node(conv_op_for(groups, c), (c, h, w), (c_out, ho, wo), (k, k), (stride, stride),
                      (dilation, dilation), groups, weight, numel + (c_out if bias else 0),
-                     c_out * ho * wo * (c // groups) * k * k)
+                     weighted_macs((c_out, ho, wo), weight))
         return self._add(node, [x])
 
     def bn(self, x: int, affine: bool = True) -> int:
@@ -211,7 +211,8 @@ class LayerGraph:
         f = 1
         for d in self.shape(x):
             f *= d
-        node = _node("linear", (f,), (out,), weight_shape=(out, f), params=out * f + out, macs=out * f)
+        node = _node("linear", (f,), (out,), weight_shape=(out, f), params=out * f + out,
+                     macs=weighted_macs((out,), (out, f)))
         return self._add(node, [x])
 
     # -------------------------------------------------------------- build
@@ -258,3 +259,29 @@ class LayerGraph:
         # Merges change parameter counts only, so keys are those of the original nodes.
         return canonical_cg([nodes[i] for i in kept], [order_bytes(self.nodes[i]) for i in kept], ins, self.name)
 
+
+def sum_cell(g: LayerGraph, x: int, edges: Sequence[tuple[int, int, Any]],
+             apply: Callable[[int, Any, int], int], last: int) -> int | None:
+    """A cell whose node ``j`` sums one op per earlier node; node 0 is ``x``, the last node its output.
+
+    The NB-201 and TransNAS-Bench-101 micro cells. Zero edges are no edge (they add
+    zeros). A node is *live* when some edge comes from a live node; a *dead* node
+    is input-independent (zero, or a constant such as the BN shift of a conv of
+    zeros): a constant branch, which by the canonical rules leaves the CG with
+    every term it adds into a live node, parameters included.
+
+    Args:
+        g: the graph being built.
+        x: the live cell input (node 0).
+        edges: ``(node, source node, op)`` of the non-zero edges, in summation order.
+        apply: ``apply(layer, op, source)`` builds the op on a live layer.
+        last: the output node (all of whose edges may be zero edges).
+
+    Returns:
+        the live output layer, or None when the output node is dead.
+    """
+    nodes: list[int | None] = [x]
+    for node in range(1, last + 1):
+        live = [apply(nodes[src], op, src) for n, src, op in edges if n == node and nodes[src] is not None]
+        nodes.append(g.sum(live) if live else None)
+    return nodes[-1]

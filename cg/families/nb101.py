@@ -34,9 +34,10 @@ from typing import Any, Iterator, Sequence
 
 from gennape.cg.data import data_dir as _default_data_dir
 from gennape.cg.errors import GennapeError
-from gennape.cg.families.base import Family, LabelledArch
+from gennape.cg.families.base import Family, LabelledArch, register_family
 from gennape.cg.families.cell_builder import canonical_cg, intern_node, order_bytes
 from gennape.cg.graph import CG, GraphBuilder, Node
+from gennape.cg.ops import weighted_macs
 
 #: Interior ops in the benchmark's canonical order (their index is the hash label).
 CELL_OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -376,7 +377,7 @@ def _conv(cin: int, cout: int, k: int, size: int) -> Node:
     # A conv without bias with its batch norm merged in: weights + 2 x C.
     return _intern(Node(
         "conv", (cin, size, size), (cout, size, size), kernel=(k, k), weight_shape=(cout, cin, k, k),
-        params=cout * cin * k * k + 2 * cout, macs=cout * size * size * cin * k * k,
+        params=cout * cin * k * k + 2 * cout, macs=weighted_macs((cout, size, size), (cout, cin, k, k)),
     ))
 
 
@@ -389,7 +390,8 @@ def _simple(op: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
 @lru_cache(maxsize=None)
 def _linear(features: int, classes: int) -> Node:
     return _intern(Node("linear", (features,), (classes,), weight_shape=(classes, features),
-                        params=classes * features + classes, macs=classes * features))
+                        params=classes * features + classes,
+                        macs=weighted_macs((classes,), (classes, features))))
 
 
 class _FastBuilder:
@@ -539,6 +541,9 @@ class NB101Family(Family):
     """NAS-Bench-101 (CIFAR-10, 32x32); specs are :class:`NB101Spec`, keys are module hashes."""
 
     name = "nb101"
+    title = "NB-101"
+    summary = "NAS-Bench-101 cells (matrix + ops), CIFAR-10, 32x32"
+    arch_help = '{"matrix": [[0,1,...],...], "ops": ["input", ..., "output"]}'
     input_shape = INPUT_SHAPE
     #: Bumped when the builder's CGs change, so cached CGs are rebuilt.
     cg_version = 2
@@ -602,7 +607,7 @@ class NB101Family(Family):
                 yield spec
 
 
-FAMILY = NB101Family()
+FAMILY = register_family(NB101Family())
 
 __all__ = [
     "NB101Spec", "NB101Family", "FAMILY", "CELL_OPS", "CellPlan", "cell_plan", "prune",

@@ -40,8 +40,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gennape.cg.families.base import Family, LabelledArch
-from gennape.cg.families.cell_builder import LayerGraph
+from gennape.cg.families.base import Family, LabelledArch, register_family
+from gennape.cg.families.cell_builder import LayerGraph, sum_cell
 from gennape.cg.graph import CG
 
 #: The five NAS-Bench-201 edge operations.
@@ -121,16 +121,10 @@ def _edge(g: LayerGraph, op: str, x: int) -> int:
 
 
 def _cell(g: LayerGraph, spec: NB201Spec, x: int) -> int | None:
-    """The cell on live layer ``x``; returns its live output or None (dead).
-
-    A dead node's value is a constant branch: the terms it adds into live
-    nodes leave the CG (see the module docstring)."""
-    nodes: list[int | None] = [x]
-    for node in (1, 2, 3):
-        live = [_edge(g, op, nodes[src]) for op, (n, src) in zip(spec.ops, EDGES)
-                if n == node and op != "none" and nodes[src] is not None]
-        nodes.append(g.sum(live) if live else None)
-    return nodes[3]
+    """The cell on live layer ``x``; its live output or None (dead output node).
+    Dead values: :func:`gennape.cg.families.cell_builder.sum_cell`."""
+    edges = [(node, src, op) for op, (node, src) in zip(spec.ops, EDGES) if op != "none"]
+    return sum_cell(g, x, edges, lambda v, op, _src: _edge(g, op, v), last=3)
 
 
 def _resblock(g: LayerGraph, x: int, c_out: int) -> int:
@@ -197,7 +191,16 @@ def path_params(spec: NB201Spec) -> int:
 
 class NB201Family(Family):
     name = "nb201"
+    title = "NB-201 (CIFAR-10)"
+    summary = "NAS-Bench-201 cells (arch strings), CIFAR-10 / CIFAR-100 / ImageNet16-120 labels"
+    arch_help = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     input_shape = (3, 32, 32)
+    space_size = len(OPS) ** len(EDGES)
+    #: ``dataset`` of :meth:`load_labelled` -> (file, column).
+    DATASETS = {"cifar10": ("nb201_cifar10_15625.json.gz", "test_acc_200ep"),
+                "cifar100": ("nb201_3datasets_15625.json.gz", "cifar100"),
+                "imagenet16_120": ("nb201_3datasets_15625.json.gz", "imagenet16_120")}
+    label_options = {"dataset": tuple(DATASETS)}
 
     def parse(self, arch: str) -> NB201Spec:
         return parse(arch)
@@ -219,15 +222,33 @@ class NB201Family(Family):
 
         return TinyNetwork(spec)
 
-    def load_labelled(self, data_dir: Path | None = None) -> list[LabelledArch]:
-        """All 15,625 cells (label: CIFAR-10 test accuracy after 200 epochs, as a
-        fraction); ``extra`` holds NASLib's params / flops / zero-cost scores for
-        the 724 cells of ``naslib_zc_nasbench201_cifar10_724.json`` when present."""
+    def sample(self, rng) -> NB201Spec:
+        return NB201Spec(tuple(rng.choice(OPS) for _ in EDGES))
+
+    def output_depends_on_input(self, spec: NB201Spec) -> bool:
+        return spec.live_nodes()[3]
+
+    def load_labelled(self, data_dir: Path | None = None, dataset: str = "cifar10") -> list[LabelledArch]:
+        """All 15,625 cells with their test accuracy after 200 epochs on ``dataset``
+        (as a fraction; mean over the benchmark's runs).
+
+        ``cifar10`` reads ``nb201_cifar10_15625.json.gz`` (every figure so far was
+        measured on it); ``cifar100`` and ``imagenet16_120`` read
+        ``nb201_3datasets_15625.json.gz`` (NATS-Bench ``tss``, ``hp=200``).
+        Specs and CGs are the CIFAR-10 network's for every dataset: the benchmark's
+        CIFAR-100 / ImageNet16-120 networks differ only in the classifier (100 / 120
+        outputs) and, for ImageNet16-120, the 16x16 input. For CIFAR-10, ``extra``
+        holds NASLib's params / flops / zero-cost scores of the 724 cells of
+        ``naslib_zc_nasbench201_cifar10_724.json`` when present.
+        """
         from gennape.cg.data import data_dir as find
         from gennape.cg.errors import GennapeError
 
+        if dataset not in self.DATASETS:
+            raise ValueError(f"unknown NB-201 dataset {dataset!r}; valid datasets: {', '.join(self.DATASETS)}")
+        file, column = self.DATASETS[dataset]
         root = Path(data_dir) if data_dir is not None else find()
-        path = root / "nb201" / "nb201_cifar10_15625.json.gz"
+        path = root / "nb201" / file
         if not path.is_file():
             raise GennapeError(f"{path}: benchmark data file not found")
         try:
@@ -235,13 +256,13 @@ class NB201Family(Family):
                 records = list(json.load(f))
         except (OSError, EOFError, ValueError, TypeError) as e:
             raise GennapeError(f"{path}: not an NB-201 label file ({type(e).__name__}: {e}); "
-                               'expected a gzipped JSON list of {"arch", "test_acc_200ep"}') from None
-        zc = load_zero_cost(root)
+                               f'expected a gzipped JSON list of {{"arch", "{column}"}}') from None
+        zc = load_zero_cost(root) if dataset == "cifar10" else {}
         out = []
         for i, rec in enumerate(records):
             try:
                 spec = parse(rec["arch"])
-                accuracy = float(rec["test_acc_200ep"]) / 100.0
+                accuracy = float(rec[column]) / 100.0
             except (KeyError, TypeError, ValueError) as e:
                 raise GennapeError(f"{path}: record {i}: {type(e).__name__}: {e}") from None
             key = spec.to_arch()
@@ -284,60 +305,23 @@ def _scores(rec: dict, skip: tuple[str, ...]) -> dict:
     return extra
 
 
-FAMILY = NB201Family()
+FAMILY = register_family(NB201Family())
 
 
 # ------------------------------------------------------------- equivalence
+# Kept for callers of the module-level names; the checks themselves are Family's.
 def onnx_cg(family: Family, spec, reference: bool = False) -> CG:
-    """The CG the ONNX importer builds from ``family.to_module(spec)`` (or,
-    with ``reference``, from ``family.reference_module(spec)``: the network as
-    the benchmark's own code writes it) exported as ``gennape export`` does
-    (legacy exporter, constant folding off)."""
-    from gennape import cg
-    from gennape.cg.families.export import export_bytes
-    from gennape.cg.torch_import import export_module
-
-    if reference:
-        module = family.reference_module(spec)
-        return cg.from_onnx(export_module(module, family.example_input_shape(spec), output_name="logits"))
-    return cg.from_onnx(export_bytes(family, spec))
+    """``family.onnx_cg(spec, reference)``: the importer's CG of the exported
+    module (with ``reference``: of the benchmark's own network code)."""
+    return family.onnx_cg(spec, reference)
 
 
 def random_specs(n: int, seed: int = 0) -> list[NB201Spec]:
     """``n`` distinct random cells (deterministic for a seed)."""
-    import random
-
-    rng = random.Random(seed)
-    seen: dict[NB201Spec, None] = {}
-    while len(seen) < min(n, len(OPS) ** len(EDGES)):
-        seen[NB201Spec(tuple(rng.choice(OPS) for _ in EDGES))] = None
-    return list(seen)
+    return FAMILY.random_specs(n, seed)
 
 
 def equivalence_check(n: int = 50, seed: int = 0, family: Family | None = None, specs=None,
                       reference: bool = False) -> dict:
-    """Compare ``to_cg`` with the importer's CG of the exported module (the
-    benchmark's own code with ``reference``, see :func:`onnx_cg`) for ``n``
-    random specs; returns counts and the first mismatching arch strings."""
-    family = family or FAMILY
-    specs = specs if specs is not None else random_specs(n, seed)
-    # A cell whose output node is dead gives a network whose output does not
-    # depend on its input: our exporter drops the input and the importer
-    # refuses such a graph, so those cells are counted apart. The reference
-    # network still reads its input (``x.mul(0.)``), so it checks them too.
-    constant = [] if reference else [s for s in specs if isinstance(s, NB201Spec) and not s.live_nodes()[3]]
-    checked = [s for s in specs if s not in constant]
-    bad, structural = [], 0
-    for s in checked:
-        fast, imported = family.to_cg(s), onnx_cg(family, s, reference)
-        if fast != imported:
-            bad.append(s.to_arch())
-        structural += _structure(fast) == _structure(imported)
-    return {"checked": len(checked), "identical": len(checked) - len(bad),
-            "identical_except_params": structural,
-            "constant_output_skipped": len(constant), "mismatches": bad[:5]}
-
-
-def _structure(cg: CG) -> tuple:
-    """Nodes without ``params``, and edges."""
-    return tuple(n.order_key() for n in cg.nodes), cg.edges
+    """:meth:`Family.equivalence_check` of ``family`` (default NB-201)."""
+    return (family or FAMILY).equivalence_check(n, seed, specs, reference)

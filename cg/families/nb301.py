@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gennape.cg.families.base import Family, LabelledArch
+from gennape.cg.families.base import Family, LabelledArch, register_family
 from gennape.cg.families.cell_builder import LayerGraph
 from gennape.cg.graph import CG
 
@@ -168,6 +168,9 @@ def build_cg(spec: NB301Spec, reference: bool = False) -> CG:
 
 class NB301Family(Family):
     name = "nb301"
+    title = "NB-301 (DARTS)"
+    summary = "DARTS genotypes as trained by NAS-Bench-301, CIFAR-10, 32x32"
+    arch_help = "the compact DARTS genotype of the shared file, e.g. '[[[0, 3], [1, 3], ...], [[0, 0], ...]]'"
     input_shape = (3, 32, 32)
 
     def parse(self, arch) -> NB301Spec:
@@ -186,6 +189,17 @@ class NB301Family(Family):
         from gennape.cg.families.nets.nb301_reference import NetworkCIFAR
 
         return NetworkCIFAR(spec)
+
+    def sample(self, rng) -> NB301Spec:
+        """A genotype as NASLib samples one: two distinct inputs per node, ops uniform."""
+        cells = []
+        for _ in range(2):
+            pairs = []
+            for k in range(STEPS):
+                a, b = rng.sample(range(k + 2), 2)
+                pairs += [(a, rng.randrange(len(OPS))), (b, rng.randrange(len(OPS)))]
+            cells.append(tuple(pairs))
+        return NB301Spec(cells[0], cells[1])
 
     def load_labelled(self, data_dir: Path | None = None) -> list[LabelledArch]:
         """The 725 genotypes of NASLib's NB-301 file; label ``val_accuracy``
@@ -219,27 +233,12 @@ class NB301Family(Family):
 
 def random_specs(n: int, seed: int = 0) -> list[NB301Spec]:
     """``n`` distinct random genotypes, sampled as NASLib samples them."""
-    import random
-
-    rng = random.Random(seed)
-    seen: dict[NB301Spec, None] = {}
-    while len(seen) < n:
-        cells = []
-        for _ in range(2):
-            pairs = []
-            for k in range(STEPS):
-                a, b = rng.sample(range(k + 2), 2)
-                pairs += [(a, rng.randrange(len(OPS))), (b, rng.randrange(len(OPS)))]
-            cells.append(tuple(pairs))
-        seen[NB301Spec(cells[0], cells[1])] = None
-    return list(seen)
+    return FAMILY.random_specs(n, seed)
 
 
 def equivalence_check(n: int = 50, seed: int = 0, specs=None, reference: bool = False) -> dict:
-    """As :func:`gennape.cg.families.nb201.equivalence_check`, for DARTS genotypes."""
-    from gennape.cg.families.nb201 import equivalence_check as check
-
-    return check(family=FAMILY, specs=specs if specs is not None else random_specs(n, seed), reference=reference)
+    """:meth:`Family.equivalence_check` for DARTS genotypes (``reference``: DARTS's own model code)."""
+    return FAMILY.equivalence_check(n, seed, specs, reference)
 
 
-FAMILY = NB301Family()
+FAMILY = register_family(NB301Family())

@@ -35,9 +35,9 @@ from typing import Any, Sequence
 
 from gennape.cg.data import data_dir as default_data_dir
 from gennape.cg.errors import GennapeError
-from gennape.cg.families.base import Family, LabelledArch
+from gennape.cg.families.base import Family, LabelledArch, register_family
 from gennape.cg.graph import CG, GraphBuilder, Node
-from gennape.cg.ops import conv_op_for
+from gennape.cg.ops import conv_op_for, weighted_macs
 
 KERNEL_SIZES = (3, 5, 7)
 EXPAND_RATIOS = (3, 4, 6)
@@ -215,8 +215,9 @@ class _Emitter:
         out = (cout, ho, wo)
         cpg = cin // groups
         params = cout * cpg * k * k + (cout if bias else 0) + (2 * cout if bn else 0)
+        weight = (cout, cpg, k, k)
         node = Node(conv_op_for(groups, cin), shape, out, (k, k), (s, s), (1, 1), groups,
-                    (cout, cpg, k, k), params, cout * ho * wo * cpg * k * k)
+                    weight, params, weighted_macs(out, weight))
         return self.add(node, (x,)), out
 
     def unary(self, op: str, x: int, shape: tuple, out: tuple | None = None) -> int:
@@ -278,7 +279,7 @@ def build_cg(spec: OFASpec) -> CG:
     feat = (FEATURE_MIX_CHANNELS,)
     x = g.add(Node("linear", feat, (NUM_CLASSES,), weight_shape=(NUM_CLASSES, FEATURE_MIX_CHANNELS),
                    params=NUM_CLASSES * FEATURE_MIX_CHANNELS + NUM_CLASSES,
-                   macs=NUM_CLASSES * FEATURE_MIX_CHANNELS), (x,))
+                   macs=weighted_macs((NUM_CLASSES,), (NUM_CLASSES, FEATURE_MIX_CHANNELS))), (x,))
     g.add(Node("output", (NUM_CLASSES,), (NUM_CLASSES,)), (x,))
     return _to_cg(g, f"ofa_mbv3:{spec.to_arch()}")
 
@@ -306,6 +307,9 @@ class OFAMobileNetV3Family(Family):
     """OFA-MobileNetV3 w1.0 subnets on ImageNet (``ofa_mbv3``)."""
 
     name = "ofa_mbv3"
+    title = "OFA-MobileNetV3 (ImageNet)"
+    summary = "Once-for-All MobileNetV3 w1.0 subnets (ks/e/d/r), ImageNet"
+    arch_help = '{"ks": [...20], "e": [...20], "d": [...5], "r": 224}'
     input_shape = (3, 224, 224)
     #: The labelled file, relative to the data folder.
     data_file = Path("ofa_mbv3") / "ofa_mbv3_w10_imagenet.csv"
@@ -367,6 +371,6 @@ class OFAMobileNetV3Family(Family):
         return out
 
 
-FAMILY = OFAMobileNetV3Family()
+FAMILY = register_family(OFAMobileNetV3Family())
 
 __all__ = ["OFASpec", "MBConvConfig", "OFAMobileNetV3Family", "FAMILY", "build_cg", "make_divisible"]

@@ -10,6 +10,7 @@ import onnx
 
 from gennape.cg.errors import ConversionError, UnsupportedOpsError
 from gennape.cg.graph import CG, GraphBuilder, Node
+from gennape.cg.ops import WEIGHTED_OPS, weighted_macs
 from gennape.cg.onnx_import import canonical, constfold, load
 from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
 from gennape.cg.onnx_import.registry import all_handlers
@@ -215,7 +216,7 @@ def _macs(n) -> int:
     if "macs" in n.info:
         return int(n.info["macs"])
     if n.op in WEIGHTED_OPS:
-        return math.prod(n.out_shape) * math.prod(n.weight_shape[1:])
+        return weighted_macs(n.out_shape, n.weight_shape)
     if n.op == "matmul":
         return math.prod(n.out_shape) * int(n.info.get("k", 1))
     return 0

@@ -3,22 +3,53 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
-#: Family names, listed here so that building the parser imports nothing heavy
-#: (``gennape.cg.families.FAMILY_NAMES`` holds the same names).
-FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
 
-ARCH_HELP = """ARCH per family:
-  nb101     '{"matrix": [[0,1,...],...], "ops": ["input", ..., "output"]}'
-  nb201     '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'
-  nb301     the compact DARTS genotype of the shared file, e.g. '[[[0, 3], [1, 3], ...], [[0, 0], ...]]'
-  ofa_mbv3  '{"ks": [...20], "e": [...20], "d": [...5], "r": 224}'"""
+class _FamilyNames(Sequence):
+    """The registered family names (:func:`gennape.cg.families.family_names`), read
+    only when argparse needs them (parsing ``--family`` or printing help), so that
+    building gennape's parser imports no family module."""
+
+    def _names(self) -> tuple[str, ...]:
+        from gennape.cg.families import family_names
+
+        return family_names()
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+#: The epilog placeholder :class:`_ArchHelpFormatter` replaces by the registry's ARCH help.
+_ARCH_HELP = "FAMILY and its ARCH"
+
+
+def arch_help() -> str:
+    """``ARCH per family:`` and each registered family's ``arch_help`` line."""
+    from gennape.cg.families import family_names, get_family
+
+    names = family_names()
+    width = max(map(len, names))
+    return "FAMILY and its ARCH:\n" + "\n".join(f"  {n:<{width}}  {get_family(n).arch_help}" for n in names)
+
+
+class _ArchHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Writes the families' ARCH help where the epilog placeholder is, at help time."""
+
+    def add_text(self, text):
+        super().add_text(arch_help() if text is _ARCH_HELP else text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = ARCH_HELP
-    parser.add_argument("--family", required=True, choices=FAMILIES, help="the benchmark family")
+    parser.formatter_class = _ArchHelpFormatter
+    parser.epilog = _ARCH_HELP
+    # An explicit metavar: argparse would otherwise iterate the choices (loading
+    # every family) as soon as the argument is added.
+    parser.add_argument("--family", required=True, choices=_FamilyNames(), metavar="FAMILY",
+                        help="the benchmark family (see below)")
     parser.add_argument("--arch", required=True, metavar="ARCH", help="the architecture (see below)")
     parser.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
 
