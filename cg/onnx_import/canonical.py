@@ -123,7 +123,12 @@ _KEEPS_ZERO = frozenset({"add", "mul", "concat", "move", "pad", "slice", "relu",
 
 @rule(10, "zero_branches")
 def remove_constant_branches(ir: IRGraph) -> None:
-    """A product with a constant zero (``x.mul(0.)``, ``x * 0``: the ``none`` / ``Zero`` op of NB-201 and DARTS) is a constant, and so is every node that reads only constants; constants leave the CG. A sum drops its constant terms, a product its constant factors (a product with a zero is zero), a concat its constant operands; a node left with one input vanishes into it, and an ``output`` fed only by constants keeps no incoming edge. The layers computing only what was dropped go with the dead code (next rule), so they count no params and no MACs.
+    """A product with a constant zero (``x.mul(0.)``, ``x * 0``: the ``none`` / ``Zero`` op of NB-201
+    and DARTS) is a constant, and so is every node that reads only constants; constants leave the
+    CG. A sum drops its constant terms, a product its constant factors (a product with a zero is
+    zero), a concat its constant operands; a node left with one input vanishes into it, and an
+    ``output`` fed only by constants keeps no incoming edge. The layers computing only what was
+    dropped go with the dead code (next rule), so they count no params and no MACs.
 
     Constants folded by the importer never reach the IR (see ``Add`` in
     ``docs/supported_ops.md``); this rule handles what the exporter keeps as
@@ -165,7 +170,8 @@ def remove_constant_branches(ir: IRGraph) -> None:
 
 @rule(20, "dead_code")
 def remove_dead_code(ir: IRGraph) -> None:
-    """Nodes no network output depends on vanish (network inputs stay): unused layers, and the layers of branches the previous rule cut off."""
+    """Nodes no network output depends on vanish (network inputs stay): unused layers, and the layers
+    of branches the previous rule cut off."""
     nodes = ir.nodes
     needed = [False] * len(nodes)
     for i in range(len(nodes) - 1, -1, -1):
@@ -195,7 +201,9 @@ def _original_axes(inner, outer) -> frozenset[int] | None:
 
 @rule(30, "chained_reductions")
 def merge_chained_reductions(ir: IRGraph) -> None:
-    """A reduction of a reduction of the same kind (mean of a mean, max of a max, ...) whose inner result has no other reader is one reduction over both sets of axes, any order, ``keepdims`` or not: OFA's SE squeeze ``x.mean(3, keepdim=True).mean(2, keepdim=True)`` is a mean over H and W."""
+    """A reduction of a reduction of the same kind (mean of a mean, max of a max, ...) whose inner
+    result has no other reader is one reduction over both sets of axes, any order, ``keepdims`` or
+    not: OFA's SE squeeze ``x.mean(3, keepdim=True).mean(2, keepdim=True)`` is a mean over H and W."""
     cons = ir.consumers()
     nodes = ir.nodes
     for i, n in ir.alive():
@@ -219,7 +227,8 @@ _GLOBAL_POOLS = {"mean": "global_avg_pool", "max": "global_max_pool"}
 
 @rule(31, "spatial_reductions")
 def reductions_over_space(ir: IRGraph) -> None:
-    """A mean (max) over exactly H and W of an NCHW tensor is ``global_avg_pool`` (``global_max_pool``), out ``(C, 1, 1)`` whatever ``keepdims``."""
+    """A mean (max) over exactly H and W of an NCHW tensor is ``global_avg_pool``
+    (``global_max_pool``), out ``(C, 1, 1)`` whatever ``keepdims``."""
     for _, n in ir.alive():
         if (n.op == "reduction" and n.info["rank"] == 4 and set(n.info["axes"]) == {2, 3}
                 and n.info["fn"] in _GLOBAL_POOLS):
@@ -276,7 +285,10 @@ def _readers_outside(cons, d: int, chain: list[int]) -> list[int]:
 
 @rule(40, "layer_norm")
 def collapse_layer_norm(ir: IRGraph) -> None:
-    """Layer norm written out, ``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)`` (ReduceMean, Sub, Pow 2 or a self-product, ReduceMean, Add, Sqrt, Div; both means over the same axes: ConvNeXt's channels-first LayerNorm, ``x.var(unbiased=False)``), is ``layer_norm``; a following per-channel scale and shift merge into it as parameters (rule ``merge_affine``)."""
+    """Layer norm written out, ``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)`` (ReduceMean, Sub,
+    Pow 2 or a self-product, ReduceMean, Add, Sqrt, Div; both means over the same axes: ConvNeXt's
+    channels-first LayerNorm, ``x.var(unbiased=False)``), is ``layer_norm``; a following per-channel
+    scale and shift merge into it as parameters (rule ``merge_affine``)."""
     cons = ir.consumers()
     for i, div in ir.alive():
         if not (div.op == "mul" and div.info.get("fn") == "div" and len(div.inputs) == 2):
@@ -296,7 +308,10 @@ def collapse_layer_norm(ir: IRGraph) -> None:
 
 @rule(41, "group_std")
 def collapse_group_std(ir: IRGraph) -> None:
-    """A standard deviation written out, ``sqrt(var(x) + eps)`` over some axes and not part of a layer norm (EvoNorm's ``group_std``: over the channel groups of ``x.reshape(B, G, C // G, H, W)``), is one ``layer_norm`` node (normalisation statistics) reading ``x``; what the network does with it (EvoNorm-S0 divides ``x * sigmoid(v * x)`` by it) stays."""
+    """A standard deviation written out, ``sqrt(var(x) + eps)`` over some axes and not part of a layer
+    norm (EvoNorm's ``group_std``: over the channel groups of ``x.reshape(B, G, C // G, H, W)``), is
+    one ``layer_norm`` node (normalisation statistics) reading ``x``; what the network does with it
+    (EvoNorm-S0 divides ``x * sigmoid(v * x)`` by it) stays."""
     cons = ir.consumers()
     for q, n in ir.alive():
         found = _std_chain(ir, cons, q) if _is_part(n, "Sqrt") else None
@@ -309,7 +324,8 @@ def collapse_group_std(ir: IRGraph) -> None:
 
 @rule(42, "l2_normalize")
 def collapse_l2_normalize(ir: IRGraph) -> None:
-    """``x / max(||x||_2, eps)`` over some axes (``F.normalize``: ReduceL2, Clip(eps), Expand, Div; the XCA attention of EdgeNeXt / XCiT) is ``layer_norm`` without parameters."""
+    """``x / max(||x||_2, eps)`` over some axes (``F.normalize``: ReduceL2, Clip(eps), Expand, Div; the
+    XCA attention of EdgeNeXt / XCiT) is ``layer_norm`` without parameters."""
     cons = ir.consumers()
     nodes = ir.nodes
     for i, div in ir.alive():
@@ -339,7 +355,8 @@ def collapse_relu6(ir: IRGraph) -> None:
 
 @rule(44, "hard_sigmoid")
 def collapse_hard_sigmoid(ir: IRGraph) -> None:
-    """``relu6(x + 3) / 6`` (or ``* 1/6``) is ``hard_sigmoid``; intermediate nodes must have no other reader, the scalars must be right operands with exactly these values."""
+    """``relu6(x + 3) / 6`` (or ``* 1/6``) is ``hard_sigmoid``; intermediate nodes must have no other
+    reader, the scalars must be right operands with exactly these values."""
     cons = ir.consumers()
     nodes = ir.nodes
     for i, d in ir.alive():
@@ -355,7 +372,8 @@ def collapse_hard_sigmoid(ir: IRGraph) -> None:
 
 @rule(45, "gates")
 def collapse_gates(ir: IRGraph) -> None:
-    """``x * sigmoid(x)`` is ``silu`` and ``x * hard_sigmoid(x)`` is ``hard_swish`` (either operand order); the gate must have no other reader."""
+    """``x * sigmoid(x)`` is ``silu`` and ``x * hard_sigmoid(x)`` is ``hard_swish`` (either operand
+    order); the gate must have no other reader."""
     cons = ir.consumers()
     for m, node in _products(ir):
         for x, g in (node.inputs, node.inputs[::-1]):
@@ -409,7 +427,10 @@ def collapse_erf_gelu(ir: IRGraph) -> None:
 
 @rule(48, "group_norm")
 def collapse_group_norm(ir: IRGraph) -> None:
-    """A normalisation between two pure reshapes that restore the input's shape (torch's GroupNorm exports as Reshape to ``(B, G, -1)``, InstanceNormalization, Reshape back) is one ``layer_norm`` on the input's shape; the per-channel scale and shift after it merge into it (rule ``merge_affine``)."""
+    """A normalisation between two pure reshapes that restore the input's shape (torch's GroupNorm
+    exports as Reshape to ``(B, G, -1)``, InstanceNormalization, Reshape back) is one ``layer_norm``
+    on the input's shape; the per-channel scale and shift after it merge into it (rule
+    ``merge_affine``)."""
     cons = ir.consumers()
     nodes = ir.nodes
     for i, n in ir.alive():
@@ -432,7 +453,8 @@ def _pure_reshape(n) -> bool:
 
 @rule(49, "unmatched_parts")
 def report_unmatched_parts(ir: IRGraph) -> None:
-    """An op the importer knows only as part of a pattern (Erf, Sqrt, ``Min(x, 6)``) that matched none is reported as unsupported (with ``unknown_ops="other"`` it is an ``other`` node)."""
+    """An op the importer knows only as part of a pattern (Erf, Sqrt, ``Min(x, 6)``) that matched none
+    is reported as unsupported (with ``unknown_ops="other"`` it is an ``other`` node)."""
     for _, n in ir.alive():
         if n.op == "part":
             ir.unsupported.append((n.info["onnx"], n.name))
@@ -444,7 +466,10 @@ def report_unmatched_parts(ir: IRGraph) -> None:
 
 @rule(50, "other_reductions")
 def other_reductions(ir: IRGraph) -> None:
-    """A sum (or mean) over stacked branches is ``add``: over axis 1 of a rank-5 tensor (a split attention's ``x.reshape(B, radix, C, H, W).sum(1)``: SK-ResNet, ResNeSt) or over the stacking axis 0 (``torch.stack(heads).mean(0)``: CrossViT, distilled heads). Any other reduction that is not a global pool (over channels, tokens, one spatial axis) is ``reduce``."""
+    """A sum (or mean) over stacked branches is ``add``: over axis 1 of a rank-5 tensor (a split
+    attention's ``x.reshape(B, radix, C, H, W).sum(1)``: SK-ResNet, ResNeSt) or over the stacking
+    axis 0 (``torch.stack(heads).mean(0)``: CrossViT, distilled heads). Any other reduction that is
+    not a global pool (over channels, tokens, one spatial axis) is ``reduce``."""
     for _, n in ir.alive():
         if n.op != "reduction":
             continue
@@ -456,7 +481,9 @@ def other_reductions(ir: IRGraph) -> None:
 # ------------------------------------------------------------ merging
 @rule(60, "merge_batch_norm")
 def merge_batch_norm(ir: IRGraph) -> None:
-    """A batch norm whose input is a conv / linear output read by nothing else merges into it (the node keeps its op and ``weight_shape``, its params grow by the BN's scale and shift, 2C); any other batch norm is a ``batch_norm`` node."""
+    """A batch norm whose input is a conv / linear output read by nothing else merges into it (the node
+    keeps its op and ``weight_shape``, its params grow by the BN's scale and shift, 2C); any other
+    batch norm is a ``batch_norm`` node."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op != "bn":
@@ -471,7 +498,10 @@ def merge_batch_norm(ir: IRGraph) -> None:
 
 @rule(61, "merge_affine")
 def merge_affine(ir: IRGraph) -> None:
-    """An Add / Sub / Mul / Div of an activation and a non-scalar parameter (a bias, a per-channel scale, a layer scale) merges into the node producing the activation when that node has no other reader and is a computation (not an input, scalar, data movement or pad); otherwise it is an ``add`` / ``mul`` node with one input edge and the parameter's size as params."""
+    """An Add / Sub / Mul / Div of an activation and a non-scalar parameter (a bias, a per-channel
+    scale, a layer scale) merges into the node producing the activation when that node has no other
+    reader and is a computation (not an input, scalar, data movement or pad); otherwise it is an
+    ``add`` / ``mul`` node with one input edge and the parameter's size as params."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op != "affine":
@@ -487,7 +517,8 @@ def merge_affine(ir: IRGraph) -> None:
 
 @rule(70, "drop_scalars")
 def drop_scalars(ir: IRGraph) -> None:
-    """Scalar arithmetic left over from the patterns vanishes: scalars are never parameters and do not change the architecture."""
+    """Scalar arithmetic left over from the patterns vanishes: scalars are never parameters and do not
+    change the architecture."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op == "scalar":
@@ -496,7 +527,8 @@ def drop_scalars(ir: IRGraph) -> None:
 
 @rule(71, "merge_pads")
 def merge_pads(ir: IRGraph) -> None:
-    """A Pad vanishes; its consumers keep the padded input shape as their ``in_shape`` (so Pad + Conv differs from a conv with a ``pads`` attribute)."""
+    """A Pad vanishes; its consumers keep the padded input shape as their ``in_shape`` (so Pad + Conv
+    differs from a conv with a ``pads`` attribute)."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op == "pad":
@@ -512,7 +544,11 @@ _CSE_OPS = frozenset({
 
 @rule(75, "common_subexpressions")
 def merge_common_subexpressions(ir: IRGraph) -> None:
-    """Two parameter-free activations, pools, sums, products, concats or matmuls with the same attributes and the same inputs in the same slots are one node (what the exporter's own common-subexpression elimination makes of them when it sees them, e.g. two ReLUs reading one tensor; here also when only the rules above made them equal, e.g. ``avg_pool(x)`` and ``avg_pool(x + 0)``)."""
+    """Two parameter-free activations, pools, sums, products, concats or matmuls with the same
+    attributes and the same inputs in the same slots are one node (what the exporter's own
+    common-subexpression elimination makes of them when it sees them, e.g. two ReLUs reading one
+    tensor; here also when only the rules above made them equal, e.g. ``avg_pool(x)`` and
+    ``avg_pool(x + 0)``)."""
     cons = ir.consumers()
     first: dict[tuple, int] = {}
     for i, n in ir.alive():
@@ -529,7 +565,10 @@ PERMUTING = frozenset({"Transpose", "DepthToSpace", "SpaceToDepth"})
 
 @rule(80, "data_movement")
 def simplify_moves(ir: IRGraph) -> None:
-    """A chain of data-movement ops whose inner links have one reader is one node; a chain of pure reshapes (Reshape, Flatten, Squeeze, Unsqueeze; no Transpose, DepthToSpace, SpaceToDepth) whose output shape equals its input shape, or whose readers are all ``linear``, vanishes; any other chain (a channel shuffle) is one ``reshape`` node."""
+    """A chain of data-movement ops whose inner links have one reader is one node; a chain of pure
+    reshapes (Reshape, Flatten, Squeeze, Unsqueeze; no Transpose, DepthToSpace, SpaceToDepth) whose
+    output shape equals its input shape, or whose readers are all ``linear``, vanishes; any other
+    chain (a channel shuffle) is one ``reshape`` node."""
     cons = ir.consumers()
     nodes = ir.nodes
     # 1. chains of moves with single consumers -> their first node
