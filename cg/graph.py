@@ -29,7 +29,8 @@ ONNX importer, the benchmark-family builders) follows these rules, and
   ``kernel``, ``stride`` and ``dilation`` are ``(1, 1)`` and ``groups`` is 1
   for ops that have no such attribute.
 * MACs: conv ``Cout*Hout*Wout*(Cin/groups)*kh*kw``; transposed conv
-  ``Cin*Hin*Win*(Cout/groups)*kh*kw``; linear ``in*out``;
+  ``Cin*Hin*Win*(Cout/groups)*kh*kw``; linear ``in*out``; rnn
+  ``seq*directions*gates*hidden*(input+hidden)``;
   matmul the product's multiply-adds; every other op 0.
 
 Edges are ``(src, dst)`` pairs listed in the order of ``dst``'s input slots, so
@@ -51,7 +52,7 @@ from gennape.cg.ops import OP_INDEX, OPS, check_op
 
 #: Bumped whenever the CG's meaning changes (vocabulary, canonical rules, JSON
 #: layout); caches and checkpoints record it and refuse a mismatch.
-FORMAT_VERSION = 2  # 2: ops ``reduce``, ``conv_transpose``; constant branches leave the CG
+FORMAT_VERSION = 2  # 2: ops reduce, conv_transpose, rnn; constant branches leave the CG
 
 Shape = tuple[int, ...]
 

@@ -15,6 +15,7 @@ rules, ``docs/canonical_rules.md``, say how patterns collapse into one op):
 ``depthwise_conv`` depthwise convolution, ``groups == in_channels > 1``
 ``conv_transpose`` transposed (up-sampling) 2-D convolution (ConvTranspose)
 ``linear``         fully connected layer (Gemm, MatMul+Add with a weight)
+``rnn``            recurrent layer over a sequence (LSTM, GRU, RNN)
 ``matmul``         product of two activations (attention-style MatMul, Einsum)
 ``batch_norm``     a batch norm that no conv/linear absorbs (BatchNormalization)
 ``layer_norm``     layer / group / instance normalisation, also written out
@@ -58,6 +59,7 @@ OPS: tuple[str, ...] = (
     "depthwise_conv",
     "conv_transpose",
     "linear",
+    "rnn",
     "matmul",
     "batch_norm",
     "layer_norm",
@@ -89,7 +91,7 @@ OPS: tuple[str, ...] = (
 OP_INDEX: dict[str, int] = {op: i for i, op in enumerate(OPS)}
 
 #: Ops whose node owns a weight tensor (``weight_shape`` is non-empty).
-WEIGHTED_OPS = frozenset({"conv", "group_conv", "depthwise_conv", "conv_transpose", "linear"})
+WEIGHTED_OPS = frozenset({"conv", "group_conv", "depthwise_conv", "conv_transpose", "linear", "rnn"})
 
 
 def conv_op_for(groups: int, in_channels: int) -> str:

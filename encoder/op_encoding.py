@@ -1,8 +1,8 @@
 """How the encoder sees a node's op type: as its op *class*, with unseen columns off.
 
-The featuriser one-hot encodes all 33 op types of :data:`gennape.cg.ops.OPS`. Pretraining
+The featuriser one-hot encodes all 34 op types of :data:`gennape.cg.ops.OPS`. Pretraining
 sees only NAS-Bench-101's ten (conv, relu, max pool, add, concat, ...), so the
-input weights of the other 23 columns never receive a gradient: an average
+input weights of the other 24 columns never receive a gradient: an average
 pool in NB-201, a depthwise conv in a DARTS cell or a hard-swish in a
 MobileNet would enter the GNN through *random* weights. Two fixes, both here:
 
@@ -11,7 +11,7 @@ MobileNet would enter the GNN through *random* weights. Two fixes, both here:
   every nonlinearity is "activation", dense / grouped / depthwise convs are all
   "conv" (``group_width``, a numeric feature, still tells them apart). An
   unseen op then shares what the model learned about its seen relative.
-  ``encoding="op"`` keeps the 33 op columns as they are.
+  ``encoding="op"`` keeps the 34 op columns as they are.
 * a ``seen`` mask, set from the training graphs (:meth:`OpEncoding.set_seen`),
   zeroes every encoded column that was zero throughout training (op classes
   NB-101 lacks, such as ``norm`` or ``mul``, and numeric features such as
@@ -35,7 +35,7 @@ OP_CLASSES: dict[str, tuple[str, ...]] = {
     "input": ("input",),
     "output": ("output",),
     "conv": ("conv", "group_conv", "depthwise_conv", "conv_transpose"),
-    "linear": ("linear",),
+    "linear": ("linear", "rnn"),  # a recurrent layer is dense layers over a sequence
     "matmul": ("matmul",),
     "norm": ("batch_norm", "layer_norm", "lrn"),
     "add": ("add",),

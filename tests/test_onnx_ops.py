@@ -37,6 +37,9 @@ CASES = {
     "Concat": ([node("Concat", ["x", "x"], ["y"], axis=1)], {}, [X], {"concat": 1}),
     "Conv": ([node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], strides=[2, 2])],
              {"w": (8, 3, 3, 3), "b": (8,)}, [X], {"conv": 1}),
+    **{op: ([node(op, ["x", "w", "r", "b"], ["y"], hidden_size=16)],
+            {"w": (1, g * 16, 8), "r": (1, g * 16, 16), "b": (1, 2 * g * 16)}, [("x", (4, 1, 8))], {"rnn": 1})
+       for op, g in (("LSTM", 4), ("GRU", 3), ("RNN", 1))},
     "ConvTranspose": ([node("ConvTranspose", ["x", "w", "b"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
                       {"w": (3, 4, 2, 2), "b": (4,)}, [X], {"conv_transpose": 1}),
     "Gemm": ([node("Flatten", ["x"], ["f"]), node("Gemm", ["f", "w", "b"], ["y"], transB=1)],
@@ -134,6 +137,13 @@ def test_conv_transpose_geometry():
               if n.op == "conv_transpose")
     assert up.in_shape == (3, 8, 8) and up.out_shape == (4, 16, 16) and up.weight_shape == (4, 3, 2, 2)
     assert up.params == 3 * 4 * 4 + 4 and up.macs == 3 * 8 * 8 * 4 * 2 * 2
+
+
+def test_lstm_geometry():
+    nodes, inits, inputs, *_ = CASES["LSTM"]
+    rnn = next(n for n in from_onnx(model(nodes, inputs=inputs, outputs=["y"], inits=inits)).nodes if n.op == "rnn")
+    assert rnn.in_shape == (4, 8) and rnn.out_shape == (4, 16) and rnn.weight_shape == (64, 8)
+    assert rnn.params == 64 * 8 + 64 * 16 + 128 and rnn.macs == 4 * 64 * (8 + 16)
 
 
 def test_supported_ops_doc_is_current():

@@ -212,7 +212,7 @@ def _build(ctx: Context, name: str) -> CG:
 def _macs(n) -> int:
     """conv: Cout*Hout*Wout*(Cin/g)*kh*kw; linear: in*out per position;
     matmul: the product's multiply-adds; a handler's own count where it gives one
-    (conv_transpose); others 0."""
+    (conv_transpose, rnn); others 0."""
     if "macs" in n.info:
         return int(n.info["macs"])
     if n.op in WEIGHTED_OPS:

@@ -94,3 +94,29 @@ def einsum(node, ctx):
         ctx.emit(node, "linear", [a], weight_shape=(n, k), params=ctx.params([b]))
         return
     ctx.emit(node, "matmul", [a, b], info={"k": k})
+
+
+#: ONNX recurrent op -> gates per hidden unit.
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+@register("LSTM", "GRU", "RNN")
+def recurrent(node, ctx):
+    """LSTM, GRU, RNN -> rnn; ``in_shape`` ``(seq, input)``, ``out_shape``
+    ``(seq, directions * hidden)``, ``weight_shape`` ``(directions * gates *
+    hidden, input)``, params W + R + B, MACs ``seq * directions * gates *
+    hidden * (input + hidden)``. Every output (Y, Y_h, Y_c) reads the node."""
+    x, w = node.input[0], node.input[1]
+    if x in ctx.static or any(t not in ctx.static for t in node.input[1:4] if t):
+        ctx.unsupported(f"{node.op_type} with non-constant weights")
+    if int(ctx.attr(node, "layout", 0)) != 0:
+        ctx.unsupported(f"{node.op_type} with layout=1")
+    seq, _, features = ctx.shape(x)
+    dirs, gated, _ = ctx.shape(w)
+    hidden = gated // _GATES[node.op_type]
+    idx = ctx.emit(node, "rnn", [x], out=None, in_shape=(seq, features), out_shape=(seq, dirs * hidden),
+                   weight_shape=(gated * dirs, features), params=ctx.params(node.input[1:4]),
+                   info={"macs": seq * dirs * gated * (features + hidden)})
+    for out in node.output:
+        if out:
+            ctx.value[out] = idx
