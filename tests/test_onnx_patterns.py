@@ -278,6 +278,7 @@ RULE_TESTS = {
                    "test_torch_patterns.py::test_convnext_channels_first_layer_norm"],
     "group_std": ["test_torch_patterns.py::test_evonorm_s0_maps_to_the_vocabulary"],
     "l2_normalize": ["test_torch_patterns.py::test_l2_normalize_is_a_norm"],
+    "rms_norm": ["test_torch_patterns.py::test_rms_norm_written_out_is_a_norm"],
     "group_norm": ["test_torch_patterns.py::test_torch_group_norm_is_one_layer_norm"],
     "relu6": ["test_relu6_spellings"],
     "hard_sigmoid": ["test_hard_sigmoid_from_relu6"],

@@ -226,6 +226,16 @@ def test_evonorm_s0_maps_to_the_vocabulary():
     assert g.params == 8 * 8 * 9 + 8 + 3 * 8
 
 
+@pytest.mark.parametrize("written", [
+    lambda x, eps: x / torch.sqrt(x.pow(2).mean(1, keepdim=True) + eps),
+    lambda x, eps: x * (1.0 / torch.sqrt(x.pow(2).mean(1, keepdim=True) + eps)),   # timm's RmsNorm2d
+])
+def test_rms_norm_written_out_is_a_norm(written):
+    g = cg(lambda m, x: written(m.a(x), 1e-6) * m.w, a=conv(), w=nn.Parameter(torch.ones(8, 1, 1)))
+    assert ops(g) == {"conv": 1, "layer_norm": 1}
+    assert next(n for n in g.nodes if n.op == "layer_norm").params == 8
+
+
 def test_l2_normalize_is_a_norm():
     g = cg(lambda m, x: m.fc(F.normalize(m.q(x), dim=-1)), shape=(16, 32), q=nn.Linear(32, 32), fc=nn.Linear(32, 32))
     assert ops(g) == {"linear": 2, "layer_norm": 1}

@@ -322,7 +322,59 @@ def collapse_group_std(ir: IRGraph) -> None:
             _collapse(ir, cons, q, x, "layer_norm", [c for c in chain if c != q] + [d])
 
 
-@rule(42, "l2_normalize")
+def _rms_chain(ir: IRGraph, cons, q: int) -> tuple[int, list[int]] | None:
+    """If ``q`` is ``sqrt(mean(x^2) + eps)`` (links read only inside the chain),
+    return ``(x, links)``; else None."""
+    nodes = ir.nodes
+    if not _is_part(nodes[q], "Sqrt"):
+        return None
+    a = nodes[q].inputs[0]
+    if not (_is_scalar(nodes[a], ("add",)) and cons[a] == [q]):
+        return None
+    v = nodes[a].inputs[0]
+    if not (nodes[v].op == "reduction" and nodes[v].info["fn"] == "mean" and cons[v] == [a]):
+        return None
+    p = nodes[v].inputs[0]
+    sq = nodes[p]
+    if cons[p] == [v] and _is_scalar(sq, ("pow",), 2.0):
+        return sq.inputs[0], [q, a, v, p]
+    if cons[p] == [v] and sq.op == "mul" and len(sq.inputs) == 2 and sq.inputs[0] == sq.inputs[1]:
+        return sq.inputs[0], [q, a, v, p]
+    return None
+
+
+@rule(42, "rms_norm")
+def collapse_rms_norm(ir: IRGraph) -> None:
+    """RMS norm written out, ``x / sqrt(mean(x^2) + eps)`` or ``x * (1 / sqrt(...))`` (Pow 2, ReduceMean,
+    Add, Sqrt, then Div, or Div of 1 and Mul; timm's RmsNorm2d, MobileNetV5), is ``layer_norm``; a
+    following per-channel scale merges into it."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for i, n in ir.alive():
+        if not (n.op == "mul" and len(n.inputs) == 2):
+            continue
+        if n.info.get("fn") == "div":
+            candidates = [(n.inputs[0], n.inputs[1], [])]
+        else:
+            candidates = []
+            for x, r in (n.inputs, n.inputs[::-1]):
+                # scalar links (a Reciprocal, a Mul by 1.0) down to the reciprocal
+                links, reader = [], i
+                while nodes[r].op == "scalar" and cons[r] == [reader]:
+                    links.append(r)
+                    info = nodes[r].info
+                    if info.get("fn") == "div" and info.get("const_first") and info.get("value") == 1.0:
+                        candidates.append((x, nodes[r].inputs[0], links))
+                        break
+                    reader, r = r, nodes[r].inputs[0]
+        for x, q, extra in candidates:
+            found = _rms_chain(ir, cons, q)
+            if found is not None and found[0] == x and cons[q] == [extra[-1] if extra else i]:
+                _collapse(ir, cons, i, x, "layer_norm", found[1] + extra)
+                break
+
+
+@rule(43, "l2_normalize")
 def collapse_l2_normalize(ir: IRGraph) -> None:
     """``x / max(||x||_2, eps)`` over some axes (``F.normalize``: ReduceL2, Clip(eps), Expand, Div; the
     XCA attention of EdgeNeXt / XCiT) is ``layer_norm`` without parameters."""
@@ -342,7 +394,7 @@ def collapse_l2_normalize(ir: IRGraph) -> None:
             _collapse(ir, cons, i, x, "layer_norm", chain + [k])
 
 
-@rule(43, "relu6")
+@rule(44, "relu6")
 def collapse_relu6(ir: IRGraph) -> None:
     """``Min(relu(x), 6)`` (``Min(Max(x, 0), 6)``) is ``relu6``; the relu must have no other reader."""
     cons = ir.consumers()
@@ -353,7 +405,7 @@ def collapse_relu6(ir: IRGraph) -> None:
                 _collapse(ir, cons, i, ir.nodes[r].inputs[0], "relu6", [r])
 
 
-@rule(44, "hard_sigmoid")
+@rule(45, "hard_sigmoid")
 def collapse_hard_sigmoid(ir: IRGraph) -> None:
     """``relu6(x + 3) / 6`` (or ``* 1/6``) is ``hard_sigmoid``; intermediate nodes must have no other
     reader, the scalars must be right operands with exactly these values."""
@@ -370,7 +422,7 @@ def collapse_hard_sigmoid(ir: IRGraph) -> None:
             _collapse(ir, cons, i, nodes[a].inputs[0], "hard_sigmoid", [r, a])
 
 
-@rule(45, "gates")
+@rule(46, "gates")
 def collapse_gates(ir: IRGraph) -> None:
     """``x * sigmoid(x)`` is ``silu`` and ``x * hard_sigmoid(x)`` is ``hard_swish`` (either operand
     order); the gate must have no other reader."""
@@ -383,7 +435,7 @@ def collapse_gates(ir: IRGraph) -> None:
                 break
 
 
-@rule(46, "relu6_swish")
+@rule(47, "relu6_swish")
 def collapse_relu6_swish(ir: IRGraph) -> None:
     """``(x * relu6(x + 3)) / 6`` is ``hard_swish`` (the division, a scalar, vanishes later)."""
     cons = ir.consumers()
@@ -400,7 +452,7 @@ def collapse_relu6_swish(ir: IRGraph) -> None:
                 break
 
 
-@rule(47, "erf_gelu")
+@rule(48, "erf_gelu")
 def collapse_erf_gelu(ir: IRGraph) -> None:
     """``x * 0.5 * (1 + erf(x / sqrt 2))`` (the 0.5 on either factor) is ``gelu``."""
     cons = ir.consumers()
@@ -425,7 +477,7 @@ def collapse_erf_gelu(ir: IRGraph) -> None:
             break
 
 
-@rule(48, "group_norm")
+@rule(50, "group_norm")
 def collapse_group_norm(ir: IRGraph) -> None:
     """A normalisation between two pure reshapes that restore the input's shape (torch's GroupNorm
     exports as Reshape to ``(B, G, -1)``, InstanceNormalization, Reshape back) is one ``layer_norm``
@@ -451,7 +503,7 @@ def _pure_reshape(n) -> bool:
     return n.op == "move" and n.info.get("kind") in _PURE_RESHAPES
 
 
-@rule(49, "unmatched_parts")
+@rule(55, "unmatched_parts")
 def report_unmatched_parts(ir: IRGraph) -> None:
     """An op the importer knows only as part of a pattern (Erf, Sqrt, ``Min(x, 6)``) that matched none
     is reported as unsupported (with ``unknown_ops="other"`` it is an ``other`` node)."""
@@ -464,7 +516,7 @@ def report_unmatched_parts(ir: IRGraph) -> None:
             n.op = "other"
 
 
-@rule(50, "other_reductions")
+@rule(56, "other_reductions")
 def other_reductions(ir: IRGraph) -> None:
     """A sum (or mean) over stacked branches is ``add``: over axis 1 of a rank-5 tensor (a split
     attention's ``x.reshape(B, radix, C, H, W).sum(1)``: SK-ResNet, ResNeSt) or over the stacking

@@ -73,9 +73,16 @@ def erf(node, ctx):
 
 @register("Sqrt")
 def sqrt(node, ctx):
-    """Sqrt -> part of a written-out layer norm (see the canonical rules); a Sqrt
-    outside that pattern is unsupported."""
+    """Sqrt -> part of a written-out layer norm, group std or RMS norm (see the
+    canonical rules); a Sqrt outside those patterns is unsupported."""
     ctx.emit(node, "part", ctx.acts(node)[:1], info={"onnx": "Sqrt"})
+
+
+@register("Reciprocal")
+def reciprocal(node, ctx):
+    """Reciprocal -> scalar arithmetic ``1 / x`` (part of a written-out RMS norm,
+    else it vanishes)."""
+    ctx.emit(node, "scalar", ctx.acts(node)[:1], info={"fn": "div", "value": 1.0, "const_first": True})
 
 
 @register("Pow")
