@@ -179,7 +179,9 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="checkpoint folder (default: shipped, else a throwaway one)")
     parser.add_argument("--nodes", type=int, default=20_000, help="CG nodes of the generated deep model")
     parser.add_argument("--files", default="1000,10000", help="file counts for the streaming measurement")
-    parser.add_argument("--chunk-size", type=int, default=64, help="gennape predict --chunk-size")
+    from gennape.transfer.predict import DEFAULT_CHUNK
+
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="gennape predict --chunk-size")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.files.split(",") if s.strip())  # --files "" skips part 2
     result: dict = {}

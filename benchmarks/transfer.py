@@ -98,7 +98,7 @@ def load_family(name: str, limit: int | None, seed: int):
 def best_proxy(extras, y: np.ndarray, pred: np.ndarray) -> dict | None:
     """Best zero-cost proxy by Spearman on the networks that have proxies, and
     the model's zero-shot Spearman on the same networks."""
-    from gennape.transfer.metrics import spearman
+    from gennape.pretrain.metrics import spearman
 
     have = [i for i, e in enumerate(extras) if any(_proxy(v) is not None for k, v in e.items() if k not in NOT_PROXIES)]
     if len(have) < 10:
@@ -123,7 +123,7 @@ def _proxy(v):
 # --------------------------------------------------------------- measures
 def zero_shot(est, pack, y):
     """Metrics of the checkpoint as it is, plus how out-of-distribution the family looks."""
-    from gennape.transfer.metrics import all_metrics, spearman
+    from gennape.pretrain.metrics import all_metrics, spearman
 
     t = time.perf_counter()
     details = est.predict_details(pack)
@@ -145,7 +145,7 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
               refit_size_term: bool = True) -> dict:
     """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
     from gennape.transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
-    from gennape.transfer.metrics import all_metrics
+    from gennape.pretrain.metrics import all_metrics
 
     # With the encoder frozen, embed once and reuse (15,625 NB-201 graphs).
     emb = est.embed(pack) if mode == "heads" and not hasattr(est, "members_") else None
@@ -173,7 +173,7 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
 
 
 def baselines(params, macs, y) -> dict:
-    from gennape.transfer.metrics import all_metrics
+    from gennape.pretrain.metrics import all_metrics
 
     keys = ("spearman", "kendall", "ndcg10")
     return {name: {k: v for k, v in all_metrics(x, y).items() if k in keys}
@@ -204,7 +204,7 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
     from gennape.cg.data import data_file
     from gennape.pretrain.estimator import GennapeEstimator
     from gennape.pretrain.run import pretrain_nb101
-    from gennape.transfer.metrics import spearman
+    from gennape.pretrain.metrics import spearman
 
     keep = {k: v for k, v in base_params.items() if k not in ("epochs", "head_epochs", "device", "seed")}
     out = {}

@@ -1,9 +1,11 @@
 """``gennape SUBCOMMAND ...``.
 
-Each subcommand lives in ``gennape/commands/<name>.py`` and defines
-``add_arguments(parser)`` and ``run(args) -> int``. Command modules import only
-argparse at module level, so building the parser stays cheap; heavy imports
-(torch, PyG) happen inside ``run``.
+Each subcommand lives in ``gennape/commands/<name>.py`` and defines ``HELP``
+(its one-line description), ``add_arguments(parser)`` and ``run(args) -> int``;
+options several commands share come from :mod:`gennape.commands._options`.
+Command modules import only argparse and those light options at module
+level, so building the parser stays cheap; heavy imports (torch, PyG) happen
+inside ``run``.
 
 User errors (:class:`gennape.cg.errors.GennapeError`) print as one line on stderr and
 exit with code 2, never with a traceback.
@@ -18,26 +20,26 @@ import sys
 
 from gennape.cg.errors import GennapeError
 
-#: subcommand -> one-line help; the module is gennape.commands.<subcommand>.
-COMMANDS = {
-    "convert": "convert an ONNX model into a computation graph",
-    "export": "export a benchmark architecture to ONNX",
-    "pretrain": "pretrain the estimator on NAS-Bench-101",
-    "predict": "predict accuracy and rank of ONNX models",
-    "finetune": "fine-tune a checkpoint on a few labelled networks of a new family",
-    "evaluate": "measure rank correlation of predictions against labels",
-}
+#: The subcommands, in the order ``gennape --help`` lists them; the module of
+#: each is gennape.commands.<name>.
+COMMANDS = ("convert", "export", "pretrain", "predict", "finetune", "evaluate")
 
 
-def _available_commands() -> dict[str, object]:
-    modules = {}
-    for name in COMMANDS:
-        try:
-            modules[name] = importlib.import_module(f"gennape.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"gennape.commands.{name}":
-                raise
-    return modules
+def command_module(name: str):
+    """``gennape.commands.<name>``, checked to define ``HELP``, ``add_arguments``
+    and ``run``. A listed command whose module is missing or incomplete is an
+    error of the installation, never silently left out of ``--help``."""
+    try:
+        module = importlib.import_module(f"gennape.commands.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"gennape.commands.{name}":
+            raise
+        raise ImportError(f"gennape command {name!r} is listed in gennape.cli.COMMANDS "
+                          f"but gennape/commands/{name}.py is missing") from None
+    missing = [attr for attr in ("HELP", "add_arguments", "run") if not hasattr(module, attr)]
+    if missing:
+        raise ImportError(f"gennape/commands/{name}.py lacks {', '.join(missing)}")
+    return module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,16 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gennape {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in _available_commands().items():
-        p = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
+    for name in COMMANDS:
+        module = command_module(name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = argv  # what was typed, for the command a checkpoint records
     try:
         return int(args._run(args) or 0)
     except GennapeError as err:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from gennape.heads.mlp import MLPHead
+from gennape.pretrain import distributed
 from gennape.pretrain.losses import nt_xent, pairwise_rank_loss
 from gennape.pretrain.packed import GraphPack
 
@@ -98,24 +99,31 @@ def pretrain_epoch(model: PretrainModel, opt: torch.optim.Optimizer, packs: list
         gen: the torch generator driving order, views and masks.
         on_batch: optional callable after each batch (progress bars).
 
+    Under torchrun each rank embeds its part of every batch and the loss and
+    gradients are those of the whole batch (:mod:`gennape.pretrain.distributed`).
+
     Returns:
         mean losses of the epoch: ``loss``, ``contrastive``, ``supervised``.
     """
     model.train()
+    dp = distributed.current()
     n = len(packs[0])
     order = torch.randperm(n, generator=gen).numpy()
+    aug = gen if dp is None else distributed.augmentation_generator(gen, dp)
     totals = {"loss": 0.0, "contrastive": 0.0, "supervised": 0.0}
     n_batches = 0
     for start in range(0, n, cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
-        if len(idx) < 2:
+        if len(idx) < distributed.min_batch(dp):
             continue
+        rows = idx if dp is None else distributed.local_part(idx, dp)
         z = []
         for _ in range(2):
             pick = int(torch.randint(len(packs), (1,), generator=gen)) if len(packs) > 1 else 0
-            x, ei, b = packs[pick].batch(idx)
-            x, ei = augment(x, ei, cfg.feature_mask_p, cfg.edge_drop_p, gen)
-            z.append(model.encoder(x.to(device), ei.to(device), b.to(device)))
+            x, ei, b = packs[pick].batch(rows)
+            x, ei = augment(x, ei, cfg.feature_mask_p, cfg.edge_drop_p, aug)
+            emb = model.encoder(x.to(device), ei.to(device), b.to(device))
+            z.append(emb if dp is None else distributed.gather_rows(emb, len(idx), dp))
         loss_c = nt_xent(model.projector(z[0]), model.projector(z[1]), cfg.temperature)
         loss = cfg.contrastive_weight * loss_c
         loss_s = torch.zeros((), device=device)
@@ -129,6 +137,8 @@ def pretrain_epoch(model: PretrainModel, opt: torch.optim.Optimizer, packs: list
                 loss = loss + cfg.supervised_weight * loss_s
         opt.zero_grad()
         loss.backward()
+        if dp is not None:
+            distributed.average_gradients(model.parameters(), dp)
         opt.step()
         totals["loss"] += float(loss.detach())
         totals["contrastive"] += float(loss_c.detach())

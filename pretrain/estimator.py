@@ -31,6 +31,7 @@ import torch
 
 from gennape.cg.errors import GennapeError
 from gennape.pretrain.capacity import NO_CAPACITY, apply_capacity, fit_capacity, head_target, refit_size_term
+from gennape.pretrain.distributed import is_main_process
 
 PARTIAL_STATE = "partial_state.pt"
 #: ``ood`` flags a graph whose nearest training embedding is farther than this
@@ -225,7 +226,7 @@ class GennapeEstimator:
         for epoch in range(start, self.epochs):
             losses = pretrain_epoch(model, opt, packs, y_t, cfg, gen, self.device, on_batch)
             history.append(losses)
-            if state_path is not None:
+            if state_path is not None and is_main_process():  # one writer under torchrun
                 _save_partial(state_path, model, opt, gen, epoch + 1, history, self.get_params())
             if on_epoch is not None:
                 on_epoch(epoch + 1, losses)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gennape.heads.fuzzy_heads import FuzzyHeads
+from gennape.pretrain import distributed
 from gennape.pretrain.losses import pairwise_rank_loss
 
 
@@ -31,13 +32,20 @@ class HeadsConfig:
 
 
 def heads_loss(heads: FuzzyHeads, emb: torch.Tensor, u: torch.Tensor, y: torch.Tensor,
-               rank_weight: float) -> torch.Tensor:
+               rank_weight: float, gather=None) -> torch.Tensor:
     """Membership-weighted MSE of every head plus the ranking term.
 
+    Args:
+        gather: data-parallel training passes only this rank's rows in ``emb``
+            and a function gathering the heads' outputs of the whole batch
+            (:func:`gennape.pretrain.distributed.gather_rows`).
+
     Shapes:
-        - emb ``[n, d]``, u ``[n, K]``, y ``[n]``; output scalar
+        - emb ``[n, d]`` (``gather``: this rank's rows), u ``[n, K]``, y ``[n]``; output scalar
     """
     per_head = heads.per_head(emb)
+    if gather is not None:
+        per_head = gather(per_head)
     mse = ((per_head - y.unsqueeze(1)) ** 2 * u).sum(dim=1).mean()
     if rank_weight == 0:
         return mse
@@ -48,7 +56,10 @@ def train_heads(heads: FuzzyHeads, emb: np.ndarray, u: np.ndarray, y: np.ndarray
                 gen: torch.Generator, val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                 device="cpu") -> dict[str, float]:
     """Train ``heads`` in place; with ``val`` = (emb, u, y) keep the epoch of best
-    validation Spearman. Returns ``{"epochs", "best_epoch", "val_spearman"}``."""
+    validation Spearman. Returns ``{"epochs", "best_epoch", "val_spearman"}``.
+
+    Under torchrun the batches are split over the ranks as in
+    :func:`gennape.pretrain.contrastive.pretrain_epoch`."""
     from gennape.pretrain.metrics import rank_metrics
 
     emb_t = torch.as_tensor(emb, dtype=torch.float32, device=device)
@@ -58,16 +69,23 @@ def train_heads(heads: FuzzyHeads, emb: np.ndarray, u: np.ndarray, y: np.ndarray
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     best = (-np.inf, 0, None)
     n = len(y)
+    dp = distributed.current()
     for epoch in range(cfg.epochs):
         heads.train()
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            if len(idx) < 2:
+            if len(idx) < distributed.min_batch(dp):
                 continue
-            loss = heads_loss(heads, emb_t[idx], u_t[idx], y_t[idx], cfg.rank_weight)
+            if dp is None:
+                loss = heads_loss(heads, emb_t[idx], u_t[idx], y_t[idx], cfg.rank_weight)
+            else:
+                loss = heads_loss(heads, emb_t[distributed.local_part(idx, dp)], u_t[idx], y_t[idx],
+                                  cfg.rank_weight, gather=lambda t, n=len(idx): distributed.gather_rows(t, n, dp))
             opt.zero_grad()
             loss.backward()
+            if dp is not None:
+                distributed.average_gradients(heads.parameters(), dp)
             opt.step()
         sched.step()
         if val is not None and (epoch % 5 == 4 or epoch == cfg.epochs - 1):

@@ -1,65 +1,48 @@
-"""A tiny dependency-free progress bar, shown only on a terminal."""
+"""Progress bars for gennape's long loops: tqdm, drawn only on a terminal.
+
+Every long loop (pretraining epochs and ensemble members, packing graphs,
+predicting over many files, fine-tuning, search) calls :func:`progress`, so
+the look and the "nothing off a terminal" rule live in one place.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
+
+from tqdm import tqdm
 
 
-class Progress:
-    """``with Progress(total, "embedding") as bar: ... bar.update()``.
+def progress(iterable=None, total: int | None = None, desc: str | None = None, *,
+             stream=None, enabled: bool | None = None, leave: bool = True, **kwargs) -> tqdm:
+    """A :class:`tqdm.tqdm` bar on ``stream`` (``sys.stderr`` by default).
 
-    Draws ``label [#####.....] 512/1000 3.1s`` on stderr, redrawing at most
-    ten times a second, and nothing at all when stderr is not a TTY (logs and
-    CI stay clean).
+    Use it as tqdm: ``for x in progress(items, desc="packing"): ...``, or
+    ``with progress(total=n, desc="epoch 1/10") as bar: ... bar.update()``.
 
     Args:
-        total: number of steps.
-        label: text before the bar.
+        iterable: what to iterate over (``None`` for a bar updated by hand).
+        total: number of steps (default ``len(iterable)`` when it has one).
+        desc: text before the bar.
         stream: where to draw (default ``sys.stderr``).
-        enabled: force on or off (default: ``stream.isatty()``).
+        enabled: force on or off. By default the bar is drawn only when
+            ``stream`` is a terminal, so logs, pipes and CI stay clean.
+        leave: keep the finished bar on screen.
+        **kwargs: further :class:`tqdm.tqdm` options.
     """
-
-    def __init__(self, total: int, label: str = "", stream=None, enabled: bool | None = None, width: int = 30):
-        self.total, self.label, self.width = max(int(total), 1), label, width
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled if enabled is not None else _isatty(self.stream)
-        self.count = 0
-        self.start = time.monotonic()
-        self._last = 0.0
-
-    def update(self, n: int = 1) -> None:
-        self.count += n
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.1 or self.count >= self.total):
-            self._last = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        done = min(self.count / self.total, 1.0)
-        filled = int(done * self.width)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {self.count}/{self.total} {now - self.start:.1f}s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def __enter__(self) -> "Progress":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    stream = stream if stream is not None else sys.stderr
+    if enabled is None:
+        enabled = _isatty(stream)
+    return tqdm(iterable, total=total, desc=desc, file=stream, disable=not enabled, leave=leave,
+                dynamic_ncols=True, **kwargs)
 
 
 def _isatty(stream) -> bool:
+    # tqdm's own ``disable=None`` asks ``stream.isatty()`` too, but fails on
+    # a stream without one or a closed one; both count as "not a terminal".
     try:
         return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
+    except (AttributeError, ValueError):
         return False
 
 
-__all__ = ["Progress"]
+__all__ = ["progress"]

@@ -26,6 +26,11 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     (or, with ``members`` > 1, a :class:`gennape.pretrain.ensemble.GennapeEnsemble`),
     report val/test Spearman and Kendall, save the checkpoint and ``metrics.json``.
 
+    Launched by ``torchrun --nproc-per-node N``, the N processes train one model
+    data-parallel (:mod:`gennape.pretrain.distributed`); rank 0 alone logs,
+    evaluates and writes, and the checkpoint records ``world_size`` and
+    ``distributed_backend``.
+
     Args:
         data: NB-101 JSON(.gz) or official tfrecord.
         out: checkpoint directory (its ``partial_state.pt`` serves ``resume``).
@@ -40,8 +45,18 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         **params: :class:`GennapeEstimator` parameters.
 
     Returns:
-        the metrics written to ``out/metrics.json``.
+        the metrics written to ``out/metrics.json`` (``{}`` on ranks other than 0).
     """
+    from gennape.pretrain.distributed import process_group
+
+    with process_group(params.get("device", "cpu")) as dp:
+        return _pretrain(data, out, limit=limit, resume=resume, views=views, members=members, command=command,
+                         log=log, dp=dp, **params)
+
+
+def _pretrain(data, out, *, limit, resume, views, members, command, log, dp, **params) -> dict:
+    import functools
+
     import torch
 
     from gennape.pretrain.checkpoint import sha256_file
@@ -49,9 +64,13 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     from gennape.pretrain.ensemble import GennapeEnsemble
     from gennape.pretrain.estimator import GennapeEstimator
     from gennape.pretrain.metrics import rank_metrics
-    from gennape.pretrain.progress import Progress
+    from gennape.pretrain.progress import progress
     from gennape.pretrain.views import DEFAULT_VIEWS, pack_views
 
+    main = dp is None or dp.rank == 0
+    if not main:  # one log and one set of progress bars: rank 0's
+        log = lambda line: None  # noqa: E731
+        progress = functools.partial(progress, enabled=False)
     out = Path(out)
     t0 = time.perf_counter()
     dataset = load_nb101(data, limit=limit)
@@ -63,7 +82,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     packs = {}
     view_packs = []
     n_views = len(DEFAULT_VIEWS) if views else 0
-    with Progress(len(dataset) + n_views * len(split["train"]), "building graphs") as bar:
+    with progress(total=len(dataset) + n_views * len(split["train"]), desc="building graphs") as bar:
         for name, idx in split.items():
             packs[name] = pack_specs([dataset.specs[i] for i in idx], progress=bar.update)
         if views:
@@ -78,11 +97,12 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     est = member if members == 1 else GennapeEnsemble(member, members)
     epoch_times: list[float] = []
     n_batches = -(-len(packs["train"]) // member.batch_size)
-    state = {"bar": None, "t": time.perf_counter()}
+    state = {"bar": None, "t": time.perf_counter(), "member": ""}
 
     def on_batch():
         if state["bar"] is None:
-            state["bar"] = Progress(n_batches, f"epoch {len(epoch_times) % member.epochs + 1}/{member.epochs}")
+            epoch = f"epoch {len(epoch_times) % member.epochs + 1}/{member.epochs}"
+            state["bar"] = progress(total=n_batches, desc=state["member"] + epoch)
         state["bar"].update()
 
     def on_epoch(epoch: int, losses: dict):
@@ -98,12 +118,15 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
     t1 = time.perf_counter()
     def on_member(i: int):
         log(f"ensemble member {i + 1}/{members} (seed {member.seed + i})")
+        state["member"] = f"member {i + 1}/{members} "
         state["t"] = time.perf_counter()  # the previous member's clustering and heads are not epoch time
 
     fit_kwargs = {"on_member": on_member} if members > 1 else {}
     est.fit(packs["train"], y["train"], eval_set=(packs["val"], y["val"]), views=view_packs, state_dir=out,
             resume=resume, on_epoch=on_epoch, on_batch=on_batch, **fit_kwargs)
     t_fit = time.perf_counter() - t1
+    if not main:
+        return {}
 
     def per_member(value):  # one value, or one per ensemble member
         return [value(m) for m in est.members_] if members > 1 else value(est)
@@ -121,6 +144,7 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
         "total_seconds": time.perf_counter() - t0,
         "peak_rss_mib": peak_rss_mib(),
         "torch_threads": torch.get_num_threads(),
+        "world_size": dp.world_size if dp else 1,
     }
     log(f"NB-101 test: Spearman {metrics['test']['spearman']:.4f}, Kendall {metrics['test']['kendall']:.4f} "
         f"(n={metrics['test']['n']}); val Spearman {metrics['val']['spearman']:.4f}")
@@ -130,6 +154,8 @@ def pretrain_nb101(data: str | Path, out: str | Path, *, limit: int | None = Non
                           "views": [vars(v) for v in DEFAULT_VIEWS] if views else [],
                           "split": "sha256(hash) % 10: 0-7 train, 8 val, 9 test"},
         "command": command if command is not None else " ".join(sys.argv),
+        "world_size": dp.world_size if dp else 1,
+        "distributed_backend": dp.backend if dp else None,
         "metrics": metrics,
     }
     est.save(out)

@@ -7,7 +7,7 @@ import pytest
 
 from gennape.cg.errors import GennapeError
 from gennape.transfer.evaluate import Evaluation, format_metrics
-from gennape.transfer.metrics import all_metrics
+from gennape.pretrain.metrics import all_metrics
 
 
 def _evaluation():

@@ -1,6 +1,7 @@
 """gennape finetune: labels from the shared data (made on the fly), checkpoint on the new scale."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     assert config["finetune"]["mode"] == "encoder" and config["finetune"]["seed"] == 1
     assert config["finetune"]["refit_size_term"] is True
     assert config["finetune"]["labels_scale"] == "percent"
+    assert config["finetune"]["command"] == "gennape " + shlex.join(argv)  # what main received, not sys.argv
     used = read_labels(out / "labels_used.csv")
     assert sorted(used.paths) == sorted(r[0] for r in rows)
     np.testing.assert_allclose(sorted(used.accuracies), sorted(r[1] for r in rows))

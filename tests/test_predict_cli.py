@@ -10,7 +10,7 @@ import pytest
 from gennape.cg.errors import GennapeError
 from gennape.transfer.predict import (
     FailedModel, ModelPrediction, Progress, PredictionRun, assign_ranks, collect_onnx,
-    format_table, parse_input_shape, to_csv, write_output,
+    format_table, to_csv, write_output,
 )
 
 
@@ -42,17 +42,6 @@ def test_special_files_are_per_file_failures_not_skipped(tmp_path):
     run = predict_files(found, NeverCalled())
     assert run.predictions == []
     assert [(f.path, f.error) for f in run.failures] == [(str(p), "not a regular file") for p in found]
-
-
-@pytest.mark.parametrize("text,shape", [("3,224,224", (1, 3, 224, 224)), ("1x3x32x32", (1, 3, 32, 32)), ("8,16", (8, 16)), (None, None)])
-def test_parse_input_shape(text, shape):
-    assert parse_input_shape(text) == shape
-
-
-@pytest.mark.parametrize("text", ["3,a,4", "0,3", ""])
-def test_parse_input_shape_errors(text):
-    with pytest.raises(GennapeError, match="--input-shape"):
-        parse_input_shape(text)
 
 
 def _run():
@@ -146,7 +135,6 @@ def test_one_bad_file_is_reported_and_skipped_exit_1(ckpt, tmp_path, capsys):
     (["predict", "{tmp}/missing.onnx"], "no such file or folder"),
     (["predict", "{tmp}/empty_dir"], "no .onnx files found"),
     (["predict", "{examples}", "--output", "{tmp}/x.txt"], r"must end in \.csv or \.json"),
-    (["predict", "{examples}", "--input-shape", "3,a"], "--input-shape"),
     (["predict", "{examples}", "--checkpoint", "{tmp}"], "not a gennape checkpoint"),
 ])
 def test_usage_and_input_errors_exit_2(ckpt, tmp_path, capsys, argv, match):

@@ -5,7 +5,7 @@ import pytest
 
 from gennape.cli import main
 from gennape.pretrain.data import hash_bucket, split_indices
-from gennape.pretrain.progress import Progress
+from gennape.pretrain.progress import progress
 
 NB101 = ("nb101", "nb101_30k_labelled.json.gz")
 QUICK = ["--epochs", "2", "--head-epochs", "60", "--threads", "1"]
@@ -123,18 +123,28 @@ def test_split_is_by_hash_and_stable():
     assert split_indices(keys[::-1])["test"].size == sizes["test"]
 
 
-def test_progress_bar_draws_only_on_a_tty():
+def test_progress_bar_draws_only_on_a_tty_or_when_forced():
     class Tty(io.StringIO):
         def isatty(self):
             return True
 
-    tty, plain = Tty(), io.StringIO()
-    for stream in (tty, plain):
-        with Progress(3, "work", stream=stream) as bar:
+    class Closed(io.StringIO):
+        def isatty(self):
+            raise ValueError("I/O operation on closed file")
+
+    tty, plain, forced, closed = Tty(), io.StringIO(), io.StringIO(), Closed()
+    for stream, enabled in ((tty, None), (plain, None), (forced, True), (closed, None)):
+        with progress(total=3, desc="work", stream=stream, enabled=enabled) as bar:
             for _ in range(3):
                 bar.update()
-    assert "work [" in tty.getvalue() and "3/3" in tty.getvalue()
-    assert plain.getvalue() == ""
+        assert list(progress(range(4), desc="loop", stream=stream, enabled=enabled)) == [0, 1, 2, 3]
+    for drawn in (tty, forced):
+        assert "work" in drawn.getvalue() and "3/3" in drawn.getvalue() and "4/4" in drawn.getvalue()
+    assert plain.getvalue() == "" and closed.getvalue() == ""
+    off = Tty()
+    with progress(total=3, desc="work", stream=off, enabled=False) as bar:
+        bar.update(3)
+    assert off.getvalue() == ""
 
 
 def test_graph_level_views_keep_the_cell_and_change_the_skeleton():

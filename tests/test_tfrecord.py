@@ -12,27 +12,46 @@ import pytest
 from gennape.cg.errors import GennapeError
 from gennape.cg.families.nb101 import FAMILY
 from gennape.cg.families.nb101_official import (
-    decode_model_metrics, iter_official, load_official, parse_record,
+    EvaluationData, ModelMetrics, ProtobufError, decode_model_metrics, iter_official, load_official, parse_record,
 )
+from gennape.cg.families import tfrecord
 from gennape.cg.families.tfrecord import (
     TFRecordError, TFRecordReader, crc32c, crc32c_many, encode_record, mask, read_tfrecord,
     write_tfrecord,
 )
 
 
-def test_crc32c_known_values():
+# Both implementations: google-crc32c's C extension when installed, else the
+# table-driven fallback (pure Python for one buffer, numpy batches for many).
+CRC32C_ONE = [pytest.param(crc32c, id="default"), pytest.param(tfrecord._crc32c_python, id="fallback")]
+CRC32C_MANY = [pytest.param(crc32c_many, id="default"), pytest.param(tfrecord._crc32c_many_numpy, id="fallback")]
+
+
+@pytest.mark.parametrize("crc", CRC32C_ONE)
+def test_crc32c_known_values(crc):
     # RFC 3720 B.4 and the common check value.
-    assert crc32c(b"123456789") == 0xE3069283
-    assert crc32c(bytes(32)) == 0x8A9136AA
-    assert crc32c(b"\xff" * 32) == 0x62A8AB43
-    assert crc32c(bytes(range(32))) == 0x46DD794E
+    assert crc(b"123456789") == 0xE3069283
+    assert crc(bytes(32)) == 0x8A9136AA
+    assert crc(b"\xff" * 32) == 0x62A8AB43
+    assert crc(bytes(range(32))) == 0x46DD794E
 
 
-def test_crc32c_many_matches_scalar():
+@pytest.mark.parametrize("many", CRC32C_MANY)
+def test_crc32c_many_matches_scalar(many):
     rng = random.Random(0)
     bufs = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 70))) for _ in range(300)]
-    assert crc32c_many(bufs).tolist() == [crc32c(b) for b in bufs]
-    assert crc32c_many([]).tolist() == []
+    assert many(bufs).tolist() == [tfrecord._crc32c_python(b) for b in bufs]
+    assert many([]).tolist() == []
+
+
+def test_fallback_reader_finds_the_damaged_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfrecord, "_CRC32C_C", None)  # as without google-crc32c's C extension
+    path = tmp_path / "x.tfrecord"
+    write_tfrecord(path, [b"first", b"second", b"third"])
+    assert list(read_tfrecord(path)) == [b"first", b"second", b"third"]
+    _corrupt(path, 16 + 5 + 12 + 2)
+    with pytest.raises(TFRecordError, match=r"record 1 at byte 21: data CRC mismatch"):
+        list(read_tfrecord(path))
 
 
 def test_record_framing():
@@ -147,50 +166,38 @@ def _write_official(path):
     return specs
 
 
-def test_decode_model_metrics_against_protobuf_library():
-    # The installed protobuf runtime, given the proto's schema, must read what
-    # the hand encoder writes exactly as the hand decoder does.
-    pytest.importorskip("google.protobuf")
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+def test_model_metrics_schema_is_the_official_proto():
+    # nasbench/lib/model_metrics.proto, field for field (name, number, type, repeated).
+    from google.protobuf.descriptor import FieldDescriptor as F
 
-    fdp = descriptor_pb2.FileDescriptorProto(name="mm_test.proto", package="nasbench_test", syntax="proto2")
-    ev = fdp.message_type.add(name="EvaluationData")
-    for i, name in enumerate(["current_epoch", "training_time", "train_accuracy",
-                              "validation_accuracy", "test_accuracy"], 1):
-        ev.field.add(name=name, number=i, type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
-                     label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    ev.field.add(name="checkpoint_path", number=6, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                 label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    mm = fdp.message_type.add(name="ModelMetrics")
-    mm.field.add(name="evaluation_data", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                 type_name=".nasbench_test.EvaluationData",
-                 label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)
-    mm.field.add(name="trainable_parameters", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
-                 label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    mm.field.add(name="total_time", number=3, type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
-                 label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("nasbench_test.ModelMetrics"))
-    msg = cls()
-    msg.trainable_parameters = 8555530
-    msg.total_time = 99.5
-    for k in range(3):
-        e = msg.evaluation_data.add()
-        e.current_epoch, e.training_time = 54.0 * k, 10.0 * k
-        e.train_accuracy, e.validation_accuracy, e.test_accuracy = 0.1 * k, 0.2 * k, 0.3 * k
-        e.checkpoint_path = f"ckpt-{k}"
-    decoded = decode_model_metrics(msg.SerializeToString())
-    assert decoded.trainable_parameters == 8555530 and decoded.total_time == 99.5
-    assert [e.validation_accuracy for e in decoded.evaluation_data] == [0.0, 0.2, 0.4]
-    assert decoded.evaluation_data[2].checkpoint_path == "ckpt-2"
-    assert decoded.evaluation_data[2].current_epoch == 108.0
-    # And the library reads the hand encoder's bytes like the hand decoder does.
-    hand = _metrics(123, [(1.0, 2.0, 3.0, 4.0, 5.0)])
-    lib = cls.FromString(hand)
-    dec = decode_model_metrics(hand)
-    assert lib.trainable_parameters == dec.trainable_parameters == 123
-    assert lib.evaluation_data[0].test_accuracy == dec.evaluation_data[0].test_accuracy == 5.0
+    def fields(cls):
+        return [(f.name, f.number, f.type, f.is_repeated) for f in cls.DESCRIPTOR.fields]
+
+    assert ModelMetrics.DESCRIPTOR.full_name == "nasbench.ModelMetrics"
+    assert fields(ModelMetrics) == [("evaluation_data", 1, F.TYPE_MESSAGE, True),
+                                    ("trainable_parameters", 2, F.TYPE_INT32, False),
+                                    ("total_time", 3, F.TYPE_DOUBLE, False)]
+    assert fields(EvaluationData) == [
+        *[(name, i, F.TYPE_DOUBLE, False) for i, name in enumerate(
+            ["current_epoch", "training_time", "train_accuracy", "validation_accuracy", "test_accuracy"], 1)],
+        ("checkpoint_path", 6, F.TYPE_STRING, False)]
+    # proto2 ``optional``: every single field knows whether it was set.
+    assert all(f.has_presence for cls in (ModelMetrics, EvaluationData) for f in cls.DESCRIPTOR.fields
+               if not f.is_repeated)
+
+
+def test_decode_model_metrics_reads_hand_encoded_wire_bytes():
+    # The test's own wire encoder (above), independent of the protobuf runtime.
+    evals = [(0.0, 0.0, 0.1, 0.2, 0.3), (54.0, 10.0, 0.5, 0.6, 0.7), (108.0, 20.0, 0.9, 0.91, 0.92)]
+    decoded = decode_model_metrics(_metrics(8555530, evals))
+    assert decoded.trainable_parameters == 8555530 and decoded.total_time == 1234.5
+    assert [(e.current_epoch, e.training_time, e.train_accuracy, e.validation_accuracy, e.test_accuracy)
+            for e in decoded.evaluation_data] == evals
+    assert decoded.evaluation_data[-1].checkpoint_path == "/tmp/model.ckpt-1"
+    # Unknown fields are skipped; a field running past the end is malformed.
+    assert decode_model_metrics(_metrics(7, evals[:1]) + _double(9, 1.0)).trainable_parameters == 7
+    with pytest.raises(ProtobufError, match="malformed ModelMetrics"):
+        decode_model_metrics(_bytes(1, b"\x09" + bytes(3)))
 
 
 def test_official_file(tmp_path):
@@ -233,6 +240,10 @@ def test_official_file_errors(tmp_path):
         load_official(path)
     write_tfrecord(path, [b"not json"])
     with pytest.raises(GennapeError, match="record 0: payload is not a JSON list"):
+        load_official(path)
+    truncated = base64.b64encode(_metrics(5, [(1.0, 2.0, 3.0, 4.0, 5.0)])[:-3]).decode()
+    write_tfrecord(path, [json.dumps(["h", 108, "0100", "input,output", truncated]).encode()])
+    with pytest.raises(GennapeError, match=r"bad.tfrecord: record 0: raw_metrics: malformed ModelMetrics protobuf"):
         load_official(path)
 
 

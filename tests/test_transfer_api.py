@@ -9,7 +9,7 @@ from _transfer_helpers import EXAMPLES, nb201_records, tiny_estimator
 from gennape.cg.errors import GennapeError
 from gennape.transfer import default_checkpoint, predict_cgs, predict_module, predict_onnx
 from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
-from gennape.transfer.metrics import spearman
+from gennape.pretrain.metrics import spearman
 
 
 @pytest.fixture(scope="module")

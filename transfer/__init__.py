@@ -4,12 +4,26 @@ Python API (see :mod:`gennape.transfer.api`)::
 
     from gennape.transfer import predict_onnx, predict_module, finetune, evaluate, default_checkpoint
 
-Modules: :mod:`gennape.transfer.metrics` (rank metrics), :mod:`gennape.transfer.labels`
-(LABELS.csv), :mod:`gennape.transfer.predict` (streamed prediction and outputs),
-:mod:`gennape.transfer.finetune`, :mod:`gennape.transfer.evaluate`, :mod:`gennape.transfer.plot`.
-Importing :mod:`transfer` is cheap; torch loads on first use.
+Modules: :mod:`gennape.transfer.labels` (LABELS.csv), :mod:`gennape.transfer.predict`
+(streamed prediction and outputs), :mod:`gennape.transfer.finetune`,
+:mod:`gennape.transfer.evaluate` (metrics from :mod:`gennape.pretrain.metrics`),
+:mod:`gennape.transfer.plot`, :mod:`gennape.transfer.workers` (conversion in
+worker processes).
+Importing :mod:`gennape.transfer` is cheap: the API loads on first use (so a
+command-line parser can import :mod:`gennape.transfer.predict`'s constants
+without NumPy), torch later still.
 """
 
-from gennape.transfer.api import default_checkpoint, evaluate, finetune, predict_cgs, predict_module, predict_onnx
-
 __all__ = ["predict_onnx", "predict_cgs", "predict_module", "finetune", "evaluate", "default_checkpoint"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from gennape.transfer import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

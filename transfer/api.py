@@ -21,7 +21,7 @@ from typing import Sequence
 
 from gennape.cg.errors import GennapeError
 from gennape.transfer.model import default_checkpoint, load_estimator
-from gennape.transfer.predict import ModelPrediction, PredictionRun
+from gennape.transfer.predict import DEFAULT_CHUNK, ModelPrediction, PredictionRun
 
 
 def _estimator(checkpoint):
@@ -31,7 +31,8 @@ def _estimator(checkpoint):
 
 
 def predict_onnx(paths: str | Path | Sequence[str | Path], checkpoint=None, *, input_shape=None,
-                 unknown_ops: str = "error", chunk_size: int = 64) -> PredictionRun:
+                 unknown_ops: str = "error", chunk_size: int = DEFAULT_CHUNK,
+                 workers: int = 1) -> PredictionRun:
     """Predict ONNX files and folders (searched recursively), ranked.
 
     Files that fail are listed in ``run.failures``; nothing is raised for them.
@@ -42,6 +43,7 @@ def predict_onnx(paths: str | Path | Sequence[str | Path], checkpoint=None, *, i
         input_shape: first input's shape with batch, for symbolic dimensions.
         unknown_ops: ``"error"`` or ``"other"`` (see :func:`cg.from_onnx`).
         chunk_size: files converted and predicted together.
+        workers: processes converting the files (same results for any number).
     """
     from gennape.transfer.predict import collect_onnx, predict_files
 
@@ -51,7 +53,7 @@ def predict_onnx(paths: str | Path | Sequence[str | Path], checkpoint=None, *, i
     if not files:
         raise GennapeError(f"no .onnx files found in {', '.join(map(str, paths))}")
     run = predict_files(files, _estimator(checkpoint), input_shape=input_shape, unknown_ops=unknown_ops,
-                        chunk_size=chunk_size)
+                        chunk_size=chunk_size, workers=workers)
     run.checkpoint = str(checkpoint) if isinstance(checkpoint, (str, Path)) else ("default" if checkpoint is None else "")
     return run
 

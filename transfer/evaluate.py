@@ -9,7 +9,7 @@ import numpy as np
 
 from gennape.cg.errors import GennapeError
 from gennape.transfer.labels import Labels
-from gennape.transfer.predict import FailedModel, predict_files
+from gennape.transfer.predict import DEFAULT_CHUNK, FailedModel, predict_files
 
 
 @dataclass
@@ -17,7 +17,7 @@ class Evaluation:
     """Metrics of one evaluation and the pairs they came from.
 
     Attributes:
-        metrics: :func:`gennape.transfer.metrics.all_metrics` (``n`` counts predicted models).
+        metrics: :func:`gennape.pretrain.metrics.all_metrics` (``n`` counts predicted models).
         pred, true: accuracies as fractions, in label order, failures left out.
         paths: the evaluated files, aligned with ``pred``.
         failures: files that could not be predicted (left out of the metrics).
@@ -36,12 +36,12 @@ class Evaluation:
 
 
 def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None, input_shape=None,
-                    unknown_ops: str = "error", chunk_size: int = 64, progress=None) -> Evaluation:
+                    unknown_ops: str = "error", chunk_size: int = DEFAULT_CHUNK, progress=None) -> Evaluation:
     """Predict every labelled file (minus ``exclude``) and compare with the labels.
 
     Raises :class:`GennapeError` when fewer than two models remain to compare.
     """
-    from gennape.transfer.metrics import all_metrics
+    from gennape.pretrain.metrics import all_metrics
 
     rows = labels.exclude(exclude) if exclude is not None else labels
     excluded = len(labels) - len(rows)

@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from gennape.cg.errors import GennapeError
+from gennape.pretrain.progress import progress
 
 MODES = ("heads", "encoder")
 DEFAULT_EPOCHS = 100
@@ -106,7 +107,8 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
     if hasattr(estimator, "members_"):  # a seed ensemble: fine-tune every member on the same networks
         # Shallow: each member is copied (once) by its own fine-tune below.
         est = copy.copy(estimator)
-        est.members_ = [finetune_estimator(m, cgs, y, config) for m in estimator.members_]
+        members = progress(estimator.members_, desc="fine-tuning ensemble members", unit="member")
+        est.members_ = [finetune_estimator(m, cgs, y, config) for m in members]
         est.metadata_ = {**estimator.metadata_, "finetune": dict(est.members_[0].metadata_["finetune"])}
         return est
     from gennape.pretrain.targets import TargetTransform
@@ -162,7 +164,7 @@ def _finetune_end_to_end(est, cgs, y: np.ndarray, config: FinetuneConfig) -> Non
     batch_size = min(256, len(y))
     est.encoder_.train()
     est.heads_.train()
-    for _ in range(config.epochs):
+    for _ in progress(range(config.epochs), desc="fine-tuning encoder and heads", unit="epoch", leave=False):
         order = torch.randperm(len(y), generator=gen)
         for start in range(0, len(y), batch_size):
             idx = order[start:start + batch_size]
@@ -210,7 +212,7 @@ def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig()
 
     rows = [labels.rows[i] for i in choose_samples(len(labels), samples, config.seed)]
     cgs, used, failures = [], [], []
-    for row in rows:
+    for row in progress(rows, desc="converting labelled networks", unit="file"):
         result = convert_file(row.path, input_shape)
         if isinstance(result, FailedModel):
             failures.append(result)

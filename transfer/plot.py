@@ -31,14 +31,14 @@ def plot_predictions(pred: Sequence[float], true: Sequence[float], out: str | Pa
         out: image file; the format follows the extension (.png, .pdf, .svg).
         title: first title line (e.g. the labels file); the second line gives
             Spearman and Kendall tau.
-        metrics: :func:`gennape.transfer.metrics.all_metrics` of ``pred``/``true``
+        metrics: :func:`gennape.pretrain.metrics.all_metrics` of ``pred``/``true``
             (computed when omitted).
 
     The image is written to a temporary name and renamed.
     """
     import numpy as np
 
-    from gennape.transfer.metrics import all_metrics
+    from gennape.pretrain.metrics import all_metrics
 
     out = Path(out)
     if not out.parent.is_dir():

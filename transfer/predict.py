@@ -2,9 +2,11 @@
 
 :func:`predict_files` converts and predicts ``chunk_size`` files at a time and
 keeps only a few numbers per model (:class:`ModelPrediction`), so memory does
-not grow with the number of files: the CGs of one chunk are dropped before the
-next is converted. A file that cannot be converted (or predicted) becomes a
-:class:`FailedModel` with its one-line cause; the others are predicted.
+not grow with the number of files: the CGs of one chunk are dropped once it
+is predicted (with ``workers`` > 1 the next chunk converts in worker
+processes meanwhile, :mod:`gennape.transfer.workers`). A file that cannot be
+converted (or predicted) becomes a :class:`FailedModel` with its one-line
+cause; the others are predicted.
 
 Ranks are among the successfully predicted inputs, 1 = highest predicted
 accuracy, ties share the best rank.
@@ -19,11 +21,12 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 from gennape.cg.errors import ConversionError, GennapeError
 
 #: Files converted and predicted together; bounds memory, amortises batching.
+#: The default of every API function and command-line option that streams files.
 DEFAULT_CHUNK = 64
 
 
@@ -112,28 +115,7 @@ def collect_onnx(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
-    """``"1,3,224,224"`` or ``"1x3x224x224"`` -> ``(1, 3, 224, 224)``, the first
-    input's shape with its batch dimension; a three-number ``C,H,W`` gets batch
-    1 prepended. ``None`` stays ``None``."""
-    if text is None:
-        return None
-    parts = text.replace("x", ",").replace(" ", "").split(",")
-    try:
-        dims = tuple(int(p) for p in parts if p)
-    except ValueError:
-        raise GennapeError(f"--input-shape {text!r}: expected integers such as 3,224,224") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise GennapeError(f"--input-shape {text!r}: expected positive integers such as 3,224,224")
-    return (1, *dims) if len(dims) == 3 else dims
-
-
 # --------------------------------------------------------------- predicting
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def convert_file(path: Path, input_shape=None, unknown_ops: str = "error"):
     """The CG of one file, or a :class:`FailedModel` saying why not."""
     from gennape.cg import from_onnx
@@ -170,6 +152,7 @@ def predict_files(
     input_shape=None,
     unknown_ops: str = "error",
     chunk_size: int = DEFAULT_CHUNK,
+    workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictionRun:
     """Convert and predict ``files`` chunk by chunk; rank the results.
@@ -177,17 +160,25 @@ def predict_files(
     Args:
         files: ONNX files (see :func:`collect_onnx`).
         estimator: a fitted estimator (see :mod:`gennape.transfer.model`).
-        input_shape: forwarded to :func:`cg.from_onnx` for models with symbolic dims.
-        unknown_ops: forwarded to :func:`cg.from_onnx`.
+        input_shape: forwarded to :func:`gennape.cg.from_onnx` for models with
+            symbolic dims (checked once here: a malformed one raises
+            :class:`gennape.cg.import_options.InputShapeError`).
+        unknown_ops: forwarded to :func:`gennape.cg.from_onnx`.
         chunk_size: files converted and predicted together.
+        workers: processes converting the files (:mod:`gennape.transfer.workers`);
+            the result is the same for any number.
         progress: called as ``progress(done, total)`` after every chunk.
     """
+    from gennape.cg.import_options import parse_input_shape
+    from gennape.transfer.workers import converted_chunks
+
+    files = list(files)
+    input_shape = parse_input_shape(input_shape)
     run = PredictionRun()
     done = 0
-    for chunk in _chunks(list(files), max(1, chunk_size)):
+    for results in converted_chunks(files, chunk_size, workers, input_shape=input_shape, unknown_ops=unknown_ops):
         cgs, names = [], []
-        for path in chunk:
-            result = convert_file(path, input_shape, unknown_ops)
+        for path, result in zip(files[done:done + len(results)], results):
             if isinstance(result, FailedModel):
                 run.failures.append(result)
             else:
@@ -195,7 +186,7 @@ def predict_files(
                 names.append(str(path))
         if cgs:
             run.predictions.extend(_predict_or_fail(estimator, cgs, names, run.failures))
-        done += len(chunk)
+        done += len(results)
         if progress is not None:
             progress(done, len(files))
         del cgs
@@ -308,8 +299,8 @@ def write_output(run: PredictionRun, path: str | Path) -> None:
 
 
 class Progress:
-    """``predict_files``' ``progress(done, total)`` callback: the
-    :class:`gennape.pretrain.progress.Progress` bar (drawn only on a terminal's
+    """``predict_files``' ``progress(done, total)`` callback: a
+    :func:`gennape.pretrain.progress.progress` bar (drawn only on a terminal's
     stderr), and nothing at all for fewer than ``min_total`` files."""
 
     def __init__(self, label: str, stream=None, min_total: int = 20):
@@ -322,10 +313,10 @@ class Progress:
         if total < self.min_total:
             return
         if self._bar is None:
-            from gennape.pretrain.progress import Progress as Bar
+            from gennape.pretrain.progress import progress
 
-            self._bar = Bar(total, self.label, stream=self.stream)
-        self._bar.update(done - self._bar.count)
+            self._bar = progress(total=total, desc=self.label, stream=self.stream, unit="file")
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -334,7 +325,7 @@ class Progress:
 
 
 __all__ = [
-    "ModelPrediction", "FailedModel", "PredictionRun", "collect_onnx", "parse_input_shape",
+    "ModelPrediction", "FailedModel", "PredictionRun", "collect_onnx",
     "convert_file", "predict_cgs", "predict_files", "assign_ranks", "format_table", "to_csv",
     "to_json", "json_ready", "check_output_path", "write_output", "Progress", "DEFAULT_CHUNK",
 ]

@@ -5,7 +5,8 @@ Each TFRecord payload is the JSON list
 ``[module_hash, epochs, raw_adjacency, raw_operations, raw_metrics]``:
 ``raw_adjacency`` is the n x n matrix as a string of 0/1, ``raw_operations``
 the comma-separated ops and ``raw_metrics`` a base64 ``ModelMetrics``
-protobuf (``nasbench/lib/model_metrics.proto``)::
+protobuf (``nasbench/lib/model_metrics.proto``), decoded by the protobuf
+runtime (installed with onnx) through message classes built from this schema::
 
     message ModelMetrics {
       repeated EvaluationData evaluation_data = 1;
@@ -27,132 +28,64 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 from gennape.cg.errors import GennapeError
 from gennape.cg.families.base import LabelledArch
 from gennape.cg.families.nb101 import NB101Spec
 from gennape.cg.families.tfrecord import TFRecordReader
 
-_DOUBLE = struct.Struct("<d")
-
-
 class ProtobufError(ValueError):
     """Malformed protobuf wire data."""
 
 
-# --------------------------------------------------------- protobuf wire format
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ProtobufError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ProtobufError("varint longer than 10 bytes")
+# ----------------------------------------------------------- ModelMetrics
+def _model_metrics_proto() -> descriptor_pb2.FileDescriptorProto:
+    """``nasbench/lib/model_metrics.proto`` (the official schema), field for field."""
+    field_type = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="nasbench/lib/model_metrics.proto", package="nasbench", syntax="proto2")
+    evaluation = proto.message_type.add(name="EvaluationData")
+    for number, name in enumerate(("current_epoch", "training_time", "train_accuracy",
+                                   "validation_accuracy", "test_accuracy"), 1):
+        evaluation.field.add(name=name, number=number, type=field_type.TYPE_DOUBLE,
+                             label=field_type.LABEL_OPTIONAL)
+    evaluation.field.add(name="checkpoint_path", number=6, type=field_type.TYPE_STRING,
+                         label=field_type.LABEL_OPTIONAL)
+    metrics = proto.message_type.add(name="ModelMetrics")
+    metrics.field.add(name="evaluation_data", number=1, type=field_type.TYPE_MESSAGE,
+                      type_name=".nasbench.EvaluationData", label=field_type.LABEL_REPEATED)
+    metrics.field.add(name="trainable_parameters", number=2, type=field_type.TYPE_INT32,
+                      label=field_type.LABEL_OPTIONAL)
+    metrics.field.add(name="total_time", number=3, type=field_type.TYPE_DOUBLE, label=field_type.LABEL_OPTIONAL)
+    return proto
 
 
-def iter_fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
-    """``(field number, wire type, value)`` of every field of a message.
-
-    Values: int for varints, raw 8 / 4 bytes for fixed64 / fixed32, bytes for
-    length-delimited fields. Groups (wire types 3, 4) are refused.
-    """
-    pos = 0
-    n = len(buf)
-    while pos < n:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise ProtobufError("field number 0")
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + size], pos + size
-        elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise ProtobufError(f"unsupported wire type {wire} (field {number})")
-        if pos > n:
-            raise ProtobufError(f"field {number} runs past the end of the message")
-        yield number, wire, value
-
-
-def _as_double(number: int, wire: int, value) -> float:
-    if wire != 1:
-        raise ProtobufError(f"field {number}: expected a double (wire type 1), got wire type {wire}")
-    return _DOUBLE.unpack(value)[0]
-
-
-@dataclass(frozen=True)
-class EvaluationData:
-    """One evaluation of a training run (``EvaluationData``)."""
-
-    current_epoch: float = 0.0
-    training_time: float = 0.0
-    train_accuracy: float = 0.0
-    validation_accuracy: float = 0.0
-    test_accuracy: float = 0.0
-    checkpoint_path: str = ""
-
-
-_EVAL_DOUBLES = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
-                 4: "validation_accuracy", 5: "test_accuracy"}
-
-
-def decode_evaluation_data(buf: bytes) -> EvaluationData:
-    values: dict[str, object] = {}
-    for number, wire, value in iter_fields(buf):
-        if number in _EVAL_DOUBLES:
-            values[_EVAL_DOUBLES[number]] = _as_double(number, wire, value)
-        elif number == 6:
-            if wire != 2:
-                raise ProtobufError(f"field 6 (checkpoint_path): wire type {wire}, expected 2")
-            values["checkpoint_path"] = bytes(value).decode("utf-8", errors="replace")
-        # Unknown fields are skipped, as protobuf parsers do.
-    return EvaluationData(**values)
-
-
-@dataclass(frozen=True)
-class ModelMetrics:
-    """A decoded ``ModelMetrics`` message."""
-
-    evaluation_data: tuple[EvaluationData, ...] = ()
-    trainable_parameters: int = 0
-    total_time: float = 0.0
+# A pool of our own: the default pool may already hold nasbench's generated
+# model_metrics_pb2 (same names), and the two must not clash.
+_POOL = descriptor_pool.DescriptorPool()
+_POOL.Add(_model_metrics_proto())
+#: The ``ModelMetrics`` message class (protobuf runtime, built from the schema above).
+ModelMetrics = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("nasbench.ModelMetrics"))
+#: The ``EvaluationData`` message class.
+EvaluationData = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("nasbench.EvaluationData"))
 
 
 def decode_model_metrics(buf: bytes) -> ModelMetrics:
-    """Decode ``ModelMetrics`` wire bytes; :class:`ProtobufError` when malformed."""
-    evals = []
-    params = 0
-    total = 0.0
-    for number, wire, value in iter_fields(buf):
-        if number == 1:
-            if wire != 2:
-                raise ProtobufError(f"field 1 (evaluation_data): wire type {wire}, expected 2")
-            evals.append(decode_evaluation_data(value))
-        elif number == 2:
-            if wire == 0:  # int32, as the proto declares
-                params = value - (1 << 64) if value >= 1 << 63 else value
-            elif wire == 1:  # tolerated: a double count
-                params = int(_as_double(number, wire, value))
-            else:
-                raise ProtobufError(f"field 2 (trainable_parameters): wire type {wire}")
-        elif number == 3:
-            total = _as_double(number, wire, value)
-    return ModelMetrics(tuple(evals), params, total)
+    """Decode ``ModelMetrics`` wire bytes; :class:`ProtobufError` when malformed.
+
+    Unknown fields, and fields of the wrong wire type, are skipped as the
+    protobuf runtime does for any message.
+    """
+    try:
+        return ModelMetrics.FromString(buf)
+    except DecodeError as err:
+        raise ProtobufError(f"malformed ModelMetrics protobuf ({err})") from None
 
 
 # ------------------------------------------------------------------ records
@@ -303,5 +236,5 @@ def load_official(path: str | Path, skip_corrupt: bool = False) -> OfficialData:
 
 __all__ = [
     "EvaluationData", "ModelMetrics", "OfficialRecord", "NB101Result", "OfficialData",
-    "decode_model_metrics", "iter_fields", "parse_record", "iter_official", "load_official", "ProtobufError",
+    "decode_model_metrics", "parse_record", "iter_official", "load_official", "ProtobufError",
 ]

@@ -10,14 +10,12 @@ import onnx
 
 from gennape.cg.errors import ConversionError, UnsupportedOpsError
 from gennape.cg.graph import CG, GraphBuilder, Node
+from gennape.cg.import_options import UNKNOWN_OPS_CHOICES
 from gennape.cg.ops import WEIGHTED_OPS, weighted_macs
 from gennape.cg.onnx_import import canonical, constfold, load
 from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
 from gennape.cg.onnx_import.registry import all_handlers
 from gennape.cg.ops import WEIGHTED_OPS
-
-#: Valid values of ``unknown_ops``.
-UNKNOWN_OPS_CHOICES = ("error", "other")
 
 #: Ops whose output depends only on their input's shape, never its values.
 SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})

@@ -4,7 +4,6 @@ tensor shapes, with every failure turned into a one-line ConversionError."""
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections import deque
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import onnx
 
 from gennape.cg.errors import ConversionError
+from gennape.cg.import_options import parse_input_shape
 
 
 #: protobuf cannot parse a message larger than 2 GiB; larger models keep their
@@ -74,23 +74,6 @@ def _check_text(graph: onnx.GraphProto, source: str) -> None:
     bad = next((s for s in names if type(s) is not str), None)
     if bad is not None:
         raise ConversionError(source, f"a name or op type is not valid UTF-8 text ({bytes(bad)[:40]!r})")
-
-
-def parse_input_shape(shape) -> tuple[int, ...] | None:
-    """``(1, 3, 224, 224)``, ``[...]`` or ``"1x3x224x224"`` -> tuple of ints."""
-    if shape is None:
-        return None
-    if isinstance(shape, str):
-        parts = [p for p in re.split(r"[x,\s]+", shape.strip().lower()) if p]
-        try:
-            values = tuple(int(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"input shape {shape!r} is not like 1x3x224x224") from None
-    else:
-        values = tuple(int(v) for v in shape)
-    if not values or any(v <= 0 for v in values):
-        raise ValueError(f"input shape {shape!r} must be positive integers, like 1x3x224x224")
-    return values
 
 
 def network_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:

@@ -1,1 +1,2 @@
-"""One module per subcommand: ``add_arguments(parser)`` and ``run(args) -> int``."""
+"""One module per subcommand: ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``
+(see :mod:`gennape.cli`); shared options in :mod:`gennape.commands._options`."""

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands._options import add_input_shape, add_unknown_ops
+
+HELP = "convert an ONNX model into a computation graph"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="the ONNX file (weights are never read)")
     parser.add_argument("--json", metavar="OUT.json", help="write the CG as JSON ('-' for stdout)")
-    parser.add_argument("--draw", metavar="OUT.svg|OUT.png", help="render the CG (PNG needs matplotlib)")
-    parser.add_argument("--input-shape", metavar="1x3x224x224",
-                        help="shape of the first input, batch included; replaces symbolic dimensions")
-    parser.add_argument("--unknown-ops", choices=("error", "other"), default="error",
-                        help="unsupported ONNX ops: fail listing them all (default), or map them to 'other'")
+    parser.add_argument("--draw", metavar="OUT.svg|OUT.png",
+                        help="render the CG (repeated blocks drawn once; PNG needs matplotlib), and write "
+                             "the whole graph as Graphviz DOT next to it (OUT.dot)")
+    add_input_shape(parser)
+    add_unknown_ops(parser)
     parser.add_argument("--list-ops", action="store_true", help="list the supported ONNX op types and exit")
 
 
@@ -34,12 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from gennape.cg.atomic import write_text_atomic
     from gennape.cg.onnx_import import from_onnx
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            cg = from_onnx(args.model, input_shape=args.input_shape, unknown_ops=args.unknown_ops)
-    except ValueError as err:  # a malformed --input-shape
-        raise GennapeError(str(err)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cg = from_onnx(args.model, input_shape=args.input_shape, unknown_ops=args.unknown_ops)
     for w in caught:
         print(f"gennape convert: warning: {w.message}", file=sys.stderr)
 
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.draw:
         from gennape.cg.draw import draw
 
-        draw(cg, args.draw)
-        print(f"wrote {args.draw}", file=out)
+        dot = draw(cg, args.draw)
+        print(f"wrote {args.draw} and {dot}", file=out)
     return 0
 
 

@@ -15,21 +15,23 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands._options import add_checkpoint, add_input_shape, add_unknown_ops
+
+HELP = "measure rank correlation of predictions against labels"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = 'exit codes: 0 ok; 1 some files failed (reported, left out of the metrics); 2 usage or input error, or fewer than two models predicted.'
     parser.add_argument("--labels", required=True, metavar="LABELS.csv",
                         help="CSV with columns onnx,accuracy (paths relative to the CSV)")
-    parser.add_argument("--checkpoint", metavar="DIR", default=None,
-                        help="estimator checkpoint folder (default: the one shipped with gennape)")
+    add_checkpoint(parser)
     parser.add_argument("--exclude", metavar="LABELS_USED.csv", default=None,
                         help="leave out the models listed in this labels file (e.g. the fine-tuning set)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--plot", metavar="OUT.png", default=None,
                         help="draw predicted vs true accuracy into this image (needs matplotlib)")
-    parser.add_argument("--input-shape", metavar="SHAPE", default=None,
-                        help="first input's shape for models with symbolic dimensions: 1,3,224,224 "
-                             "(or C,H,W = 3,224,224, batch 1 added)")
+    add_input_shape(parser)
+    add_unknown_ops(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,11 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from gennape.transfer.evaluate import evaluate_labels, format_metrics
     from gennape.transfer.labels import read_labels
     from gennape.transfer.model import load_estimator
-    from gennape.transfer.predict import Progress, json_ready, parse_input_shape
+    from gennape.transfer.predict import Progress, json_ready
 
     labels = read_labels(args.labels)
     exclude = read_labels(args.exclude) if args.exclude else None
-    input_shape = parse_input_shape(args.input_shape)
     if args.plot:
         from pathlib import Path
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     estimator = load_estimator(args.checkpoint)
     progress = Progress("gennape evaluate")
     try:
-        ev = evaluate_labels(labels, estimator, exclude=exclude, input_shape=input_shape, progress=progress)
+        ev = evaluate_labels(labels, estimator, exclude=exclude, input_shape=args.input_shape,
+                             unknown_ops=args.unknown_ops, progress=progress)
     finally:
         progress.close()
     for failure in ev.failures:

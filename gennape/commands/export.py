@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+HELP = "export a benchmark architecture to ONNX"
+
 
 class _FamilyNames(Sequence):
     """The registered family names (:func:`gennape.cg.families.family_names`), read

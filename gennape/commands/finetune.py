@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 
+from gennape.commands._options import add_checkpoint, add_input_shape, command_line
+
+HELP = "fine-tune a checkpoint on a few labelled networks of a new family"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = 'exit codes: 0 saved; 1 saved, but some files failed to convert (reported and skipped); 2 usage or input error, nothing saved. DIR/labels_used.csv lists the rows used (for gennape evaluate --exclude).'
     parser.add_argument("--labels", required=True, metavar="LABELS.csv",
                         help="CSV with columns onnx,accuracy (paths relative to the CSV; percent or fraction)")
-    parser.add_argument("--checkpoint", metavar="DIR", default=None,
-                        help="checkpoint to start from (default: the one shipped with gennape)")
+    add_checkpoint(parser, "checkpoint to start from")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder of the fine-tuned checkpoint")
     parser.add_argument("--samples", type=int, default=None, metavar="N",
                         help="fine-tune on N rows drawn with --seed (default: all rows)")
@@ -33,13 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-size-term", dest="refit_size_term", action="store_false",
                         help="keep the pretrained size slope instead of refitting it on the labels "
                              "(refitted by default when there are 10 or more rows)")
-    parser.add_argument("--input-shape", metavar="SHAPE", default=None,
-                        help="first input's shape for models with symbolic dimensions: 1,3,224,224 "
-                             "(or C,H,W = 3,224,224, batch 1 added)")
+    add_input_shape(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import shlex
     import sys
     from pathlib import Path
 
@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from gennape.transfer.finetune import DEFAULT_EPOCHS, FinetuneConfig, finetune_labels
     from gennape.transfer.labels import read_labels
     from gennape.transfer.model import load_estimator
-    from gennape.transfer.predict import parse_input_shape
 
     if args.samples is not None and args.samples < 2:
         raise GennapeError(f"--samples must be at least 2, got {args.samples}")
@@ -57,14 +56,12 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise GennapeError(f"{out}: exists and is not a folder")
     labels = read_labels(args.labels)
-    input_shape = parse_input_shape(args.input_shape)
     estimator = load_estimator(args.checkpoint)
     cfg = FinetuneConfig(mode=args.mode, epochs=args.epochs or DEFAULT_EPOCHS, seed=args.seed,
                          refit_size_term=args.refit_size_term)
     what = "encoder + heads" if args.mode == "encoder" else "heads"
-    command = "gennape finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
-    est = finetune_labels(labels, estimator, cfg, samples=args.samples, out=out, input_shape=input_shape,
-                          command=command)
+    est = finetune_labels(labels, estimator, cfg, samples=args.samples, out=out, input_shape=args.input_shape,
+                          command=command_line(args))
     report = est.finetune_report_
     for failure in report.failures:
         print(f"gennape finetune: {failure.path}: {failure.error}", file=sys.stderr)

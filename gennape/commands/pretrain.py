@@ -1,9 +1,16 @@
-"""``gennape pretrain``: train the estimator on NAS-Bench-101 and save a checkpoint."""
+"""``gennape pretrain``: train the estimator on NAS-Bench-101 and save a checkpoint.
+
+``torchrun --nproc-per-node N -m gennape pretrain ...`` trains one model in N
+data-parallel processes (:mod:`gennape.pretrain.distributed`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import shlex
+
+from gennape.commands._options import command_line
+
+HELP = "pretrain the estimator on NAS-Bench-101"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gennape.cg.errors import GennapeError
+    from gennape.pretrain.distributed import launched_rank
     from gennape.pretrain.run import pretrain_nb101
 
     if args.threads:
@@ -68,27 +76,11 @@ def run(args: argparse.Namespace) -> int:
                       op_encoding=args.op_encoding, capacity_term=args.capacity_term,
                       feature_clamp=args.feature_clamp)
         pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views, members=args.members,
-                       command="gennape pretrain " + " ".join(_argv_of(args)),
+                       command=command_line(args),
                        log=lambda line: print(line, flush=True), **params)
     except ValueError as err:  # a bad option value (conv, transform, ...) names the valid ones
         raise GennapeError(str(err)) from None
-    print(f"checkpoint written to {args.out}")
+    if launched_rank() == 0:  # under torchrun, rank 0 wrote it
+        print(f"checkpoint written to {args.out}")
     return 0
 
-
-#: store_false options: destination -> flag.
-_STORE_FALSE = {"capacity_term": "--no-capacity-term", "feature_clamp": "--no-feature-clamp"}
-
-
-def _argv_of(args: argparse.Namespace) -> list[str]:
-    """The options as they would be typed (for the command recorded in config.json)."""
-    out = []
-    for key, value in sorted(vars(args).items()):
-        if key in _STORE_FALSE:  # only the flag's presence is typed
-            out += [] if value else [_STORE_FALSE[key]]
-            continue
-        if key.startswith("_") or key == "command" or value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        out += [flag] if value is True else [flag, shlex.quote(str(value))]
-    return out
