@@ -290,6 +290,19 @@ def test_einsum_that_is_a_matmul():
     assert ops(direct) == {"linear": 2, "matmul": 1}
 
 
+def test_concat_with_an_empty_slice_is_the_other_operand():
+    """Qwen3-ViT's ``cat([q[:, :n_prefix], rope(q[:, n_prefix:])])`` with no prefix tokens."""
+    def prefixed(m, x, n_prefix):
+        h = m.q(x)
+        return m.o(torch.cat([h[:, :n_prefix], torch.tanh(h[:, n_prefix:])], dim=1))
+
+    layers = {n: nn.Linear(32, 32) for n in "qo"}
+    pattern = cg(lambda m, x: prefixed(m, x, 0), shape=(16, 32), **layers)
+    plain = cg(lambda m, x: m.o(torch.tanh(m.q(x))), shape=(16, 32), **layers)
+    assert pattern == plain
+    assert ops(cg(lambda m, x: prefixed(m, x, 1), shape=(16, 32), **layers))["concat"] == 1
+
+
 # ------------------------------------------------ a network as its code writes it
 class _OFAMeanPool(nn.Module):
     """OFA's global pooling and SE squeeze."""
