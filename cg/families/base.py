@@ -37,6 +37,24 @@ class LabelledArch:
 REGISTRY: dict[str, "Family"] = {}
 
 
+def read_json_list(path: Path, what: str, expected: str) -> list:
+    """The gzipped JSON list in a benchmark's label file ``path``; a missing
+    or unreadable file is a one-line :class:`GennapeError` naming it as ``what``
+    and saying what was ``expected``."""
+    import gzip
+    import json
+
+    from gennape.cg.errors import GennapeError
+
+    if not path.is_file():
+        raise GennapeError(f"{path}: benchmark data file not found")
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return list(json.load(f))
+    except (OSError, EOFError, ValueError, TypeError) as e:
+        raise GennapeError(f"{path}: not {what} ({type(e).__name__}: {e}); expected {expected}") from None
+
+
 def register_family(family: "Family") -> "Family":
     """Register ``family`` under ``family.name``; returns it (``FAMILY = register_family(...)``).
 

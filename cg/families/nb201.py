@@ -35,12 +35,11 @@ input at all (the exporter drops the unused input), which the importer refuses.
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gennape.cg.families.base import Family, LabelledArch, register_family
+from gennape.cg.families.base import Family, LabelledArch, read_json_list, register_family
 from gennape.cg.families.cell_builder import LayerGraph, sum_cell
 from gennape.cg.graph import CG
 
@@ -249,14 +248,7 @@ class NB201Family(Family):
         file, column = self.DATASETS[dataset]
         root = Path(data_dir) if data_dir is not None else find()
         path = root / "nb201" / file
-        if not path.is_file():
-            raise GennapeError(f"{path}: benchmark data file not found")
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                records = list(json.load(f))
-        except (OSError, EOFError, ValueError, TypeError) as e:
-            raise GennapeError(f"{path}: not an NB-201 label file ({type(e).__name__}: {e}); "
-                               f'expected a gzipped JSON list of {{"arch", "{column}"}}') from None
+        records = read_json_list(path, "an NB-201 label file", f'a gzipped JSON list of {{"arch", "{column}"}}')
         zc = load_zero_cost(root) if dataset == "cifar10" else {}
         out = []
         for i, rec in enumerate(records):

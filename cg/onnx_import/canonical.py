@@ -243,20 +243,10 @@ def _std_chain(ir: IRGraph, cons, q: int):
     chain but ``d``), return ``(d, r, links)``: the centred tensor, the input
     and the chain's nodes other than ``d``; else None."""
     nodes = ir.nodes
-    if not _is_part(nodes[q], "Sqrt"):
+    root = _root_mean_square(ir, cons, q)
+    if root is None:
         return None
-    a = nodes[q].inputs[0]
-    if not (_is_scalar(nodes[a], ("add",)) and cons[a] == [q]):
-        return None
-    v = nodes[a].inputs[0]
-    if not (nodes[v].op == "reduction" and nodes[v].info["fn"] == "mean" and cons[v] == [a]):
-        return None
-    p = nodes[v].inputs[0]
-    sq = nodes[p]
-    if not (cons[p] == [v] and (_is_scalar(sq, ("pow",), 2.0) or
-                                (sq.op == "mul" and len(sq.inputs) == 2 and sq.inputs[0] == sq.inputs[1]))):
-        return None
-    d = sq.inputs[0]
+    d, (_, a, v, p) = root
     sub = nodes[d]
     if not (sub.op == "add" and sub.info.get("fn") == "sub" and len(sub.inputs) == 2):
         return None
@@ -322,9 +312,10 @@ def collapse_group_std(ir: IRGraph) -> None:
             _collapse(ir, cons, q, x, "layer_norm", [c for c in chain if c != q] + [d])
 
 
-def _rms_chain(ir: IRGraph, cons, q: int) -> tuple[int, list[int]] | None:
-    """If ``q`` is ``sqrt(mean(x^2) + eps)`` (links read only inside the chain),
-    return ``(x, links)``; else None."""
+def _root_mean_square(ir: IRGraph, cons, q: int) -> tuple[int, list[int]] | None:
+    """If ``q`` is ``sqrt(mean(x^2) + eps)`` (square as Pow 2 or ``x * x``,
+    links read only inside the chain), return ``(x, [q, add, mean, square])``;
+    else None."""
     nodes = ir.nodes
     if not _is_part(nodes[q], "Sqrt"):
         return None
@@ -336,9 +327,8 @@ def _rms_chain(ir: IRGraph, cons, q: int) -> tuple[int, list[int]] | None:
         return None
     p = nodes[v].inputs[0]
     sq = nodes[p]
-    if cons[p] == [v] and _is_scalar(sq, ("pow",), 2.0):
-        return sq.inputs[0], [q, a, v, p]
-    if cons[p] == [v] and sq.op == "mul" and len(sq.inputs) == 2 and sq.inputs[0] == sq.inputs[1]:
+    if cons[p] == [v] and (_is_scalar(sq, ("pow",), 2.0) or
+                           (sq.op == "mul" and len(sq.inputs) == 2 and sq.inputs[0] == sq.inputs[1])):
         return sq.inputs[0], [q, a, v, p]
     return None
 
@@ -368,7 +358,7 @@ def collapse_rms_norm(ir: IRGraph) -> None:
                         break
                     reader, r = r, nodes[r].inputs[0]
         for x, q, extra in candidates:
-            found = _rms_chain(ir, cons, q)
+            found = _root_mean_square(ir, cons, q)
             if found is not None and found[0] == x and cons[q] == [extra[-1] if extra else i]:
                 _collapse(ir, cons, i, x, "layer_norm", found[1] + extra)
                 break
