@@ -1,0 +1,97 @@
+"""Pretraining on several labelled families at once, with targets comparable across them.
+
+Each family has its own accuracy scale (NB-101 CIFAR-10 around 0.9, NB-201
+ImageNet16-120 around 0.3, TNB-101 tasks elsewhere again), so raw accuracies
+of different families cannot be regressed together. The target of a network
+is instead its *within-family quantile*: its mid-rank among the labelled
+networks of its own family, divided by their number, in ``(0, 1)``
+(:func:`within_family_quantiles`). Every family then spans the same range and
+only the order inside a family is learned, which is what a zero-shot ranking
+of a new family needs.
+
+:func:`pretrain_families` fits a :class:`GennapeEstimator` on those targets
+(the contrastive stage sees every training CG). The NB-101-only pretraining of
+:func:`gennape.pretrain.run.pretrain_nb101` is untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+def within_family_quantiles(acc) -> np.ndarray:
+    """Mid-rank of each accuracy among ``acc`` divided by ``len(acc)``, ``[n]`` in ``(0, 1)``.
+
+    Ties share their mean rank, so equal accuracies get equal targets.
+    """
+    from scipy.stats import rankdata
+
+    acc = np.asarray(acc, dtype=np.float64)
+    return (rankdata(acc) - 0.5) / len(acc)
+
+
+@dataclass
+class FamilySample:
+    """Labelled networks of one family, as the estimator and the size baselines see them.
+
+    Shapes: every array ``[n]``; ``cgs`` a list of ``n`` :class:`gennape.cg.graph.CG`.
+    """
+
+    name: str
+    keys: list[str]
+    cgs: list
+    accuracy: np.ndarray
+    params: np.ndarray
+    macs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def load_family_sample(name: str, limit: int | None = None, seed: int = 0, **label_options) -> FamilySample:
+    """``limit`` networks (all when None) of family ``name``'s labelled file, drawn with ``seed``,
+    their CGs built through :class:`gennape.cg.families.cache.CGCache`."""
+    from gennape.cg.families import get_family
+    from gennape.cg.families.cache import CGCache
+
+    family = get_family(name)
+    recs = family.load_labelled(**label_options)
+    if limit is not None and limit < len(recs):
+        keep = np.sort(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
+        recs = [recs[i] for i in keep]
+    cgs = CGCache().get_or_build(family, [(r.key, r.spec) for r in recs], "labelled")
+    return FamilySample(name, [r.key for r in recs], cgs, np.array([r.accuracy for r in recs]),
+                        np.array([c.params for c in cgs], dtype=np.float64),
+                        np.array([c.macs for c in cgs], dtype=np.float64))
+
+
+def training_set(samples: Sequence[FamilySample]):
+    """``(pack, targets, family_of)`` of several families: one
+    :class:`gennape.pretrain.packed.GraphPack` of all their CGs, the
+    within-family quantile of each, and the index of its family in ``samples``."""
+    from gennape.pretrain.estimator import as_pack
+
+    if not samples:
+        raise ValueError("no families to train on")
+    cgs = [cg for s in samples for cg in s.cgs]
+    targets = np.concatenate([within_family_quantiles(s.accuracy) for s in samples])
+    family_of = np.concatenate([np.full(len(s), i) for i, s in enumerate(samples)])
+    return as_pack(cgs), targets, family_of
+
+
+def pretrain_families(samples: Sequence[FamilySample], **params):
+    """A :class:`GennapeEstimator` (``params``: its parameters) fitted on the CGs of
+    ``samples`` with within-family quantile targets; ``metadata_`` names the families."""
+    from gennape.pretrain.estimator import GennapeEstimator
+
+    pack, targets, _ = training_set(samples)
+    est = GennapeEstimator(**params).fit(pack, targets)
+    est.metadata_ = {"training_data": {"families": {s.name: len(s) for s in samples},
+                                       "target": "within-family quantile of accuracy"}}
+    return est
+
+
+__all__ = ["FamilySample", "load_family_sample", "pretrain_families", "training_set", "within_family_quantiles"]
