@@ -246,28 +246,6 @@ LOFO_FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_
 BLEND_WEIGHT = 0.5
 
 
-def _ranks(x) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(np.asarray(x, dtype=np.float64)) / len(x)
-
-
-def size_prior(params, macs) -> np.ndarray:
-    """Rank-mean of log #params and log MACs within the networks scored (needs no label)."""
-    return 0.5 * (_ranks(params) + _ranks(macs))
-
-
-def fit_macs_size_term(head_score, log_weights, log_macs, y_t, family_of) -> np.ndarray:
-    """``(a, b, d)`` of ``y_t ~ a * head + b * log_weights + d * log_macs`` + one
-    offset per family (the sizes are centred within each family, so the
-    slopes say how size ranks networks inside a family, not between them)."""
-    cols = [np.asarray(head_score), np.asarray(log_weights), np.asarray(log_macs)]
-    centred = [c - np.array([c[family_of == f].mean() for f in family_of]) for c in cols]
-    yc = y_t - np.array([y_t[family_of == f].mean() for f in family_of])
-    coef, *_ = np.linalg.lstsq(np.stack(centred, axis=1), yc, rcond=None)
-    return coef
-
-
 def run_lofo(args, log) -> dict:
     """Leave-one-family-out: for each family F, an estimator fitted on the other
     families' CGs with within-family quantile targets scores F's networks.
@@ -280,7 +258,8 @@ def run_lofo(args, log) -> dict:
     from gennape.pretrain.estimator import as_pack
     from gennape.pretrain.metrics import spearman
     from gennape.pretrain.model import run_model
-    from gennape.pretrain.multifamily import load_family_sample, pretrain_families, training_set
+    from gennape.pretrain.multifamily import (fit_macs_size_term, load_family_sample, pretrain_families, ranks,
+                                              size_prior, training_set)
 
     names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
@@ -314,8 +293,8 @@ def run_lofo(args, log) -> dict:
         gnn_macs = a * ev_out.head_score + b * pack.log_weights + d * np.log1p(ev.macs)
         prior = size_prior(ev.params, ev.macs)
         scores = {"gnn": gnn, "gnn + log MACs size term": gnn_macs, "size prior": prior,
-                  "blend gnn/prior": BLEND_WEIGHT * _ranks(gnn) + (1 - BLEND_WEIGHT) * prior,
-                  "blend gnn+MACs/prior": BLEND_WEIGHT * _ranks(gnn_macs) + (1 - BLEND_WEIGHT) * prior}
+                  "blend gnn/prior": BLEND_WEIGHT * ranks(gnn) + (1 - BLEND_WEIGHT) * prior,
+                  "blend gnn+MACs/prior": BLEND_WEIGHT * ranks(gnn_macs) + (1 - BLEND_WEIGHT) * prior}
         res = {"n": len(y), "trained_on": {s.name: len(s) for s in others},
                "zero_shot": spearman(gnn, y), "k_shot_mean": None,
                "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),

@@ -27,10 +27,46 @@ def within_family_quantiles(acc) -> np.ndarray:
 
     Ties share their mean rank, so equal accuracies get equal targets.
     """
+    acc = np.asarray(acc, dtype=np.float64)
+    return ranks(acc) - 0.5 / len(acc)
+
+
+def ranks(x) -> np.ndarray:
+    """Mid-ranks of ``x`` divided by ``len(x)``, ``[n]`` (ties share their mean rank)."""
     from scipy.stats import rankdata
 
-    acc = np.asarray(acc, dtype=np.float64)
-    return (rankdata(acc) - 0.5) / len(acc)
+    return rankdata(np.asarray(x, dtype=np.float64)) / len(x)
+
+
+def size_prior(params, macs) -> np.ndarray:
+    """The rank-mean of #params and MACs among the networks scored, ``[n]``: a
+    size-only score that needs no label (higher = bigger)."""
+    return 0.5 * (ranks(params) + ranks(macs))
+
+
+def fit_macs_size_term(head_score, log_weights, log_macs, y_t, family_of) -> np.ndarray:
+    """``(a, b, d)`` of ``y_t ~ a * head_score + b * log_weights + d * log_macs``
+    plus one offset per family, by least squares.
+
+    The columns and targets are centred within each family (``family_of``: the
+    family index of each row), so the slopes say how size orders networks
+    *inside* a family; a pooled fit would also learn which family is bigger,
+    which within-family quantile targets do not carry.
+
+    Shapes:
+        - every argument: ``[n]``; returns ``[3]``
+    """
+    family_of = np.asarray(family_of)
+    y_t = np.asarray(y_t, dtype=np.float64)
+
+    def centred(col):
+        col = np.asarray(col, dtype=np.float64)
+        means = {f: col[family_of == f].mean() for f in np.unique(family_of)}
+        return col - np.array([means[f] for f in family_of])
+
+    design = np.stack([centred(head_score), centred(log_weights), centred(log_macs)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, centred(y_t), rcond=None)
+    return coef
 
 
 @dataclass
@@ -94,4 +130,5 @@ def pretrain_families(samples: Sequence[FamilySample], **params):
     return est
 
 
-__all__ = ["FamilySample", "load_family_sample", "pretrain_families", "training_set", "within_family_quantiles"]
+__all__ = ["FamilySample", "fit_macs_size_term", "load_family_sample", "pretrain_families", "ranks", "size_prior",
+           "training_set", "within_family_quantiles"]
