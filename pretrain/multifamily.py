@@ -104,31 +104,48 @@ def load_family_sample(name: str, limit: int | None = None, seed: int = 0, **lab
                         np.array([c.macs for c in cgs], dtype=np.float64))
 
 
-def training_set(samples: Sequence[FamilySample]):
+#: What :func:`training_set` regresses: ``quantile`` (the within-family quantile) or
+#: ``residual`` (the quantile minus the :func:`size_prior`: what size does not explain).
+TARGETS = ("quantile", "residual")
+
+
+def family_targets(sample: FamilySample, target: str = "quantile") -> np.ndarray:
+    """The targets of one family's networks, ``[n]`` (see :data:`TARGETS`)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
+    q = within_family_quantiles(sample.accuracy)
+    return q if target == "quantile" else q - size_prior(sample.params, sample.macs)
+
+
+def training_set(samples: Sequence[FamilySample], target: str = "quantile"):
     """``(pack, targets, family_of)`` of several families: one
     :class:`gennape.pretrain.packed.GraphPack` of all their CGs, the
-    within-family quantile of each, and the index of its family in ``samples``."""
+    target of each (:func:`family_targets`), and the index of its family in ``samples``."""
     from gennape.pretrain.estimator import as_pack
 
     if not samples:
         raise ValueError("no families to train on")
     cgs = [cg for s in samples for cg in s.cgs]
-    targets = np.concatenate([within_family_quantiles(s.accuracy) for s in samples])
+    targets = np.concatenate([family_targets(s, target) for s in samples])
     family_of = np.concatenate([np.full(len(s), i) for i, s in enumerate(samples)])
     return as_pack(cgs), targets, family_of
 
 
-def pretrain_families(samples: Sequence[FamilySample], **params):
+def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile", **params):
     """A :class:`GennapeEstimator` (``params``: its parameters) fitted on the CGs of
-    ``samples`` with within-family quantile targets; ``metadata_`` names the families."""
+    ``samples`` with :func:`family_targets` ``target``; ``metadata_`` names the families.
+
+    With ``target="residual"`` the estimator learns what the size prior leaves
+    over: score a family by ``size_prior(...) + est.target_transform_.inverse(est.predict_score(...))``.
+    """
     from gennape.pretrain.estimator import GennapeEstimator
 
-    pack, targets, _ = training_set(samples)
+    pack, targets, _ = training_set(samples, target)
     est = GennapeEstimator(**params).fit(pack, targets)
     est.metadata_ = {"training_data": {"families": {s.name: len(s) for s in samples},
-                                       "target": "within-family quantile of accuracy"}}
+                                       "target": f"within-family {target} of accuracy"}}
     return est
 
 
-__all__ = ["FamilySample", "fit_macs_size_term", "load_family_sample", "pretrain_families", "ranks", "size_prior",
+__all__ = ["TARGETS", "FamilySample", "family_targets", "fit_macs_size_term", "load_family_sample", "pretrain_families", "ranks", "size_prior",
            "training_set", "within_family_quantiles"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gennape.cg.families import get_family
-from gennape.pretrain.multifamily import (FamilySample, fit_macs_size_term, pretrain_families, size_prior,
+from gennape.pretrain.multifamily import (FamilySample, family_targets, fit_macs_size_term, pretrain_families, size_prior,
                                           training_set, within_family_quantiles)
 
 
@@ -60,3 +60,11 @@ def test_pretrain_families_fits_one_estimator_on_every_family(samples):
     assert est.metadata_["training_data"]["families"] == {"nb201": 12, "nb301": 10}
     pack, _, _ = training_set(samples)
     assert np.isfinite(est.predict_score(pack)).all()
+
+
+def test_residual_targets_are_what_the_size_prior_leaves_over(samples):
+    s = samples[0]
+    np.testing.assert_allclose(family_targets(s, "residual") + size_prior(s.params, s.macs),
+                               within_family_quantiles(s.accuracy))
+    with pytest.raises(ValueError, match="valid targets: quantile, residual"):
+        family_targets(s, "rank")
