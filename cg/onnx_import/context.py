@@ -54,19 +54,19 @@ class Context:
         self._counted: set[str] = set()
         #: Why strict shape inference failed, if it did (explains missing shapes).
         self.inference_error: str | None = None
+        #: tensor -> why its shape stays unknown (from constfold.resolve_shapes)
+        self.shape_causes: dict[str, str] = {}
 
     # ------------------------------------------------------------- tensors
     def shape(self, tensor: str) -> tuple[int, ...]:
         """Full shape (batch dimension included) of a tensor, or ConversionError."""
         shape = self.shapes.get(tensor)
         if shape is None or None in shape:
-            if self.inference_error:
-                raise MissingShape(self.source, self.inference_error)
-            raise MissingShape(
-                self.source,
-                f"the shape of tensor {tensor!r} could not be inferred "
-                "(pass an input shape, e.g. --input-shape 1x3x224x224)",
-            )
+            cause = self.shape_causes.get(tensor) or self.inference_error
+            # The inputs are static by now (load.fix_input_shapes asks for
+            # --input-shape when they are not), so the cause is in the graph.
+            raise MissingShape(self.source, f"the shape of tensor {tensor!r} could not be inferred"
+                                            + (f": {cause}" if cause else ""))
         return shape
 
     def feat(self, tensor: str) -> tuple[int, ...]:
@@ -208,13 +208,14 @@ def to_pair(values, default: int = 1) -> tuple[int, int]:
     return (values[0], values[1])
 
 
-def tensor_value(t: onnx.TensorProto):
-    """Numpy value of a small integer / boolean tensor or of a scalar stored in
-    the file, else None: float weights are never read."""
+def tensor_value(t: onnx.TensorProto, float_numel: int = 1):
+    """Numpy value of a small integer / boolean tensor, or of a float tensor of
+    at most ``float_numel`` elements, stored in the file, else None: float
+    weights are never read."""
     if t.data_location == onnx.TensorProto.EXTERNAL:
         return None
     numel = math.prod(t.dims)
-    if numel > 1 and (t.data_type not in _INTEGER_TYPES or numel > SMALL_NUMEL):
+    if numel > float_numel and (t.data_type not in _INTEGER_TYPES or numel > SMALL_NUMEL):
         return None
     try:
         return numpy_helper.to_array(t)
@@ -229,11 +230,11 @@ _INTEGER_TYPES = frozenset({
 })
 
 
-def constant_value(node: onnx.NodeProto):
-    """Value of a Constant node if small, else None."""
+def constant_value(node: onnx.NodeProto, float_numel: int = 1):
+    """Value of a Constant node if small (as for :func:`tensor_value`), else None."""
     for a in node.attribute:
         if a.name == "value":
-            return tensor_value(a.t)
+            return tensor_value(a.t, float_numel)
         if a.name in ("value_float", "value_int"):
             return np.asarray(helper.get_attribute_value(a))
         if a.name in ("value_floats", "value_ints"):
