@@ -15,6 +15,7 @@ from gennape.cg.ops import WEIGHTED_OPS, weighted_macs
 from gennape.cg.onnx_import import canonical, constfold, load
 from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
 from gennape.cg.onnx_import.registry import all_handlers
+from gennape.cg.ops import WEIGHTED_OPS
 
 DEFAULT_DOMAINS = constfold.DEFAULT_DOMAINS
 
@@ -186,7 +187,10 @@ def _build(ctx: Context, name: str) -> CG:
 
 def _macs(n) -> int:
     """conv: Cout*Hout*Wout*(Cin/g)*kh*kw; linear: in*out per position;
-    matmul: the product's multiply-adds; others 0."""
+    matmul: the product's multiply-adds; a handler's own count where it gives one
+    (conv_transpose, rnn); others 0."""
+    if "macs" in n.info:
+        return int(n.info["macs"])
     if n.op in WEIGHTED_OPS:
         return weighted_macs(n.out_shape, n.weight_shape)
     if n.op == "matmul":
