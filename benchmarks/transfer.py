@@ -38,8 +38,10 @@ estimator; the same with log MACs added to its size term (slopes fitted on
 the training families, centred within each family); the size prior
 (rank-mean of #params and MACs); and 50/50 rank blends of the GNN scores with
 the prior; next to #params, FLOPs and the better of the two on the same
-networks. ``--lofo-kshot`` adds ``--samples``-shot head fine-tuning with
-``--seeds`` seeds on F's networks only.
+networks. ``--lofo-residual`` adds the size prior plus a second estimator
+fitted on what the prior leaves over; ``--lofo-kshot`` adds ``--samples``-shot
+fine-tuning of the heads with ``--seeds`` seeds on F's networks only
+(Spearman on F's other networks).
 
     python benchmarks/transfer.py                     # the README table (shipped checkpoint)
     python benchmarks/transfer.py --protocol lofo --threads 1 --train-per-family 1000 --limit-per-family 1000
@@ -251,7 +253,6 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
     return out
 
 
-
 # ------------------------------------------------------------------- LOFO
 #: Families of the leave-one-family-out protocol: one per SPACE (NB-201's three
 #: datasets and TNB-101's tasks are label sets of one space, never separate
@@ -281,7 +282,8 @@ def run_lofo(args, log) -> dict:
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
               "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "seed": 0,
               "target": "within-family quantile", "blend_weight": BLEND_WEIGHT,
-              "params": {"readout": "mean"}, "residual_row": args.lofo_residual, "k_shot": args.samples if args.lofo_kshot else None}
+              "params": {"readout": "mean"}, "residual_row": args.lofo_residual,
+              "k_shot": args.samples if args.lofo_kshot else None, "k_shot_mode": "heads"}
     log(f"LOFO recipe (fixed in advance): {recipe}")
     train, evals = {}, {}
     for name in names:  # disjoint seeds: the training and scoring draws are independent
