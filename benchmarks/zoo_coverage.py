@@ -308,7 +308,7 @@ def strip_weights(model, location: str, min_bytes: int = STRIP_MIN_BYTES) -> tup
     floats = {T.FLOAT, T.FLOAT16, T.DOUBLE, T.BFLOAT16}
     offset = count = 0
     for t in _all_tensors(model.graph):
-        if t.data_type not in floats or t.data_location == T.EXTERNAL:
+        if t.data_type not in floats:
             continue
         nbytes = math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
         if nbytes < min_bytes:
@@ -327,8 +327,8 @@ def strip_weights(model, location: str, min_bytes: int = STRIP_MIN_BYTES) -> tup
 
 def export_job(job: dict) -> dict:
     """Build, export and strip one model (runs in the export worker)."""
-    import io
     import signal
+    import tempfile
     import warnings
 
     import torch
@@ -367,7 +367,11 @@ def export_job(job: dict) -> dict:
     def on_alarm(signum, frame):
         raise ExportTimeout(f"export took more than {job['export_timeout']} s")
 
-    buf = io.BytesIO()
+    # A file, not a buffer: models over protobuf's 2 GiB limit export only to a
+    # path, with their weights as external data (dropped with the folder).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-")
+    exported = Path(scratch.name) / "model.onnx"
     x = torch.randn(*shape)
     t1 = time.perf_counter()
     old = signal.signal(signal.SIGALRM, on_alarm)
@@ -375,11 +379,13 @@ def export_job(job: dict) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x,), buf, opset_version=OPSET, dynamo=False, do_constant_folding=True,
+            torch.onnx.export(model, (x,), str(exported), opset_version=OPSET, dynamo=False, do_constant_folding=True,
                               input_names=["input"])
     except ExportTimeout as err:
+        scratch.cleanup()
         return {**out, "status": "skipped: too large", "error": str(err)}
     except Exception as err:  # noqa: BLE001
+        scratch.cleanup()
         return {**out, "status": "not exportable", "stage": "export",
                 "error": f"{type(err).__name__}: {first_line(err)}"}
     finally:
@@ -390,8 +396,8 @@ def export_job(job: dict) -> dict:
 
     import onnx
 
-    proto = onnx.load_from_string(buf.getvalue())
-    del buf
+    proto = onnx.load(str(exported), load_external_data=False)
+    scratch.cleanup()
     stripped, nbytes = strip_weights(proto, f"{path.stem}.weights.bin")
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(proto, str(path))
@@ -431,7 +437,10 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
         for k, spec in enumerate(specs, 1):
             path = folder / f"{spec['name']}.onnx"
             prev = old.get(spec["name"])
-            retry = args.retry_unexportable and prev is not None and prev["status"] == "not exportable"
+            retry = prev is not None and (
+                (args.retry_unexportable and prev["status"] == "not exportable")
+                # skipped for its size under a lower --max-params than this run's
+                or (prev["status"] == "skipped: too large" and 0 < prev.get("params", 0) <= args.max_params))
             if prev is not None and (prev["status"] != "exported" or path.exists()) \
                     and not prev["status"].startswith("worker") and not retry:
                 entry = prev

@@ -73,6 +73,7 @@ CASES = {
     "Tile": ([node("Tile", ["x", "r"], ["y"])], {"r": i64(1, 2, 1, 1)}, [X], {"reshape": 1}),
     "Pow": _LAYER_NORM,
     "Reciprocal": ([node("Relu", ["x"], ["r"]), node("Reciprocal", ["r"], ["y"])], {}, [X], {"relu": 1}),
+    "Neg": ([node("Relu", ["x"], ["r"]), node("Neg", ["r"], ["y"])], {}, [X], {"relu": 1}),
     "Sqrt": _LAYER_NORM,
     "Einsum": ([node("Einsum", ["x", "x"], ["y"], equation="bchw,bckw->bchk")], {}, [X], {"matmul": 1}),
     "Relu": ([node("Relu", ["x"], ["y"])], {}, [X], {"relu": 1}),

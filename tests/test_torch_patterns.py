@@ -76,6 +76,16 @@ def test_a_layer_fed_only_by_zeros_is_a_constant_branch():
     assert pattern == plain
 
 
+def test_a_constant_branch_between_batch_norms_keeps_no_norm_apart():
+    """NB-201's last cell when its live output is one conv edge plus dead edges:
+    conv-BN, a constant branch added in, then the network's closing BN. Both BNs
+    merge into the conv, as with no constant branch at all."""
+    pattern = cg(lambda m, x: m.n2(m.n1(m.a(x)) + m.b(torch.zeros(1, *IMAGE))),
+                 a=conv(), b=conv(), n1=nn.BatchNorm2d(8), n2=nn.BatchNorm2d(8))
+    plain = cg(lambda m, x: m.n2(m.n1(m.a(x))), a=conv(), n1=nn.BatchNorm2d(8), n2=nn.BatchNorm2d(8))
+    assert pattern == plain and ops(plain) == {"conv": 1}
+
+
 def test_folded_constant_branch_is_not_a_parameter():
     """A conv of a constant zero tensor (folded by the importer) added into a
     live sum: neither a node nor parameters."""
@@ -288,6 +298,19 @@ def test_einsum_that_is_a_matmul():
     assert pattern == plain
     direct = cg(lambda m, x: torch.einsum("bqd,bkd->bqk", m.q(x), m.k(x)), shape=(16, 32), **layers)
     assert ops(direct) == {"linear": 2, "matmul": 1}
+
+
+def test_concat_with_an_empty_slice_is_the_other_operand():
+    """Qwen3-ViT's ``cat([q[:, :n_prefix], rope(q[:, n_prefix:])])`` with no prefix tokens."""
+    def prefixed(m, x, n_prefix):
+        h = m.q(x)
+        return m.o(torch.cat([h[:, :n_prefix], torch.tanh(h[:, n_prefix:])], dim=1))
+
+    layers = {n: nn.Linear(32, 32) for n in "qo"}
+    pattern = cg(lambda m, x: prefixed(m, x, 0), shape=(16, 32), **layers)
+    plain = cg(lambda m, x: m.o(torch.tanh(m.q(x))), shape=(16, 32), **layers)
+    assert pattern == plain
+    assert ops(cg(lambda m, x: prefixed(m, x, 1), shape=(16, 32), **layers))["concat"] == 1
 
 
 # ------------------------------------------------ a network as its code writes it

@@ -567,10 +567,11 @@ def merge_affine(ir: IRGraph) -> None:
             n.op = n.info["kind"]
 
 
-@rule(70, "drop_scalars")
+@rule(57, "drop_scalars")
 def drop_scalars(ir: IRGraph) -> None:
     """Scalar arithmetic left over from the patterns vanishes: scalars are never parameters and do not
-    change the architecture."""
+    change the architecture. It goes before the merges, so that a constant term between a conv and a
+    batch norm (a ``none`` edge's zero added in) does not keep the batch norm apart."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op == "scalar":

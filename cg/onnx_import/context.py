@@ -56,6 +56,9 @@ class Context:
         self.inference_error: str | None = None
         #: tensor -> why its shape stays unknown (from constfold.resolve_shapes)
         self.shape_causes: dict[str, str] = {}
+        #: activations with a zero-size dimension (an empty slice): they carry no
+        #: data, so their producers leave no node and consumers do not read them
+        self.empty: set[str] = set()
 
     # ------------------------------------------------------------- tensors
     def shape(self, tensor: str) -> tuple[int, ...]:
@@ -133,8 +136,13 @@ class Context:
         return node is not None and node.op_type == "Constant"
 
     def acts(self, node: onnx.NodeProto) -> list[str]:
-        """The node's activation inputs in slot order."""
-        return [t for t in node.input if t and t not in self.static]
+        """The node's activation inputs in slot order (empty tensors left out)."""
+        return [t for t in node.input if t and t not in self.static and t not in self.empty]
+
+    def is_empty(self, tensor: str) -> bool:
+        """Whether an activation's known shape has a zero-size dimension (batch excluded)."""
+        shape = self.shapes.get(tensor)
+        return shape is not None and None not in shape and any(d == 0 for d in shape[1:])
 
     def statics(self, node: onnx.NodeProto) -> list[str]:
         return [t for t in node.input if t and t in self.static]

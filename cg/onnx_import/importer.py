@@ -91,6 +91,10 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict, unkn
         if constfold.is_static(node, static):
             _fold_static(node, ctx)
             continue
+        outputs = [o for o in node.output if o]
+        if outputs and all(ctx.is_empty(o) for o in outputs):
+            ctx.empty.update(outputs)  # e.g. x[:, :0]: no data, no node
+            continue
         known = node.domain in DEFAULT_DOMAINS
         handler = handlers.get(node.op_type) if known else None
         try:

@@ -69,6 +69,13 @@ def binary(node, ctx):
     ctx.emit(node, "affine", acts, params=ctx.params([const]), info={"kind": _KIND[node.op_type]})
 
 
+@register("Neg")
+def neg(node, ctx):
+    """Neg -> vanishes: scalar arithmetic, ``-1 * x`` (rotary embeddings'
+    ``rotate_half``)."""
+    ctx.emit(node, "scalar", ctx.acts(node)[:1], info={"fn": "mul", "value": -1.0, "const_first": False})
+
+
 @register("Sum")
 def sum_(node, ctx):
     """Sum of two or more activations -> add (one input: vanishes); constant
@@ -86,6 +93,12 @@ def sum_(node, ctx):
 @register("Concat")
 def concat(node, ctx):
     """Concat -> concat (inputs in operand order; constant operands count as
-    parameters, e.g. a class token, unless they are constant branches)."""
+    parameters, e.g. a class token, unless they are constant branches). Empty
+    operands (a zero-length slice) are left out; what one operand remains of
+    vanishes."""
     statics = [t for t in ctx.statics(node) if not constant_branch(ctx, t)]
-    ctx.emit(node, "concat", ctx.acts(node), params=ctx.params(statics))
+    acts = ctx.acts(node)
+    if len(acts) == 1 and not statics:
+        ctx.alias(node.output[0], acts[0])
+    else:
+        ctx.emit(node, "concat", acts, params=ctx.params(statics))
