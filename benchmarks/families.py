@@ -17,12 +17,19 @@ For every registered family (``gennape.cg.families.family_names()``):
   machine), and ``build_all_s``: the CPU time of building all of them;
 * ``equivalence``: for ``--equiv`` random labelled specs, whether ``to_cg``
   is identical (nodes, attributes, edges) to the CG the ONNX importer builds
-  from the exported module (``gennape.cg.families.export``; legacy exporter, BN kept).
+  from the exported module (``gennape.cg.families.export``; legacy exporter, BN kept);
+  with ``--equiv-params``, for every labelled spec carrying a reference
+  ``params`` count instead (NB-201: the 724 NASLib cells);
+* ``reference_equivalence``: the same for ``--reference`` random labelled specs
+  exported from the network as the benchmark's own code writes it
+  (``family.reference_module``: NB-201's AutoDL code with ``none`` as
+  ``x.mul(0.)``, DARTS's model code for NB-301).
 
 NB-101 also reports the module-hash agreement over the 30,001 records, and with
 ``--space`` the time to build the CGs of all 423,624 specs of the space.
 
     python benchmarks/families.py                   # all families, 50 equivalence specs each
+    python benchmarks/families.py --families nb201 nb301 --equiv 0 --reference 200
     python benchmarks/families.py --families nb101 --space
 
 The last line is JSON: ``{family: {"params_match_rate": ..., "cg_per_s": ..., ...}}``.
@@ -91,11 +98,11 @@ def params_check(name: str, recs, cgs) -> dict:
     return out
 
 
-def equivalence(family, specs) -> dict:
+def equivalence(family, specs, reference: bool = False) -> dict:
     """``Family.equivalence_check`` on ``specs``, timed; an export or import error is reported."""
     c0 = time.perf_counter()
     try:
-        out = family.equivalence_check(specs=specs)
+        out = family.equivalence_check(specs=specs, reference=reference)
     except Exception as err:  # report, do not stop the benchmark
         out = {"checked": 0, "identical": 0, "identical_except_params": 0, "constant_output_skipped": 0,
                "mismatches": [{"error": f"{type(err).__name__}: {err}"[:300]}]}
@@ -165,10 +172,18 @@ def bench_family(name: str, args) -> dict:
             print(f"[nb101] whole space: {len(specs)} specs parsed in {parse_cpu:.0f}s CPU, "
                   f"CGs built in {cpu:.0f}s CPU ({wall:.0f}s wall)", flush=True)
 
-    if args.equiv > 0:
-        sample = random.Random(args.seed).sample(unique, min(args.equiv, len(unique)))
-        out["equivalence"] = eq = equivalence(family, sample)
-        print(f"[{name}] fast CG == ONNX-import CG: {eq['identical']}/{eq['checked']} identical, "
+    runs = []
+    if args.equiv_params:
+        runs.append(("equivalence", [r.spec for r in recs if r.extra.get("params") is not None], False))
+    elif args.equiv > 0:
+        runs.append(("equivalence", random.Random(args.seed).sample(unique, min(args.equiv, len(unique))), False))
+    if args.reference > 0 and family.reference_module(unique[0]) is not None:
+        runs.append(("reference_equivalence",
+                     random.Random(args.seed + 1).sample(unique, min(args.reference, len(unique))), True))
+    for key, sample, reference in runs:
+        out[key] = eq = equivalence(family, sample, reference)
+        what = "reference network" if reference else "exported module"
+        print(f"[{name}] fast CG == ONNX-import CG of the {what}: {eq['identical']}/{eq['checked']} identical, "
               f"{eq['identical_except_params']}/{eq['checked']} identical but for params, "
               f"{eq['constant_output_skipped']} constant-output specs skipped ({eq['seconds']}s)", flush=True)
         for f in eq["mismatches"]:
@@ -180,6 +195,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="*", help="default: every registered family")
     parser.add_argument("--equiv", type=int, default=50, help="random specs for the ONNX equivalence check")
+    parser.add_argument("--equiv-params", action="store_true",
+                        help="equivalence over every labelled spec with a reference params count instead")
+    parser.add_argument("--reference", type=int, default=200,
+                        help="random specs for the equivalence check of the benchmark's own network code")
     parser.add_argument("--space", action="store_true", help="nb101: also build all 423,624 specs")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)

@@ -28,7 +28,24 @@ reports their zero-shot Spearman per family (mean ± std over
 ``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
 with fine-tuning the encoder too.
 
+``--protocol lofo`` is the honest protocol (issue 15): for each family F of
+:data:`LOFO_FAMILIES` (a search space, left out with all its datasets and
+tasks), a fresh estimator is fitted on the *other* families' labelled CGs with
+within-family quantile targets (:mod:`gennape.pretrain.multifamily`) and scores
+F; the recipe is fixed in advance by the options (``--train-per-family``,
+``--limit-per-family`` seeded subsamples, ``--lofo-epochs``,
+``--lofo-head-epochs``, mean readout, seed 0, one member). Rows: the GNN
+estimator; the same with log MACs added to its size term (slopes fitted on
+the training families, centred within each family); the size prior
+(rank-mean of #params and MACs); and 50/50 rank blends of the GNN scores with
+the prior; next to #params, FLOPs and the better of the two on the same
+networks. ``--lofo-residual`` adds the size prior plus a second estimator
+fitted on what the prior leaves over; ``--lofo-kshot`` adds ``--samples``-shot
+fine-tuning of the heads with ``--seeds`` seeds on F's networks only
+(Spearman on F's other networks).
+
     python benchmarks/transfer.py                     # the README table (shipped checkpoint)
+    python benchmarks/transfer.py --protocol lofo --threads 1 --train-per-family 1000 --limit-per-family 1000
     python benchmarks/transfer.py --checkpoint DIR --limit 2000   # quicker, subsampled
     python benchmarks/transfer.py --ablations --families nb201,nb301
 
@@ -239,6 +256,103 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
     return out
 
 
+# ------------------------------------------------------------------- LOFO
+#: Families of the leave-one-family-out protocol: one per SPACE (NB-201's three
+#: datasets and TNB-101's tasks are label sets of one space, never separate
+#: families), each with its default label set (NB-201 CIFAR-10, TNB-101 class_object).
+LOFO_FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
+#: Weight of the GNN's rank in the blended score (fixed in advance, not tuned).
+BLEND_WEIGHT = 0.5
+
+
+def run_lofo(args, log) -> dict:
+    """Leave-one-family-out: for each family F, an estimator fitted on the other
+    families' CGs with within-family quantile targets scores F's networks.
+
+    The recipe is fixed in advance (``args``: networks per family for training and
+    for scoring, epochs, head epochs, members, seed); nothing is chosen on F's labels.
+    """
+    import torch
+
+    from gennape.pretrain.estimator import as_pack
+    from gennape.pretrain.metrics import spearman
+    from gennape.pretrain.model import run_model
+    from gennape.transfer.finetune import DEFAULT_EPOCHS
+    from gennape.pretrain.multifamily import (fit_macs_size_term, load_family_sample, pretrain_families, ranks,
+                                              size_prior, training_set)
+
+    names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
+    recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
+              "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "seed": 0,
+              "target": "within-family quantile", "blend_weight": BLEND_WEIGHT,
+              "params": {"readout": "mean"}, "residual_row": args.lofo_residual,
+              "k_shot": args.samples if args.lofo_kshot else None, "k_shot_mode": "heads"}
+    log(f"LOFO recipe (fixed in advance): {recipe}")
+    train, evals = {}, {}
+    for name in names:  # disjoint seeds: the training and scoring draws are independent
+        t = time.perf_counter()
+        train[name] = load_family_sample(name, args.train_per_family, seed=1)
+        evals[name] = load_family_sample(name, args.limit_per_family, seed=0)
+        log(f"{name}: {len(train[name])} training / {len(evals[name])} scored networks ({time.perf_counter() - t:.0f}s)")
+    rows = ("gnn", "gnn + log MACs size term", "size prior", "blend gnn/prior", "blend gnn+MACs/prior")
+    rows += ("prior + gnn residual",) if args.lofo_residual else ()
+    out: dict = {"protocol": "lofo", "recipe": recipe, "families": {}}
+    for held in names:
+        t = time.perf_counter()
+        others = [train[n] for n in names if n != held]
+        torch.manual_seed(0)
+        est = pretrain_families(others, epochs=args.lofo_epochs, head_epochs=args.lofo_head_epochs, readout="mean",
+                                seed=0)
+        tr_pack, tr_y, fam_of = training_set(others)
+        tr_out = run_model(est.model_, tr_pack)
+        tr_macs = np.log1p(np.concatenate([s.macs for s in others]))
+        a, b, d = fit_macs_size_term(tr_out.head_score, tr_pack.log_weights, tr_macs,
+                                     est.target_transform_.transform(tr_y), fam_of)
+        ev = evals[held]
+        pack, y = as_pack(ev.cgs), ev.accuracy
+        ev_out = run_model(est.model_, pack)
+        gnn = ev_out.score
+        gnn_macs = a * ev_out.head_score + b * pack.log_weights + d * np.log1p(ev.macs)
+        prior = size_prior(ev.params, ev.macs)
+        scores = {"gnn": gnn, "gnn + log MACs size term": gnn_macs, "size prior": prior,
+                  "blend gnn/prior": BLEND_WEIGHT * ranks(gnn) + (1 - BLEND_WEIGHT) * prior,
+                  "blend gnn+MACs/prior": BLEND_WEIGHT * ranks(gnn_macs) + (1 - BLEND_WEIGHT) * prior}
+        if args.lofo_residual:  # a second estimator: the size prior plus what the GNN says size misses
+            resid = pretrain_families(others, target="residual", epochs=args.lofo_epochs,
+                                      head_epochs=args.lofo_head_epochs, readout="mean", seed=0)
+            scores["prior + gnn residual"] = prior + resid.target_transform_.inverse(resid.predict_score(pack))
+        res = {"n": len(y), "trained_on": {s.name: len(s) for s in others},
+               "zero_shot": spearman(gnn, y), "k_shot_mean": None,
+               "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),
+               "rows": {k: spearman(v, y) for k, v in scores.items()},
+               "size_term": {"capacity": list(est.capacity_), "macs_fit": [float(a), float(b), float(d)]}}
+        res["best_size"] = max(res["params"], res["flops"])
+        if args.lofo_kshot and len(y) > args.samples + 10:
+            res["k_shot"] = finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS, "heads", log)
+            res["k_shot_mean"] = res["k_shot"]["spearman"]
+        res["seconds"] = time.perf_counter() - t
+        out["families"][held] = res
+        log(f"LOFO {held}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["rows"].items()) +
+            f"; params {res['params']:.3f}, FLOPs {res['flops']:.3f} ({res['seconds']:.0f}s)")
+
+    print(f"### Leave-one-family-out zero-shot Spearman (train {args.train_per_family} / score "
+          f"{args.limit_per_family} networks per family, subsampled with seeds 1 / 0; {args.lofo_epochs} encoder "
+          f"epochs, {args.lofo_head_epochs} head epochs, one member)\n")
+    print("| family | n | " + " | ".join(rows) + " | #params | FLOPs | better of the two | k-shot |")
+    print("|---|---|" + "---|" * (len(rows) + 4))
+    for name, r in out["families"].items():
+        print(f"| {title(name) if name != PRETRAIN_FAMILY else 'NB-101'} | {r['n']} | "
+              + " | ".join(fmt(r["rows"][k]) for k in rows)
+              + f" | {fmt(r['params'])} | {fmt(r['flops'])} | {fmt(r['best_size'])} | {fmt(r['k_shot_mean'])} |")
+    fams = out["families"].values()
+    print("| **mean** | | " + " | ".join(fmt(float(np.mean([r["rows"][k] for r in fams]))) for k in rows)
+          + f" | {fmt(float(np.mean([r['params'] for r in fams])))} | {fmt(float(np.mean([r['flops'] for r in fams])))}"
+          f" | {fmt(float(np.mean([r['best_size'] for r in fams])))} | |")
+    print()
+    print(json.dumps({name: {k: r[k] for k in ("zero_shot", "k_shot_mean", "params", "flops", "rows", "n")}
+                      for name, r in out["families"].items()}, default=float))
+    return out
+
 # ------------------------------------------------------------------- output
 def fmt(x, digits=3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
@@ -270,7 +384,21 @@ def main() -> int:
     parser.add_argument("--ablation-eval-limit", type=int, default=3000,
                         help="networks per family for ablation scores (default 3000)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--protocol", choices=("checkpoint", "lofo"), default="checkpoint",
+                        help="checkpoint: score one checkpoint on every family (default); lofo: leave one "
+                             "family out, a model fitted on the others' labels scores it")
+    parser.add_argument("--limit-per-family", type=int, default=1000,
+                        help="lofo: networks scored per family (seeded subsample; default 1000)")
+    parser.add_argument("--train-per-family", type=int, default=1000,
+                        help="lofo: training networks per family (seeded subsample; default 1000)")
+    parser.add_argument("--lofo-epochs", type=int, default=1, help="lofo: encoder epochs (default 1)")
+    parser.add_argument("--lofo-head-epochs", type=int, default=50, help="lofo: head epochs (default 50)")
+    parser.add_argument("--lofo-residual", action="store_true",
+                        help="lofo: also fit an estimator on what the size prior leaves over (row 'prior + gnn residual')")
+    parser.add_argument("--lofo-kshot", action="store_true",
+                        help="lofo: also fine-tune the heads on --samples networks with --seeds seeds")
     args = parser.parse_args()
+    args.families_given = any(a == "--families" or a.startswith("--families=") for a in sys.argv[1:])
 
     import torch
 
@@ -279,6 +407,9 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if args.protocol == "lofo":
+        run_lofo(args, log)
+        return 0
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     est = load_estimator(ckpt)
     epochs = args.epochs or DEFAULT_EPOCHS

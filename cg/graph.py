@@ -9,43 +9,28 @@ ONNX importer, the benchmark-family builders) follows these rules, and
 * Shapes exclude the batch dimension: ``(C, H, W)`` for feature maps,
   ``(F,)`` for vectors. Global pools always give ``(C, 1, 1)``; a linear
   layer's ``in_shape`` is always its flattened ``(F,)``.
-* Parameters are tensors that do not depend on the network input
-  (initializers, Constant / ConstantOfShape outputs and anything computed from
-  them alone). Scalars are never parameters.
-* A batch norm whose input is a conv / linear output consumed by nothing else
-  is merged into that node: the node keeps its op and ``weight_shape`` and its
-  ``params`` grow by the BN's scale and shift (2 x C). A per-channel Add / Mul /
-  Sub / Div of a parameter tensor is likewise merged into the node producing
-  the activation (conv / linear bias, caffe-style scale layers). So folding BN
-  changes ``params`` by exactly the BN affine and bias vectors and nothing
-  else; encoder features use ``weight_shape``, never ``params``.
-* Identity, Dropout and Cast vanish; so do Flatten / Reshape / Squeeze /
-  Unsqueeze in front of a linear layer and constant shape-computation
-  subgraphs. A Pad is merged into its consumer (the padding shows in the
-  consumer's shapes). A chain of data-movement ops inside the network becomes
-  one ``reshape`` node.
-* Patterns collapse to one op: Gemm = MatMul+Add -> ``linear``;
-  GlobalAveragePool = ReduceMean over H,W -> ``global_avg_pool``;
-  HardSwish = x*HardSigmoid(x) -> ``hard_swish``; SiLU = x*Sigmoid(x) ->
-  ``silu``; Clip(0,6) = ReLU6 patterns -> ``relu6``.
-* Details the importer fixes (see :mod:`gennape.cg.onnx_import.canonical` and the
-  handler docstrings): a per-channel Add/Mul merges into any producer that has
-  no other consumer (a ``batch_norm``, a ``relu``, a ``concat``...), else it
-  stays an ``add`` / ``mul`` node with one input edge and the parameter's
-  size; scalar arithmetic vanishes unless part of a pattern (``relu6(x+3)/6``
-  -> ``hard_sigmoid``, ``x*relu6(x+3)/6`` -> ``hard_swish``, exact GELU ->
-  ``gelu``); Sub counts as ``add`` and Div as ``mul``; a pooling window that
-  covers the whole unpadded map is a global pool; the merged Pad's consumer
-  has the *padded* ``in_shape`` (so Pad+Conv differs from a conv with a
-  ``pads`` attribute); a data-movement chain with a Transpose stays a
-  ``reshape`` even when its output shape equals its input shape (channel
-  shuffle), one without vanishes; a BN's running mean and variance are not
-  parameters, its scale and shift are, even when the file holds them as
-  constants (a non-affine torch BN).
+* Parameters are the weights, biases and scales that layers on a path from a
+  network input to a network output read (initializers, ConstantOfShape
+  outputs in weightless files, and what is computed from them alone, such as
+  a standardised weight). Scalars and Constant-node values are never
+  parameters, and neither is a *constant branch*: a value no network input
+  reaches that layers compute (a conv of a zero tensor, a branch multiplied by
+  0). Its layers leave the CG, as do layers whose result no output uses. So a
+  CG's ``params`` is the trainable-parameter count minus exactly the layers
+  that are not on an input-to-output path.
+* Batch norms, biases and per-channel scales merge into the layer producing
+  their input; scalar arithmetic, pads, no-op reshapes and constant
+  branches vanish; written-out patterns (ReLU6, hard sigmoid / swish, SiLU,
+  GELU, layer norm, chained reductions, ``x * 0``) collapse into one op.
+  Each of these canonical rules is described once, in the importer's rule
+  registry (:mod:`gennape.cg.onnx_import.canonical`), whose generated table
+  is ``docs/canonical_rules.md``; the benchmark-family builders follow it.
 * One ``input`` node per network input and one ``output`` node per output.
   ``kernel``, ``stride`` and ``dilation`` are ``(1, 1)`` and ``groups`` is 1
   for ops that have no such attribute.
-* MACs: conv ``Cout*Hout*Wout*(Cin/groups)*kh*kw``; linear ``in*out``;
+* MACs: conv ``Cout*Hout*Wout*(Cin/groups)*kh*kw``; transposed conv
+  ``Cin*Hin*Win*(Cout/groups)*kh*kw``; linear ``in*out``; rnn
+  ``seq*directions*gates*hidden*(input+hidden)``;
   matmul the product's multiply-adds; every other op 0.
 
 Edges are ``(src, dst)`` pairs listed in the order of ``dst``'s input slots, so
@@ -67,7 +52,7 @@ from gennape.cg.ops import OP_INDEX, OPS, check_op
 
 #: Bumped whenever the CG's meaning changes (vocabulary, canonical rules, JSON
 #: layout); caches and checkpoints record it and refuse a mismatch.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ops reduce, conv_transpose, rnn; constant branches leave the CG
 
 Shape = tuple[int, ...]
 

@@ -5,7 +5,7 @@ purpose: the encoder one-hot encodes it, so adding, removing or reordering an
 entry changes :data:`gennape.cg.graph.FORMAT_VERSION` and invalidates checkpoints.
 
 What each op stands for (ONNX spellings in brackets; the importer's canonical
-rules in :mod:`gennape.cg.graph` say how patterns collapse into one op):
+rules, ``docs/canonical_rules.md``, say how patterns collapse into one op):
 
 =================  ===========================================================
 ``input``          a network input; ``out_shape`` is the input tensor's shape
@@ -13,18 +13,23 @@ rules in :mod:`gennape.cg.graph` say how patterns collapse into one op):
 ``conv``           dense 2-D convolution, ``groups == 1`` (Conv)
 ``group_conv``     grouped convolution, ``1 < groups < in_channels``
 ``depthwise_conv`` depthwise convolution, ``groups == in_channels > 1``
+``conv_transpose`` transposed (up-sampling) 2-D convolution (ConvTranspose)
 ``linear``         fully connected layer (Gemm, MatMul+Add with a weight)
-``matmul``         product of two activations (attention-style MatMul)
+``rnn``            recurrent layer over a sequence (LSTM, GRU, RNN)
+``matmul``         product of two activations (attention-style MatMul, Einsum)
 ``batch_norm``     a batch norm that no conv/linear absorbs (BatchNormalization)
-``layer_norm``     layer / group / instance normalisation
+``layer_norm``     layer / group / instance normalisation, also written out
 ``lrn``            local response normalisation (LRN)
-``add``            element-wise sum of two or more activations (Add, Sum)
+``add``            element-wise sum of two or more activations (Add, Sum; the
+                   ReduceSum of a split attention's stacked branches)
 ``mul``            element-wise product of two activations (Mul), e.g. SE gates
 ``concat``         concatenation along channels (Concat)
 ``max_pool``       windowed max pooling (MaxPool)
 ``avg_pool``       windowed average pooling (AveragePool)
 ``global_avg_pool`` mean over all spatial positions (GlobalAveragePool, ReduceMean over H,W)
 ``global_max_pool`` max over all spatial positions (GlobalMaxPool, ReduceMax over H,W)
+``reduce``         any other reduction: a mean / sum / max / min over channels,
+                   tokens or one spatial axis (ReduceMean, ReduceSum, ...)
 ``relu``           Relu
 ``relu6``          Clip(0, 6) and its equivalents
 ``leaky_relu``     LeakyRelu, PRelu
@@ -32,7 +37,7 @@ rules in :mod:`gennape.cg.graph` say how patterns collapse into one op):
 ``hard_sigmoid``   HardSigmoid and ``relu6(x + 3) / 6``
 ``silu``           Swish / SiLU, ``x * sigmoid(x)``
 ``hard_swish``     HardSwish, ``x * hard_sigmoid(x)``
-``gelu``           Gelu and its erf / tanh decompositions
+``gelu``           Gelu and its erf decomposition
 ``tanh``           Tanh
 ``softmax``        Softmax, LogSoftmax
 ``resize``         up- or down-sampling by interpolation (Resize, Upsample)
@@ -52,7 +57,9 @@ OPS: tuple[str, ...] = (
     "conv",
     "group_conv",
     "depthwise_conv",
+    "conv_transpose",
     "linear",
+    "rnn",
     "matmul",
     "batch_norm",
     "layer_norm",
@@ -64,6 +71,7 @@ OPS: tuple[str, ...] = (
     "avg_pool",
     "global_avg_pool",
     "global_max_pool",
+    "reduce",
     "relu",
     "relu6",
     "leaky_relu",
@@ -83,7 +91,7 @@ OPS: tuple[str, ...] = (
 OP_INDEX: dict[str, int] = {op: i for i, op in enumerate(OPS)}
 
 #: Ops whose node owns a weight tensor (``weight_shape`` is non-empty).
-WEIGHTED_OPS = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})
+WEIGHTED_OPS = frozenset({"conv", "group_conv", "depthwise_conv", "conv_transpose", "linear", "rnn"})
 
 
 def conv_op_for(groups: int, in_channels: int) -> str:

@@ -1,8 +1,8 @@
 """How the encoder sees a node's op type: as its op *class*, with unseen columns off.
 
-The featuriser one-hot encodes all 31 op types of :data:`gennape.cg.ops.OPS`. Pretraining
+The featuriser one-hot encodes all 34 op types of :data:`gennape.cg.ops.OPS`. Pretraining
 sees only NAS-Bench-101's ten (conv, relu, max pool, add, concat, ...), so the
-input weights of the other 21 columns never receive a gradient: an average
+input weights of the other 24 columns never receive a gradient: an average
 pool in NB-201, a depthwise conv in a DARTS cell or a hard-swish in a
 MobileNet would enter the GNN through *random* weights. Two fixes, both here:
 
@@ -11,7 +11,7 @@ MobileNet would enter the GNN through *random* weights. Two fixes, both here:
   every nonlinearity is "activation", dense / grouped / depthwise convs are all
   "conv" (``group_width``, a numeric feature, still tells them apart). An
   unseen op then shares what the model learned about its seen relative.
-  ``encoding="op"`` keeps the 31 op columns as they are.
+  ``encoding="op"`` keeps the 34 op columns as they are.
 * a ``seen`` mask, set from the training graphs (:meth:`OpEncoding.set_seen`),
   zeroes every encoded column that was zero throughout training (op classes
   NB-101 lacks, such as ``norm`` or ``mul``, and numeric features such as
@@ -19,7 +19,7 @@ MobileNet would enter the GNN through *random* weights. Two fixes, both here:
 
 Measured (pretraining on 2,000 NB-101 networks, 3 epochs, 5 seeds; zero-shot
 Spearman on 3,000-network samples): classes + mask NB-201 0.654 +- 0.026,
-NB-301 0.512 +- 0.042; the 31 op columns 0.543 +- 0.025, 0.436 +- 0.040; the
+NB-301 0.512 +- 0.042; one column per op type (31 then) 0.543 +- 0.025, 0.436 +- 0.040; the
 mask alone does not help (0.509, 0.467 over 3 seeds).
 """
 
@@ -34,15 +34,16 @@ from gennape.cg.ops import OP_INDEX, OPS
 OP_CLASSES: dict[str, tuple[str, ...]] = {
     "input": ("input",),
     "output": ("output",),
-    "conv": ("conv", "group_conv", "depthwise_conv"),
-    "linear": ("linear",),
+    "conv": ("conv", "group_conv", "depthwise_conv", "conv_transpose"),
+    "linear": ("linear", "rnn"),  # a recurrent layer is dense layers over a sequence
     "matmul": ("matmul",),
     "norm": ("batch_norm", "layer_norm", "lrn"),
     "add": ("add",),
     "mul": ("mul",),
     "concat": ("concat",),
     "pool": ("max_pool", "avg_pool"),
-    "global_pool": ("global_avg_pool", "global_max_pool"),
+    # A reduction over channels or tokens is a pool over another axis.
+    "global_pool": ("global_avg_pool", "global_max_pool", "reduce"),
     "activation": ("relu", "relu6", "leaky_relu", "sigmoid", "hard_sigmoid", "silu", "hard_swish", "gelu",
                    "tanh"),
     "softmax": ("softmax",),

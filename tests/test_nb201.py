@@ -93,6 +93,37 @@ def test_naslib_params_sample(data_dir):
         assert round(_trainable(FAMILY.to_module(spec)) / 1e6, 6) == rec["params"]["score"], rec["arch_str"]
 
 
+def test_cg_params_of_every_naslib_cell(data_dir):
+    """All 724 cells with NASLib params: the benchmark's count is
+    ``trainable_params``, and the CG counts it minus exactly the layers off
+    every input-to-output path (``path_params``, computed from the spec alone)."""
+    from gennape.cg.families.nb201 import path_params
+
+    path = data_dir / "nb201" / "naslib_zc_nasbench201_cifar10_724.json"
+    records = list(json.loads(path.read_text())["cifar10"].values())
+    assert len(records) == 724
+    for rec in records:
+        spec = parse(rec["arch_str"])
+        assert round(FAMILY.trainable_params(spec) / 1e6, 6) == rec["params"]["score"], rec["arch_str"]
+        assert FAMILY.to_cg(spec).params == path_params(spec), rec["arch_str"]
+
+
+@pytest.mark.parametrize("arch, params", [
+    # node 1 is dead and feeds node 2 through a 1x1 conv: 15 dead convs (with their BNs) are left out
+    ("|none~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|",
+     101306 - 5 * sum(c * c + 2 * c for c in (16, 32, 64))),
+    # node 1 is used by none edges only: its 15 3x3 convs are unused
+    ("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|",
+     372346 - 5 * sum(9 * c * c + 2 * c for c in (16, 32, 64))),
+])
+def test_converted_export_counts_the_layers_on_a_path(arch, params):
+    from gennape.cg.families.nb201 import onnx_cg, path_params
+
+    spec = parse(arch)
+    assert FAMILY.trainable_params(spec) - params > 0
+    assert onnx_cg(FAMILY, spec).params == path_params(spec) == params
+
+
 def test_load_labelled(data_dir):
     recs = FAMILY.load_labelled(data_dir)
     assert len(recs) == 15625
@@ -148,6 +179,48 @@ def test_cell_computes_what_autodl_infercell_computes(arch, training):
     got = torch.zeros(1) if got is None else got
     assert torch.allclose(got.expand_as(want), want, atol=1e-5)
     assert live == spec.live_nodes()[3]
+
+
+def test_reference_network_gives_the_spec_cg():
+    """NAS-Bench-201's own code (``none`` as ``x.mul(0.)``, every edge summed)
+    exported as gennape exports: the spec CG for 30 random cells (200 in
+    benchmarks/families.py), constant-output cells included."""
+    result = equivalence_check(30, seed=11, reference=True)
+    assert result["identical"] == result["checked"] == 30, result["mismatches"]
+
+
+def test_reference_network_of_the_issue_example():
+    from gennape.cg.families.nb201 import onnx_cg
+
+    spec = parse("|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|")
+    cg = onnx_cg(FAMILY, spec, reference=True)
+    assert cg == FAMILY.to_cg(spec)
+    assert cg.num_nodes == 66 and cg.op_counts()["add"] == 17
+
+
+def test_reference_network_computes_what_ours_computes():
+    import torch
+
+    from gennape.cg.families.nets.nb201_reference import TinyNetwork
+
+    torch.manual_seed(0)
+    for arch in (ARCH, DEAD_CONV, UNUSED, CONSTANT):
+        spec = parse(arch)
+        ours, ref = FAMILY.to_module(spec).eval(), TinyNetwork(spec).eval()
+        ref.load_state_dict(_renamed(ours.state_dict(), ref.state_dict()))
+        x = torch.randn(2, 3, 32, 32)
+        assert torch.allclose(ours(x), ref(x), atol=1e-5), arch
+
+
+def _renamed(ours: dict, ref: dict) -> dict:
+    """Our state dict under the reference's names (same tensors, in module order
+    once the reference's parameter-free ``none`` edges are skipped)."""
+    assert len(ours) == len(ref)
+    out = {}
+    for (_, v), (k, w) in zip(ours.items(), ref.items()):
+        assert v.shape == w.shape, k
+        out[k] = v
+    return out
 
 
 def test_fast_order_is_graph_builders_order():

@@ -87,6 +87,15 @@ def test_fast_path_matches_onnx_import():
         assert fast == imported
 
 
+def test_reference_network_gives_the_spec_cg():
+    """DARTS's own model code, exported as gennape exports: the spec CG for 6
+    random genotypes (about 3 s each; 200 in benchmarks/families.py)."""
+    from gennape.cg.families.nb301 import equivalence_check
+
+    result = equivalence_check(6, seed=21, reference=True)
+    assert result["identical"] == result["checked"] == 6, result["mismatches"]
+
+
 def test_fast_order_is_graph_builders_order():
     from gennape.cg.families.nb301 import build_cg
 

@@ -15,6 +15,13 @@ X = ("x", (1, 3, 8, 8))
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: ConvNeXt's channels-first LayerNorm written out: Sub, Pow, ReduceMean, Add, Sqrt, Div.
+_LAYER_NORM = ([node("ReduceMean", ["x"], ["u"], axes=[1]), node("Sub", ["x", "u"], ["d"]),
+                node("Pow", ["d", "two"], ["p"]), node("ReduceMean", ["p"], ["v"], axes=[1]),
+                node("Add", ["v", "eps"], ["ve"]), node("Sqrt", ["ve"], ["q"]), node("Div", ["d", "q"], ["y"])],
+               {"two": scalar(2), "eps": scalar(1e-6)}, [X], {"layer_norm": 1}, 13)
+
+
 def _conv_in(name="c"):
     return node("Conv", ["x", "w"], [name], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
 
@@ -30,6 +37,11 @@ CASES = {
     "Concat": ([node("Concat", ["x", "x"], ["y"], axis=1)], {}, [X], {"concat": 1}),
     "Conv": ([node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], strides=[2, 2])],
              {"w": (8, 3, 3, 3), "b": (8,)}, [X], {"conv": 1}),
+    **{op: ([node(op, ["x", "w", "r", "b"], ["y"], hidden_size=16)],
+            {"w": (1, g * 16, 8), "r": (1, g * 16, 16), "b": (1, 2 * g * 16)}, [("x", (4, 1, 8))], {"rnn": 1})
+       for op, g in (("LSTM", 4), ("GRU", 3), ("RNN", 1))},
+    "ConvTranspose": ([node("ConvTranspose", ["x", "w", "b"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                      {"w": (3, 4, 2, 2), "b": (4,)}, [X], {"conv_transpose": 1}),
     "Gemm": ([node("Flatten", ["x"], ["f"]), node("Gemm", ["f", "w", "b"], ["y"], transB=1)],
              {"w": (10, 192), "b": (10,)}, [X], {"linear": 1}),
     "MatMul": ([node("Flatten", ["x"], ["f"]), node("MatMul", ["f", "w"], ["y"])],
@@ -52,6 +64,18 @@ CASES = {
                    {"global_avg_pool": 1}, 18),
     "ReduceMax": ([node("ReduceMax", ["x"], ["y"], axes=[-2, -1], keepdims=0)], {}, [X],
                   {"global_max_pool": 1}, 13),
+    "ReduceMin": ([node("ReduceMin", ["x"], ["y"], axes=[1], keepdims=1)], {}, [X], {"reduce": 1}, 13),
+    "ReduceSum": ([node("Reshape", ["x", "s"], ["r"]), node("ReduceSum", ["r", "a"], ["y"], keepdims=0)],
+                  {"s": i64(1, 3, 1, 8, 8), "a": i64(1)}, [X], {"add": 1, "reshape": 1}),
+    "ReduceL2": ([node("ReduceL2", ["x"], ["y"], axes=[1], keepdims=1)], {}, [X], {"reduce": 1}, 13),
+    "Expand": ([node("ReduceMean", ["x"], ["r"], axes=[1], keepdims=1), node("Expand", ["r", "s"], ["y"])],
+               {"s": i64(1, 3, 8, 8)}, [X], {"reduce": 1, "reshape": 1}, 13),
+    "Tile": ([node("Tile", ["x", "r"], ["y"])], {"r": i64(1, 2, 1, 1)}, [X], {"reshape": 1}),
+    "Pow": _LAYER_NORM,
+    "Reciprocal": ([node("Relu", ["x"], ["r"]), node("Reciprocal", ["r"], ["y"])], {}, [X], {"relu": 1}),
+    "Neg": ([node("Relu", ["x"], ["r"]), node("Neg", ["r"], ["y"])], {}, [X], {"relu": 1}),
+    "Sqrt": _LAYER_NORM,
+    "Einsum": ([node("Einsum", ["x", "x"], ["y"], equation="bchw,bckw->bchk")], {}, [X], {"matmul": 1}),
     "Relu": ([node("Relu", ["x"], ["y"])], {}, [X], {"relu": 1}),
     "Sigmoid": ([node("Sigmoid", ["x"], ["y"])], {}, [X], {"sigmoid": 1}),
     "Tanh": ([node("Tanh", ["x"], ["y"])], {}, [X], {"tanh": 1}),
@@ -107,6 +131,21 @@ def test_op(op_type):
     assert counts.pop("input") == 1 and counts.pop("output") == len(outputs)
     assert counts == expected
     cg.validate()
+
+
+def test_conv_transpose_geometry():
+    nodes, inits, inputs, *_ = CASES["ConvTranspose"]
+    up = next(n for n in from_onnx(model(nodes, inputs=inputs, outputs=["y"], inits=inits)).nodes
+              if n.op == "conv_transpose")
+    assert up.in_shape == (3, 8, 8) and up.out_shape == (4, 16, 16) and up.weight_shape == (4, 3, 2, 2)
+    assert up.params == 3 * 4 * 4 + 4 and up.macs == 3 * 8 * 8 * 4 * 2 * 2
+
+
+def test_lstm_geometry():
+    nodes, inits, inputs, *_ = CASES["LSTM"]
+    rnn = next(n for n in from_onnx(model(nodes, inputs=inputs, outputs=["y"], inits=inits)).nodes if n.op == "rnn")
+    assert rnn.in_shape == (4, 8) and rnn.out_shape == (4, 16) and rnn.weight_shape == (64, 8)
+    assert rnn.params == 64 * 8 + 64 * 16 + 128 and rnn.macs == 4 * 64 * (8 + 16)
 
 
 def test_supported_ops_doc_is_current():

@@ -234,3 +234,108 @@ def test_opset7_attributes_equal_opset13_inputs():
     old, new = _old_and_new(7), _old_and_new(13)
     same(old, new)
     assert ops(old) == {"conv": 1, "relu6": 1, "resize": 1, "global_avg_pool": 1, "linear": 1}
+
+
+def test_equal_parameter_free_nodes_on_one_input_are_one():
+    """Common subexpressions the rules expose: pool(a) and pool(a + 0)."""
+    pool = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [1, 1]}
+    twice = net([node("Add", ["a", "zero"], ["a0"]), node("AveragePool", ["a"], ["p"], **pool),
+                 node("AveragePool", ["a0"], ["q"], **pool), node("Add", ["p", "q"], ["b"])], {"zero": scalar(0)})
+    once = net([node("AveragePool", ["a"], ["p"], **pool), node("Add", ["p", "p"], ["b"])])
+    same(twice, once)
+    assert ops(once) == {"conv": 1, "avg_pool": 1, "add": 1, "relu": 1}
+
+
+@pytest.mark.parametrize("zero_first", [False, True])
+def test_product_with_a_zero_scalar_leaves_no_branch(zero_first):
+    mul = ["z", "r"] if zero_first else ["r", "z"]
+    zeroed = net([node("Relu", ["a"], ["r"]), node("Mul", mul, ["m"]), node("Add", ["a", "m"], ["b"])],
+                 {"z": scalar(0)})
+    plain = net([node("Identity", ["a"], ["b"])])
+    same(zeroed, plain)
+
+
+def test_a_lone_sqrt_is_unsupported():
+    from gennape.cg.errors import UnsupportedOpsError
+
+    with pytest.raises(UnsupportedOpsError, match="Sqrt"):
+        net([node("Sqrt", ["a"], ["b"])])
+
+
+# --------------------------------------------------------------- the registry
+#: Every canonical rule -> the tests that exercise it (a rule without one fails).
+RULE_TESTS = {
+    "zero_branches": ["test_product_with_a_zero_scalar_leaves_no_branch",
+                      "test_torch_patterns.py::test_product_with_zero_removes_the_branch",
+                      "test_torch_patterns.py::test_darts_strided_zero",
+                      "test_nb201.py::test_reference_network_gives_the_spec_cg"],
+    "dead_code": ["test_torch_patterns.py::test_a_layer_fed_only_by_zeros_is_a_constant_branch",
+                  "test_torch_patterns.py::test_dead_code_through_a_shape_read_vanishes"],
+    "chained_reductions": ["test_torch_patterns.py::test_chained_means_over_h_and_w_are_a_global_pool",
+                           "test_torch_patterns.py::test_chained_max_is_a_global_max_pool"],
+    "spatial_reductions": ["test_global_average_pool_equals_reduce_mean"],
+    "layer_norm": ["test_torch_patterns.py::test_layer_norm_written_out_is_layer_norm",
+                   "test_torch_patterns.py::test_convnext_channels_first_layer_norm"],
+    "group_std": ["test_torch_patterns.py::test_evonorm_s0_maps_to_the_vocabulary"],
+    "l2_normalize": ["test_torch_patterns.py::test_l2_normalize_is_a_norm"],
+    "rms_norm": ["test_torch_patterns.py::test_rms_norm_written_out_is_a_norm"],
+    "group_norm": ["test_torch_patterns.py::test_torch_group_norm_is_one_layer_norm"],
+    "relu6": ["test_relu6_spellings"],
+    "hard_sigmoid": ["test_hard_sigmoid_from_relu6"],
+    "gates": ["test_silu_equals_x_sigmoid_x", "test_sigmoid_gate_of_another_tensor_stays_a_mul"],
+    "relu6_swish": ["test_hard_swish_spellings"],
+    "erf_gelu": ["test_torch_patterns.py::test_gelu_via_erf_is_gelu"],
+    "unmatched_parts": ["test_onnx_errors.py::test_unmatched_pattern_part_is_unsupported",
+                        "test_a_lone_sqrt_is_unsupported"],
+    "other_reductions": ["test_torch_patterns.py::test_reductions_that_are_not_pools_are_reduce",
+                         "test_torch_patterns.py::test_split_attention_sum_is_an_add",
+                         "test_torch_patterns.py::test_mean_of_stacked_heads_is_an_add"],
+    "merge_batch_norm": ["test_batch_norm_folds_into_conv_and_affine_into_producer"],
+    "merge_affine": ["test_batch_norm_folds_into_conv_and_affine_into_producer", "test_gemm_equals_matmul_add"],
+    "drop_scalars": ["test_scalars_are_not_params_and_vanish"],
+    "merge_pads": ["test_pad_merges_into_consumer"],
+    "common_subexpressions": ["test_equal_parameter_free_nodes_on_one_input_are_one"],
+    "data_movement": ["test_channel_shuffle_is_one_reshape_and_noop_reshape_vanishes",
+                      "test_shape_subgraph_reshape_before_linear_vanishes"],
+}
+
+
+def test_every_rule_has_a_test():
+    from pathlib import Path
+
+    from gennape.cg.onnx_import.canonical import rules
+
+    assert sorted(RULE_TESTS) == sorted(r.name for r in rules())
+    here = Path(__file__).resolve().parent
+    for name, tests in RULE_TESTS.items():
+        for ref in tests:
+            path, _, fn = ref.rpartition("::")
+            assert f"def {fn}(" in (here / (path or Path(__file__).name)).read_text(), (name, ref)
+
+
+def test_rules_run_in_order_with_one_description_each():
+    from gennape.cg.onnx_import.canonical import rules
+
+    table = rules()
+    assert [r.order for r in table] == sorted(r.order for r in table)
+    assert all(r.description and not r.description.startswith(" ") for r in table)
+
+
+def test_rule_names_and_orders_are_unique():
+    from gennape.cg.onnx_import.canonical import RULES, rule
+
+    with pytest.raises(ValueError, match="already registered"):
+        rule(999, "gates")(lambda ir: None)
+    with pytest.raises(ValueError, match="share order 10"):
+        rule(10, "a_new_rule")(lambda ir: None)
+    assert "a_new_rule" not in RULES
+
+
+def test_canonical_rules_doc_is_current():
+    from pathlib import Path
+
+    from gennape.cg.onnx_import.rules_table import render
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "canonical_rules.md"
+    assert doc.read_text() == render(), \
+        "regenerate: python -m gennape.cg.onnx_import.rules_table > docs/canonical_rules.md"

@@ -73,23 +73,23 @@ def predict_cgs(cgs: Sequence, checkpoint=None, names: Sequence[str] | None = No
 
 
 def predict_module(module, input_shape: Sequence[int], checkpoint=None, name: str | None = None) -> ModelPrediction:
-    """Predict a ``torch.nn.Module``: exported to ONNX in memory, then converted.
+    """Predict a ``torch.nn.Module``: exported to ONNX in memory, then converted
+    (see :func:`gennape.cg.torch_import.export_module`: attention fast paths
+    off, the dynamo exporter when the legacy one refuses, nothing printed).
 
     Args:
         module: the network (put in eval mode for the export; its mode is restored).
         input_shape: shape of one input sample, batch excluded, e.g. ``(3, 224, 224)``.
         checkpoint: folder, estimator, or ``None`` for the shipped checkpoint.
         name: the name reported as ``path`` (default: the module's class name).
+
+    Raises:
+        GennapeError: the module cannot be exported or converted (one line
+            naming the module and the cause).
     """
     from gennape.cg.torch_import import from_module
 
-    try:
-        cg = from_module(module, tuple(input_shape))
-    except GennapeError:
-        raise
-    except Exception as err:  # torch's exporter refused the module
-        raise GennapeError(f"{type(module).__name__}: cannot be exported to ONNX ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    cg = from_module(module, tuple(input_shape))  # GennapeError: one line naming the module
     return predict_cgs([cg], checkpoint, [name or type(module).__name__]).predictions[0]
 
 

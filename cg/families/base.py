@@ -37,6 +37,24 @@ class LabelledArch:
 REGISTRY: dict[str, "Family"] = {}
 
 
+def read_json_list(path: Path, what: str, expected: str) -> list:
+    """The gzipped JSON list in a benchmark's label file ``path``; a missing
+    or unreadable file is a one-line :class:`GennapeError` naming it as ``what``
+    and saying what was ``expected``."""
+    import gzip
+    import json
+
+    from gennape.cg.errors import GennapeError
+
+    if not path.is_file():
+        raise GennapeError(f"{path}: benchmark data file not found")
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return list(json.load(f))
+    except (OSError, EOFError, ValueError, TypeError) as e:
+        raise GennapeError(f"{path}: not {what} ({type(e).__name__}: {e}); expected {expected}") from None
+
+
 def register_family(family: "Family") -> "Family":
     """Register ``family`` under ``family.name``; returns it (``FAMILY = register_family(...)``).
 
@@ -139,28 +157,43 @@ class Family:
         dead output node): their export has no input, which the importer refuses."""
         return True
 
-    def onnx_cg(self, spec: Any) -> CG:
-        """The CG the ONNX importer builds from ``to_module(spec)`` exported as
-        ``gennape export`` does (legacy exporter, constant folding off)."""
+    def reference_module(self, spec: Any):
+        """The network as the benchmark's own code writes it, a second exporter
+        next to :meth:`to_module` (NB-201, NB-301); None where there is none."""
+        return None
+
+    def onnx_cg(self, spec: Any, reference: bool = False) -> CG:
+        """The CG the ONNX importer builds from ``to_module(spec)`` (with
+        ``reference``: from :meth:`reference_module`) exported as ``gennape
+        export`` does (legacy exporter, constant folding off)."""
         from gennape.cg.families.export import export_bytes
         from gennape.cg.onnx_import import from_onnx
+        from gennape.cg.torch_import import export_module
 
+        if reference:
+            module = self.reference_module(spec)
+            if module is None:
+                raise ValueError(f"family {self.name!r} has no reference network")
+            return from_onnx(export_module(module, self.example_input_shape(spec), output_name="logits"))
         return from_onnx(export_bytes(self, spec))
 
-    def equivalence_check(self, n: int = 50, seed: int = 0, specs=None) -> dict:
+    def equivalence_check(self, n: int = 50, seed: int = 0, specs=None, reference: bool = False) -> dict:
         """Compare :meth:`to_cg` with :meth:`onnx_cg` on ``specs`` (default:
         ``n`` random specs); returns counts and the first mismatches.
 
         Specs whose output does not depend on the input are counted apart
-        (``constant_output_skipped``). ``identical_except_params`` counts graphs
-        equal in everything but ``params`` (node order, attributes, edges).
+        (``constant_output_skipped``): :meth:`to_module` computes such outputs
+        from constants, so the export has no input. A reference network still
+        reads its input (NB-201's ``x.mul(0.)``), so with ``reference`` they are
+        checked too. ``identical_except_params`` counts graphs equal in
+        everything but ``params`` (node order, attributes, edges).
         """
         specs = list(specs) if specs is not None else self.random_specs(n, seed)
-        constant = [s for s in specs if not self.output_depends_on_input(s)]
-        checked = [s for s in specs if self.output_depends_on_input(s)]
+        constant = [] if reference else [s for s in specs if not self.output_depends_on_input(s)]
+        checked = [s for s in specs if reference or self.output_depends_on_input(s)]
         bad, structural = [], 0
         for s in checked:
-            fast, imported = self.to_cg(s), self.onnx_cg(s)
+            fast, imported = self.to_cg(s), self.onnx_cg(s, reference)
             if fast != imported:
                 bad.append(_mismatch(s, fast, imported))
             structural += _structure(fast) == _structure(imported)

@@ -128,7 +128,6 @@ class LayerGraph:
         self.inputs: list[list[int]] = []
         self.bn_affine: dict[int, bool] = {}
         self._memo: dict[tuple, int] = {}
-        self.constant_adds: list[int] = []
 
     # ------------------------------------------------------------ plumbing
     def shape(self, i: int) -> Shape:
@@ -216,19 +215,9 @@ class LayerGraph:
                      macs=weighted_macs((out,), (out, f)))
         return self._add(node, [x])
 
-    def add_constant(self, x: int, numel: int) -> int:
-        """``x + constant`` where the constant (``numel`` values) depends on no
-        input. The canonical rules merge such an Add into the node producing
-        ``x`` (``params += numel``) when nothing else reads ``x``; otherwise it
-        stays an ``add`` node with one input edge and ``numel`` params."""
-        s = self.shape(x)
-        i = self._add(_node("add", s, s, params=numel), [x])
-        self.constant_adds.append(i)
-        return i
-
     # -------------------------------------------------------------- build
     def build(self, reference: bool = False) -> CG:
-        """Drop unused layers, merge BNs and constant Adds, order canonically
+        """Drop unused layers, merge BNs, order canonically
         (with :class:`gennape.cg.graph.GraphBuilder` itself when ``reference``)."""
         n = len(self.nodes)
         # The exporter drops computations no output uses (e.g. an NB-201 node
@@ -244,19 +233,17 @@ class LayerGraph:
                 for s in self.inputs[i]:
                     consumers[s] += 1
         # One pass in topological order, as the importer's canonicaliser: a
-        # merge makes the merged node's consumers read the producer, so a BN
-        # after a merged BN / constant Add can merge into the same conv.
+        # merge makes the merged node's consumers read the producer.
         nodes = list(self.nodes)
         redirect = list(range(n))
-        bns, adds = set(self.bn_affine), set(self.constant_adds)
+        bns = set(self.bn_affine)
         for i in range(n):
-            if not used[i] or (i not in bns and i not in adds):
+            if not used[i] or i not in bns:
                 continue
             (src,) = self.inputs[i]
             j = redirect[src]
             sole = consumers[src] == 1
-            merge = (sole and nodes[j].op in WEIGHTED_OPS) if i in bns else (sole and nodes[j].op != "input")
-            if merge:
+            if sole and nodes[j].op in WEIGHTED_OPS:
                 p = nodes[j]
                 nodes[j] = _node(p.op, p.in_shape, p.out_shape, p.kernel, p.stride, p.dilation,
                                  p.groups, p.weight_shape, p.params + nodes[i].params, p.macs)
@@ -273,49 +260,28 @@ class LayerGraph:
         return canonical_cg([nodes[i] for i in kept], [order_bytes(self.nodes[i]) for i in kept], ins, self.name)
 
 
-#: Values of dead cell nodes (see :func:`sum_cell`).
-DEAD_ZERO, DEAD_CONST = "zero", "const"
-
-
 def sum_cell(g: LayerGraph, x: int, edges: Sequence[tuple[int, int, Any]],
-             apply: Callable[[int, Any, int], int], keeps_zero: Callable[[Any], bool],
-             const_numel: int) -> int | None:
+             apply: Callable[[int, Any, int], int], last: int) -> int | None:
     """A cell whose node ``j`` sums one op per earlier node; node 0 is ``x``, the last node its output.
 
     The NB-201 and TransNAS-Bench-101 micro cells. Zero edges are no edge (they add
     zeros). A node is *live* when some edge comes from a live node; a *dead* node
-    is input-independent: exactly zero (:data:`DEAD_ZERO`) when every term is zero,
-    else a constant (:data:`DEAD_CONST`, e.g. a conv of zeros is its BN shift).
-    The network computes dead values from constant tensors, which the ONNX
-    importer treats as parameters, so a constant term added into a live node is
-    :meth:`LayerGraph.add_constant` with ``const_numel`` values per term.
+    is input-independent (zero, or a constant such as the BN shift of a conv of
+    zeros): a constant branch, which by the canonical rules leaves the CG with
+    every term it adds into a live node, parameters included.
 
     Args:
         g: the graph being built.
         x: the live cell input (node 0).
         edges: ``(node, source node, op)`` of the non-zero edges, in summation order.
         apply: ``apply(layer, op, source)`` builds the op on a live layer.
-        keeps_zero: whether ``op`` maps zeros to zeros (parameter-free ops: identity, pooling).
-        const_numel: elements of one node value (``C * H * W`` of the cell output).
+        last: the output node (all of whose edges may be zero edges).
 
     Returns:
         the live output layer, or None when the output node is dead.
     """
-    last = max(node for node, _, _ in edges) if edges else 1
-    nodes: list = [x]
+    nodes: list[int | None] = [x]
     for node in range(1, last + 1):
-        live, consts = [], 0
-        for n, src, op in edges:
-            if n != node:
-                continue
-            v = nodes[src]
-            if isinstance(v, int):
-                live.append(apply(v, op, src))
-            elif v == DEAD_CONST or not keeps_zero(op):
-                consts += 1
-        if live:
-            acc = g.sum(live)
-            nodes.append(g.add_constant(acc, consts * const_numel) if consts else acc)
-        else:
-            nodes.append(DEAD_CONST if consts else DEAD_ZERO)
-    return nodes[-1] if isinstance(nodes[-1], int) else None
+        live = [apply(nodes[src], op, src) for n, src, op in edges if n == node and nodes[src] is not None]
+        nodes.append(g.sum(live) if live else None)
+    return nodes[-1]

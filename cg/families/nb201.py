@@ -17,17 +17,15 @@ A ``none`` edge adds zeros, so it is no edge in the CG. A node is *live* when
 its value depends on the network input, i.e. some non-``none`` edge comes from
 a live node. A *dead* node is constant: zero when all its edges are ``none``,
 else the input-independent output of a conv reading a dead node (its BN
-shift). The CG shows live data flow only: dead nodes and every edge leaving
-them are absent (so are live layers whose result nothing uses: the exporter
-drops them too). The torch module is numerically the trained network: it
-computes dead values from constant zero tensors of shape ``(1, C, H, W)``, so
-its ONNX export holds the live data flow plus constant subgraphs, which the
-importer treats as parameters. A constant term a dead node adds into a live
-node is therefore an Add of a ``(1, C, H, W)`` parameter: by the canonical
-rules it merges into the node producing the live sum (``params += C*H*W``),
-or stays an ``add`` node with one input when that producer has other readers.
-So for the 2,290 cells with a conv edge leaving a dead node, the CG's
-``params`` is not the trainable-parameter count (the module's is).
+shift). The CG shows live data flow only: dead nodes, the layers computing
+them and every edge leaving them are absent (a constant branch, by the
+canonical rules), and so are live layers whose result nothing uses (the
+exporter drops them too). So the CG's ``params`` is
+:func:`trainable_params` minus exactly the layers off every input-to-output
+path (:func:`path_params` counts what is left). Both torch modules compute
+dead values: :mod:`gennape.cg.families.nets.nb201` from constant zero tensors
+of shape ``(1, C, H, W)`` (constant subgraphs in the export),
+:mod:`gennape.cg.families.nets.nb201_reference` as AutoDL does, ``x.mul(0.)``.
 
 When a cell's output node is dead the network's output does not depend on its
 input (341 of the 15,625 cells): the CG keeps only an ``input`` node and an
@@ -37,12 +35,11 @@ input at all (the exporter drops the unused input), which the importer refuses.
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gennape.cg.families.base import Family, LabelledArch, register_family
+from gennape.cg.families.base import Family, LabelledArch, read_json_list, register_family
 from gennape.cg.families.cell_builder import LayerGraph, sum_cell
 from gennape.cg.graph import CG
 
@@ -124,11 +121,9 @@ def _edge(g: LayerGraph, op: str, x: int) -> int:
 
 def _cell(g: LayerGraph, spec: NB201Spec, x: int) -> int | None:
     """The cell on live layer ``x``; its live output or None (dead output node).
-    Dead values and constant terms: :func:`gennape.cg.families.cell_builder.sum_cell`."""
-    c, h, w = g.shape(x)
+    Dead values: :func:`gennape.cg.families.cell_builder.sum_cell`."""
     edges = [(node, src, op) for op, (node, src) in zip(spec.ops, EDGES) if op != "none"]
-    return sum_cell(g, x, edges, lambda v, op, _src: _edge(g, op, v),
-                    lambda op: not op.startswith("nor_conv"), c * h * w)
+    return sum_cell(g, x, edges, lambda v, op, _src: _edge(g, op, v), last=3)
 
 
 def _resblock(g: LayerGraph, x: int, c_out: int) -> int:
@@ -172,6 +167,27 @@ def trainable_params(spec: NB201Spec) -> int:
     return total + 2 * CHANNELS[-1] + CHANNELS[-1] * NUM_CLASSES + NUM_CLASSES
 
 
+def path_params(spec: NB201Spec) -> int:
+    """The trainable parameters of the layers on some input-to-output path:
+    :func:`trainable_params` minus the layers of dead nodes' edges and of
+    edges into nodes no ``output`` uses; 0 when the cell output is dead (the
+    network's output is then a constant). The CG's ``params`` equals it."""
+    live = spec.live_nodes()
+    if not live[3]:
+        return 0
+    used = [False, False, False, True]
+    for op, (node, src) in sorted(zip(spec.ops, EDGES), key=lambda e: -e[1][0]):
+        if op != "none" and used[node]:
+            used[src] = True
+    dropped = 0
+    for stage, c in enumerate(CHANNELS):
+        for op, (node, src) in zip(spec.ops, EDGES):
+            if op.startswith("nor_conv") and not (live[src] and used[node]):
+                k = int(op[-3])
+                dropped += CELLS_PER_STAGE * (c * c * k * k + 2 * c)
+    return trainable_params(spec) - dropped
+
+
 class NB201Family(Family):
     name = "nb201"
     title = "NB-201 (CIFAR-10)"
@@ -196,6 +212,12 @@ class NB201Family(Family):
 
     def to_module(self, spec: NB201Spec):
         from gennape.cg.families.nets.nb201 import TinyNetwork
+
+        return TinyNetwork(spec)
+
+    def reference_module(self, spec: NB201Spec):
+        """The network as NAS-Bench-201's own code writes it (``none`` as ``x.mul(0.)``)."""
+        from gennape.cg.families.nets.nb201_reference import TinyNetwork
 
         return TinyNetwork(spec)
 
@@ -226,14 +248,7 @@ class NB201Family(Family):
         file, column = self.DATASETS[dataset]
         root = Path(data_dir) if data_dir is not None else find()
         path = root / "nb201" / file
-        if not path.is_file():
-            raise GennapeError(f"{path}: benchmark data file not found")
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                records = list(json.load(f))
-        except (OSError, EOFError, ValueError, TypeError) as e:
-            raise GennapeError(f"{path}: not an NB-201 label file ({type(e).__name__}: {e}); "
-                               f'expected a gzipped JSON list of {{"arch", "{column}"}}') from None
+        records = read_json_list(path, "an NB-201 label file", f'a gzipped JSON list of {{"arch", "{column}"}}')
         zc = load_zero_cost(root) if dataset == "cifar10" else {}
         out = []
         for i, rec in enumerate(records):
@@ -286,10 +301,11 @@ FAMILY = register_family(NB201Family())
 
 
 # ------------------------------------------------------------- equivalence
-# Kept for callers of the module-level names; the check itself is Family's.
-def onnx_cg(family: Family, spec) -> CG:
-    """``family.onnx_cg(spec)``: the importer's CG of the exported module."""
-    return family.onnx_cg(spec)
+# Kept for callers of the module-level names; the checks themselves are Family's.
+def onnx_cg(family: Family, spec, reference: bool = False) -> CG:
+    """``family.onnx_cg(spec, reference)``: the importer's CG of the exported
+    module (with ``reference``: of the benchmark's own network code)."""
+    return family.onnx_cg(spec, reference)
 
 
 def random_specs(n: int, seed: int = 0) -> list[NB201Spec]:
@@ -297,6 +313,7 @@ def random_specs(n: int, seed: int = 0) -> list[NB201Spec]:
     return FAMILY.random_specs(n, seed)
 
 
-def equivalence_check(n: int = 50, seed: int = 0, family: Family | None = None, specs=None) -> dict:
+def equivalence_check(n: int = 50, seed: int = 0, family: Family | None = None, specs=None,
+                      reference: bool = False) -> dict:
     """:meth:`Family.equivalence_check` of ``family`` (default NB-201)."""
-    return (family or FAMILY).equivalence_check(n, seed, specs)
+    return (family or FAMILY).equivalence_check(n, seed, specs, reference)

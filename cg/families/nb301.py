@@ -184,6 +184,12 @@ class NB301Family(Family):
 
         return NetworkCIFAR(spec)
 
+    def reference_module(self, spec: NB301Spec):
+        """The network as DARTS's own code writes it (see :mod:`gennape.cg.families.nets.nb301_reference`)."""
+        from gennape.cg.families.nets.nb301_reference import NetworkCIFAR
+
+        return NetworkCIFAR(spec)
+
     def sample(self, rng) -> NB301Spec:
         """A genotype as NASLib samples one: two distinct inputs per node, ops uniform."""
         cells = []
@@ -230,9 +236,9 @@ def random_specs(n: int, seed: int = 0) -> list[NB301Spec]:
     return FAMILY.random_specs(n, seed)
 
 
-def equivalence_check(n: int = 50, seed: int = 0, specs=None) -> dict:
-    """:meth:`Family.equivalence_check` for DARTS genotypes."""
-    return FAMILY.equivalence_check(n, seed, specs)
+def equivalence_check(n: int = 50, seed: int = 0, specs=None, reference: bool = False) -> dict:
+    """:meth:`Family.equivalence_check` for DARTS genotypes (``reference``: DARTS's own model code)."""
+    return FAMILY.equivalence_check(n, seed, specs, reference)
 
 
 FAMILY = register_family(NB301Family())

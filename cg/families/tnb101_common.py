@@ -18,12 +18,11 @@ the two classification tasks, whose metric is a top-1 accuracy.
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any, Callable
 
-from gennape.cg.families.base import LabelledArch
+from gennape.cg.families.base import LabelledArch, read_json_list
 from gennape.cg.families.cell_builder import LayerGraph
 
 INPUT_SHAPE = (3, 256, 256)
@@ -139,14 +138,8 @@ def load_labelled(path: Path, task: str, parse: Callable[[Any, str], Any],
 
     if task not in CLASSIFICATION_TASKS:
         raise ValueError(f"TNB-101 labels are accuracies for {', '.join(CLASSIFICATION_TASKS)}; got task {task!r}")
-    if not path.is_file():
-        raise GennapeError(f"{path}: benchmark data file not found")
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            records = list(json.load(f))
-    except (OSError, EOFError, ValueError, TypeError) as e:
-        raise GennapeError(f"{path}: not a TNB-101 label file ({type(e).__name__}: {e}); "
-                           'expected a gzipped JSON list of {"arch", "arch_str", <task>: value, ...}') from None
+    records = read_json_list(path, "a TNB-101 label file",
+                             'a gzipped JSON list of {"arch", "arch_str", <task>: value, ...}')
     out = []
     for i, rec in enumerate(records):
         try:

@@ -126,12 +126,10 @@ def _edge(g: LayerGraph, x: int, op: int, c_out: int, stride: int) -> int:
 
 
 def _cell(g: LayerGraph, spec: TNB101MicroSpec, x: int, c_out: int, stride: int) -> int | None:
-    _, h, w = g.shape(x)
     edges = [(node, src, op) for op, (node, src) in zip(spec.ops, EDGES) if op != ZERO]
-    # Only node-0 edges carry the stride and channel change; node 0 is live, so
-    # dead values only meet stride-1 C_out -> C_out edges, where skip is the identity.
+    # Only node-0 edges carry the stride and channel change.
     return sum_cell(g, x, edges, lambda v, op, src: _edge(g, v, op, c_out, stride if src == 0 else 1),
-                    lambda op: op == SKIP, c_out * (h // stride) * (w // stride))
+                    last=EDGES[-1][0])
 
 
 def build_cg(spec: TNB101MicroSpec, reference: bool = False) -> CG:

@@ -1,91 +1,95 @@
-"""Canonicalisation passes over the IR: they make one network give one CG
-however it was exported (the rules of :mod:`gennape.cg.graph`).
+"""The canonical rules: passes over the IR that make one network give one CG
+however it was written or exported.
 
-Passes run in this order; each is linear in the graph size:
-
-1. :func:`merge_norm_and_affine` -- a ``bn`` whose producer is a conv / linear
-   consumed by nothing else merges into it (params += 2C), else it becomes
-   ``batch_norm``. An ``affine`` (Add / Sub / Mul / Div of a non-scalar
-   parameter) merges into the node producing its activation when that node
-   has no other consumer and is a real op (not ``input``, ``scalar``, ``move``
-   or ``pad``); otherwise it stays as ``add`` / ``mul`` with one input edge
-   and the parameter's size as params.
-2. :func:`collapse_patterns` -- ``relu6(x + 3) / 6`` (or ``* 1/6``) ->
-   ``hard_sigmoid``; ``Min(relu(x), 6)`` -> ``relu6``; ``x * sigmoid(x)`` ->
-   ``silu``; ``x * hard_sigmoid(x)`` and ``(x * relu6(x + 3)) / 6`` ->
-   ``hard_swish``; ``x * 0.5 * (1 + erf(x / sqrt 2))`` -> ``gelu``.
-   Intermediate nodes of a pattern must have no other consumer; scalar
-   constants must be the right operand and equal the pattern's value.
-3. :func:`drop_scalars` -- remaining scalar arithmetic vanishes (scalars are
-   never parameters and do not change the architecture).
-4. :func:`merge_pads` -- a Pad vanishes; its consumers keep the padded input
-   shape as their ``in_shape``.
-5. :func:`simplify_moves` -- a chain of data-movement ops with single
-   consumers becomes one node; a chain of pure reshapes (Reshape, Flatten,
-   Squeeze, Unsqueeze: no Transpose / DepthToSpace / SpaceToDepth) whose
-   output equals its input shape, or whose consumers are all ``linear``,
-   vanishes; any other chain becomes one ``reshape`` node.
+Each rule is one function registered with :func:`rule` under an explicit
+order; :func:`canonicalise` runs them in that order. The first paragraph of a
+rule's docstring is its one description: ``docs/canonical_rules.md`` is
+generated from it (``python -m gennape.cg.onnx_import.rules_table``). Every
+rule is linear in the graph size. Adding a rule means adding one function here
+(and its test in ``tests/test_onnx_patterns.py``).
 """
 
 from __future__ import annotations
 
-from gennape.cg.onnx_import.ir import PSEUDO_OPS, IRGraph
+from dataclasses import dataclass
+from typing import Callable
 
-WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "linear"})
+from gennape.cg.onnx_import.ir import PSEUDO_OPS, IRGraph
+from gennape.cg.ops import WEIGHTED_OPS
+
+#: Data movement that keeps the element order.
+_PURE_RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 #: Nodes an affine may not merge into: they vanish or are not computations.
 NO_MERGE = frozenset({"input", "output", "scalar", "move", "pad"})
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One canonical rule: ``apply(ir)`` rewrites the IR in place."""
+
+    order: int
+    name: str
+    apply: Callable[[IRGraph], None]
+
+    @property
+    def description(self) -> str:
+        """The first paragraph of the rule's docstring, on one line."""
+        paragraph = (self.apply.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(line.strip() for line in paragraph.splitlines())
+
+
+#: name -> rule, in registration order; :func:`rules` sorts them by order.
+RULES: dict[str, Rule] = {}
+
+
+def rule(order: int, name: str) -> Callable[[Callable], Callable]:
+    """Register a canonical rule under ``name``, run at position ``order``."""
+
+    def wrap(fn: Callable) -> Callable:
+        if name in RULES:
+            raise ValueError(f"canonical rule {name!r} is already registered")
+        clash = next((r.name for r in RULES.values() if r.order == order), None)
+        if clash is not None:
+            raise ValueError(f"canonical rules {clash!r} and {name!r} share order {order}")
+        RULES[name] = Rule(order, name, fn)
+        return fn
+
+    return wrap
+
+
+def rules() -> list[Rule]:
+    """Every rule, in the order :func:`canonicalise` runs them."""
+    return sorted(RULES.values(), key=lambda r: r.order)
+
+
 def canonicalise(ir: IRGraph) -> list[tuple[str, str]]:
-    """Run every pass; return (ONNX op type, node name) of pattern parts that
+    """Run every rule; return (ONNX op type, node name) of pattern parts that
     matched no pattern (an Erf, a Min(x, 6) not after a relu): the importer
     reports them as unsupported and, with ``unknown_ops="other"``, they become
     ``other`` nodes."""
-    merge_norm_and_affine(ir)
-    collapse_patterns(ir)
-    leftovers = []
-    for _, n in ir.alive():
-        if n.op == "erf" or (n.op == "scalar" and n.info.get("fn") == "min"):
-            leftovers.append(("Erf" if n.op == "erf" else "Min", n.name))
-            n.op = "other"
-    drop_scalars(ir)
-    merge_pads(ir)
-    simplify_moves(ir)
+    for r in rules():
+        r.apply(ir)
     for _, n in ir.alive():
         assert n.op not in PSEUDO_OPS, f"pseudo op {n.op} left after canonicalisation"
-    return leftovers
+    return ir.unsupported
 
 
-def merge_norm_and_affine(ir: IRGraph) -> None:
-    cons = ir.consumers()
-    for i, n in ir.alive():
-        if n.op not in ("bn", "affine"):
-            continue
-        p = n.inputs[0]
-        prod = ir.nodes[p]
-        sole = cons[p] == [i]
-        if n.op == "bn":
-            if sole and prod.op in WEIGHTED:
-                prod.params += n.params
-                ir.replace(i, p, cons)
-            else:
-                n.op = "batch_norm"
-        else:
-            if sole and prod.op not in NO_MERGE:
-                prod.params += n.params
-                ir.replace(i, p, cons)
-            else:
-                n.op = n.info["kind"]
-
-
-def _is_scalar(n, fns: tuple[str, ...], value: float) -> bool:
+# ------------------------------------------------------------------ helpers
+def _is_scalar(n, fns: tuple[str, ...], value: float | None = None) -> bool:
     v = n.info.get("value")
-    return (n.op == "scalar" and n.info.get("fn") in fns and not n.info.get("const_first")
-            and v is not None and abs(v - value) <= 1e-4 * abs(value))
+    if n.op != "scalar" or n.info.get("fn") not in fns or n.info.get("const_first"):
+        return False
+    if value is None:
+        return True
+    return v is not None and abs(v - value) <= 1e-4 * abs(value)
 
 
 def _is_div(n, value: float) -> bool:
     return _is_scalar(n, ("div",), value) or _is_scalar(n, ("mul",), 1.0 / value)
+
+
+def _is_part(n, onnx_op: str) -> bool:
+    return n.op == "part" and n.info.get("onnx") == onnx_op
 
 
 def _collapse(ir: IRGraph, cons, keep: int, x: int, op: str, dead: list[int]) -> None:
@@ -103,103 +107,511 @@ def _collapse(ir: IRGraph, cons, keep: int, x: int, op: str, dead: list[int]) ->
     cons[x].append(keep)
 
 
-def collapse_patterns(ir: IRGraph) -> None:
+def _products(ir: IRGraph):
+    """(id, node) of every live product of two activations."""
+    return [(i, m) for i, m in ir.alive() if m.op == "mul" and len(m.inputs) == 2]
+
+
+# -------------------------------------------------------- constants and dead code
+#: Consumers that keep computing when some inputs are constant: the constant
+#: operands are dropped (a sum's constant term, a product's constant factor).
+_DROPS_CONSTANT_OPERANDS = frozenset({"add", "mul", "concat", "matmul", "other", "output"})
+#: Ops whose output is zero when every input is.
+_KEEPS_ZERO = frozenset({"add", "mul", "concat", "move", "pad", "slice", "relu", "relu6", "max_pool",
+                         "avg_pool", "global_avg_pool", "global_max_pool", "resize", "reduction"})
+
+
+@rule(10, "zero_branches")
+def remove_constant_branches(ir: IRGraph) -> None:
+    """A product with a constant zero (``x.mul(0.)``, ``x * 0``: the ``none`` / ``Zero`` op of NB-201
+    and DARTS) is a constant, and so is every node that reads only constants; constants leave the
+    CG. A sum drops its constant terms, a product its constant factors (a product with a zero is
+    zero), a concat its constant operands; a node left with one input vanishes into it, and an
+    ``output`` fed only by constants keeps no incoming edge. The layers computing only what was
+    dropped go with the dead code (next rule), so they count no params and no MACs.
+
+    Constants folded by the importer never reach the IR (see ``Add`` in
+    ``docs/supported_ops.md``); this rule handles what the exporter keeps as
+    input-dependent arithmetic although its value is fixed.
+    """
+    nodes = ir.nodes
+    const: set[int] = set()
+    zero: set[int] = set()
+    cons = ir.consumers()
+    for i, n in ir.alive():
+        if n.op == "scalar" and n.info.get("fn") == "mul" and n.info.get("value") == 0.0:  # 0 * x too
+            const.add(i)
+            zero.add(i)
+            continue
+        read = [s for s in n.inputs if s in const]
+        if not read:
+            continue
+        if len(read) == len(n.inputs) and n.op != "output":
+            const.add(i)
+            if all(s in zero for s in read) and (n.op in _KEEPS_ZERO or _is_scalar(n, ("mul", "div"))):
+                zero.add(i)
+            continue
+        if n.op == "mul" and any(s in zero for s in read):
+            const.add(i)
+            zero.add(i)
+            continue
+        if n.op not in _DROPS_CONSTANT_OPERANDS:
+            continue  # a live node reading a constant in another slot keeps it
+        n.inputs = [s for s in n.inputs if s not in const]
+        for s in read:
+            cons[s] = [c for c in cons[s] if c != i]
+        if len(n.inputs) == 1 and n.op in ("add", "mul"):
+            ir.replace(i, n.inputs[0], cons)
+    for i in const:
+        # A constant read by a live node in a slot it keeps stays; the rest go.
+        if not any(nodes[c].alive and c not in const for c in cons[i]):
+            nodes[i].alive = False
+
+
+@rule(20, "dead_code")
+def remove_dead_code(ir: IRGraph) -> None:
+    """Nodes no network output depends on vanish (network inputs stay): unused layers, and the layers
+    of branches the previous rule cut off."""
+    nodes = ir.nodes
+    needed = [False] * len(nodes)
+    for i in range(len(nodes) - 1, -1, -1):
+        n = nodes[i]
+        if not n.alive:
+            continue
+        if n.op == "output":
+            needed[i] = True
+        if needed[i]:
+            for s in n.inputs:
+                needed[s] = True
+        elif n.op != "input":
+            n.alive = False
+
+
+# ------------------------------------------------------------ reductions
+def _original_axes(inner, outer) -> frozenset[int] | None:
+    """Axes of ``inner``'s input that ``outer`` (reading ``inner``) reduces."""
+    if inner.info["keepdims"]:
+        return frozenset(outer.info["axes"])
+    kept = [a for a in range(inner.info["rank"]) if a not in inner.info["axes"]]
+    try:
+        return frozenset(kept[a] for a in outer.info["axes"])
+    except IndexError:
+        return None
+
+
+@rule(30, "chained_reductions")
+def merge_chained_reductions(ir: IRGraph) -> None:
+    """A reduction of a reduction of the same kind (mean of a mean, max of a max, ...) whose inner
+    result has no other reader is one reduction over both sets of axes, any order, ``keepdims`` or
+    not: OFA's SE squeeze ``x.mean(3, keepdim=True).mean(2, keepdim=True)`` is a mean over H and W."""
     cons = ir.consumers()
     nodes = ir.nodes
+    for i, n in ir.alive():
+        if n.op != "reduction":
+            continue
+        p = n.inputs[0]
+        inner = nodes[p]
+        if inner.op != "reduction" or inner.info["fn"] != n.info["fn"] or cons[p] != [i]:
+            continue
+        axes = _original_axes(inner, n)
+        if axes is None:
+            continue
+        n.info = {**n.info, "axes": frozenset(inner.info["axes"]) | axes, "rank": inner.info["rank"]}
+        n.in_shape = inner.in_shape
+        _collapse(ir, cons, i, inner.inputs[0], "reduction", [p])
 
-    def sole(child: int, parent: int) -> bool:
-        return cons[child] == [parent]
 
-    # relu6(x + 3) / 6 -> hard_sigmoid(x); relu -> Min(., 6) -> relu6
+#: Reduction kind -> the global pool a mean / max over H and W is.
+_GLOBAL_POOLS = {"mean": "global_avg_pool", "max": "global_max_pool"}
+
+
+@rule(31, "spatial_reductions")
+def reductions_over_space(ir: IRGraph) -> None:
+    """A mean (max) over exactly H and W of an NCHW tensor is ``global_avg_pool``
+    (``global_max_pool``), out ``(C, 1, 1)`` whatever ``keepdims``."""
+    for _, n in ir.alive():
+        if (n.op == "reduction" and n.info["rank"] == 4 and set(n.info["axes"]) == {2, 3}
+                and n.info["fn"] in _GLOBAL_POOLS):
+            n.op = _GLOBAL_POOLS[n.info["fn"]]
+            n.out_shape = (n.in_shape[0], 1, 1)
+
+
+# --------------------------------------------------------------- patterns
+def _std_chain(ir: IRGraph, cons, q: int):
+    """If ``q`` is ``sqrt(mean((r - mean(r))^2) + eps)`` (square as Pow 2 or
+    ``d * d``, both means over the same axes, every link read only inside the
+    chain but ``d``), return ``(d, r, links)``: the centred tensor, the input
+    and the chain's nodes other than ``d``; else None."""
+    nodes = ir.nodes
+    root = _root_mean_square(ir, cons, q)
+    if root is None:
+        return None
+    d, (_, a, v, p) = root
+    sub = nodes[d]
+    if not (sub.op == "add" and sub.info.get("fn") == "sub" and len(sub.inputs) == 2):
+        return None
+    r, m = sub.inputs
+    mean = nodes[m]
+    if not (mean.op == "reduction" and mean.info["fn"] == "mean" and mean.inputs == [r] and cons[m] == [d]
+            and set(mean.info["axes"]) == set(nodes[v].info["axes"])):
+        return None
+    return d, r, [q, a, v, p, m]
+
+
+def _centred(ir: IRGraph, cons, n: int, x: int, like: int) -> bool:
+    """Whether ``n`` is ``x - mean(x)`` with the mean over the axes of the
+    reduction ``like`` and read by ``n`` alone."""
+    sub = ir.nodes[n]
+    if not (sub.op == "add" and sub.info.get("fn") == "sub" and len(sub.inputs) == 2 and sub.inputs[0] == x):
+        return False
+    m = ir.nodes[sub.inputs[1]]
+    return (m.op == "reduction" and m.info["fn"] == "mean" and m.inputs == [x] and cons[sub.inputs[1]] == [n]
+            and set(m.info["axes"]) == set(ir.nodes[like].info["axes"]))
+
+
+def _readers_outside(cons, d: int, chain: list[int]) -> list[int]:
+    return [c for c in cons[d] if c not in chain]
+
+
+@rule(40, "layer_norm")
+def collapse_layer_norm(ir: IRGraph) -> None:
+    """Layer norm written out, ``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)`` (ReduceMean, Sub,
+    Pow 2 or a self-product, ReduceMean, Add, Sqrt, Div; both means over the same axes: ConvNeXt's
+    channels-first LayerNorm, ``x.var(unbiased=False)``), is ``layer_norm``; a following per-channel
+    scale and shift merge into it as parameters (rule ``merge_affine``)."""
+    cons = ir.consumers()
+    for i, div in ir.alive():
+        if not (div.op == "mul" and div.info.get("fn") == "div" and len(div.inputs) == 2):
+            continue
+        found = _std_chain(ir, cons, div.inputs[1])
+        if found is None or cons[div.inputs[1]] != [i]:
+            continue
+        d, x, chain = found
+        n = div.inputs[0]
+        if n == d and _readers_outside(cons, d, chain) == [i]:
+            _collapse(ir, cons, i, x, "layer_norm", chain + [d])
+        elif n != d and not _readers_outside(cons, d, chain) and _centred(ir, cons, n, x, chain[-1]) \
+                and cons[n] == [i]:
+            # x.var() centres x itself: the numerator is a second x - mean(x)
+            _collapse(ir, cons, i, x, "layer_norm", chain + [d, n, ir.nodes[n].inputs[1]])
+
+
+@rule(41, "group_std")
+def collapse_group_std(ir: IRGraph) -> None:
+    """A standard deviation written out, ``sqrt(var(x) + eps)`` over some axes and not part of a layer
+    norm (EvoNorm's ``group_std``: over the channel groups of ``x.reshape(B, G, C // G, H, W)``), is
+    one ``layer_norm`` node (normalisation statistics) reading ``x``; what the network does with it
+    (EvoNorm-S0 divides ``x * sigmoid(v * x)`` by it) stays."""
+    cons = ir.consumers()
+    for q, n in ir.alive():
+        found = _std_chain(ir, cons, q) if _is_part(n, "Sqrt") else None
+        if found is None:
+            continue
+        d, x, chain = found
+        if not _readers_outside(cons, d, chain + [q]) and all(c == chain[3] for c in cons[d]):
+            _collapse(ir, cons, q, x, "layer_norm", [c for c in chain if c != q] + [d])
+
+
+def _root_mean_square(ir: IRGraph, cons, q: int) -> tuple[int, list[int]] | None:
+    """If ``q`` is ``sqrt(mean(x^2) + eps)`` (square as Pow 2 or ``x * x``,
+    links read only inside the chain), return ``(x, [q, add, mean, square])``;
+    else None."""
+    nodes = ir.nodes
+    if not _is_part(nodes[q], "Sqrt"):
+        return None
+    a = nodes[q].inputs[0]
+    if not (_is_scalar(nodes[a], ("add",)) and cons[a] == [q]):
+        return None
+    v = nodes[a].inputs[0]
+    if not (nodes[v].op == "reduction" and nodes[v].info["fn"] == "mean" and cons[v] == [a]):
+        return None
+    p = nodes[v].inputs[0]
+    sq = nodes[p]
+    if cons[p] == [v] and (_is_scalar(sq, ("pow",), 2.0) or
+                           (sq.op == "mul" and len(sq.inputs) == 2 and sq.inputs[0] == sq.inputs[1])):
+        return sq.inputs[0], [q, a, v, p]
+    return None
+
+
+@rule(42, "rms_norm")
+def collapse_rms_norm(ir: IRGraph) -> None:
+    """RMS norm written out, ``x / sqrt(mean(x^2) + eps)`` or ``x * (1 / sqrt(...))`` (Pow 2, ReduceMean,
+    Add, Sqrt, then Div, or Div of 1 and Mul; timm's RmsNorm2d, MobileNetV5), is ``layer_norm``; a
+    following per-channel scale merges into it."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for i, n in ir.alive():
+        if not (n.op == "mul" and len(n.inputs) == 2):
+            continue
+        if n.info.get("fn") == "div":
+            candidates = [(n.inputs[0], n.inputs[1], [])]
+        else:
+            candidates = []
+            for x, r in (n.inputs, n.inputs[::-1]):
+                # scalar links (a Reciprocal, a Mul by 1.0) down to the reciprocal
+                links, reader = [], i
+                while nodes[r].op == "scalar" and cons[r] == [reader]:
+                    links.append(r)
+                    info = nodes[r].info
+                    if info.get("fn") == "div" and info.get("const_first") and info.get("value") == 1.0:
+                        candidates.append((x, nodes[r].inputs[0], links))
+                        break
+                    reader, r = r, nodes[r].inputs[0]
+        for x, q, extra in candidates:
+            found = _root_mean_square(ir, cons, q)
+            if found is not None and found[0] == x and cons[q] == [extra[-1] if extra else i]:
+                _collapse(ir, cons, i, x, "layer_norm", found[1] + extra)
+                break
+
+
+@rule(43, "l2_normalize")
+def collapse_l2_normalize(ir: IRGraph) -> None:
+    """``x / max(||x||_2, eps)`` over some axes (``F.normalize``: ReduceL2, Clip(eps), Expand, Div; the
+    XCA attention of EdgeNeXt / XCiT) is ``layer_norm`` without parameters."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for i, div in ir.alive():
+        if not (div.op == "mul" and div.info.get("fn") == "div" and len(div.inputs) == 2):
+            continue
+        x, k = div.inputs
+        chain = []
+        while nodes[k].op in ("move", "scalar") and cons[k] == [chain[-1] if chain else i]:
+            chain.append(k)
+            k = nodes[k].inputs[0]
+        red = nodes[k]
+        if red.op == "reduction" and red.info["fn"] == "l2" and red.inputs == [x] and \
+                cons[k] == [chain[-1] if chain else i]:
+            _collapse(ir, cons, i, x, "layer_norm", chain + [k])
+
+
+@rule(44, "relu6")
+def collapse_relu6(ir: IRGraph) -> None:
+    """``Min(relu(x), 6)`` (``Min(Max(x, 0), 6)``) is ``relu6``; the relu must have no other reader."""
+    cons = ir.consumers()
     for i, d in ir.alive():
         if _is_scalar(d, ("min",), 6.0):
             r = d.inputs[0]
-            if nodes[r].op == "relu" and sole(r, i):
-                _collapse(ir, cons, i, nodes[r].inputs[0], "relu6", [r])
-            continue
+            if ir.nodes[r].op == "relu" and cons[r] == [i]:
+                _collapse(ir, cons, i, ir.nodes[r].inputs[0], "relu6", [r])
+
+
+@rule(45, "hard_sigmoid")
+def collapse_hard_sigmoid(ir: IRGraph) -> None:
+    """``relu6(x + 3) / 6`` (or ``* 1/6``) is ``hard_sigmoid``; intermediate nodes must have no other
+    reader, the scalars must be right operands with exactly these values."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for i, d in ir.alive():
         if not _is_div(d, 6.0):
             continue
         r = d.inputs[0]
-        if nodes[r].op != "relu6" or not sole(r, i):
+        if nodes[r].op != "relu6" or cons[r] != [i]:
             continue
         a = nodes[r].inputs[0]
-        if _is_scalar(nodes[a], ("add",), 3.0) and sole(a, r):
+        if _is_scalar(nodes[a], ("add",), 3.0) and cons[a] == [r]:
             _collapse(ir, cons, i, nodes[a].inputs[0], "hard_sigmoid", [r, a])
-    # Products: x * sigmoid(x) -> silu; x * hard_sigmoid(x) -> hard_swish;
-    # (x * relu6(x + 3)) / 6 -> hard_swish; x * 0.5 * (1 + erf(x / sqrt 2)) -> gelu
-    for i, m in ir.alive():
-        if m.op == "mul" and len(m.inputs) == 2:
-            _gate(ir, cons, i) or _relu6_swish(ir, cons, i) or _erf_gelu(ir, cons, i)
 
 
-def _gate(ir: IRGraph, cons, m: int) -> bool:
-    """x * sigmoid(x) -> silu, x * hard_sigmoid(x) -> hard_swish."""
-    inputs = ir.nodes[m].inputs
-    for x, g in (inputs, inputs[::-1]):
-        gn = ir.nodes[g]
-        if gn.op in ("sigmoid", "hard_sigmoid") and gn.inputs == [x] and cons[g] == [m]:
-            _collapse(ir, cons, m, x, "silu" if gn.op == "sigmoid" else "hard_swish", [g])
-            return True
-    return False
+@rule(46, "gates")
+def collapse_gates(ir: IRGraph) -> None:
+    """``x * sigmoid(x)`` is ``silu`` and ``x * hard_sigmoid(x)`` is ``hard_swish`` (either operand
+    order); the gate must have no other reader."""
+    cons = ir.consumers()
+    for m, node in _products(ir):
+        for x, g in (node.inputs, node.inputs[::-1]):
+            gn = ir.nodes[g]
+            if gn.op in ("sigmoid", "hard_sigmoid") and gn.inputs == [x] and cons[g] == [m]:
+                _collapse(ir, cons, m, x, "silu" if gn.op == "sigmoid" else "hard_swish", [g])
+                break
 
 
-def _relu6_swish(ir: IRGraph, cons, m: int) -> bool:
-    """(x * relu6(x + 3)) / 6 -> hard_swish(x) (the division stays a scalar
-    node, which vanishes)."""
+@rule(47, "relu6_swish")
+def collapse_relu6_swish(ir: IRGraph) -> None:
+    """``(x * relu6(x + 3)) / 6`` is ``hard_swish`` (the division, a scalar, vanishes later)."""
+    cons = ir.consumers()
     nodes = ir.nodes
-    if len(cons[m]) != 1 or not _is_div(nodes[cons[m][0]], 6.0):
-        return False
-    for x, r in (nodes[m].inputs, nodes[m].inputs[::-1]):
-        if nodes[r].op != "relu6" or cons[r] != [m]:
+    for m, node in _products(ir):
+        if len(cons[m]) != 1 or not _is_div(nodes[cons[m][0]], 6.0):
             continue
-        a = nodes[r].inputs[0]
-        if _is_scalar(nodes[a], ("add",), 3.0) and nodes[a].inputs == [x] and cons[a] == [r]:
-            _collapse(ir, cons, m, x, "hard_swish", [r, a])
-            return True
-    return False
-
-
-def _erf_gelu(ir: IRGraph, cons, m: int) -> bool:
-    """x * (1 + erf(x / sqrt 2)) (times 0.5 anywhere) -> gelu(x)."""
-    nodes = ir.nodes
-    for u, a in (nodes[m].inputs, nodes[m].inputs[::-1]):
-        if not _is_scalar(nodes[a], ("add",), 1.0) or cons[a] != [m]:
-            continue
-        e = nodes[a].inputs[0]
-        if nodes[e].op != "erf" or cons[e] != [a]:
-            continue
-        d = nodes[e].inputs[0]
-        if not _is_div(nodes[d], 2.0 ** 0.5) or cons[d] != [e]:
-            continue
-        x = nodes[d].inputs[0]
-        dead = [a, e, d]
-        if u != x:  # (x * 0.5) * (1 + erf(...))
-            if not (_is_scalar(nodes[u], ("mul",), 0.5) and nodes[u].inputs == [x] and cons[u] == [m]):
+        for x, r in (node.inputs, node.inputs[::-1]):
+            if nodes[r].op != "relu6" or cons[r] != [m]:
                 continue
-            dead.append(u)
-        _collapse(ir, cons, m, x, "gelu", dead)
-        return True
-    return False
+            a = nodes[r].inputs[0]
+            if _is_scalar(nodes[a], ("add",), 3.0) and nodes[a].inputs == [x] and cons[a] == [r]:
+                _collapse(ir, cons, m, x, "hard_swish", [r, a])
+                break
 
 
+@rule(48, "erf_gelu")
+def collapse_erf_gelu(ir: IRGraph) -> None:
+    """``x * 0.5 * (1 + erf(x / sqrt 2))`` (the 0.5 on either factor) is ``gelu``."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for m, node in _products(ir):
+        for u, a in (node.inputs, node.inputs[::-1]):
+            if not _is_scalar(nodes[a], ("add",), 1.0) or cons[a] != [m]:
+                continue
+            e = nodes[a].inputs[0]
+            if not _is_part(nodes[e], "Erf") or cons[e] != [a]:
+                continue
+            d = nodes[e].inputs[0]
+            if not _is_div(nodes[d], 2.0 ** 0.5) or cons[d] != [e]:
+                continue
+            x = nodes[d].inputs[0]
+            dead = [a, e, d]
+            if u != x:  # (x * 0.5) * (1 + erf(...))
+                if not (_is_scalar(nodes[u], ("mul",), 0.5) and nodes[u].inputs == [x] and cons[u] == [m]):
+                    continue
+                dead.append(u)
+            _collapse(ir, cons, m, x, "gelu", dead)
+            break
+
+
+@rule(50, "group_norm")
+def collapse_group_norm(ir: IRGraph) -> None:
+    """A normalisation between two pure reshapes that restore the input's shape (torch's GroupNorm
+    exports as Reshape to ``(B, G, -1)``, InstanceNormalization, Reshape back) is one ``layer_norm``
+    on the input's shape; the per-channel scale and shift after it merge into it (rule
+    ``merge_affine``)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for i, n in ir.alive():
+        if n.op != "layer_norm" or len(cons[i]) != 1:
+            continue
+        before, after = n.inputs[0], cons[i][0]
+        if not (_pure_reshape(nodes[before]) and cons[before] == [i] and _pure_reshape(nodes[after])):
+            continue
+        x = nodes[before].inputs[0]
+        if nodes[after].out_shape != nodes[x].out_shape:
+            continue
+        _collapse(ir, cons, i, x, "layer_norm", [before])
+        n.out_shape = nodes[after].out_shape
+        ir.replace(after, i, cons)
+
+
+def _pure_reshape(n) -> bool:
+    return n.op == "move" and n.info.get("kind") in _PURE_RESHAPES
+
+
+@rule(55, "unmatched_parts")
+def report_unmatched_parts(ir: IRGraph) -> None:
+    """An op the importer knows only as part of a pattern (Erf, Sqrt, ``Min(x, 6)``) that matched none
+    is reported as unsupported (with ``unknown_ops="other"`` it is an ``other`` node)."""
+    for _, n in ir.alive():
+        if n.op == "part":
+            ir.unsupported.append((n.info["onnx"], n.name))
+            n.op = "other"
+        elif n.op == "scalar" and n.info.get("fn") == "min":
+            ir.unsupported.append(("Min", n.name))
+            n.op = "other"
+
+
+@rule(56, "other_reductions")
+def other_reductions(ir: IRGraph) -> None:
+    """A sum (or mean) over stacked branches is ``add``: over axis 1 of a rank-5 tensor (a split
+    attention's ``x.reshape(B, radix, C, H, W).sum(1)``: SK-ResNet, ResNeSt) or over the stacking
+    axis 0 (``torch.stack(heads).mean(0)``: CrossViT, distilled heads). Any other reduction that is
+    not a global pool (over channels, tokens, one spatial axis) is ``reduce``."""
+    for _, n in ir.alive():
+        if n.op != "reduction":
+            continue
+        axes, fn = set(n.info["axes"]), n.info["fn"]
+        branches = axes == {1} and n.info["rank"] == 5 or axes == {0}  # axis 0: a stack, see ReduceSum
+        n.op = "add" if branches and fn in ("sum", "mean") else "reduce"
+
+
+# ------------------------------------------------------------ merging
+@rule(60, "merge_batch_norm")
+def merge_batch_norm(ir: IRGraph) -> None:
+    """A batch norm whose input is a conv / linear output read by nothing else merges into it (the node
+    keeps its op and ``weight_shape``, its params grow by the BN's scale and shift, 2C); any other
+    batch norm is a ``batch_norm`` node."""
+    cons = ir.consumers()
+    for i, n in ir.alive():
+        if n.op != "bn":
+            continue
+        p = n.inputs[0]
+        if cons[p] == [i] and ir.nodes[p].op in WEIGHTED_OPS:
+            ir.nodes[p].params += n.params
+            ir.replace(i, p, cons)
+        else:
+            n.op = "batch_norm"
+
+
+@rule(61, "merge_affine")
+def merge_affine(ir: IRGraph) -> None:
+    """An Add / Sub / Mul / Div of an activation and a non-scalar parameter (a bias, a per-channel
+    scale, a layer scale) merges into the node producing the activation when that node has no other
+    reader and is a computation (not an input, scalar, data movement or pad); otherwise it is an
+    ``add`` / ``mul`` node with one input edge and the parameter's size as params."""
+    cons = ir.consumers()
+    for i, n in ir.alive():
+        if n.op != "affine":
+            continue
+        p = n.inputs[0]
+        prod = ir.nodes[p]
+        if cons[p] == [i] and prod.op not in NO_MERGE:
+            prod.params += n.params
+            ir.replace(i, p, cons)
+        else:
+            n.op = n.info["kind"]
+
+
+@rule(57, "drop_scalars")
 def drop_scalars(ir: IRGraph) -> None:
+    """Scalar arithmetic left over from the patterns vanishes: scalars are never parameters and do not
+    change the architecture. It goes before the merges, so that a constant term between a conv and a
+    batch norm (a ``none`` edge's zero added in) does not keep the batch norm apart."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op == "scalar":
             ir.replace(i, n.inputs[0], cons)
 
 
+@rule(71, "merge_pads")
 def merge_pads(ir: IRGraph) -> None:
+    """A Pad vanishes; its consumers keep the padded input shape as their ``in_shape`` (so Pad + Conv
+    differs from a conv with a ``pads`` attribute)."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op == "pad":
             ir.replace(i, n.inputs[0], cons)
 
 
+#: Parameter-free ops whose node fields say everything the op computes.
+_CSE_OPS = frozenset({
+    "relu", "relu6", "leaky_relu", "sigmoid", "hard_sigmoid", "silu", "hard_swish", "gelu", "tanh",
+    "softmax", "max_pool", "avg_pool", "global_avg_pool", "global_max_pool", "add", "mul", "concat", "matmul",
+})
+
+
+@rule(75, "common_subexpressions")
+def merge_common_subexpressions(ir: IRGraph) -> None:
+    """Two parameter-free activations, pools, sums, products, concats or matmuls with the same
+    attributes and the same inputs in the same slots are one node (what the exporter's own
+    common-subexpression elimination makes of them when it sees them, e.g. two ReLUs reading one
+    tensor; here also when only the rules above made them equal, e.g. ``avg_pool(x)`` and
+    ``avg_pool(x + 0)``)."""
+    cons = ir.consumers()
+    first: dict[tuple, int] = {}
+    for i, n in ir.alive():
+        if n.op not in _CSE_OPS or n.params:
+            continue
+        key = (n.op, n.in_shape, n.out_shape, n.kernel, n.stride, n.dilation, n.groups, tuple(n.inputs))
+        j = first.setdefault(key, i)
+        if j != i:
+            ir.replace(i, j, cons)
+
+
 PERMUTING = frozenset({"Transpose", "DepthToSpace", "SpaceToDepth"})
 
 
+@rule(80, "data_movement")
 def simplify_moves(ir: IRGraph) -> None:
+    """A chain of data-movement ops whose inner links have one reader is one node; a chain of pure
+    reshapes (Reshape, Flatten, Squeeze, Unsqueeze; no Transpose, DepthToSpace, SpaceToDepth) whose
+    output shape equals its input shape, or whose readers are all ``linear``, vanishes; any other
+    chain (a channel shuffle) is one ``reshape`` node."""
     cons = ir.consumers()
     nodes = ir.nodes
     # 1. chains of moves with single consumers -> their first node

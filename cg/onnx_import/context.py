@@ -54,19 +54,22 @@ class Context:
         self._counted: set[str] = set()
         #: Why strict shape inference failed, if it did (explains missing shapes).
         self.inference_error: str | None = None
+        #: tensor -> why its shape stays unknown (from constfold.resolve_shapes)
+        self.shape_causes: dict[str, str] = {}
+        #: activations with a zero-size dimension (an empty slice): they carry no
+        #: data, so their producers leave no node and consumers do not read them
+        self.empty: set[str] = set()
 
     # ------------------------------------------------------------- tensors
     def shape(self, tensor: str) -> tuple[int, ...]:
         """Full shape (batch dimension included) of a tensor, or ConversionError."""
         shape = self.shapes.get(tensor)
         if shape is None or None in shape:
-            if self.inference_error:
-                raise MissingShape(self.source, self.inference_error)
-            raise MissingShape(
-                self.source,
-                f"the shape of tensor {tensor!r} could not be inferred "
-                "(pass an input shape, e.g. --input-shape 1x3x224x224)",
-            )
+            cause = self.shape_causes.get(tensor) or self.inference_error
+            # The inputs are static by now (load.fix_input_shapes asks for
+            # --input-shape when they are not), so the cause is in the graph.
+            raise MissingShape(self.source, f"the shape of tensor {tensor!r} could not be inferred"
+                                            + (f": {cause}" if cause else ""))
         return shape
 
     def feat(self, tensor: str) -> tuple[int, ...]:
@@ -133,8 +136,13 @@ class Context:
         return node is not None and node.op_type == "Constant"
 
     def acts(self, node: onnx.NodeProto) -> list[str]:
-        """The node's activation inputs in slot order."""
-        return [t for t in node.input if t and t not in self.static]
+        """The node's activation inputs in slot order (empty tensors left out)."""
+        return [t for t in node.input if t and t not in self.static and t not in self.empty]
+
+    def is_empty(self, tensor: str) -> bool:
+        """Whether an activation's known shape has a zero-size dimension (batch excluded)."""
+        shape = self.shapes.get(tensor)
+        return shape is not None and None not in shape and any(d == 0 for d in shape[1:])
 
     def statics(self, node: onnx.NodeProto) -> list[str]:
         return [t for t in node.input if t and t in self.static]
@@ -208,13 +216,14 @@ def to_pair(values, default: int = 1) -> tuple[int, int]:
     return (values[0], values[1])
 
 
-def tensor_value(t: onnx.TensorProto):
-    """Numpy value of a small integer / boolean tensor or of a scalar stored in
-    the file, else None: float weights are never read."""
+def tensor_value(t: onnx.TensorProto, float_numel: int = 1):
+    """Numpy value of a small integer / boolean tensor, or of a float tensor of
+    at most ``float_numel`` elements, stored in the file, else None: float
+    weights are never read."""
     if t.data_location == onnx.TensorProto.EXTERNAL:
         return None
     numel = math.prod(t.dims)
-    if numel > 1 and (t.data_type not in _INTEGER_TYPES or numel > SMALL_NUMEL):
+    if numel > float_numel and (t.data_type not in _INTEGER_TYPES or numel > SMALL_NUMEL):
         return None
     try:
         return numpy_helper.to_array(t)
@@ -229,11 +238,11 @@ _INTEGER_TYPES = frozenset({
 })
 
 
-def constant_value(node: onnx.NodeProto):
-    """Value of a Constant node if small, else None."""
+def constant_value(node: onnx.NodeProto, float_numel: int = 1):
+    """Value of a Constant node if small (as for :func:`tensor_value`), else None."""
     for a in node.attribute:
         if a.name == "value":
-            return tensor_value(a.t)
+            return tensor_value(a.t, float_numel)
         if a.name in ("value_float", "value_int"):
             return np.asarray(helper.get_attribute_value(a))
         if a.name in ("value_floats", "value_ints"):

@@ -15,15 +15,9 @@ from gennape.cg.ops import WEIGHTED_OPS, weighted_macs
 from gennape.cg.onnx_import import canonical, constfold, load
 from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
 from gennape.cg.onnx_import.registry import all_handlers
+from gennape.cg.ops import WEIGHTED_OPS
 
-#: Ops whose output depends only on their input's shape, never its values.
-SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
-
-
-DEFAULT_DOMAINS = ("", "ai.onnx")
-
-#: Rounds of constant folding + shape inference for shapes hidden by constant subgraphs.
-MAX_FOLD_ROUNDS = 8
+DEFAULT_DOMAINS = constfold.DEFAULT_DOMAINS
 
 
 def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
@@ -64,40 +58,25 @@ def from_onnx(model, input_shape=None, unknown_ops: str = "error") -> CG:
 
         name = Path(model).stem
     inferred, inference_error = load.infer_shapes(proto, source)
-    for attempt in range(MAX_FOLD_ROUNDS + 1):
-        shapes = load.shape_table(inferred)
-        try:
-            return _convert(inferred.graph, source, opset, shapes, unknown_ops, name, inference_error)
-        except MissingShape:
-            # A constant subgraph (e.g. a Pad's pads) or an op onnx cannot
-            # infer (e.g. GroupNormalization-21) hid shapes: evaluate the
-            # constants with numpy, copy shapes through shape-preserving ops,
-            # infer again (each round reaches further). Rare, so the common
-            # path pays nothing for it.
-            if attempt == MAX_FOLD_ROUNDS:
-                raise
-            folded = constfold.fold_frontier(proto, static_tensors(graph), shapes)
-            if not (constfold.fill_same_shape(proto, shapes) or folded):
-                raise
-            inferred, inference_error = load.infer_shapes(proto, source)
-    raise AssertionError("unreachable")
+    shapes = load.shape_table(inferred)
+    try:
+        return _convert(inferred.graph, source, opset, shapes, unknown_ops, name, inference_error)
+    except MissingShape:
+        # A shape hidden behind a computed shape chain (a Reshape's target
+        # built from Shape / Gather / Concat, a Pad's pads, a Resize's
+        # scales), or an op onnx cannot infer: one walk that evaluates the
+        # chains and infers node by node (constfold.resolve_shapes). Needed
+        # by few models, so the common path pays nothing for it.
+        causes = constfold.resolve_shapes(inferred, shapes)
+        return _convert(inferred.graph, source, opset, shapes, unknown_ops, name, inference_error, causes)
 
 
-def static_tensors(graph: onnx.GraphProto) -> set[str]:
-    """Tensors that do not depend on the network input's values (one pass in
-    topological order)."""
-    static = {i.name for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
-            static.update(o for o in node.output if o)
-    return static
-
-
-def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
-             unknown_ops: str, name: str, inference_error: str | None = None) -> CG:
+def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict, unknown_ops: str, name: str,
+             inference_error: str | None = None, shape_causes: dict[str, str] | None = None) -> CG:
     initializers = {init.name: init for init in graph.initializer}
     ctx = Context(source, opset, shapes, initializers, set(initializers))
     ctx.inference_error = inference_error
+    ctx.shape_causes = shape_causes or {}
     inputs = load.network_inputs(graph)
     if not inputs:
         raise ConversionError(source, "the graph has no network input (every input is an initializer)")
@@ -109,8 +88,12 @@ def _convert(graph: onnx.GraphProto, source: str, opset: int, shapes: dict,
     static = ctx.static
     handlers = all_handlers()
     for node in graph.node:
-        if node.op_type in SHAPE_ONLY_OPS or all(t in static for t in node.input if t):
+        if constfold.is_static(node, static):
             _fold_static(node, ctx)
+            continue
+        outputs = [o for o in node.output if o]
+        if outputs and all(ctx.is_empty(o) for o in outputs):
+            ctx.empty.update(outputs)  # e.g. x[:, :0]: no data, no node
             continue
         known = node.domain in DEFAULT_DOMAINS
         handler = handlers.get(node.op_type) if known else None
@@ -208,7 +191,10 @@ def _build(ctx: Context, name: str) -> CG:
 
 def _macs(n) -> int:
     """conv: Cout*Hout*Wout*(Cin/g)*kh*kw; linear: in*out per position;
-    matmul: the product's multiply-adds; others 0."""
+    matmul: the product's multiply-adds; a handler's own count where it gives one
+    (conv_transpose, rnn); others 0."""
+    if "macs" in n.info:
+        return int(n.info["macs"])
     if n.op in WEIGHTED_OPS:
         return weighted_macs(n.out_shape, n.weight_shape)
     if n.op == "matmul":

@@ -1,18 +1,10 @@
 """The importer's intermediate representation (IR): mutable nodes that the
 canonicalisation passes rewrite before the CG is built.
 
-Besides the op types of :data:`gennape.cg.ops.OPS`, IR nodes may carry these
-*pseudo ops*, which the passes in :mod:`gennape.cg.onnx_import.canonical` always
-resolve:
-
-``bn``      a BatchNormalization (merged into a conv / linear, else ``batch_norm``)
-``affine``  Add / Sub / Mul / Div of an activation and a non-scalar parameter
-            (merged into the producer, else ``add`` / ``mul``)
-``scalar``  arithmetic with a scalar constant (part of a pattern, else vanishes)
-``pad``     a Pad (merged into its consumers)
-``erf``     an Erf (part of a GELU pattern, else reported as unsupported)
-``move``    data movement: Reshape, Flatten, Transpose, Squeeze, ... (chains
-            become one ``reshape``; in front of a linear they vanish)
+Besides the op types of :data:`gennape.cg.ops.OPS`, IR nodes may carry the
+*pseudo ops* of :data:`PSEUDO_OPS`, which the canonical rules
+(:mod:`gennape.cg.onnx_import.canonical`, table in ``docs/canonical_rules.md``)
+always resolve.
 """
 
 from __future__ import annotations
@@ -20,7 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PSEUDO_OPS = frozenset({"bn", "affine", "scalar", "pad", "move", "erf"})
+#: Pseudo op -> what it holds (the rules say what it becomes).
+PSEUDO_OPS: dict[str, str] = {
+    "bn": "a BatchNormalization",
+    "affine": "Add / Sub / Mul / Div of an activation and a non-scalar parameter",
+    "scalar": "arithmetic with a scalar constant (info: fn, value, const_first)",
+    "pad": "a Pad",
+    "move": "data movement: Reshape, Flatten, Transpose, Squeeze, ...",
+    "reduction": "a reduction (info: fn, axes of the input, its rank, keepdims)",
+    "part": "an op known only inside a pattern (info: onnx, its ONNX op type), e.g. Erf, Sqrt",
+}
 
 
 @dataclass(eq=False)
@@ -47,6 +48,8 @@ class IRGraph:
 
     def __init__(self) -> None:
         self.nodes: list[IRNode] = []
+        #: (ONNX op type, node name) of nodes the rules found unsupported.
+        self.unsupported: list[tuple[str, str]] = []
 
     def add(self, node: IRNode) -> int:
         self.nodes.append(node)

@@ -49,3 +49,74 @@ def matmul(node, ctx):
         return
     k = ashape[-1] if ashape else 1
     ctx.emit(node, "matmul", ctx.acts(node), params=ctx.params(ctx.statics(node)), info={"k": k})
+
+
+def _einsum_terms(equation: str) -> tuple[list[str], str] | None:
+    """``"bij,bjk->bik"`` -> (["bij", "bjk"], "bik"); None for implicit output or ellipses."""
+    eq = equation.replace(" ", "")
+    if "->" not in eq or "." in eq:
+        return None
+    lhs, out = eq.split("->")
+    return lhs.split(","), out
+
+
+@register("Einsum")
+def einsum(node, ctx):
+    """Einsum of two operands that is a (batched) matrix product (each operand
+    keeps the output's indices it has, the rest are summed) -> matmul of two
+    activations, or linear when the second operand is a 2-D parameter; one
+    operand without summed indices (a transpose) -> data movement. Other
+    equations are unsupported."""
+    equation = ctx.attr(node, "equation", b"")
+    terms = _einsum_terms(equation.decode() if isinstance(equation, bytes) else equation)
+    if terms is None or len(terms[0]) != len(node.input):
+        ctx.unsupported(f"Einsum {equation!r}")
+    operands, out = terms
+    if len(operands) == 1:
+        if sorted(operands[0]) != sorted(out):
+            ctx.unsupported(f"Einsum {equation!r} (a reduction)")
+        ctx.emit(node, "move", node.input[:1], info={"kind": "Transpose"})
+        return
+    if len(operands) != 2:
+        ctx.unsupported(f"Einsum {equation!r} of {len(operands)} operands")
+    (ta, tb), (a, b) = operands, node.input
+    summed = (set(ta) & set(tb)) - set(out)
+    if not summed or (set(ta) | set(tb)) - set(out) != summed or a in ctx.static:
+        ctx.unsupported(f"Einsum {equation!r}")
+    sizes = dict(zip(ta, ctx.shape(a)))
+    k = 1
+    for index in summed:
+        k *= int(sizes[index])
+    if b in ctx.static:
+        if len(tb) != 2 or len(summed) != 1:
+            ctx.unsupported(f"Einsum {equation!r} with a {len(tb)}-D constant")
+        n = int(dict(zip(tb, ctx.shape(b)))[next(i for i in tb if i not in summed)])
+        ctx.emit(node, "linear", [a], weight_shape=(n, k), params=ctx.params([b]))
+        return
+    ctx.emit(node, "matmul", [a, b], info={"k": k})
+
+
+#: ONNX recurrent op -> gates per hidden unit.
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+@register("LSTM", "GRU", "RNN")
+def recurrent(node, ctx):
+    """LSTM, GRU, RNN -> rnn; ``in_shape`` ``(seq, input)``, ``out_shape``
+    ``(seq, directions * hidden)``, ``weight_shape`` ``(directions * gates *
+    hidden, input)``, params W + R + B, MACs ``seq * directions * gates *
+    hidden * (input + hidden)``. Every output (Y, Y_h, Y_c) reads the node."""
+    x, w = node.input[0], node.input[1]
+    if x in ctx.static or any(t not in ctx.static for t in node.input[1:4] if t):
+        ctx.unsupported(f"{node.op_type} with non-constant weights")
+    if int(ctx.attr(node, "layout", 0)) != 0:
+        ctx.unsupported(f"{node.op_type} with layout=1")
+    seq, _, features = ctx.shape(x)
+    dirs, gated, _ = ctx.shape(w)
+    hidden = gated // _GATES[node.op_type]
+    idx = ctx.emit(node, "rnn", [x], out=None, in_shape=(seq, features), out_shape=(seq, dirs * hidden),
+                   weight_shape=(gated * dirs, features), params=ctx.params(node.input[1:4]),
+                   info={"macs": seq * dirs * gated * (features + hidden)})
+    for out in node.output:
+        if out:
+            ctx.value[out] = idx

@@ -65,27 +65,53 @@ def _reduce_axes(node, ctx) -> list[int] | None:
     return axes
 
 
-def _global_reduce(node, ctx, op: str):
+def _reduce(node, ctx, fn: str):
     x = node.input[0]
     rank = len(ctx.shape(x))
     axes = _reduce_axes(node, ctx)
-    if axes is None or not axes:
-        ctx.unsupported(f"{node.op_type} over all axes")
-    if rank != 4 or sorted(a % rank for a in axes) != [2, 3]:
-        ctx.unsupported(f"{node.op_type} over axes {axes}")
-    c = ctx.feat(x)[0]
-    # keepdims=0 gives (C,) in ONNX; the CG's global pools always give (C, 1, 1).
-    ctx.emit(node, op, [x], out_shape=(c, 1, 1))
+    if not axes:
+        if ctx.attr(node, "noop_with_empty_axes", 0):
+            ctx.alias(node.output[0], x)
+            return
+        axes = range(rank)
+    axes = frozenset(int(a) % rank for a in axes)
+    if 0 in axes and (axes != {0} or ctx.shape(x)[0] == 1):
+        # Axis 0 of a batch-1 export is the batch; longer, it is a stack of branches.
+        ctx.unsupported(f"{node.op_type} over the batch axis")
+    keepdims = bool(ctx.attr(node, "keepdims", 1))
+    ctx.emit(node, "reduction", [x], info={"fn": fn, "axes": axes, "rank": rank, "keepdims": keepdims})
 
 
 @register("ReduceMean")
 def reduce_mean(node, ctx):
-    """ReduceMean over H, W (axes attribute or, from opset 18, input) ->
-    global_avg_pool, out ``(C, 1, 1)`` whatever ``keepdims``."""
-    _global_reduce(node, ctx, "global_avg_pool")
+    """ReduceMean (axes as attribute or, from opset 18, input) -> global_avg_pool
+    over H, W (also a chain of means over H then W, any order, ``keepdims`` or
+    not), out ``(C, 1, 1)``; part of a written-out layer norm; else reduce."""
+    _reduce(node, ctx, "mean")
 
 
 @register("ReduceMax")
 def reduce_max(node, ctx):
-    """ReduceMax over H, W -> global_max_pool, out ``(C, 1, 1)``."""
-    _global_reduce(node, ctx, "global_max_pool")
+    """ReduceMax -> global_max_pool over H, W (also chained, like ReduceMean),
+    out ``(C, 1, 1)``; else reduce."""
+    _reduce(node, ctx, "max")
+
+
+@register("ReduceMin")
+def reduce_min(node, ctx):
+    """ReduceMin -> reduce."""
+    _reduce(node, ctx, "min")
+
+
+@register("ReduceSum")
+def reduce_sum(node, ctx):
+    """ReduceSum over stacked branches (axis 1 of a rank-5 tensor: a split
+    attention, SK-ResNet, ResNeSt; axis 0 when longer than the batch of 1:
+    ``torch.stack(heads).sum(0)``) -> add (ReduceMean likewise); else reduce."""
+    _reduce(node, ctx, "sum")
+
+
+@register("ReduceL2")
+def reduce_l2(node, ctx):
+    """ReduceL2 -> part of ``F.normalize`` (layer_norm); else reduce."""
+    _reduce(node, ctx, "l2")

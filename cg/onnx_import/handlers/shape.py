@@ -39,6 +39,16 @@ def permute(node, ctx):
     ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type})
 
 
+@register("Expand", "Tile")
+def broadcast(node, ctx):
+    """Expand, Tile of an activation -> data movement (a copy to a larger shape:
+    part of a chain that becomes one reshape); one that changes no shape vanishes."""
+    if ctx.feat(node.input[0]) == ctx.feat(node.output[0]):
+        ctx.alias(node.output[0], node.input[0])
+        return
+    ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type, "permutes": True})
+
+
 @register("Pad")
 def pad(node, ctx):
     """Pad (pads as attribute before opset 11, input from 11) -> merged into its
