@@ -9,7 +9,8 @@ test split as the in-domain row) it prints, against the benchmark's accuracy:
   seed ensemble, each member's Spearman alone);
 * fine-tuned on ``--samples`` (50) networks drawn with each of ``--seeds`` (5)
   seeds, evaluated on the *other* networks: mean and std of Spearman
-  (``--keep-size-term``: without refitting the size slope);
+  (``--size-term``: refit or keep the size slope, default auto: by
+  leave-one-out on the 50; ``--keep-size-term`` = ``--size-term keep``);
 * the ``#params`` and FLOPs (MACs) baselines, from the same CGs the model sees;
 * for NB-201 and NB-301 the best zero-cost proxy of the shared NASLib files
   (on the 724 / 725 networks that have proxies), next to the zero-shot
@@ -159,7 +160,7 @@ def predict_embedded(est, emb, log_weights):
 
 
 def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None,
-              refit_size_term: bool = True) -> dict:
+              refit_size_term: bool | str = "auto") -> dict:
     """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
     from gennape.transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
     from gennape.pretrain.metrics import all_metrics
@@ -178,7 +179,9 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t
         runs.append(m)
-        log(f"  fine-tuned ({mode}, seed {seed}): Spearman {m['spearman']:.3f} ({m['seconds']:.0f}s)")
+        chosen = tuned.metadata_["finetune"]["size_term"]
+        log(f"  fine-tuned ({mode}, seed {seed}): Spearman {m['spearman']:.3f} ({m['seconds']:.0f}s; "
+            f"size term {chosen})")
     out = {"n_tuned": samples, "n_eval": int(len(y) - samples), "seeds": seeds, "mode": mode, "epochs": epochs,
            "refit_size_term": refit_size_term}
     for key in ("spearman", "kendall", "ndcg10", "mae"):
@@ -366,7 +369,10 @@ def main() -> int:
     parser.add_argument("--mode", default="encoder", help="fine-tuning mode: encoder or heads (default encoder)")
     parser.add_argument("--no-finetune", action="store_true")
     parser.add_argument("--keep-size-term", action="store_true",
-                        help="fine-tune without refitting the size slope (gennape.transfer.finetune)")
+                        help="fine-tune without refitting the size slope (same as --size-term keep)")
+    parser.add_argument("--size-term", choices=("auto", "refit", "keep"), default="auto",
+                        help="refit or keep the size slope, or choose by leave-one-out (default auto; "
+                             "gennape.transfer.finetune)")
     parser.add_argument("--finetune-modes", action="store_true", help="also compare fine-tuning modes")
     parser.add_argument("--ablations", action="store_true", help="pretrain and compare ablated variants")
     parser.add_argument("--ablation-limit", type=int, default=3000, help="NB-101 networks per ablation run")
@@ -407,6 +413,7 @@ def main() -> int:
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     est = load_estimator(ckpt)
     epochs = args.epochs or DEFAULT_EPOCHS
+    size_term = "keep" if args.keep_size_term else args.size_term
     names = [f.strip() for f in args.families.split(",") if f.strip()]
     results: dict = {"checkpoint": str(ckpt), "checkpoint_command": est.metadata_.get("command"),
                      "families": {}, "limit": args.limit}
@@ -424,11 +431,11 @@ def main() -> int:
             res["best_zero_cost_proxy"] = proxy
         if not args.no_finetune and name != PRETRAIN_FAMILY and len(y) > args.samples + 10:
             res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log,
-                                         not args.keep_size_term)
+                                         size_term)
             if args.finetune_modes:
                 other = "heads" if args.mode == "encoder" else "encoder"
                 res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other, log,
-                                                      not args.keep_size_term)
+                                                      size_term)
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
             (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +

@@ -32,7 +32,10 @@ def fcm_membership(x: torch.Tensor, centers: torch.Tensor, m: float) -> torch.Te
     """
     if m <= 1:
         raise ValueError(f"the fuzzifier m must be > 1, got {m}")
-    d = torch.cdist(x.to(centers.dtype), centers).clamp_min(_EPS)
+    # Each distance from its own difference: cdist's matrix-product formula
+    # (used above 25 rows) rounds a row differently depending on the row count,
+    # and a graph's membership must not depend on the graphs batched with it.
+    d = torch.cdist(x.to(centers.dtype), centers, compute_mode="donot_use_mm_for_euclid_dist").clamp_min(_EPS)
     # Softmax over -(2/(m-1)) log d is the closed form written stably.
     return torch.softmax(-(2.0 / (m - 1.0)) * torch.log(d), dim=1)
 

@@ -43,6 +43,14 @@ ESTIMATORS: dict[str, str] = {
 }
 #: The config.json sections an estimator writes (besides the envelope).
 SECTIONS = ("params", "fitted", "metadata")
+#: ``metadata["label"]`` names the scale predictions are on: the label the
+#: estimator was last trained on (e.g. :data:`gennape.pretrain.data.NB101_LABEL`).
+LABEL_KEY = "label"
+#: :meth:`EstimatorBase.label` of a checkpoint that does not record it.
+UNKNOWN_LABEL = "unknown (the checkpoint does not record its label)"
+#: ``metadata["label"]`` after fine-tuning on labels given in memory
+#: (``gennape finetune`` adds the labels file's name).
+YOUR_LABELS = "your labels"
 
 
 def init_params(cls: type | Callable) -> dict[str, inspect.Parameter]:
@@ -109,6 +117,15 @@ class EstimatorBase:
         changed = {k: v for k, v in self.get_params(deep=False).items()
                    if k not in defaults or not _same(defaults[k], v)}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def label(self) -> str:
+        """The scale of the predicted accuracy: the name of the label this
+        estimator was last trained on (``metadata_["label"]``), or
+        :data:`UNKNOWN_LABEL`. A pretrained checkpoint predicts on its
+        pretraining family's scale (an ImageNet network's "accuracy" is then a
+        CIFAR-10 figure, meaningful only as a rank); after fine-tuning, on the
+        user's labels' scale."""
+        return str(getattr(self, "metadata_", {}).get(LABEL_KEY) or UNKNOWN_LABEL)
 
     # -------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> Path:
@@ -185,5 +202,5 @@ def split_layout1(config: dict, used) -> tuple[dict, dict]:
             {k: v for k, v in config.items() if k not in ENVELOPE and k not in used})
 
 
-__all__ = ["ENVELOPE", "ESTIMATORS", "EstimatorBase", "SECTIONS", "estimator_class", "init_params", "keyword_defaults",
-           "keywords_for", "split_layout1", "strip_prefix"]
+__all__ = ["ENVELOPE", "ESTIMATORS", "EstimatorBase", "LABEL_KEY", "SECTIONS", "UNKNOWN_LABEL", "YOUR_LABELS",
+           "estimator_class", "init_params", "keyword_defaults", "keywords_for", "split_layout1", "strip_prefix"]

@@ -15,8 +15,10 @@ does not change.
 
 Fine-tuning refits ``(b, c)`` on the new family's labelled networks, keeping
 ``a`` (:func:`refit_size_term`): how much size buys differs between families,
-and the heads cannot learn it (they never see size). It then trains the heads
-towards what the size term leaves over (:func:`head_target`). Measured with
+and the heads cannot learn it (they never see size). By default (``"auto"``)
+it does so only where leave-one-out on those networks says the refitted slope
+predicts them better than the pretrained one (:func:`choose_size_term`). It
+then trains the heads towards what the size term leaves over (:func:`head_target`). Measured with
 the shipped nine-seed ensemble (``python benchmarks/transfer.py``, with and
 without ``--keep-size-term``; 50 networks, 5 seeds, Spearman on the others):
 NB-201 0.901 -> 0.915, NB-301 0.739 -> 0.771.
@@ -79,6 +81,51 @@ def refit_size_term(score: np.ndarray, log_weights: np.ndarray, y: np.ndarray, c
     return (float(a), float(b), float(c))
 
 
+#: ``refit_size_term`` of :meth:`GennapeEstimator.finetune`: ``auto`` chooses
+#: by :func:`choose_size_term`; ``True`` / ``False`` are ``refit`` / ``keep``.
+SIZE_TERM_CHOICES = ("auto", "refit", "keep")
+
+
+def size_term_choice(value) -> str:
+    """One of :data:`SIZE_TERM_CHOICES` from a choice or a bool (``True``: refit)."""
+    if isinstance(value, bool):
+        return "refit" if value else "keep"
+    if value not in SIZE_TERM_CHOICES:
+        raise ValueError(f"unknown size-term choice {value!r}; valid: {', '.join(SIZE_TERM_CHOICES)} (or a bool)")
+    return value
+
+
+def choose_size_term(score: np.ndarray, log_weights: np.ndarray, y: np.ndarray, coef) -> tuple[str, dict]:
+    """``("refit" | "keep", errors)``: whether refitting the size slope on a new
+    family's labelled networks predicts held-out ones better than keeping it,
+    by leave-one-out on those networks.
+
+    Both candidates refit the offset (it moves no rank, but would otherwise
+    dominate the error); ``keep`` holds the pretrained slope ``b``, ``refit``
+    fits it too (:func:`refit_size_term`). Their leave-one-out mean squared
+    errors of ``y`` are closed forms (the mean's, and least squares' PRESS
+    ``e_i / (1 - h_ii)``); ``refit`` is chosen only when strictly lower, and
+    never where :func:`refit_size_term` would not refit.
+
+    Shapes:
+        - score, log_weights, y: ``[n]`` (y on the target-transform scale)
+    """
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if refit_size_term(score, log_weights, y, coef) == tuple(coef):
+        return "keep", {}
+    a, b, _ = coef
+    residual = np.asarray(y, dtype=np.float64) - a * np.asarray(score, dtype=np.float64)
+    n = len(residual)
+    keep = (residual - b * log_weights) - np.mean(residual - b * log_weights)
+    keep_mse = float(np.mean((keep * n / (n - 1)) ** 2))
+    design = np.stack([log_weights, np.ones_like(log_weights)], axis=1)
+    fit, *_ = np.linalg.lstsq(design, residual, rcond=None)
+    leverage = np.einsum("ij,jk,ik->i", design, np.linalg.pinv(design.T @ design), design)
+    refit_mse = float(np.mean(((residual - design @ fit) / (1.0 - leverage)) ** 2))
+    errors = {"keep_loo_mse": keep_mse, "refit_loo_mse": refit_mse}
+    return ("refit" if refit_mse < keep_mse else "keep"), errors
+
+
 def apply_capacity(score: np.ndarray, log_weights: np.ndarray, coef) -> np.ndarray:
     """The final score ``a * score + b * log_weights + c``, ``[n]``."""
     a, b, c = coef
@@ -91,4 +138,5 @@ def head_target(y: np.ndarray, log_weights: np.ndarray, coef) -> np.ndarray:
     return (np.asarray(y, dtype=np.float64) - b * np.asarray(log_weights, dtype=np.float64) - c) / a
 
 
-__all__ = ["MIN_REFIT_NETWORKS", "NO_CAPACITY", "apply_capacity", "fit_capacity", "head_target", "refit_size_term"]
+__all__ = ["MIN_REFIT_NETWORKS", "NO_CAPACITY", "SIZE_TERM_CHOICES", "apply_capacity", "choose_size_term",
+           "fit_capacity", "head_target", "refit_size_term", "size_term_choice"]

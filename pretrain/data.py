@@ -13,6 +13,10 @@ import numpy as np
 
 from gennape.cg.errors import GennapeError
 
+#: What the NB-101 label is (``val_acc_108``, or the mean over runs of an
+#: official file's 108-epoch validation accuracy): the scale a checkpoint
+#: pretrained on it predicts on, recorded as its ``metadata["label"]``.
+NB101_LABEL = "NAS-Bench-101 CIFAR-10 validation accuracy (108 epochs)"
 #: split name -> hash buckets (of 10) it takes.
 SPLITS = {"train": range(0, 8), "val": (8,), "test": (9,)}
 
@@ -118,4 +122,4 @@ def pack_specs(specs, progress=None):
     return GraphPack.from_items((FAMILY.to_cg(s) for s in specs), progress=progress)
 
 
-__all__ = ["NB101Data", "load_nb101", "split_indices", "hash_bucket", "pack_specs", "SPLITS"]
+__all__ = ["NB101_LABEL", "NB101Data", "load_nb101", "split_indices", "hash_bucket", "pack_specs", "SPLITS"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gennape.pretrain.base import SECTIONS, EstimatorBase, split_layout1, strip_prefix
+from gennape.pretrain.base import LABEL_KEY, SECTIONS, YOUR_LABELS, EstimatorBase, split_layout1, strip_prefix
 from gennape.pretrain.estimator import GennapeEstimator, NotFittedError, as_pack
 
 #: ``config.json`` ``estimator`` value of an ensemble checkpoint.
@@ -73,7 +73,9 @@ class GennapeEnsemble(EstimatorBase):
         members, pack = self._fitted(), as_pack(cgs)
         for member in progress(members, desc="fine-tuning ensemble members", unit="member"):
             member.finetune(pack, y, **options)
-        self.metadata_ = {**self.metadata_, "finetune": dict(members[0].metadata_["finetune"])}
+        # Each member chooses its own size term under "auto" (their heads differ).
+        self.metadata_ = {**self.metadata_, LABEL_KEY: YOUR_LABELS, "finetune": {
+            **members[0].metadata_["finetune"], "size_term": [m.metadata_["finetune"]["size_term"] for m in members]}}
         return self
 
     def _template(self) -> GennapeEstimator:
@@ -83,7 +85,7 @@ class GennapeEnsemble(EstimatorBase):
     def predict_score(self, cgs) -> np.ndarray:
         """Mean of the members' scores, ``[n]`` (rank by this)."""
         members, pack = self._fitted(), as_pack(cgs)
-        return np.mean([m.predict_score(pack) for m in members], axis=0)
+        return member_mean([m.predict_score(pack) for m in members])
 
     def predict(self, cgs) -> np.ndarray:
         """Predicted accuracy of the mean score, clipped to ``[0, 1]``, ``[n]``."""
@@ -92,15 +94,22 @@ class GennapeEnsemble(EstimatorBase):
     def predict_details(self, cgs) -> dict[str, np.ndarray]:
         """As :meth:`GennapeEstimator.predict_details`, for the ensemble (see
         the module docstring for memberships and OOD), plus ``member_scores``
-        ``[n_members, n]``: each member's score, to see how far they agree."""
+        ``[n_members, n]``: each member's score, to see how far they agree.
+
+        ``accuracy_std`` ``[n]`` is the predicted uncertainty: the standard
+        deviation (``ddof=0``) over the members of each member's own predicted
+        accuracy, on the same scale as ``accuracy`` (a fraction; members' scores
+        through the shared target transform, clipped to ``[0, 1]`` as ``accuracy`` is)."""
         members, pack = self._fitted(), as_pack(cgs)
         each = [m.predict_details(pack) for m in members]
-        member_scores = np.stack([d["score"] for d in each])
-        score = member_scores.mean(axis=0)
-        ood = np.mean([d["ood_score"] for d in each], axis=0)
+        score = member_mean([d["score"] for d in each])
+        ood = member_mean([d["ood_score"] for d in each])
+        accuracy = [d["accuracy"] for d in each]
+        spread = np.sqrt(member_mean([(a - member_mean(accuracy)) ** 2 for a in accuracy]))
         first = members[0]
         return {"accuracy": first._accuracy(score), "score": score, "memberships": each[0]["memberships"],
-                "ood_score": ood, "ood": ood > first.ood_threshold_, "member_scores": member_scores}
+                "ood_score": ood, "ood": ood > first.ood_threshold_, "accuracy_std": spread,
+                "member_scores": np.stack([d["score"] for d in each])}
 
     def memberships(self, cgs) -> np.ndarray:
         """The first member's fuzzy memberships ``[n, K]``."""
@@ -109,7 +118,7 @@ class GennapeEnsemble(EstimatorBase):
     def ood_score(self, cgs) -> np.ndarray:
         """Mean of the members' OOD scores, ``[n]``."""
         members, pack = self._fitted(), as_pack(cgs)
-        return np.mean([m.ood_score(pack) for m in members], axis=0)
+        return member_mean([m.ood_score(pack) for m in members])
 
     def _fitted(self) -> list[GennapeEstimator]:
         if not hasattr(self, "members_"):
@@ -165,10 +174,20 @@ class GennapeEnsemble(EstimatorBase):
                 "metadata": metadata}
 
 
+def member_mean(values: list[np.ndarray]) -> np.ndarray:
+    """The members' mean, added member by member: ``np.mean(axis=0)`` sums a
+    single column pairwise but several columns row by row, so a network's mean
+    would depend on how many networks are predicted with it."""
+    total = np.array(values[0], dtype=np.float64)
+    for v in values[1:]:
+        total += v
+    return total / len(values)
+
+
 def load_fitted(directory: str | Path, device: str = "cpu"):
     """A fitted :class:`GennapeEstimator` or :class:`GennapeEnsemble`, whichever
     ``directory`` holds (:data:`gennape.pretrain.base.ESTIMATORS`)."""
     return EstimatorBase.load(directory, device)
 
 
-__all__ = ["ENSEMBLE", "GennapeEnsemble", "load_fitted"]
+__all__ = ["ENSEMBLE", "GennapeEnsemble", "load_fitted", "member_mean"]

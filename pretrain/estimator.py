@@ -33,8 +33,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gennape.cg.errors import GennapeError
-from gennape.pretrain.base import EstimatorBase, keywords_for, split_layout1, strip_prefix
-from gennape.pretrain.capacity import fit_capacity, head_target, refit_size_term
+from gennape.pretrain.base import LABEL_KEY, YOUR_LABELS, EstimatorBase, keywords_for, split_layout1, strip_prefix
+from gennape.pretrain.capacity import (
+    choose_size_term, fit_capacity, head_target, refit_size_term, size_term_choice,
+)
 from gennape.pretrain.targets import TargetTransform
 
 PARTIAL_STATE = "partial_state.pt"
@@ -349,13 +351,15 @@ class GennapeEstimator(EstimatorBase):
         return self
 
     def finetune(self, cgs, y, *, mode: str = "encoder", epochs: int = 100, lr: float = 5e-4,
-                 encoder_lr: float = 1e-4, refit_size_term: bool = True, seed: int = 0) -> "GennapeEstimator":
+                 encoder_lr: float = 1e-4, refit_size_term: bool | str = "auto",
+                 seed: int = 0) -> "GennapeEstimator":
         """Warm-started fit on a few labelled networks of a new family; returns self.
 
         The target transform is refitted on ``y`` (predictions come out on the
-        new family's accuracy scale); with ``refit_size_term`` the size term's
-        slope and offset are refitted on them first (:meth:`refit_size_term`),
-        and the heads learn what it leaves over. Then, by ``mode``:
+        new family's accuracy scale); the size term's slope and offset are
+        then refitted on them (:meth:`refit_size_term`) or kept, as
+        ``refit_size_term`` says, and the heads learn what it leaves over.
+        Then, by ``mode``:
 
         ``encoder``
             encoder and heads trained end to end through :attr:`model_`
@@ -366,8 +370,9 @@ class GennapeEstimator(EstimatorBase):
             the heads only (:meth:`fit_heads`).
 
         The networks' embeddings join the out-of-distribution reference set
-        (the family is no longer unseen), and ``metadata_["finetune"]`` records
-        the run.
+        (the family is no longer unseen), ``metadata_["finetune"]`` records
+        the run and ``metadata_["label"]`` becomes :data:`gennape.pretrain.base.YOUR_LABELS`
+        (:meth:`label`: predictions are now on the scale of ``y``).
 
         Args:
             cgs: the labelled graphs (as for :meth:`fit`).
@@ -376,13 +381,19 @@ class GennapeEstimator(EstimatorBase):
             epochs: passes over the labelled set.
             lr: the heads' learning rate.
             encoder_lr: the encoder's learning rate (``mode="encoder"``).
-            refit_size_term: refit the size term's slope and offset first.
+            refit_size_term: ``"auto"`` (default): refit only if that predicts
+                the labelled networks better by leave-one-out
+                (:func:`gennape.pretrain.capacity.choose_size_term`);
+                ``"refit"`` / ``True`` or ``"keep"`` / ``False`` force it.
+                ``metadata_["finetune"]`` records the choice (``size_term``)
+                and, for ``auto``, the two leave-one-out errors.
             seed: seed of the training order and of dropout (the global
                 random states are left as they were).
         """
         import torch
 
         check_finetune_options(mode, epochs)
+        requested = size_term_choice(refit_size_term)
         self._check_fitted()
         y = np.asarray(y, dtype=np.float64)
         pack = as_pack(cgs)
@@ -393,7 +404,11 @@ class GennapeEstimator(EstimatorBase):
         if np.ptp(y) == 0:
             raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
         self.target_transform_ = TargetTransform(self.target_transform_.kind).fit(y)
-        if refit_size_term:
+        size_term, size_term_errors = requested, {}
+        if requested == "auto":
+            size_term, size_term_errors = choose_size_term(self._run(pack).head_score, pack.log_weights,
+                                                           self.target_transform_.transform(y), self.capacity_)
+        if size_term == "refit":
             self.refit_size_term(pack, y)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # dropout, if any
@@ -404,9 +419,10 @@ class GennapeEstimator(EstimatorBase):
         model = self.model_
         new = torch.as_tensor(self._run(pack).embedding, dtype=torch.float32, device=model.embedding_mean.device)
         model.reference_embeddings = torch.cat([model.reference_embeddings, new])
-        self.metadata_ = {**self.metadata_, "finetune": {
+        self.metadata_ = {**self.metadata_, LABEL_KEY: YOUR_LABELS, "finetune": {
             "mode": mode, "epochs": epochs, "lr": lr, "encoder_lr": encoder_lr if mode == "encoder" else None,
-            "seed": seed, "n": int(len(y)), "refit_size_term": refit_size_term,
+            "seed": seed, "n": int(len(y)), "refit_size_term": size_term == "refit",
+            "size_term": size_term, "size_term_requested": requested, **size_term_errors,
         }}
         return self
 
@@ -494,13 +510,17 @@ class GennapeEstimator(EstimatorBase):
             ``accuracy`` ``[n]`` (as :meth:`predict`: clipped to ``[0, 1]``),
             ``score`` ``[n]`` (as :meth:`predict_score`: unclipped, the one to
             rank by), ``memberships`` ``[n, K]``, ``ood_score``
-            ``[n]`` (as :meth:`ood_score`) and ``ood`` ``[n]`` bool
-            (``ood_score > ood_threshold_``).
+            ``[n]`` (as :meth:`ood_score`), ``ood`` ``[n]`` bool
+            (``ood_score > ood_threshold_``) and ``accuracy_std`` ``[n]``, the
+            predicted uncertainty: NaN here, since one estimator has no spread to
+            measure it by (a :class:`gennape.pretrain.ensemble.GennapeEnsemble`
+            gives its members' spread).
         """
         out = self._run(cgs)
         ood = self._ood(out.embedding)
         return {"accuracy": self._accuracy(out.score), "score": out.score, "memberships": out.membership,
-                "ood_score": ood, "ood": ood > self.ood_threshold_}
+                "ood_score": ood, "ood": ood > self.ood_threshold_,
+                "accuracy_std": np.full(len(out.score), np.nan)}
 
     def ood_score(self, cgs) -> np.ndarray:
         """Out-of-distribution score ``[n]``: distance of each embedding to its
@@ -534,8 +554,10 @@ class GennapeEstimator(EstimatorBase):
     def _ood(self, emb: np.ndarray) -> np.ndarray:
         import torch
 
+        from gennape.pretrain.batch_invariance import pairwise_distance
+
         reference = self.model_.reference_embeddings.double().cpu()
-        d = torch.cdist(torch.as_tensor(emb), reference)
+        d = pairwise_distance(torch.as_tensor(emb), reference)
         return d.min(dim=1).values.numpy() / self.ood_scale_
 
     # -------------------------------------------------------------- save/load

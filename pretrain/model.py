@@ -14,11 +14,14 @@ The forward pass (GENNAPE, Mills et al., AAAI-23, with the size term of
 
 Predicting, :meth:`GennapeEstimator.fit_heads` and fine-tuning all run this
 module. Standardisation and membership are computed in float64 (the buffers
-are float64), the encoder and heads in float32.
+are float64), the encoder and heads in float32. In eval mode the dense layers
+run in fixed row blocks (:mod:`gennape.pretrain.batch_invariance`), so a
+graph's outputs are the same bits whichever graphs share its batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +30,7 @@ from torch import nn
 
 from gennape.heads.fuzzy_heads import FuzzyHeads
 from gennape.heads.membership import fcm_membership
+from gennape.pretrain.batch_invariance import FixedRowBlocks
 from gennape.pretrain.capacity import NO_CAPACITY
 
 
@@ -82,7 +86,13 @@ class GennapeModel(nn.Module):
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised embeddings ``[num_graphs, embed_dim]`` (float64)."""
-        return self.standardise(self.encoder(x, edge_index, batch))
+        with self._batch_invariant():
+            return self.standardise(self.encoder(x, edge_index, batch))
+
+    def _batch_invariant(self):
+        """:class:`FixedRowBlocks` in eval mode; training forwards (dropout,
+        gradients) keep the plain, faster products."""
+        return contextlib.nullcontext() if self.training else FixedRowBlocks()
 
     def standardise(self, raw: torch.Tensor) -> torch.Tensor:
         """Encoder outputs ``[n, embed_dim]`` standardised, as float64."""
@@ -94,7 +104,8 @@ class GennapeModel(nn.Module):
 
     def head_score(self, embedding: torch.Tensor, membership: torch.Tensor) -> torch.Tensor:
         """The heads' membership-weighted score ``[n]`` (float64), before the size term."""
-        return self.heads(embedding.float(), membership.float()).double()
+        with self._batch_invariant():
+            return self.heads(embedding.float(), membership.float()).double()
 
     def size_term(self, head_score: torch.Tensor, log_weights: torch.Tensor | None) -> torch.Tensor:
         """``a * head_score + b * log_weights + c``, ``[n]``."""

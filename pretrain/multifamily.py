@@ -142,8 +142,9 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
 
     pack, targets, _ = training_set(samples, target)
     est = GennapeEstimator(**params).fit(pack, targets)
-    est.metadata_ = {"training_data": {"families": {s.name: len(s) for s in samples},
-                                       "target": f"within-family {target} of accuracy"}}
+    what = f"within-family {target} of accuracy"
+    est.metadata_ = {"label": f"{what} ({', '.join(s.name for s in samples)})",  # the scale predict reports
+                     "training_data": {"families": {s.name: len(s) for s in samples}, "target": what}}
     return est
 
 

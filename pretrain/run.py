@@ -60,7 +60,7 @@ def _pretrain(data, out, *, limit, resume, views, members, command, log, dp, **p
     import torch
 
     from gennape.pretrain.checkpoint import sha256_file
-    from gennape.pretrain.data import load_nb101, pack_specs, split_indices
+    from gennape.pretrain.data import NB101_LABEL, load_nb101, pack_specs, split_indices
     from gennape.pretrain.ensemble import GennapeEnsemble
     from gennape.pretrain.estimator import GennapeEstimator
     from gennape.pretrain.metrics import rank_metrics
@@ -150,6 +150,7 @@ def _pretrain(data, out, *, limit, resume, views, members, command, log, dp, **p
         f"(n={metrics['test']['n']}); val Spearman {metrics['val']['spearman']:.4f}")
     data_path = Path(data).resolve()
     est.metadata_ = {
+        "label": NB101_LABEL,
         "training_data": {"path": str(data_path), "sha256": sha256_file(data_path), "limit": limit,
                           "views": [vars(v) for v in DEFAULT_VIEWS] if views else [],
                           "split": "sha256(hash) % 10: 0-7 train, 8 val, 9 test"},

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from gennape.pretrain.capacity import (MIN_REFIT_NETWORKS, NO_CAPACITY, apply_capacity, fit_capacity, head_target,
+from gennape.pretrain.capacity import (MIN_REFIT_NETWORKS, choose_size_term, size_term_choice, NO_CAPACITY, apply_capacity, fit_capacity, head_target,
                                refit_size_term)
 from gennape.pretrain.estimator import GennapeEstimator
 from gennape.pretrain.heads_training import predict_heads
@@ -90,6 +90,7 @@ def test_finetune_refits_the_size_term_only_when_asked(refit):
     new_cgs, new_y = toy_dataset(20, seed=1, stages=3, cells_per_stage=1)
     tuned = finetune_estimator(est, new_cgs, new_y - 0.1, FinetuneConfig(epochs=2, refit_size_term=refit))
     assert tuned.metadata_["finetune"]["refit_size_term"] is refit
+    assert tuned.metadata_["finetune"]["size_term"] == size_term_choice(refit)
     assert tuned.capacity_[0] == est.capacity_[0]
     if refit:  # least squares on the new labels (new scale), with the pretrained heads
         pack = GraphPack.from_items(new_cgs)
@@ -100,3 +101,38 @@ def test_finetune_refits_the_size_term_only_when_asked(refit):
         assert tuned.capacity_ != est.capacity_
     else:
         assert tuned.capacity_ == est.capacity_
+
+
+def test_auto_refits_a_slope_that_differs_and_keeps_one_that_holds():
+    rng = np.random.default_rng(5)
+    score, size = rng.normal(size=50), rng.normal(12, 1, size=50)
+    coef = (0.8, 0.3, -2.0)
+    noise = 0.1 * rng.normal(size=50)
+    choice, errors = choose_size_term(score, size, 0.8 * score - 0.6 * size + noise, coef)  # the slope flips
+    assert choice == "refit" and errors["refit_loo_mse"] < errors["keep_loo_mse"]
+    choice, errors = choose_size_term(score, size, 0.8 * score + 0.3 * size + 4.0 + noise, coef)  # offset only
+    assert choice == "keep" and errors["keep_loo_mse"] <= errors["refit_loo_mse"]
+    # where refit_size_term would not refit, nothing is estimated
+    assert choose_size_term(score[:5], size[:5], score[:5], coef) == ("keep", {})
+
+
+def test_leave_one_out_errors_are_those_of_refitting_without_each_network():
+    rng = np.random.default_rng(6)
+    score, size, y = rng.normal(size=15), rng.normal(12, 1, size=15), rng.normal(size=15)
+    coef = (0.8, 0.3, -2.0)
+    _, errors = choose_size_term(score, size, y, coef)
+    refit, keep = [], []
+    for i in range(15):
+        rest = np.arange(15) != i
+        _, b, c = refit_size_term(score[rest], size[rest], y[rest], coef)
+        refit.append(y[i] - (0.8 * score[i] + b * size[i] + c))
+        offset = np.mean(y[rest] - 0.8 * score[rest] - 0.3 * size[rest])
+        keep.append(y[i] - (0.8 * score[i] + 0.3 * size[i] + offset))
+    assert errors["refit_loo_mse"] == pytest.approx(np.mean(np.square(refit)))
+    assert errors["keep_loo_mse"] == pytest.approx(np.mean(np.square(keep)))
+
+
+def test_size_term_choices():
+    assert [size_term_choice(v) for v in (True, False, "auto", "keep")] == ["refit", "keep", "auto", "keep"]
+    with pytest.raises(ValueError, match="valid: auto, refit, keep"):
+        size_term_choice("sometimes")

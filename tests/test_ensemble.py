@@ -43,6 +43,9 @@ def test_scores_are_the_members_mean_and_details_agree(data, ensemble):
     np.testing.assert_allclose(details["ood_score"], ensemble.ood_score(test))
     assert details["ood"].dtype == bool
     np.testing.assert_allclose(details["member_scores"], [m.predict_score(test) for m in ensemble.members_])
+    # the uncertainty: the members' accuracies' spread, on the accuracy scale
+    np.testing.assert_allclose(details["accuracy_std"], np.std([m.predict(test) for m in ensemble.members_], axis=0))
+    assert np.all(details["accuracy_std"] > 0)
 
 
 def test_checkpoint_round_trip_and_loader_dispatch(data, ensemble, tmp_path):

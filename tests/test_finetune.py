@@ -28,15 +28,20 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     assert f"on {len(rows)} of {len(rows)} labelled model(s) (percent labels" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["metadata"]["finetune"]["mode"] == "encoder" and config["metadata"]["finetune"]["seed"] == 1
-    assert config["metadata"]["finetune"]["refit_size_term"] is True
+    # auto: fewer than MIN_REFIT_NETWORKS labelled networks, so nothing to choose by: kept
+    assert config["metadata"]["finetune"]["size_term_requested"] == "auto"
+    assert len(rows) < 10 and config["metadata"]["finetune"]["size_term"] == "keep"
     assert config["metadata"]["finetune"]["labels_scale"] == "percent"
+    assert config["metadata"]["label"] == f"your labels ({tmp_path / 'labels.csv'})"
     assert config["metadata"]["finetune"]["command"] == "gennape " + shlex.join(argv)  # what main received
     used = read_labels(out / "labels_used.csv")
     assert sorted(used.paths) == sorted(r[0] for r in rows)
     np.testing.assert_allclose(sorted(used.accuracies), sorted(r[1] for r in rows))
     # predictions come out on NB-201's scale (fractions within the labels' range)
     assert main(["predict", str(EXAMPLES), "--checkpoint", str(out), "-q", "-o", str(tmp_path / "p.json")]) == 0
-    preds = [p["predicted_accuracy"] for p in json.loads((tmp_path / "p.json").read_text())["predictions"]]
+    predicted = json.loads((tmp_path / "p.json").read_text())
+    assert predicted["scale"] == config["metadata"]["label"]  # the output says which scale
+    preds = [p["predicted_accuracy"] for p in predicted["predictions"]]
     lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
     assert lo - 0.1 <= np.median(preds) <= hi
     # same seed, same checkpoint predictions

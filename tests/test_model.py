@@ -79,8 +79,12 @@ def test_finetune_is_a_warm_started_fit_returning_self():
     before = est.predict_score(cgs)
     assert est.finetune(cgs, y * 0.9, epochs=2, seed=5) is est
     assert est.seed == tiny_estimator().seed  # the estimator's own seed is not borrowed
-    assert est.metadata_["finetune"] == {"mode": "encoder", "epochs": 2, "lr": 5e-4, "encoder_lr": 1e-4, "seed": 5,
-                                         "n": 12, "refit_size_term": True}
+    run = est.metadata_["finetune"]
+    assert {k: run[k] for k in ("mode", "epochs", "lr", "encoder_lr", "seed", "n")} == {
+        "mode": "encoder", "epochs": 2, "lr": 5e-4, "encoder_lr": 1e-4, "seed": 5, "n": 12}
+    # the size term was chosen on the labels (auto) and the choice recorded
+    assert run["size_term_requested"] == "auto" and run["refit_size_term"] == (run["size_term"] == "refit")
+    assert est.metadata_["label"] == "your labels"
     assert not np.array_equal(before, est.predict_score(cgs))
     with pytest.raises(ValueError, match="valid modes: heads, encoder"):
         est.finetune(cgs, y, mode="centres")

@@ -45,10 +45,11 @@ def test_special_files_are_per_file_failures_not_skipped(tmp_path):
 
 
 def _run():
-    preds = [ModelPrediction(f"m{i}.onnx", acc, (0.25, 0.75), 0.5 * i, i == 2)
+    preds = [ModelPrediction(f"m{i}.onnx", acc, (0.25, 0.75), 0.5 * i, i == 2, accuracy_std=0.01 * i)
              for i, acc in enumerate([0.90, 0.93, 0.90, 0.80])]
+    preds[0].accuracy_std = float("nan")  # a single estimator: no uncertainty
     assign_ranks(preds)
-    return PredictionRun(preds, [FailedModel("bad.onnx", "not an ONNX model")], "ckpt")
+    return PredictionRun(preds, [FailedModel("bad.onnx", "not an ONNX model")], "ckpt", scale="NB-101 val")
 
 
 def test_ranks_best_first_ties_share_rank():
@@ -60,17 +61,23 @@ def test_ranks_best_first_ties_share_rank():
 def test_table_csv_and_json_outputs(tmp_path):
     run = _run()
     table = format_table(run).splitlines()
-    assert table[0].split()[:4] == ["rank", "accuracy%", "ood_score", "ood"]
-    assert table[1].split()[:2] == ["1", "93.00"] and table[1].endswith("m1.onnx")
+    assert table[0].split()[:5] == ["rank", "accuracy%", "std%", "ood_score", "ood"]
+    assert table[1].split()[:3] == ["1", "93.00", "1.00"] and table[1].endswith("m1.onnx")
+    assert table[2].split()[:3] == ["2", "90.00", "-"]
+    assert table[-1] == "accuracy% is on the scale of: NB-101 val"
     write_output(run, tmp_path / "out.csv")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
     assert [r["path"] for r in rows] == ["m1.onnx", "m0.onnx", "m2.onnx", "m3.onnx", "bad.onnx"]
     assert rows[0]["membership_1"] == "0.75" and rows[2]["ood"] == "1"
+    assert rows[0]["accuracy_std"] == "0.01" and rows[1]["accuracy_std"] == ""
+    assert [r["scale"] for r in rows] == ["NB-101 val"] * 4 + [""]
     assert rows[-1]["error"] == "not an ONNX model" and rows[-1]["predicted_accuracy"] == ""
     write_output(run, tmp_path / "out.json")
     data = json.loads((tmp_path / "out.json").read_text())
-    assert data["predictions"][0] == {"path": "m1.onnx", "predicted_accuracy": 0.93, "rank": 1,
-                                      "memberships": [0.25, 0.75], "ood_score": 0.5, "ood": False}
+    assert data["scale"] == "NB-101 val"
+    assert data["predictions"][0] == {"path": "m1.onnx", "predicted_accuracy": 0.93, "accuracy_std": 0.01,
+                                      "rank": 1, "memberships": [0.25, 0.75], "ood_score": 0.5, "ood": False}
+    assert data["predictions"][1]["accuracy_std"] is None
     assert data["failures"] == [{"path": "bad.onnx", "error": "not an ONNX model"}]
     with pytest.raises(GennapeError, match=r"\.csv or \.json"):
         write_output(run, tmp_path / "out.txt")
@@ -111,11 +118,14 @@ def test_predict_examples_table_and_csv(ckpt, tmp_path, capsys):
     captured = capsys.readouterr()
     lines = captured.out.strip().splitlines()
     assert lines[0].split()[:2] == ["rank", "accuracy%"]
-    assert len(lines) == 1 + len(list(EXAMPLES.glob("*.onnx")))
+    assert len(lines) == 2 + len(list(EXAMPLES.glob("*.onnx")))
+    # a tiny estimator fitted without metadata: the scale is unknown, and it has no uncertainty
+    assert lines[-1] == "accuracy% is on the scale of: unknown (the checkpoint does not record its label)"
     assert captured.err == ""  # no progress bar off a terminal
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
-    assert {"membership_0", "membership_2", "ood_score", "ood", "error"} <= set(rows[0])
+    assert {"membership_0", "membership_2", "ood_score", "ood", "error", "accuracy_std", "scale"} <= set(rows[0])
+    assert {r["accuracy_std"] for r in rows} == {""}
 
 
 def test_one_bad_file_is_reported_and_skipped_exit_1(ckpt, tmp_path, capsys):

@@ -112,6 +112,11 @@ def test_shipped_checkpoint_predicts_the_examples():
     assert metadata["command"].startswith("gennape pretrain") and len(metadata["training_data"]["sha256"]) == 64
     run = predict_onnx(EXAMPLES)
     assert not run.failures and len(run.predictions) == len(list(EXAMPLES.glob("*.onnx")))
+    # on NB-101's CIFAR-10 validation scale, with the nine members' spread as the uncertainty
+    from gennape.pretrain.data import NB101_LABEL
+
+    assert metadata["label"] == NB101_LABEL and run.scale == NB101_LABEL
+    assert all(0 < p.accuracy_std < 0.5 for p in run.predictions)
 
 
 def test_shipped_checkpoint_is_in_the_current_layout_and_saves_back_unchanged(tmp_path):

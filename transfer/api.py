@@ -64,9 +64,12 @@ def predict_cgs(cgs: Sequence, checkpoint=None, names: Sequence[str] | None = No
 
     cgs = list(cgs)
     names = list(names) if names is not None else [c.name or f"cg{i}" for i, c in enumerate(cgs)]
-    predictions = _predict(_estimator(checkpoint), cgs, names) if cgs else []
+    from gennape.transfer.model import label_of
+
+    estimator = _estimator(checkpoint)
+    predictions = _predict(estimator, cgs, names) if cgs else []
     assign_ranks(predictions)
-    return PredictionRun(predictions)
+    return PredictionRun(predictions, scale=label_of(estimator))
 
 
 def predict_module(module, input_shape: Sequence[int], checkpoint=None, name: str | None = None) -> ModelPrediction:
@@ -104,15 +107,15 @@ def evaluate(labels, checkpoint=None, *, exclude=None, input_shape=None) -> dict
 
 
 def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples: int | None = None,
-             epochs: int | None = None, seed: int = 0, mode: str = "encoder", refit_size_term: bool = True,
+             epochs: int | None = None, seed: int = 0, mode: str = "encoder", refit_size_term: bool | str = "auto",
              input_shape=None):
     """Fine-tune on a LABELS.csv (path or :class:`gennape.transfer.labels.Labels`); see
     :mod:`gennape.transfer.finetune` for what is trained.
 
     Args:
         samples: use this many rows, drawn with ``seed`` (default: all).
-        refit_size_term: refit the size slope on the labels (see
-            :class:`gennape.transfer.finetune.FinetuneConfig`).
+        refit_size_term: ``"auto"``, ``"refit"`` or ``"keep"`` the size slope
+            (see :class:`gennape.transfer.finetune.FinetuneConfig`).
         out: if given, save the checkpoint there (and ``labels_used.csv``, the
             rows it was tuned on, for ``evaluate(..., exclude=...)``).
 

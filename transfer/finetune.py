@@ -20,7 +20,9 @@ five-seed sum-readout ensemble): NB-201 0.900 (encoder) vs 0.881 (heads), NB-301
 with 50 networks a re-clustering would be mostly noise. Before training, the
 capacity term's size slope and offset are refitted on the labelled networks
 (``refit_size_term``, :func:`gennape.pretrain.capacity.refit_size_term`; how much size
-buys differs between families) and its head weight kept; the heads then learn
+buys differs between families) and its head weight kept, where leave-one-out on
+the labelled networks says the refit predicts them better (``"auto"``,
+:func:`gennape.pretrain.capacity.choose_size_term`); the heads then learn
 what it leaves over.
 """
 
@@ -33,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from gennape.cg.errors import GennapeError
-from gennape.pretrain.base import keyword_defaults
+from gennape.pretrain.base import LABEL_KEY, YOUR_LABELS, keyword_defaults
 from gennape.pretrain.estimator import FINETUNE_MODES, GennapeEstimator, check_finetune_options
 from gennape.pretrain.progress import progress
 
@@ -54,8 +56,10 @@ class FinetuneConfig:
         lr: heads' learning rate.
         encoder_lr: encoder's learning rate (``mode="encoder"`` only).
         seed: seed of the training order (and the global states stay untouched).
-        refit_size_term: refit the size term's slope and offset on the labels
-            first (:func:`gennape.pretrain.capacity.refit_size_term`).
+        refit_size_term: ``"auto"`` (refit the size term's slope and offset
+            on the labels only where leave-one-out on them says it predicts
+            better, :func:`gennape.pretrain.capacity.choose_size_term`),
+            ``"refit"`` / ``True`` or ``"keep"`` / ``False``.
     """
 
     mode: str = _DEFAULTS["mode"]
@@ -63,7 +67,7 @@ class FinetuneConfig:
     lr: float = _DEFAULTS["lr"]
     encoder_lr: float = _DEFAULTS["encoder_lr"]
     seed: int = _DEFAULTS["seed"]
-    refit_size_term: bool = _DEFAULTS["refit_size_term"]
+    refit_size_term: bool | str = _DEFAULTS["refit_size_term"]
 
     def __post_init__(self):
         check_finetune_options(self.mode, self.epochs)
@@ -138,6 +142,7 @@ def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig()
         "labels": str(labels.source), "labels_scale": labels.scale, "failed": len(failures),
         **({"command": command} if command else {}),
     })
+    est.metadata_[LABEL_KEY] = f"{YOUR_LABELS} ({labels.source})"
     est.finetune_report_ = FinetuneReport(used, failures)
     if out is not None:
         out = Path(out)

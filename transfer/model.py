@@ -43,10 +43,12 @@ class Scores:
     """Per-graph outputs of one batch.
 
     ``accuracy`` is clipped to ``[0, 1]``; ``score`` is the unclipped
-    prediction it comes from (same order), the one to rank by.
+    prediction it comes from (same order), the one to rank by;
+    ``accuracy_std`` the predicted uncertainty of ``accuracy`` (an ensemble's
+    spread over its members, NaN for one estimator).
 
     Shapes:
-        - accuracy, score, ood_score, ood: ``[n]``
+        - accuracy, score, ood_score, ood, accuracy_std: ``[n]``
         - memberships: ``[n, K]``
     """
 
@@ -55,6 +57,7 @@ class Scores:
     memberships: np.ndarray
     ood_score: np.ndarray
     ood: np.ndarray
+    accuracy_std: np.ndarray
 
 
 def score_cgs(estimator, cgs: list) -> Scores:
@@ -68,7 +71,16 @@ def score_cgs(estimator, cgs: list) -> Scores:
         memberships=np.asarray(out["memberships"], dtype=np.float64),
         ood_score=np.asarray(out["ood_score"], dtype=np.float64),
         ood=np.asarray(out["ood"], dtype=bool),
+        accuracy_std=np.asarray(out.get("accuracy_std", np.full(len(out["score"]), np.nan)), dtype=np.float64),
     )
 
 
-__all__ = ["DEFAULT_CHECKPOINT", "default_checkpoint", "load_estimator", "Scores", "score_cgs"]
+def label_of(estimator) -> str:
+    """The scale ``estimator``'s accuracies are on (:meth:`gennape.pretrain.base.EstimatorBase.label`)."""
+    from gennape.pretrain.base import UNKNOWN_LABEL
+
+    label = getattr(estimator, "label", None)
+    return label() if callable(label) else UNKNOWN_LABEL
+
+
+__all__ = ["DEFAULT_CHECKPOINT", "default_checkpoint", "load_estimator", "Scores", "label_of", "score_cgs"]

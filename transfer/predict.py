@@ -10,6 +10,15 @@ cause; the others are predicted.
 
 Ranks are among the successfully predicted inputs, 1 = highest predicted
 accuracy, ties share the best rank.
+
+Every output says what the number means: :attr:`PredictionRun.scale` names
+the label the checkpoint was trained on (:meth:`gennape.pretrain.base.EstimatorBase.label`:
+the pretraining label, e.g. NAS-Bench-101's CIFAR-10 validation accuracy, so
+a network of another task and dataset gets a figure that is meaningful only as
+a rank; or "your labels (LABELS.csv)" after ``gennape finetune``), and
+``accuracy_std`` is each prediction's uncertainty on the same scale (a seed
+ensemble's spread over its members; empty for a single estimator, which has
+no spread to measure it by).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ class ModelPrediction:
 
     Args:
         path: the model file (or a description of an in-memory model).
-        predicted_accuracy: on the checkpoint's accuracy scale, as a fraction.
+        predicted_accuracy: on the checkpoint's accuracy scale (:attr:`PredictionRun.scale`), as a fraction.
         memberships: fuzzy membership in each of the checkpoint's clusters (sums to 1).
         ood_score: distance from the checkpoint's training data (see the estimator);
             larger is further.
@@ -45,6 +54,9 @@ class ModelPrediction:
         score: the unclipped prediction ``predicted_accuracy`` is clipped from
             (the estimator's ``score``); ranks use it so clipping creates no ties.
             ``None``: rank by ``predicted_accuracy``. Not written to outputs.
+        accuracy_std: the predicted uncertainty of ``predicted_accuracy``, as a
+            fraction on the same scale: the standard deviation of an ensemble's
+            members' accuracies; NaN (written empty / null) for a single estimator.
     """
 
     path: str
@@ -54,11 +66,13 @@ class ModelPrediction:
     ood: bool
     rank: int = 0
     score: float | None = None
+    accuracy_std: float = math.nan
 
     def to_dict(self) -> dict:
         return {
             "path": self.path,
             "predicted_accuracy": self.predicted_accuracy,
+            "accuracy_std": self.accuracy_std,
             "rank": self.rank,
             "memberships": list(self.memberships),
             "ood_score": self.ood_score,
@@ -76,11 +90,13 @@ class FailedModel:
 
 @dataclass
 class PredictionRun:
-    """The results of one prediction run, ranked."""
+    """The results of one prediction run, ranked; ``scale`` names what the
+    predicted accuracies are (the checkpoint's label, see the module docstring)."""
 
     predictions: list[ModelPrediction] = field(default_factory=list)
     failures: list[FailedModel] = field(default_factory=list)
     checkpoint: str = ""
+    scale: str = ""
 
     @property
     def ranked(self) -> list[ModelPrediction]:
@@ -138,9 +154,11 @@ def predict_cgs(estimator, cgs: list, names: list[str]) -> list[ModelPrediction]
 
     scores = score_cgs(estimator, cgs)
     return [
-        ModelPrediction(name, float(acc), tuple(float(u) for u in mem), float(ood), bool(flag), score=float(s))
-        for name, acc, s, mem, ood, flag in zip(
-            names, scores.accuracy, scores.score, scores.memberships, scores.ood_score, scores.ood, strict=True
+        ModelPrediction(name, float(acc), tuple(float(u) for u in mem), float(ood), bool(flag), score=float(s),
+                        accuracy_std=float(std))
+        for name, acc, s, mem, ood, flag, std in zip(
+            names, scores.accuracy, scores.score, scores.memberships, scores.ood_score, scores.ood,
+            scores.accuracy_std, strict=True
         )
     ]
 
@@ -170,11 +188,12 @@ def predict_files(
         progress: called as ``progress(done, total)`` after every chunk.
     """
     from gennape.cg.import_options import parse_input_shape
+    from gennape.transfer.model import label_of
     from gennape.transfer.workers import converted_chunks
 
     files = list(files)
     input_shape = parse_input_shape(input_shape)
-    run = PredictionRun()
+    run = PredictionRun(scale=label_of(estimator))
     done = 0
     for results in converted_chunks(files, chunk_size, workers, input_shape=input_shape, unknown_ops=unknown_ops):
         cgs, names = [], []
@@ -230,16 +249,21 @@ def assign_ranks(predictions: list[ModelPrediction]) -> None:
 
 # ------------------------------------------------------------------ outputs
 def format_table(run: PredictionRun, max_path: int = 60) -> str:
-    """A fixed-width table, best first: rank, accuracy (%), OOD, memberships, path."""
+    """A fixed-width table, best first: rank, accuracy (%), its uncertainty
+    (``std%``, ``-`` where there is none), OOD, memberships, path; below it,
+    the scale the accuracies are on (when known)."""
     width = _mem_width(run)
-    lines = [f"{'rank':>5}  {'accuracy%':>9}  {'ood_score':>9}  {'ood':<3}  {'memberships':<{width}}  path"]
+    lines = [f"{'rank':>5}  {'accuracy%':>9}  {'std%':>5}  {'ood_score':>9}  {'ood':<3}  {'memberships':<{width}}  path"]
     for p in run.ranked:
         mem = " ".join(f"{u:.2f}" for u in p.memberships)
         path = p.path if len(p.path) <= max_path else "..." + p.path[-(max_path - 3):]
+        std = f"{100 * p.accuracy_std:.2f}" if math.isfinite(p.accuracy_std) else "-"
         lines.append(
-            f"{p.rank:>5}  {100 * p.predicted_accuracy:>9.2f}  {p.ood_score:>9.3f}  "
+            f"{p.rank:>5}  {100 * p.predicted_accuracy:>9.2f}  {std:>5}  {p.ood_score:>9.3f}  "
             f"{'yes' if p.ood else 'no':<3}  {mem:<{width}}  {path}"
         )
+    if run.scale:
+        lines.append(f"accuracy% is on the scale of: {run.scale}")
     return "\n".join(lines)
 
 
@@ -249,25 +273,29 @@ def _mem_width(run: PredictionRun) -> int:
 
 
 def to_csv(run: PredictionRun) -> str:
-    """CSV, best first, then failures: ``path,predicted_accuracy,rank,ood_score,ood,
-    membership_0..membership_{K-1},error``."""
+    """CSV, best first, then failures: ``path,predicted_accuracy,accuracy_std,scale,
+    rank,ood_score,ood,membership_0..membership_{K-1},error`` (``accuracy_std``
+    empty where there is none; ``scale`` the same on every prediction row)."""
     k = max((len(p.memberships) for p in run.predictions), default=0)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "predicted_accuracy", "rank", "ood_score", "ood",
+    w.writerow(["path", "predicted_accuracy", "accuracy_std", "scale", "rank", "ood_score", "ood",
                 *(f"membership_{i}" for i in range(k)), "error"])
     for p in run.ranked:
-        w.writerow([p.path, repr(p.predicted_accuracy), p.rank, repr(p.ood_score), int(p.ood),
+        std = repr(p.accuracy_std) if math.isfinite(p.accuracy_std) else ""
+        w.writerow([p.path, repr(p.predicted_accuracy), std, run.scale, p.rank, repr(p.ood_score), int(p.ood),
                     *(repr(u) for u in p.memberships), ""])
     for f in run.failures:
-        w.writerow([f.path, "", "", "", "", *([""] * k), f.error])
+        w.writerow([f.path, "", "", "", "", "", "", *([""] * k), f.error])
     return buf.getvalue()
 
 
 def to_json(run: PredictionRun) -> str:
-    """``{"checkpoint", "predictions": [...best first], "failures": [{"path", "error"}]}``."""
+    """``{"checkpoint", "scale", "predictions": [...best first], "failures": [{"path", "error"}]}``
+    (``accuracy_std`` null where there is none)."""
     return json.dumps({
         "checkpoint": run.checkpoint,
+        "scale": run.scale,
         "predictions": [json_ready(p.to_dict()) for p in run.ranked],
         "failures": [{"path": f.path, "error": f.error} for f in run.failures],
     }, indent=1)

@@ -40,10 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the row draw and training (default %(default)s)")
     parser.add_argument("--mode", choices=FINETUNE_MODES, default=default["mode"],
                         help="train encoder + heads (encoder) or the heads only (heads) (default %(default)s)")
-    parser.add_argument("--keep-size-term", dest="refit_size_term", action="store_false",
-                        default=default["refit_size_term"],
-                        help="keep the pretrained size slope instead of refitting it on the labels "
-                             "(refitted by default when there are 10 or more rows)")
+    size_term = parser.add_mutually_exclusive_group()
+    size_term.add_argument("--keep-size-term", dest="refit_size_term", action="store_const", const="keep",
+                           default=default["refit_size_term"],
+                           help="keep the pretrained size slope (default: refit it on the labels, 10 or more "
+                                "rows, only where leave-one-out on them says it predicts them better)")
+    size_term.add_argument("--refit-size-term", dest="refit_size_term", action="store_const", const="refit",
+                           help="refit the size slope on the labels (10 or more rows) without checking")
     add_input_shape(parser)
 
 

@@ -2,7 +2,11 @@
 
 Predicts the accuracy of every ONNX model named (folders are searched
 recursively for ``*.onnx``), ranks them, and prints a table (best first) with
-fuzzy memberships and an out-of-distribution score and flag; ``--output``
+the uncertainty of each accuracy (an ensemble's spread over its members; ``-``
+for a single estimator), fuzzy memberships and an out-of-distribution score
+and flag, and the scale the accuracies are on (the checkpoint's label, e.g.
+NAS-Bench-101's CIFAR-10 validation accuracy, or "your labels (LABELS.csv)"
+after ``gennape finetune``); ``--output``
 writes the same as CSV or JSON (atomically). ``--workers N`` converts the
 files in N processes (:mod:`gennape.transfer.workers`); the output is the same.
 
