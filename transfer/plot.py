@@ -22,6 +22,14 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, out: Path, fmt: str | None = None) -> None:
+    """Lay ``fig`` out and write it to ``out`` atomically, in ``fmt`` (default:
+    the extension's format, else png)."""
+    fig.tight_layout()
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format=fmt or out.suffix.lstrip(".") or "png")
+
+
 def plot_predictions(pred: Sequence[float], true: Sequence[float], out: str | Path,
                      title: str = "", metrics: dict | None = None) -> Path:
     """Scatter predicted against true accuracy (both in percent) into ``out``.
@@ -57,12 +65,10 @@ def plot_predictions(pred: Sequence[float], true: Sequence[float], out: str | Pa
         stats = f"Spearman {m['spearman']:.3f}, Kendall tau {m['kendall']:.3f}, n={m['n']}"
         ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=10)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_write(out, "wb") as f:
-            fig.savefig(f, format=fmt)
+        save_figure(fig, out, fmt)
     finally:
         plt.close(fig)
     return out
 
 
-__all__ = ["plot_predictions"]
+__all__ = ["plot_predictions", "save_figure"]

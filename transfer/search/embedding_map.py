@@ -75,8 +75,7 @@ def build_map(estimator, groups: Sequence[tuple[str, list]]) -> EmbeddingMap:
 
 def plot_map(m: EmbeddingMap, out: str | Path, color: str = "group", title: str = "") -> Path:
     """Draw :class:`EmbeddingMap` ``m`` into ``out``; ``color``: ``group`` or ``cluster``."""
-    from gennape.cg.atomic import atomic_write
-    from gennape.transfer.plot import _pyplot
+    from gennape.transfer.plot import _pyplot, save_figure
 
     if color not in ("group", "cluster"):
         raise ValueError(f"unknown colouring {color!r}; valid: group, cluster")
@@ -108,9 +107,7 @@ def plot_map(m: EmbeddingMap, out: str | Path, color: str = "group", title: str 
         ax.set_title(title or "embeddings over the checkpoint's training embeddings (PCA)", fontsize=10)
         ax.legend(fontsize=8, loc="best", markerscale=1.5)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_write(out, "wb") as f:
-            fig.savefig(f, format=out.suffix.lstrip(".") or "png")
+        save_figure(fig, out)
     finally:
         plt.close(fig)
     return out

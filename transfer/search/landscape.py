@@ -87,8 +87,7 @@ def measure(space: Space, scores: dict[str, Callable[[list], np.ndarray]], steps
 
 def plot_landscape(land: Landscape, out: str | Path, title: str = "") -> Path:
     """Autocorrelation by lag and mean |delta accuracy| (points) by edit distance, one line per series."""
-    from gennape.cg.atomic import atomic_write
-    from gennape.transfer.plot import _pyplot
+    from gennape.transfer.plot import _pyplot, save_figure
 
     plt = _pyplot()
     out = Path(out)
@@ -114,9 +113,7 @@ def plot_landscape(land: Landscape, out: str | Path, title: str = "") -> Path:
         a2.legend(fontsize=8)
         a2.grid(alpha=0.3)
         fig.suptitle(title or f"{land.family}: landscape of a {land.steps}-step random walk", fontsize=11)
-        fig.tight_layout()
-        with atomic_write(out, "wb") as f:
-            fig.savefig(f, format=out.suffix.lstrip(".") or "png")
+        save_figure(fig, out)
     finally:
         plt.close(fig)
     return out

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
-from gennape.cg.atomic import atomic_write, write_text_atomic
+from gennape.cg.atomic import write_text_atomic
 from gennape.transfer.search.search import Candidate
 
 CSV_COLUMNS = ("rank", "arch", "predicted_accuracy", "uncertainty", "score", "params", "macs", "ood", "key")
@@ -62,7 +62,7 @@ def plot_pareto(ranked: Sequence[Candidate], out: str | Path, *, top: int = 10, 
     MACs limit as a dashed line."""
     import numpy as np
 
-    from gennape.transfer.plot import _pyplot
+    from gennape.transfer.plot import _pyplot, save_figure
 
     plt = _pyplot()
     out = Path(out)
@@ -92,9 +92,7 @@ def plot_pareto(ranked: Sequence[Candidate], out: str | Path, *, top: int = 10, 
         ax.legend(fontsize=8, loc="lower right")
         if title:
             ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        with atomic_write(out, "wb") as f:
-            fig.savefig(f, format=out.suffix.lstrip(".") or "png")
+        save_figure(fig, out)
     finally:
         plt.close(fig)
     return out
