@@ -154,9 +154,9 @@ def zero_shot(est, pack, y):
     return pred, out
 
 
-def predict_embedded(est, emb, log_weights):
-    """``est.predict`` from embeddings already computed (``est.embed``)."""
-    return est.target_transform_.inverse(est.score_embedded(emb, log_weights))
+def predict_embedded(est, emb, size):
+    """``est.predict`` from embeddings already computed (``est.embed``) and sizes (``est.size_of``)."""
+    return est.target_transform_.inverse(est.score_embedded(emb, size))
 
 
 def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None,
@@ -174,7 +174,7 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         rest = np.setdiff1d(np.arange(len(y)), used)
         config = FinetuneConfig(mode=mode, epochs=epochs, seed=seed, refit_size_term=refit_size_term)
         tuned = finetune_estimator(est, pack.subset(used), y[used], config)
-        pred = (predict_embedded(tuned, emb[rest], pack.log_weights[rest]) if emb is not None
+        pred = (predict_embedded(tuned, emb[rest], tuned.size_of(pack)[rest]) if emb is not None
                 else tuned.predict(pack.subset(rest)))
         m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t

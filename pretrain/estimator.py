@@ -123,6 +123,9 @@ class GennapeEstimator(EstimatorBase):
         head_lr: head learning rate.
         capacity_term: add the linear size term of :mod:`gennape.pretrain.capacity`
             (default True, measured to help every family).
+        size_measure: the size that term reads, by name
+            (:data:`gennape.pretrain.size_measure.SIZE_MEASURES`: ``weights``,
+            the paper-protocol default, or ``weights_macs``).
         seed: seed of everything random (the global NumPy / torch states are untouched).
         device: ``cpu`` or ``cuda``.
 
@@ -146,8 +149,8 @@ class GennapeEstimator(EstimatorBase):
                  epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
                  temperature: float = 0.2, feature_mask_p: float = 0.15, edge_drop_p: float = 0.1,
                  contrastive_weight: float = 1.0, supervised_weight: float = 0.0, rank_weight: float = 1.0,
-                 head_epochs: int = 150, head_lr: float = 1e-3, capacity_term: bool = True, seed: int = 0,
-                 device: str = "cpu"):
+                 head_epochs: int = 150, head_lr: float = 1e-3, capacity_term: bool = True,
+                 size_measure: str = "weights", seed: int = 0, device: str = "cpu"):
         self.hidden_channels = hidden_channels
         self.embed_dim = embed_dim
         self.num_layers = num_layers
@@ -175,6 +178,7 @@ class GennapeEstimator(EstimatorBase):
         self.head_epochs = head_epochs
         self.head_lr = head_lr
         self.capacity_term = capacity_term
+        self.size_measure = size_measure
         self.seed = seed
         self.device = device
 
@@ -194,7 +198,13 @@ class GennapeEstimator(EstimatorBase):
     def _new_model(self, encoder, heads):
         from gennape.pretrain.model import GennapeModel
 
-        return GennapeModel(encoder, heads, self.embed_dim, self.fuzzifier).to(self.device)
+        return GennapeModel(encoder, heads, self.embed_dim, self.fuzzifier, self.size_measure).to(self.device)
+
+    def size_of(self, cgs) -> np.ndarray:
+        """``[n]``: the size measure the size term reads (``size_measure``) of each graph."""
+        from gennape.pretrain.size_measure import pack_size
+
+        return pack_size(as_pack(cgs), self.size_measure)
 
     @property
     def capacity_(self) -> tuple[float, float, float]:
@@ -293,7 +303,7 @@ class GennapeEstimator(EstimatorBase):
         self.heads_info_ = train_heads(heads, emb, clusters.membership, y_t, hcfg, gen, val, self.device)
         if self.capacity_term:
             model.set_capacity(fit_capacity(predict_heads(heads, emb, clusters.membership, self.device),
-                                            pack.log_weights, y_t))
+                                            self.size_of(pack), y_t))
         self.model_ = model.eval()
         self.target_transform_ = transform
         self.fpc_ = clusters.fpc
@@ -335,7 +345,7 @@ class GennapeEstimator(EstimatorBase):
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         cfg = HeadsConfig(epochs, batch_size=min(256, max(len(y), 2)), lr=lr, weight_decay=self.weight_decay,
                           rank_weight=self.rank_weight)
-        target = head_target(self.target_transform_.transform(y), pack.log_weights, self.capacity_)
+        target = head_target(self.target_transform_.transform(y), self.size_of(pack), self.capacity_)
         train_heads(heads, out.embedding, out.membership, target, cfg, gen, device=self.device)
         self.model_.eval()
         return self
@@ -347,7 +357,7 @@ class GennapeEstimator(EstimatorBase):
         pack = as_pack(cgs)
         out = self._run(pack)
         y_t = self.target_transform_.transform(np.asarray(y, dtype=np.float64))
-        self.capacity_ = refit_size_term(out.head_score, pack.log_weights, y_t, self.capacity_)
+        self.capacity_ = refit_size_term(out.head_score, self.size_of(pack), y_t, self.capacity_)
         return self
 
     def finetune(self, cgs, y, *, mode: str = "encoder", epochs: int = 100, lr: float = 5e-4,
@@ -406,7 +416,7 @@ class GennapeEstimator(EstimatorBase):
         self.target_transform_ = TargetTransform(self.target_transform_.kind).fit(y)
         size_term, size_term_errors = requested, {}
         if requested == "auto":
-            size_term, size_term_errors = choose_size_term(self._run(pack).head_score, pack.log_weights,
+            size_term, size_term_errors = choose_size_term(self._run(pack).head_score, self.size_of(pack),
                                                            self.target_transform_.transform(y), self.capacity_)
         if size_term == "refit":
             self.refit_size_term(pack, y)
@@ -434,7 +444,7 @@ class GennapeEstimator(EstimatorBase):
 
         model = self.model_
         # The heads learn what the size term leaves over (gennape.pretrain.capacity).
-        target = head_target(self.target_transform_.transform(y), pack.log_weights, self.capacity_)
+        target = head_target(self.target_transform_.transform(y), self.size_of(pack), self.capacity_)
         y_t = torch.as_tensor(target, dtype=torch.float32, device=self.device)
         opt = torch.optim.AdamW([
             {"params": model.encoder.parameters(), "lr": encoder_lr},
@@ -478,9 +488,9 @@ class GennapeEstimator(EstimatorBase):
         """Predictions on the target-transform scale (higher = better), ``[n]``."""
         return self._run(cgs).score
 
-    def score_embedded(self, emb: np.ndarray, log_weights: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
+    def score_embedded(self, emb: np.ndarray, size: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
         """:meth:`predict_score` from embeddings already computed (:meth:`embed`)
-        and the graphs' ``GraphPack.log_weights``; ``u``: their memberships, if known."""
+        and the graphs' :meth:`size_of`; ``u``: their memberships, if known."""
         import torch
 
         self._check_fitted()
@@ -488,7 +498,7 @@ class GennapeEstimator(EstimatorBase):
         with torch.no_grad():
             emb_t = torch.as_tensor(emb, dtype=torch.float64, device=dev)
             u_t = model.membership(emb_t) if u is None else torch.as_tensor(u, device=dev)
-            score = model.size_term(model.head_score(emb_t, u_t), torch.as_tensor(log_weights, device=dev))
+            score = model.size_term(model.head_score(emb_t, u_t), torch.as_tensor(size, device=dev))
         return score.cpu().numpy()
 
     def predict(self, cgs) -> np.ndarray:

@@ -9,8 +9,9 @@ The forward pass (GENNAPE, Mills et al., AAAI-23, with the size term of
    (:func:`gennape.heads.membership.fcm_membership`);
 4. the K heads' outputs are averaged by membership
    (:class:`gennape.heads.fuzzy_heads.FuzzyHeads`);
-5. ``score = a * heads + b * log_weights + c``, ``log_weights`` being the
-   graph-level ``log(1 + total weight count)`` of each network.
+5. ``score = a * heads + b * size + c``, ``size`` being the graph-level size
+   measure of each network (:mod:`gennape.pretrain.size_measure`: a fixed mix of
+   the ``graph_attr`` columns, e.g. ``log(1 + total weight count)``).
 
 Predicting, :meth:`GennapeEstimator.fit_heads` and fine-tuning all run this
 module. Standardisation and membership are computed in float64 (the buffers
@@ -32,6 +33,7 @@ from gennape.heads.fuzzy_heads import FuzzyHeads
 from gennape.heads.membership import fcm_membership
 from gennape.pretrain.batch_invariance import FixedRowBlocks
 from gennape.pretrain.capacity import NO_CAPACITY
+from gennape.pretrain.size_measure import size_mix
 
 
 class ModelOutput(NamedTuple):
@@ -55,6 +57,8 @@ class GennapeModel(nn.Module):
         encoder: the GNN, an :class:`gennape.encoder.gnn.CGEncoder` embedding into ``embed_dim``.
         heads: the K per-cluster heads on ``embed_dim`` inputs.
         fuzzifier: c-means fuzzifier m of the memberships (> 1).
+        size_measure: the size the size term reads, by name
+            (:data:`gennape.pretrain.size_measure.SIZE_MEASURES`).
 
     Buffers (set by :meth:`GennapeEstimator.fit`; all but ``capacity`` are in
     the ``state_dict``, ``capacity`` is kept in ``config.json``):
@@ -63,16 +67,20 @@ class GennapeModel(nn.Module):
         - ``reference_embeddings``: ``[n_ref, embed_dim]`` float32, standardised
           embeddings of training graphs (out-of-distribution reference)
         - ``capacity``: ``[3]`` float64, the size term's ``(a, b, c)``
+        - ``size_mix``: ``[len(GRAPH_ATTRS)]`` float64, the size measure's column
+          weights (not in the ``state_dict``: it follows from ``size_measure``)
 
     Shapes:
         - input: ``x`` ``[num_nodes, F]``, ``edge_index`` ``[2, num_edges]``,
           ``batch`` ``[num_nodes]`` (``None`` for one graph), keyword
-          ``log_weights`` ``[num_graphs]`` (graph-level; may be left out only
-          when the size slope ``b`` is 0)
+          ``graph_attr`` ``[num_graphs, len(GRAPH_ATTRS)]`` (graph-level
+          attributes, :class:`gennape.pretrain.packed.PackedBatch`; may be left
+          out only when the size slope ``b`` is 0)
         - output: ``[num_graphs]`` float64 score (higher = better)
     """
 
-    def __init__(self, encoder: nn.Module, heads: FuzzyHeads, embed_dim: int, fuzzifier: float = 2.0):
+    def __init__(self, encoder: nn.Module, heads: FuzzyHeads, embed_dim: int, fuzzifier: float = 2.0,
+                 size_measure: str = "weights"):
         super().__init__()
         self.encoder = encoder
         self.heads = heads
@@ -83,6 +91,7 @@ class GennapeModel(nn.Module):
         self.register_buffer("embedding_std", torch.ones(embed_dim, dtype=f64))
         self.register_buffer("reference_embeddings", torch.zeros(0, embed_dim))
         self.register_buffer("capacity", torch.tensor(NO_CAPACITY, dtype=f64), persistent=False)
+        self.register_buffer("size_mix", torch.as_tensor(size_mix(size_measure)), persistent=False)
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised embeddings ``[num_graphs, embed_dim]`` (float64)."""
@@ -107,26 +116,30 @@ class GennapeModel(nn.Module):
         with self._batch_invariant():
             return self.heads(embedding.float(), membership.float()).double()
 
-    def size_term(self, head_score: torch.Tensor, log_weights: torch.Tensor | None) -> torch.Tensor:
-        """``a * head_score + b * log_weights + c``, ``[n]``."""
+    def size(self, graph_attr: torch.Tensor) -> torch.Tensor:
+        """The size measure ``[n]`` of graph-level attributes ``[n, len(GRAPH_ATTRS)]``."""
+        return graph_attr.to(self.size_mix) @ self.size_mix
+
+    def size_term(self, head_score: torch.Tensor, size: torch.Tensor | None) -> torch.Tensor:
+        """``a * head_score + b * size + c``, ``[n]`` (``size``: :meth:`size` of the graphs)."""
         a, b, c = self.capacity
-        if log_weights is None:
+        if size is None:
             if b != 0:
-                raise ValueError("this model has a size term: pass log_weights (GraphPack.log_weights)")
+                raise ValueError("this model has a size term: pass graph_attr (PackedBatch.graph_attr)")
             return a * head_score + c
-        return a * head_score + b * log_weights.to(head_score) + c
+        return a * head_score + b * size.to(head_score) + c
 
     def outputs(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None, *,
-                log_weights: torch.Tensor | None = None) -> ModelOutput:
+                graph_attr: torch.Tensor | None = None) -> ModelOutput:
         """Every intermediate of :meth:`forward` (see :class:`ModelOutput`)."""
         emb = self.embed(x, edge_index, batch)
         u = self.membership(emb)
         head = self.head_score(emb, u)
-        return ModelOutput(emb, u, head, self.size_term(head, log_weights))
+        return ModelOutput(emb, u, head, self.size_term(head, None if graph_attr is None else self.size(graph_attr)))
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None, *,
-                log_weights: torch.Tensor | None = None) -> torch.Tensor:
-        return self.outputs(x, edge_index, batch, log_weights=log_weights).score
+                graph_attr: torch.Tensor | None = None) -> torch.Tensor:
+        return self.outputs(x, edge_index, batch, graph_attr=graph_attr).score
 
     def set_capacity(self, coef) -> None:
         """Set the size term's ``(a, b, c)``."""
@@ -153,7 +166,7 @@ def run_model(model: GennapeModel, pack, batch_size: int = 256, device="cpu") ->
     parts = []
     for start in range(0, len(pack), batch_size):
         b = pack.collate(np.arange(start, min(start + batch_size, len(pack))), device=device)
-        parts.append(model.outputs(b.x, b.edge_index, b.batch, log_weights=b.log_weights))
+        parts.append(model.outputs(b.x, b.edge_index, b.batch, graph_attr=b.graph_attr))
     model.train(was_training)
     return ModelOutput(*(torch.cat(column).cpu().numpy().astype(np.float64) for column in zip(*parts)))
 

@@ -23,7 +23,14 @@ from gennape.cg.ops import OPS
 from gennape.encoder.features import featurize
 
 _N_OPS = len(OPS)
-_WEIGHT_NUMEL = RAW_ATTRS.index("weight_numel")
+
+#: Graph-level attributes of every packed graph, in the column order of
+#: ``GraphPack.graph_attr`` / ``PackedBatch.graph_attr``: ``log(1 + total
+#: weight count)`` and ``log(1 + total MACs)``. The node features are scale-free
+#: (:mod:`gennape.encoder.features`), so these columns are how a model sees size.
+#: A new graph-level input is one more entry here and its use in the model's forward.
+GRAPH_ATTRS: tuple[str, ...] = ("log_weights", "log_macs")
+_GRAPH_SOURCES = tuple(RAW_ATTRS.index(c) for c in ("weight_numel", "macs"))
 
 
 @dataclass(frozen=True)
@@ -34,13 +41,19 @@ class PackedBatch:
     Shapes:
         - x: ``[num_nodes, NUM_FEATURES]`` float32, edge_index: ``[2, num_edges]``
           int64, batch: ``[num_nodes]`` int64 (graph of each node)
-        - log_weights: ``[num_graphs]`` float64, ``log(1 + total weight_numel)``
+        - graph_attr: ``[num_graphs, len(GRAPH_ATTRS)]`` float64, the graph-level
+          attributes named by :data:`GRAPH_ATTRS`
     """
 
     x: torch.Tensor
     edge_index: torch.Tensor
     batch: torch.Tensor
-    log_weights: torch.Tensor
+    graph_attr: torch.Tensor
+
+    @property
+    def log_weights(self) -> torch.Tensor:
+        """``[num_graphs]``: the ``log_weights`` column of :attr:`graph_attr`."""
+        return self.graph_attr[:, 0]
 
 
 class GraphPack:
@@ -54,14 +67,25 @@ class GraphPack:
         - ``op``: ``[total_nodes]`` uint8, ``num``: ``[total_nodes, F_num]`` float16
         - ``edges``: ``[2, total_edges]`` int32, local (per graph) node ids
         - ``node_ptr``: ``[n_graphs + 1]``, ``edge_ptr``: ``[n_graphs + 1]`` int64
-        - ``log_weights``: ``[n_graphs]`` float64, ``log(1 + total weight_numel)``
-          of each graph (its size, for :mod:`gennape.pretrain.capacity`)
+        - ``graph_attr``: ``[n_graphs, len(GRAPH_ATTRS)]`` float64, the graph-level
+          attributes of :data:`GRAPH_ATTRS` (sizes, for :mod:`gennape.pretrain.capacity`)
     """
 
-    def __init__(self, op, num, edges, node_ptr, edge_ptr, log_weights):
+    def __init__(self, op, num, edges, node_ptr, edge_ptr, graph_attr):
         self.op, self.num, self.edges = op, num, edges
         self.node_ptr, self.edge_ptr = node_ptr, edge_ptr
-        self.log_weights = log_weights
+        self.graph_attr = np.asarray(graph_attr, dtype=np.float64).reshape(len(node_ptr) - 1, len(GRAPH_ATTRS))
+
+    def graph_column(self, name: str) -> np.ndarray:
+        """``[n_graphs]``: graph-level attribute ``name`` (one of :data:`GRAPH_ATTRS`)."""
+        if name not in GRAPH_ATTRS:
+            raise ValueError(f"unknown graph attribute {name!r}; valid: {', '.join(GRAPH_ATTRS)}")
+        return self.graph_attr[:, GRAPH_ATTRS.index(name)]
+
+    @property
+    def log_weights(self) -> np.ndarray:
+        """``[n_graphs]``: ``log(1 + total weight count)`` of each graph."""
+        return self.graph_column("log_weights")
 
     def __len__(self) -> int:
         return len(self.node_ptr) - 1
@@ -75,7 +99,7 @@ class GraphPack:
             items: an iterable of :class:`gennape.cg.graph.CG` or ``Data``.
             progress: optional callable called once per graph (progress bars).
         """
-        ops, nums, edges, n_nodes, n_edges, log_weights = [], [], [], [0], [0], []
+        ops, nums, edges, n_nodes, n_edges, graph_attr = [], [], [], [0], [0], []
         for item in items:
             data = item.to_pyg() if hasattr(item, "to_pyg") else item
             x = featurize(data)
@@ -84,14 +108,14 @@ class GraphPack:
             edges.append(data.edge_index.numpy().astype(np.int32))
             n_nodes.append(data.num_nodes)
             n_edges.append(data.edge_index.shape[1])
-            log_weights.append(np.log1p(float(data.attrs[:, _WEIGHT_NUMEL].double().sum())))
+            graph_attr.append(np.log1p(data.attrs[:, _GRAPH_SOURCES].double().sum(dim=0).numpy()))
             if progress is not None:
                 progress()
         if not ops:
             raise ValueError("no graphs to pack")
         return cls(
             np.concatenate(ops), np.concatenate(nums), np.concatenate(edges, axis=1),
-            np.cumsum(n_nodes), np.cumsum(n_edges), np.array(log_weights, dtype=np.float64),
+            np.cumsum(n_nodes), np.cumsum(n_edges), np.array(graph_attr, dtype=np.float64),
         )
 
     def subset(self, index) -> "GraphPack":
@@ -106,7 +130,7 @@ class GraphPack:
             np.concatenate([self.edges[:, b] for _, b in parts], axis=1),
             np.concatenate([[0], np.cumsum(node_sizes)]),
             np.concatenate([[0], np.cumsum(edge_sizes)]),
-            self.log_weights[index],
+            self.graph_attr[index],
         )
 
     def _slices(self, i: int) -> tuple[slice, slice]:
@@ -135,8 +159,8 @@ class GraphPack:
                        torch.from_numpy(np.concatenate(nums).astype(np.float32))], dim=1)
         edge_index = torch.from_numpy(np.concatenate(edges, axis=1).astype(np.int64))
         b = torch.from_numpy(np.concatenate(batch))
-        log_weights = torch.from_numpy(self.log_weights[index])
-        return PackedBatch(x.to(device), edge_index.to(device), b.to(device), log_weights.to(device))
+        graph_attr = torch.from_numpy(self.graph_attr[index])
+        return PackedBatch(x.to(device), edge_index.to(device), b.to(device), graph_attr.to(device))
 
     def feature_presence(self) -> np.ndarray:
         """``[NUM_FEATURES]`` bool: which featuriser columns are non-zero in
@@ -153,7 +177,7 @@ class GraphPack:
         return self.num.min(axis=0).astype(np.float32), self.num.max(axis=0).astype(np.float32)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr, self.log_weights))
+        return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr, self.graph_attr))
 
 
-__all__ = ["GraphPack", "PackedBatch"]
+__all__ = ["GRAPH_ATTRS", "GraphPack", "PackedBatch"]

@@ -16,7 +16,7 @@ from gennape.encoder.gnn import CGEncoder
 from gennape.pretrain.base import keyword_defaults
 from gennape.pretrain.contrastive import ContrastiveConfig
 from gennape.pretrain.estimator import GennapeEstimator
-from gennape.pretrain.packed import GraphPack
+from gennape.pretrain.packed import GRAPH_ATTRS, GraphPack
 
 
 def test_the_forward_pass_is_what_predict_returns():
@@ -25,8 +25,8 @@ def test_the_forward_pass_is_what_predict_returns():
     b = GraphPack.from_items(cgs).collate(np.arange(12))
     model = est.model_
     with torch.no_grad():
-        score = model(b.x, b.edge_index, b.batch, log_weights=b.log_weights)
-        out = model.outputs(b.x, b.edge_index, b.batch, log_weights=b.log_weights)
+        score = model(b.x, b.edge_index, b.batch, graph_attr=b.graph_attr)
+        out = model.outputs(b.x, b.edge_index, b.batch, graph_attr=b.graph_attr)
     assert score.shape == (12,) and score.dtype == torch.float64
     np.testing.assert_array_equal(score.numpy(), est.predict_score(cgs))
     np.testing.assert_array_equal(out.membership.numpy(), est.memberships(cgs))
@@ -39,15 +39,16 @@ def test_the_size_input_is_a_named_graph_level_keyword():
     est = tiny_estimator()
     cgs, _ = tiny_data(4, seed=5)
     b = GraphPack.from_items(cgs).collate([2, 0])
-    assert b.log_weights.shape == (2,) and int(b.batch.max()) == 1
+    assert b.graph_attr.shape == (2, len(GRAPH_ATTRS)) and int(b.batch.max()) == 1
+    np.testing.assert_array_equal(b.log_weights, b.graph_attr[:, GRAPH_ATTRS.index("log_weights")])
     model = copy.deepcopy(est.model_)
     model.set_capacity((1.0, 0.5, 0.1))
-    with pytest.raises(ValueError, match="pass log_weights"):
+    with pytest.raises(ValueError, match="pass graph_attr"):
         model(b.x, b.edge_index, b.batch)
     model.set_capacity((1.0, 0.0, 0.0))  # no size term: the keyword may be left out
     with torch.no_grad():
         np.testing.assert_array_equal(model(b.x, b.edge_index, b.batch),
-                                      model(b.x, b.edge_index, b.batch, log_weights=b.log_weights))
+                                      model(b.x, b.edge_index, b.batch, graph_attr=b.graph_attr))
 
 
 def test_model_state_is_the_checkpoint_tensors_and_capacity_lives_in_config():
@@ -104,3 +105,32 @@ def test_estimator_params_api():
     assert est.get_params(deep=False) == est.get_params()
     with pytest.raises(ValueError, match="unknown parameter 'sead' of GennapeEstimator; valid parameters: hidden"):
         est.set_params(sead=1)
+
+
+def test_log_macs_column_is_the_graphs_total_macs():
+    cgs, _ = tiny_data(3, seed=2)
+    pack = GraphPack.from_items(cgs)
+    np.testing.assert_allclose(pack.graph_column("log_macs"), np.log1p([cg.macs for cg in cgs]))
+    np.testing.assert_array_equal(pack.subset([2, 0]).graph_attr, pack.graph_attr[[2, 0]])
+    with pytest.raises(ValueError, match="valid: log_weights, log_macs"):
+        pack.graph_column("depth")
+
+
+def test_size_measure_is_chosen_by_name_and_read_by_the_forward():
+    from gennape.pretrain.size_measure import pack_size
+
+    cgs, _ = tiny_data(6, seed=4)
+    pack = GraphPack.from_items(cgs)
+    both = 0.5 * (pack.graph_column("log_weights") + pack.graph_column("log_macs"))
+    np.testing.assert_allclose(pack_size(pack, "weights_macs"), both)
+    np.testing.assert_array_equal(pack_size(pack, "weights"), pack.log_weights)
+    with pytest.raises(ValueError, match="valid: weights, weights_macs"):
+        pack_size(pack, "flops")
+    est = tiny_estimator()
+    model = copy.deepcopy(est.model_)
+    model.size_mix = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    model.set_capacity((1.0, 0.25, 0.0))
+    b = pack.collate(np.arange(6))
+    with torch.no_grad():
+        out = model.outputs(b.x, b.edge_index, b.batch, graph_attr=b.graph_attr)
+    np.testing.assert_allclose(out.score.numpy(), out.head_score.numpy() + 0.25 * both)

@@ -16,6 +16,7 @@ HELP = "pretrain the estimator on NAS-Bench-101"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The estimator's own defaults (its module imports no torch: building the parser stays cheap).
     from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.pretrain.size_measure import SIZE_MEASURES
 
     default = GennapeEstimator().get_params()
     parser.add_argument("--data", metavar="PATH",
@@ -49,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-capacity-term", dest="capacity_term", action="store_false",
                         default=default["capacity_term"],
                         help="leave out the linear term in log weight count added to the heads' score")
+    parser.add_argument("--size-measure", choices=tuple(SIZE_MEASURES), default=default["size_measure"],
+                        help="the size the size term reads: weights (log weight count) or weights_macs (mean of "
+                             "log weight count and log MACs) (default %(default)s)")
     parser.add_argument("--no-feature-clamp", dest="feature_clamp", action="store_false",
                         default=default["feature_clamp"],
                         help="feed node features beyond the training range to the GNN unclamped")
