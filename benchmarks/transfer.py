@@ -261,8 +261,15 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
 #: datasets and TNB-101's tasks are label sets of one space, never separate
 #: families), each with its default label set (NB-201 CIFAR-10, TNB-101 class_object).
 LOFO_FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
-#: Weight of the GNN's rank in the blended score (fixed in advance, not tuned).
-BLEND_WEIGHT = 0.5
+#: The LOFO table's rows: score -> what it is. The recipe row is fixed in
+#: advance (see run_lofo); the others are its ablations.
+LOFO_ROWS = {
+    "size": "mean of log weights and log MACs (no learning)",
+    "gnn": "the heads alone (within-family quantile targets)",
+    "gnn + size, in-sample fit": "size term fitted on the heads' scores of their own training labels",
+    "gnn + size (recipe)": "size term fitted on out-of-family head scores (pretrain_families' default)",
+}
+RECIPE_ROW = "gnn + size (recipe)"
 
 
 def run_lofo(args, log) -> dict:
@@ -270,7 +277,8 @@ def run_lofo(args, log) -> dict:
     families' CGs with within-family quantile targets scores F's networks.
 
     The recipe is fixed in advance (``args``: networks per family for training and
-    for scoring, epochs, head epochs, members, seed); nothing is chosen on F's labels.
+    for scoring, epochs, head epochs, seed; size measure ``weights_macs``; the size
+    term's head weight from out-of-family head scores); nothing is chosen on F's labels.
     """
     import torch
 
@@ -278,14 +286,14 @@ def run_lofo(args, log) -> dict:
     from gennape.pretrain.metrics import spearman
     from gennape.pretrain.model import run_model
     from gennape.transfer.finetune import DEFAULT_EPOCHS
-    from gennape.pretrain.multifamily import (fit_macs_size_term, load_family_sample, pretrain_families, ranks,
-                                              size_prior, training_set)
+    from gennape.pretrain.multifamily import (fit_size_term_across_families, load_family_sample,
+                                              out_of_family_head_scores, pretrain_families, training_set)
 
     names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
+    params = {"epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "readout": "mean",
+              "size_measure": "weights_macs", "seed": 0}
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
-              "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "seed": 0,
-              "target": "within-family quantile", "blend_weight": BLEND_WEIGHT,
-              "params": {"readout": "mean"}, "residual_row": args.lofo_residual,
+              "target": "within-family quantile", "params": params, "size_term_fit": "out_of_family",
               "k_shot": args.samples if args.lofo_kshot else None, "k_shot_mode": "heads"}
     log(f"LOFO recipe (fixed in advance): {recipe}")
     train, evals = {}, {}
@@ -294,47 +302,40 @@ def run_lofo(args, log) -> dict:
         train[name] = load_family_sample(name, args.train_per_family, seed=1)
         evals[name] = load_family_sample(name, args.limit_per_family, seed=0)
         log(f"{name}: {len(train[name])} training / {len(evals[name])} scored networks ({time.perf_counter() - t:.0f}s)")
-    rows = ("gnn", "gnn + log MACs size term", "size prior", "blend gnn/prior", "blend gnn+MACs/prior")
-    rows += ("prior + gnn residual",) if args.lofo_residual else ()
     out: dict = {"protocol": "lofo", "recipe": recipe, "families": {}}
     for held in names:
         t = time.perf_counter()
         others = [train[n] for n in names if n != held]
         torch.manual_seed(0)
-        est = pretrain_families(others, epochs=args.lofo_epochs, head_epochs=args.lofo_head_epochs, readout="mean",
-                                seed=0)
+        # One encoder per fold; the two size-term fits are computed from it here.
+        est = pretrain_families(others, size_term_fit="none", **params)
         tr_pack, tr_y, fam_of = training_set(others)
-        tr_out = run_model(est.model_, tr_pack)
-        tr_macs = np.log1p(np.concatenate([s.macs for s in others]))
-        a, b, d = fit_macs_size_term(tr_out.head_score, tr_pack.log_weights, tr_macs,
-                                     est.target_transform_.transform(tr_y), fam_of)
+        tr_size, tr_t = est.size_of(tr_pack), est.target_transform_.transform(tr_y)
+        fits = {"gnn + size, in-sample fit": run_model(est.model_, tr_pack).head_score,
+                RECIPE_ROW: out_of_family_head_scores(est, others)}
+        fits = {row: fit_size_term_across_families(h, tr_size, tr_t, fam_of) for row, h in fits.items()}
         ev = evals[held]
         pack, y = as_pack(ev.cgs), ev.accuracy
-        ev_out = run_model(est.model_, pack)
-        gnn = ev_out.score
-        gnn_macs = a * ev_out.head_score + b * pack.log_weights + d * np.log1p(ev.macs)
-        prior = size_prior(ev.params, ev.macs)
-        scores = {"gnn": gnn, "gnn + log MACs size term": gnn_macs, "size prior": prior,
-                  "blend gnn/prior": BLEND_WEIGHT * ranks(gnn) + (1 - BLEND_WEIGHT) * prior,
-                  "blend gnn+MACs/prior": BLEND_WEIGHT * ranks(gnn_macs) + (1 - BLEND_WEIGHT) * prior}
-        if args.lofo_residual:  # a second estimator: the size prior plus what the GNN says size misses
-            resid = pretrain_families(others, target="residual", epochs=args.lofo_epochs,
-                                      head_epochs=args.lofo_head_epochs, readout="mean", seed=0)
-            scores["prior + gnn residual"] = prior + resid.target_transform_.inverse(resid.predict_score(pack))
+        head, size = run_model(est.model_, pack).head_score, est.size_of(pack)
+        scores = {"size": size, "gnn": head,
+                  **{row: coef[0] * head + coef[1] * size for row, coef in fits.items()}}
         res = {"n": len(y), "trained_on": {s.name: len(s) for s in others},
-               "zero_shot": spearman(gnn, y), "k_shot_mean": None,
+               "zero_shot": spearman(scores[RECIPE_ROW], y), "k_shot_mean": None,
                "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),
                "rows": {k: spearman(v, y) for k, v in scores.items()},
-               "size_term": {"capacity": list(est.capacity_), "macs_fit": [float(a), float(b), float(d)]}}
+               "size_term": {row: list(coef) for row, coef in fits.items()}}
         res["best_size"] = max(res["params"], res["flops"])
         if args.lofo_kshot and len(y) > args.samples + 10:
+            est.capacity_ = fits[RECIPE_ROW]
             res["k_shot"] = finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS, "heads", log)
             res["k_shot_mean"] = res["k_shot"]["spearman"]
         res["seconds"] = time.perf_counter() - t
         out["families"][held] = res
         log(f"LOFO {held}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["rows"].items()) +
-            f"; params {res['params']:.3f}, FLOPs {res['flops']:.3f} ({res['seconds']:.0f}s)")
+            f"; params {res['params']:.3f}, FLOPs {res['flops']:.3f}; size terms {res['size_term']} "
+            f"({res['seconds']:.0f}s)")
 
+    rows = tuple(LOFO_ROWS)
     print(f"### Leave-one-family-out zero-shot Spearman (train {args.train_per_family} / score "
           f"{args.limit_per_family} networks per family, subsampled with seeds 1 / 0; {args.lofo_epochs} encoder "
           f"epochs, {args.lofo_head_epochs} head epochs, one member)\n")
@@ -348,6 +349,9 @@ def run_lofo(args, log) -> dict:
     print("| **mean** | | " + " | ".join(fmt(float(np.mean([r["rows"][k] for r in fams]))) for k in rows)
           + f" | {fmt(float(np.mean([r['params'] for r in fams])))} | {fmt(float(np.mean([r['flops'] for r in fams])))}"
           f" | {fmt(float(np.mean([r['best_size'] for r in fams])))} | |")
+    print()
+    for row, what in LOFO_ROWS.items():
+        print(f"- {row}: {what}")
     print()
     print(json.dumps({name: {k: r[k] for k in ("zero_shot", "k_shot_mean", "params", "flops", "rows", "n")}
                       for name, r in out["families"].items()}, default=float))
@@ -391,10 +395,8 @@ def main() -> int:
                         help="lofo: networks scored per family (seeded subsample; default 1000)")
     parser.add_argument("--train-per-family", type=int, default=1000,
                         help="lofo: training networks per family (seeded subsample; default 1000)")
-    parser.add_argument("--lofo-epochs", type=int, default=1, help="lofo: encoder epochs (default 1)")
-    parser.add_argument("--lofo-head-epochs", type=int, default=50, help="lofo: head epochs (default 50)")
-    parser.add_argument("--lofo-residual", action="store_true",
-                        help="lofo: also fit an estimator on what the size prior leaves over (row 'prior + gnn residual')")
+    parser.add_argument("--lofo-epochs", type=int, default=3, help="lofo: encoder epochs (default 3)")
+    parser.add_argument("--lofo-head-epochs", type=int, default=100, help="lofo: head epochs (default 100)")
     parser.add_argument("--lofo-kshot", action="store_true",
                         help="lofo: also fine-tune the heads on --samples networks with --seeds seeds")
     args = parser.parse_args()

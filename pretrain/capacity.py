@@ -38,7 +38,7 @@ import numpy as np
 NO_CAPACITY = (1.0, 0.0, 0.0)
 #: A fit whose head weight ``a`` falls below this is refused (the heads would
 #: carry no signal and :func:`head_target` would divide by almost zero).
-_MIN_HEAD_WEIGHT = 0.1
+MIN_HEAD_WEIGHT = 0.1
 
 
 def fit_capacity(score: np.ndarray, log_weights: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -49,7 +49,7 @@ def fit_capacity(score: np.ndarray, log_weights: np.ndarray, y: np.ndarray) -> t
     """
     design = np.stack([score, log_weights, np.ones_like(score)], axis=1)
     coef, *_ = np.linalg.lstsq(design, np.asarray(y, dtype=np.float64), rcond=None)
-    if not np.all(np.isfinite(coef)) or coef[0] < _MIN_HEAD_WEIGHT:
+    if not np.all(np.isfinite(coef)) or coef[0] < MIN_HEAD_WEIGHT:
         return NO_CAPACITY
     return tuple(float(v) for v in coef)
 
@@ -138,5 +138,5 @@ def head_target(y: np.ndarray, log_weights: np.ndarray, coef) -> np.ndarray:
     return (np.asarray(y, dtype=np.float64) - b * np.asarray(log_weights, dtype=np.float64) - c) / a
 
 
-__all__ = ["MIN_REFIT_NETWORKS", "NO_CAPACITY", "SIZE_TERM_CHOICES", "apply_capacity", "choose_size_term",
+__all__ = ["MIN_HEAD_WEIGHT", "MIN_REFIT_NETWORKS", "NO_CAPACITY", "SIZE_TERM_CHOICES", "apply_capacity", "choose_size_term",
            "fit_capacity", "head_target", "refit_size_term", "size_term_choice"]

@@ -340,9 +340,12 @@ class GennapeEstimator(EstimatorBase):
         if refit_transform:
             self.target_transform_ = TargetTransform(self.target_transform_.kind).fit(y)
         heads = self.model_.heads
-        if reset:
-            heads.reset_parameters()
-        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        seed = self.seed if seed is None else seed
+        if reset:  # seeded, like fit's initialisation: the same call gives the same heads
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                heads.reset_parameters()
+        gen = torch.Generator().manual_seed(seed)
         cfg = HeadsConfig(epochs, batch_size=min(256, max(len(y), 2)), lr=lr, weight_decay=self.weight_decay,
                           rank_weight=self.rank_weight)
         target = head_target(self.target_transform_.transform(y), self.size_of(pack), self.capacity_)

@@ -44,29 +44,67 @@ def size_prior(params, macs) -> np.ndarray:
     return 0.5 * (ranks(params) + ranks(macs))
 
 
-def fit_macs_size_term(head_score, log_weights, log_macs, y_t, family_of) -> np.ndarray:
-    """``(a, b, d)`` of ``y_t ~ a * head_score + b * log_weights + d * log_macs``
-    plus one offset per family, by least squares.
+def family_centred(columns, family_of) -> np.ndarray:
+    """``columns`` (``[n]`` or ``[n, k]``) minus their mean within each family of ``family_of`` (``[n]``)."""
+    out = np.array(columns, dtype=np.float64)
+    family_of = np.asarray(family_of)
+    for f in np.unique(family_of):
+        out[family_of == f] -= out[family_of == f].mean(axis=0)
+    return out
 
-    The columns and targets are centred within each family (``family_of``: the
-    family index of each row), so the slopes say how size orders networks
-    *inside* a family; a pooled fit would also learn which family is bigger,
-    which within-family quantile targets do not carry.
+
+def fit_size_term_across_families(head_score, size, y_t, family_of) -> tuple[float, float, float]:
+    """``(a, b, c)`` of ``y_t ~ a * head_score + b * size + c`` with
+    ``a >= MIN_HEAD_WEIGHT`` and ``b >= 0``, fitted on columns centred within each family.
+
+    Centring: the slopes say how the heads and size order networks *inside* a
+    family; a pooled fit would also learn which family is bigger, which
+    within-family targets do not carry. Non-negative: on families where weights
+    and MACs move together any split between signals fits, and a negative one
+    turns into a wrong sign on the family where they part. The head weight keeps
+    a floor so that fine-tuning, which trains the heads towards ``(y - b * size - c) / a``,
+    stays well posed. ``c`` puts the mean score on the mean target.
 
     Shapes:
-        - every argument: ``[n]``; returns ``[3]``
+        - every argument: ``[n]``
     """
-    family_of = np.asarray(family_of)
-    y_t = np.asarray(y_t, dtype=np.float64)
+    from scipy.optimize import lsq_linear
 
-    def centred(col):
-        col = np.asarray(col, dtype=np.float64)
-        means = {f: col[family_of == f].mean() for f in np.unique(family_of)}
-        return col - np.array([means[f] for f in family_of])
+    from gennape.pretrain.capacity import MIN_HEAD_WEIGHT
 
-    design = np.stack([centred(head_score), centred(log_weights), centred(log_macs)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, centred(y_t), rcond=None)
-    return coef
+    design = family_centred(np.stack([head_score, size], axis=1), family_of)
+    a, b = lsq_linear(design, family_centred(y_t, family_of), bounds=([MIN_HEAD_WEIGHT, 0.0], np.inf),
+                      method="bvls").x
+    c = float(np.mean(y_t) - a * np.mean(head_score) - b * np.mean(size))
+    return float(a), float(b), c
+
+
+def out_of_family_head_scores(est, samples: Sequence["FamilySample"], packs=None) -> np.ndarray:
+    """``[sum of len(samples)]``: each family's head scores from heads trained
+    (from scratch, on ``est``'s frozen encoder and clusters) on the *other*
+    families' within-family quantile targets only.
+
+    These say how the heads rank a family whose labels they never saw, which is
+    what the size term's head weight must reflect; in-sample head scores would
+    overrate the heads (they were trained on those very labels).
+    """
+    import copy
+
+    from gennape.pretrain.capacity import NO_CAPACITY
+    from gennape.pretrain.estimator import as_pack
+    from gennape.pretrain.model import run_model
+
+    packs = packs or [as_pack(s.cgs) for s in samples]
+    scores = []
+    for g in range(len(samples)):
+        rest = [i for i in range(len(samples)) if i != g]
+        inner = copy.deepcopy(est)
+        inner.capacity_ = NO_CAPACITY  # the heads learn the targets themselves, as in fit
+        inner.fit_heads(as_pack([cg for i in rest for cg in samples[i].cgs]),
+                        np.concatenate([within_family_quantiles(samples[i].accuracy) for i in rest]),
+                        epochs=est.head_epochs, lr=est.head_lr, reset=True, refit_transform=False)
+        scores.append(run_model(inner.model_, packs[g]).head_score)
+    return np.concatenate(scores)
 
 
 @dataclass
@@ -131,22 +169,41 @@ def training_set(samples: Sequence[FamilySample], target: str = "quantile"):
     return as_pack(cgs), targets, family_of
 
 
-def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile", **params):
+#: How :func:`pretrain_families` fits the size term's ``(a, b, c)`` across families:
+#: ``out_of_family`` (:func:`out_of_family_head_scores`), ``in_sample`` (the
+#: trained heads' own scores), or ``none`` (the estimator's pooled fit).
+SIZE_TERM_FITS = ("out_of_family", "in_sample", "none")
+
+
+def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
+                      size_term_fit: str = "out_of_family", **params):
     """A :class:`GennapeEstimator` (``params``: its parameters) fitted on the CGs of
     ``samples`` with :func:`family_targets` ``target``; ``metadata_`` names the families.
 
+    The size term is then refitted across families (``size_term_fit``, one of
+    :data:`SIZE_TERM_FITS`) by :func:`fit_size_term_across_families`.
     With ``target="residual"`` the estimator learns what the size prior leaves
     over: score a family by ``size_prior(...) + est.target_transform_.inverse(est.predict_score(...))``.
     """
-    from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.pretrain.estimator import GennapeEstimator, as_pack
+    from gennape.pretrain.model import run_model
 
-    pack, targets, _ = training_set(samples, target)
+    if size_term_fit not in SIZE_TERM_FITS:
+        raise ValueError(f"unknown size-term fit {size_term_fit!r}; valid: {', '.join(SIZE_TERM_FITS)}")
+    pack, targets, family_of = training_set(samples, target)
     est = GennapeEstimator(**params).fit(pack, targets)
+    if size_term_fit != "none" and est.capacity_term:
+        packs = [as_pack(s.cgs) for s in samples]
+        heads = (out_of_family_head_scores(est, samples, packs) if size_term_fit == "out_of_family"
+                 else run_model(est.model_, pack).head_score)
+        est.capacity_ = fit_size_term_across_families(heads, est.size_of(pack),
+                                                      est.target_transform_.transform(targets), family_of)
     what = f"within-family {target} of accuracy"
     est.metadata_ = {"label": f"{what} ({', '.join(s.name for s in samples)})",  # the scale predict reports
                      "training_data": {"families": {s.name: len(s) for s in samples}, "target": what}}
     return est
 
 
-__all__ = ["TARGETS", "FamilySample", "family_targets", "fit_macs_size_term", "load_family_sample", "pretrain_families", "ranks", "size_prior",
-           "training_set", "within_family_quantiles"]
+__all__ = ["SIZE_TERM_FITS", "TARGETS", "FamilySample", "family_centred", "family_targets",
+           "fit_size_term_across_families", "load_family_sample", "out_of_family_head_scores", "pretrain_families",
+           "ranks", "size_prior", "training_set", "within_family_quantiles"]

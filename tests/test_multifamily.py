@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from gennape.cg.families import get_family
-from gennape.pretrain.multifamily import (FamilySample, family_targets, fit_macs_size_term, pretrain_families, size_prior,
-                                          training_set, within_family_quantiles)
+from gennape.pretrain.capacity import MIN_HEAD_WEIGHT
+from gennape.pretrain.multifamily import (FamilySample, family_targets, fit_size_term_across_families,
+                                          out_of_family_head_scores, pretrain_families, size_prior, training_set,
+                                          within_family_quantiles)
 
 
 def test_within_family_quantiles_ignore_the_accuracy_scale():
@@ -21,14 +23,20 @@ def test_size_prior_is_the_rank_mean_of_params_and_macs():
     np.testing.assert_allclose(prior, [0.25, 0.75, 0.75, 0.75])
 
 
-def test_macs_size_term_fit_recovers_within_family_slopes():
+def test_size_term_fit_recovers_within_family_slopes_and_never_goes_negative():
     rng = np.random.default_rng(0)
     n = 200
     family_of = np.repeat([0, 1], n // 2)
-    head, logw, logm = rng.normal(size=(3, n))
-    logw = logw + 10 * family_of  # family 1 is much bigger: a pooled fit would see that
-    y = 0.5 * head + 0.2 * logw - 0.3 * logm + np.where(family_of == 1, -3.0, 1.0)
-    np.testing.assert_allclose(fit_macs_size_term(head, logw, logm, y, family_of), [0.5, 0.2, -0.3], atol=1e-9)
+    head, size = rng.normal(size=(2, n))
+    size = size + 10 * family_of  # family 1 is much bigger: a pooled fit would see that
+    y = 0.5 * head + 0.2 * size + np.where(family_of == 1, -3.0, 1.0)
+    a, b, c = fit_size_term_across_families(head, size, y, family_of)
+    np.testing.assert_allclose([a, b], [0.5, 0.2], atol=1e-9)
+    assert np.isclose(np.mean(a * head + b * size + c), np.mean(y))
+    a, b, _ = fit_size_term_across_families(head, size, 0.5 * head - 0.2 * size, family_of)
+    assert abs(b) < 1e-12 and np.isclose(a, 0.5, atol=0.05)  # a smaller network scoring better is not followed
+    a, _, _ = fit_size_term_across_families(head, size, 0.2 * size, family_of)
+    assert np.isclose(a, MIN_HEAD_WEIGHT)  # heads that explain nothing keep the floor fine-tuning needs
 
 
 def _sample(name: str, n: int, seed: int) -> FamilySample:
@@ -53,13 +61,23 @@ def test_training_set_concatenates_families_with_their_own_quantiles(samples):
     np.testing.assert_allclose(targets[12:], within_family_quantiles(samples[1].accuracy))
 
 
+TINY = dict(epochs=1, head_epochs=2, batch_size=8, hidden_channels=8, embed_dim=8, head_hidden=8, num_clusters=2)
+
+
 def test_pretrain_families_fits_one_estimator_on_every_family(samples):
-    est = pretrain_families(samples, epochs=1, head_epochs=2, batch_size=8, hidden_channels=8, embed_dim=8,
-                            head_hidden=8, num_clusters=2)
+    est = pretrain_families(samples, size_measure="weights_macs", **TINY)
     assert est.n_train_ == 22
     assert est.metadata_["training_data"]["families"] == {"nb201": 12, "nb301": 10}
-    pack, _, _ = training_set(samples)
+    pack, targets, family_of = training_set(samples)
     assert np.isfinite(est.predict_score(pack)).all()
+    a, b, _ = est.capacity_
+    assert a >= 0 and b >= 0
+    heads = out_of_family_head_scores(est, samples)
+    expected = fit_size_term_across_families(heads, est.size_of(pack), est.target_transform_.transform(targets),
+                                             family_of)
+    np.testing.assert_allclose(est.capacity_, expected)
+    with pytest.raises(ValueError, match="valid: out_of_family, in_sample, none"):
+        pretrain_families(samples, size_term_fit="pooled", **TINY)
 
 
 def test_residual_targets_are_what_the_size_prior_leaves_over(samples):
