@@ -286,20 +286,21 @@ def run_lofo(args, log) -> dict:
     from gennape.pretrain.metrics import spearman
     from gennape.pretrain.model import run_model
     from gennape.transfer.finetune import DEFAULT_EPOCHS
-    from gennape.pretrain.multifamily import (fit_size_term_across_families, load_family_sample,
+    from gennape.pretrain.multifamily import (fit_size_term_across_families, load_all_label_sets, load_family_sample,
                                               out_of_family_head_scores, pretrain_families, training_set)
 
     names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
     params = {"epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "readout": "mean",
               "size_measure": "weights_macs", "seed": 0}
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
-              "target": "within-family quantile", "params": params, "size_term_fit": "out_of_family",
+              "target": "within-family quantile (training: mean over each family's label sets)",
+              "params": params, "size_term_fit": "out_of_family",
               "k_shot": args.samples if args.lofo_kshot else None, "k_shot_mode": "heads"}
     log(f"LOFO recipe (fixed in advance): {recipe}")
     train, evals = {}, {}
     for name in names:  # disjoint seeds: the training and scoring draws are independent
         t = time.perf_counter()
-        train[name] = load_family_sample(name, args.train_per_family, seed=1)
+        train[name] = load_all_label_sets(name, args.train_per_family, seed=1)
         evals[name] = load_family_sample(name, args.limit_per_family, seed=0)
         log(f"{name}: {len(train[name])} training / {len(evals[name])} scored networks ({time.perf_counter() - t:.0f}s)")
     out: dict = {"protocol": "lofo", "recipe": recipe, "families": {}}

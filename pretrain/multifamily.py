@@ -79,34 +79,6 @@ def fit_size_term_across_families(head_score, size, y_t, family_of) -> tuple[flo
     return float(a), float(b), c
 
 
-def out_of_family_head_scores(est, samples: Sequence["FamilySample"], packs=None) -> np.ndarray:
-    """``[sum of len(samples)]``: each family's head scores from heads trained
-    (from scratch, on ``est``'s frozen encoder and clusters) on the *other*
-    families' within-family quantile targets only.
-
-    These say how the heads rank a family whose labels they never saw, which is
-    what the size term's head weight must reflect; in-sample head scores would
-    overrate the heads (they were trained on those very labels).
-    """
-    import copy
-
-    from gennape.pretrain.capacity import NO_CAPACITY
-    from gennape.pretrain.estimator import as_pack
-    from gennape.pretrain.model import run_model
-
-    packs = packs or [as_pack(s.cgs) for s in samples]
-    scores = []
-    for g in range(len(samples)):
-        rest = [i for i in range(len(samples)) if i != g]
-        inner = copy.deepcopy(est)
-        inner.capacity_ = NO_CAPACITY  # the heads learn the targets themselves, as in fit
-        inner.fit_heads(as_pack([cg for i in rest for cg in samples[i].cgs]),
-                        np.concatenate([within_family_quantiles(samples[i].accuracy) for i in rest]),
-                        epochs=est.head_epochs, lr=est.head_lr, reset=True, refit_transform=False)
-        scores.append(run_model(inner.model_, packs[g]).head_score)
-    return np.concatenate(scores)
-
-
 @dataclass
 class FamilySample:
     """Labelled networks of one family, as the estimator and the size baselines see them.
@@ -120,9 +92,59 @@ class FamilySample:
     accuracy: np.ndarray
     params: np.ndarray
     macs: np.ndarray
+    #: The label set, as ``load_labelled`` options (``"task=class_scene"``; empty: the default).
+    label_set: str = ""
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @property
+    def title(self) -> str:
+        """``name`` with its label set: ``nb201[dataset=cifar100]``."""
+        return f"{self.name}[{self.label_set}]" if self.label_set else self.name
+
+
+def label_sets(name: str) -> list[dict[str, str]]:
+    """Every label set of family ``name``: each combination of its
+    ``label_options`` values, as ``load_labelled`` keywords (``[{}]`` when it has one)."""
+    import itertools
+
+    from gennape.cg.families import get_family
+
+    options = get_family(name).label_options
+    return [dict(zip(options, values)) for values in itertools.product(*options.values())]
+
+
+def load_all_label_sets(name: str, limit: int | None = None, seed: int = 0) -> "FamilySample":
+    """``limit`` networks of family ``name`` labelled by every label set at once
+    (:func:`label_sets`): each network's ``accuracy`` is its mean within-family
+    quantile over the label sets (NB-201: CIFAR-10, CIFAR-100, ImageNet16-120).
+
+    One CG per network rather than one per label set keeps the training pack as
+    small as one label set's, and the mean quantile says how good a network is
+    across the datasets it was trained on. Networks missing from some label set
+    are left out. The CGs are the first label set's (TNB-101's tasks differ in
+    the classifier only; a key's ``@task`` suffix names the task's variant).
+    """
+    sets = label_sets(name)
+    first = load_family_sample(name, limit, seed, **sets[0])
+    if len(sets) == 1:
+        return first
+
+    def network(key: str) -> str:
+        return key.partition("@")[0]
+
+    keep = {network(k) for k in first.keys}
+    quantiles = []
+    for options in sets:
+        every = load_family_sample(name, None, 0, **options)
+        keep &= {network(k) for k in every.keys}
+        quantiles.append(dict(zip(map(network, every.keys), within_family_quantiles(every.accuracy))))
+    rows = [i for i, k in enumerate(first.keys) if network(k) in keep]
+    mean_q = np.array([np.mean([q[network(first.keys[i])] for q in quantiles]) for i in rows])
+    return FamilySample(name, [first.keys[i] for i in rows], [first.cgs[i] for i in rows], mean_q,
+                        first.params[rows], first.macs[rows], "mean quantile of " + " | ".join(
+                            ",".join(f"{k}={v}" for k, v in o.items()) for o in sets))
 
 
 def load_family_sample(name: str, limit: int | None = None, seed: int = 0, **label_options) -> FamilySample:
@@ -139,7 +161,39 @@ def load_family_sample(name: str, limit: int | None = None, seed: int = 0, **lab
     cgs = CGCache().get_or_build(family, [(r.key, r.spec) for r in recs], "labelled")
     return FamilySample(name, [r.key for r in recs], cgs, np.array([r.accuracy for r in recs]),
                         np.array([c.params for c in cgs], dtype=np.float64),
-                        np.array([c.macs for c in cgs], dtype=np.float64))
+                        np.array([c.macs for c in cgs], dtype=np.float64),
+                        ",".join(f"{k}={v}" for k, v in label_options.items()))
+
+
+def out_of_family_head_scores(est, samples: Sequence["FamilySample"], packs=None) -> np.ndarray:
+    """``[sum of len(samples)]``: each sample's head scores from heads trained
+    (from scratch, on ``est``'s frozen encoder and clusters) on the within-family
+    quantile targets of the *other families* only: every label set of a family
+    (NB-201's three datasets) is left out together, since they label one space.
+
+    These say how the heads rank a family whose labels they never saw, which is
+    what the size term's head weight must reflect; in-sample head scores would
+    overrate the heads (they were trained on those very labels).
+    """
+    import copy
+
+    from gennape.pretrain.capacity import NO_CAPACITY
+    from gennape.pretrain.estimator import as_pack
+    from gennape.pretrain.model import run_model
+
+    packs = packs or [as_pack(s.cgs) for s in samples]
+    scores: list = [None] * len(samples)
+    for family in dict.fromkeys(s.name for s in samples):
+        rest = [s for s in samples if s.name != family]
+        inner = copy.deepcopy(est)
+        inner.capacity_ = NO_CAPACITY  # the heads learn the targets themselves, as in fit
+        inner.fit_heads(as_pack([cg for s in rest for cg in s.cgs]),
+                        np.concatenate([within_family_quantiles(s.accuracy) for s in rest]),
+                        epochs=est.head_epochs, lr=est.head_lr, reset=True, refit_transform=False)
+        for i, s in enumerate(samples):
+            if s.name == family:
+                scores[i] = run_model(inner.model_, packs[i]).head_score
+    return np.concatenate(scores)
 
 
 #: What :func:`training_set` regresses: ``quantile`` (the within-family quantile) or
@@ -176,9 +230,11 @@ SIZE_TERM_FITS = ("out_of_family", "in_sample", "none")
 
 
 def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
-                      size_term_fit: str = "out_of_family", **params):
+                      size_term_fit: str = "out_of_family", members: int = 1, **params):
     """A :class:`GennapeEstimator` (``params``: its parameters) fitted on the CGs of
     ``samples`` with :func:`family_targets` ``target``; ``metadata_`` names the families.
+    With ``members`` > 1, a :class:`gennape.pretrain.ensemble.GennapeEnsemble` of
+    that many such estimators, seeded ``seed``, ``seed + 1``, ...
 
     The size term is then refitted across families (``size_term_fit``, one of
     :data:`SIZE_TERM_FITS`) by :func:`fit_size_term_across_families`.
@@ -190,6 +246,15 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
 
     if size_term_fit not in SIZE_TERM_FITS:
         raise ValueError(f"unknown size-term fit {size_term_fit!r}; valid: {', '.join(SIZE_TERM_FITS)}")
+    if members > 1:
+        from gennape.pretrain.ensemble import GennapeEnsemble
+
+        template = GennapeEstimator(**params)
+        ens = GennapeEnsemble(template, members)
+        ens.members_ = [pretrain_families(samples, target, size_term_fit, **{**params, "seed": template.seed + i})
+                        for i in range(members)]
+        ens.metadata_ = dict(ens.members_[0].metadata_)
+        return ens
     pack, targets, family_of = training_set(samples, target)
     est = GennapeEstimator(**params).fit(pack, targets)
     if size_term_fit != "none" and est.capacity_term:
@@ -199,11 +264,11 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
         est.capacity_ = fit_size_term_across_families(heads, est.size_of(pack),
                                                       est.target_transform_.transform(targets), family_of)
     what = f"within-family {target} of accuracy"
-    est.metadata_ = {"label": f"{what} ({', '.join(s.name for s in samples)})",  # the scale predict reports
-                     "training_data": {"families": {s.name: len(s) for s in samples}, "target": what}}
+    est.metadata_ = {"label": f"{what} ({', '.join(dict.fromkeys(s.name for s in samples))})",  # predict's scale
+                     "training_data": {"families": {s.title: len(s) for s in samples}, "target": what}}
     return est
 
 
 __all__ = ["SIZE_TERM_FITS", "TARGETS", "FamilySample", "family_centred", "family_targets",
-           "fit_size_term_across_families", "load_family_sample", "out_of_family_head_scores", "pretrain_families",
+           "fit_size_term_across_families", "label_sets", "load_all_label_sets", "load_family_sample", "out_of_family_head_scores", "pretrain_families",
            "ranks", "size_prior", "training_set", "within_family_quantiles"]
