@@ -286,12 +286,12 @@ def run_lofo(args, log) -> dict:
     from gennape.pretrain.metrics import spearman
     from gennape.pretrain.model import run_model
     from gennape.transfer.finetune import DEFAULT_EPOCHS
+    from gennape.pretrain.run_families import RECIPE
     from gennape.pretrain.multifamily import (fit_size_term_across_families, load_all_label_sets, load_family_sample,
                                               out_of_family_head_scores, pretrain_families, training_set)
 
     names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
-    params = {"epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "readout": "mean",
-              "size_measure": "weights_macs", "seed": 0}
+    params = {**RECIPE, "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "seed": 0}
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
               "target": "within-family quantile (training: mean over each family's label sets)",
               "params": params, "size_term_fit": "out_of_family",
@@ -396,8 +396,9 @@ def main() -> int:
                         help="lofo: networks scored per family (seeded subsample; default 1000)")
     parser.add_argument("--train-per-family", type=int, default=1000,
                         help="lofo: training networks per family (seeded subsample; default 1000)")
-    parser.add_argument("--lofo-epochs", type=int, default=3, help="lofo: encoder epochs (default 3)")
-    parser.add_argument("--lofo-head-epochs", type=int, default=100, help="lofo: head epochs (default 100)")
+    parser.add_argument("--lofo-epochs", type=int, default=3, help="lofo: encoder epochs (default 3, the recipe's)")
+    parser.add_argument("--lofo-head-epochs", type=int, default=100,
+                        help="lofo: head epochs (default 100, the recipe's)")
     parser.add_argument("--lofo-kshot", action="store_true",
                         help="lofo: also fine-tune the heads on --samples networks with --seeds seeds")
     args = parser.parse_args()
@@ -406,14 +407,14 @@ def main() -> int:
     import torch
 
     from gennape.transfer.finetune import DEFAULT_EPOCHS
-    from gennape.transfer.model import default_checkpoint, load_estimator
+    from gennape.transfer.model import checkpoint_path, load_estimator
 
     torch.set_num_threads(args.threads)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.protocol == "lofo":
         run_lofo(args, log)
         return 0
-    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    ckpt = checkpoint_path(args.checkpoint)
     est = load_estimator(ckpt)
     epochs = args.epochs or DEFAULT_EPOCHS
     size_term = "keep" if args.keep_size_term else args.size_term

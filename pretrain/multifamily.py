@@ -134,12 +134,15 @@ def load_all_label_sets(name: str, limit: int | None = None, seed: int = 0) -> "
     def network(key: str) -> str:
         return key.partition("@")[0]
 
+    from gennape.cg.families import get_family
+
     keep = {network(k) for k in first.keys}
     quantiles = []
-    for options in sets:
-        every = load_family_sample(name, None, 0, **options)
-        keep &= {network(k) for k in every.keys}
-        quantiles.append(dict(zip(map(network, every.keys), within_family_quantiles(every.accuracy))))
+    for options in sets:  # labels only: no CG is built beyond the sample's
+        recs = get_family(name).load_labelled(**options)
+        keep &= {network(r.key) for r in recs}
+        quantiles.append(dict(zip((network(r.key) for r in recs),
+                                  within_family_quantiles([r.accuracy for r in recs]))))
     rows = [i for i, k in enumerate(first.keys) if network(k) in keep]
     mean_q = np.array([np.mean([q[network(first.keys[i])] for q in quantiles]) for i in rows])
     return FamilySample(name, [first.keys[i] for i in rows], [first.cgs[i] for i in rows], mean_q,
@@ -147,14 +150,16 @@ def load_all_label_sets(name: str, limit: int | None = None, seed: int = 0) -> "
                             ",".join(f"{k}={v}" for k, v in o.items()) for o in sets))
 
 
-def load_family_sample(name: str, limit: int | None = None, seed: int = 0, **label_options) -> FamilySample:
-    """``limit`` networks (all when None) of family ``name``'s labelled file, drawn with ``seed``,
-    their CGs built through :class:`gennape.cg.families.cache.CGCache`."""
+def load_family_sample(name: str, limit: int | None = None, seed: int = 0, exclude=(), **label_options) -> FamilySample:
+    """``limit`` networks (all when None) of family ``name``'s labelled file, drawn with ``seed``
+    from those whose key is not in ``exclude``, their CGs built through
+    :class:`gennape.cg.families.cache.CGCache`."""
     from gennape.cg.families import get_family
     from gennape.cg.families.cache import CGCache
 
     family = get_family(name)
-    recs = family.load_labelled(**label_options)
+    exclude = set(exclude)
+    recs = [r for r in family.load_labelled(**label_options) if r.key not in exclude]
     if limit is not None and limit < len(recs):
         keep = np.sort(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
         recs = [recs[i] for i in keep]

@@ -6,8 +6,8 @@ import pytest
 from gennape.cg.families import get_family
 from gennape.pretrain.capacity import MIN_HEAD_WEIGHT
 from gennape.pretrain.multifamily import (FamilySample, family_targets, fit_size_term_across_families,
-                                          out_of_family_head_scores, pretrain_families, size_prior, training_set,
-                                          within_family_quantiles)
+                                          label_sets, out_of_family_head_scores, pretrain_families, size_prior,
+                                          training_set, within_family_quantiles)
 
 
 def test_within_family_quantiles_ignore_the_accuracy_scale():
@@ -86,3 +86,17 @@ def test_residual_targets_are_what_the_size_prior_leaves_over(samples):
                                within_family_quantiles(s.accuracy))
     with pytest.raises(ValueError, match="valid targets: quantile, residual"):
         family_targets(s, "rank")
+
+
+def test_label_sets_are_every_combination_of_a_familys_label_options():
+    assert label_sets("nb101") == [{}]
+    assert label_sets("nb201") == [{"dataset": "cifar10"}, {"dataset": "cifar100"}, {"dataset": "imagenet16_120"}]
+    assert label_sets("tnb101_micro") == [{"task": "class_object"}, {"task": "class_scene"}]
+
+
+def test_members_make_a_seed_ensemble(samples):
+    from gennape.pretrain.ensemble import GennapeEnsemble
+
+    ens = pretrain_families(samples, members=2, **TINY)
+    assert isinstance(ens, GennapeEnsemble) and [m.seed for m in ens.members_] == [0, 1]
+    assert ens.metadata_["training_data"]["families"] == {"nb201": 12, "nb301": 10}

@@ -179,3 +179,29 @@ def test_cli_defaults_are_the_estimators_and_the_parser_needs_no_torch():
     assert {k: getattr(args, k) for k in shared} == {k: defaults[k] for k in shared}
     code = "import sys; from gennape.cli import build_parser; build_parser(); sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_families_pretrain_an_ensemble_on_every_label_set(data_dir, tmp_path, capsys):
+    from gennape.pretrain.ensemble import GennapeEnsemble
+    from gennape.transfer.model import load_estimator
+
+    out_dir = tmp_path / "mf"
+    assert main(["pretrain", "--families", "nb201,tnb101_micro", "--per-family", "40", "--members", "2",
+                 "--epochs", "1", "--head-epochs", "5", "--size-measure", "weights_macs", "--threads", "1",
+                 "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "dataset=cifar100" in out and "task=class_scene" in out  # every label set labels the networks
+    est = load_estimator(out_dir)
+    assert isinstance(est, GennapeEnsemble) and len(est.members_) == 2
+    assert all(m.size_measure == "weights_macs" for m in est.members_)
+    assert est.metadata_["label"].startswith("within-family quantile")
+    assert "--families nb201,tnb101_micro" in est.metadata_["command"]
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert set(metrics["in_domain"]) == {"nb201", "tnb101_micro"}
+    assert all(m["n"] == 500 for m in metrics["in_domain"].values())
+
+
+def test_families_names_are_checked(tmp_path, capsys):
+    assert main(["pretrain", "--families", "nb201,nb999", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown family nb999" in err and "valid: all, or some of nb101" in err

@@ -15,8 +15,28 @@ import numpy as np
 
 from gennape.cg.errors import GennapeError
 
-#: The shipped checkpoint's folder.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
+#: The shipped checkpoints' folder: one subfolder per checkpoint, named as ``--checkpoint NAME`` takes it.
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+#: The shipped checkpoint used when none is named.
+DEFAULT_CHECKPOINT = SHIPPED_CHECKPOINTS / "default"
+
+
+def shipped_checkpoints() -> list[str]:
+    """Names of the checkpoints shipped with the package (``default``, ``nb101``, ...)."""
+    if not SHIPPED_CHECKPOINTS.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_CHECKPOINTS.iterdir() if (p / "config.json").is_file())
+
+
+def checkpoint_path(checkpoint: str | Path | None) -> Path:
+    """The folder of ``checkpoint``: a folder path, the name of a shipped
+    checkpoint (:func:`shipped_checkpoints`) when no such folder exists, or the default."""
+    if checkpoint is None:
+        return default_checkpoint()
+    path = Path(checkpoint)
+    if not path.is_dir() and str(checkpoint) in shipped_checkpoints():
+        return SHIPPED_CHECKPOINTS / str(checkpoint)
+    return path
 
 
 def default_checkpoint() -> Path:
@@ -26,14 +46,18 @@ def default_checkpoint() -> Path:
 
 def load_estimator(checkpoint: str | Path | None = None):
     """A fitted :class:`gennape.pretrain.estimator.GennapeEstimator` or
-    :class:`gennape.pretrain.ensemble.GennapeEnsemble` from ``checkpoint`` (default:
+    :class:`gennape.pretrain.ensemble.GennapeEnsemble` from ``checkpoint`` (a
+    folder or a shipped checkpoint's name, :func:`checkpoint_path`; default:
     :func:`default_checkpoint`), whichever its ``config.json`` names
     (:data:`gennape.pretrain.base.ESTIMATORS`)."""
     from gennape.pretrain.ensemble import load_fitted
 
-    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    path = checkpoint_path(checkpoint)
     if not path.is_dir():
-        hint = "" if checkpoint is not None else " (the package ships no pretrained checkpoint; pass --checkpoint DIR)"
+        names = shipped_checkpoints()
+        hint = (f" (nor a shipped checkpoint's name: {', '.join(names)})" if checkpoint is not None and names
+                else "" if checkpoint is not None
+                else " (the package ships no pretrained checkpoint; pass --checkpoint DIR)")
         raise GennapeError(f"{path}: checkpoint folder not found{hint}")
     return load_fitted(path)
 

@@ -22,9 +22,10 @@ UNKNOWN_OPS_HELP = {
 
 
 def add_checkpoint(parser: argparse.ArgumentParser, what: str = "estimator checkpoint folder") -> None:
-    """``--checkpoint DIR``; ``None`` means the checkpoint shipped with gennape."""
+    """``--checkpoint DIR|NAME``; ``None`` means the default checkpoint shipped with gennape."""
     parser.add_argument("--checkpoint", metavar="DIR", default=None,
-                        help=f"{what} (default: the one shipped with gennape)")
+                        help=f"{what}, or a shipped checkpoint's name: default (every labelled family) or nb101 "
+                             "(NB-101 only, the paper's protocol) (default: default)")
 
 
 def _input_shape(text: str) -> tuple[int, ...]:

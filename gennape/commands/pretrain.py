@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NB-101 labelled JSON(.gz) or official nasbench tfrecord "
                              "(default: nb101/nb101_30k_labelled.json.gz in the data folder)")
     parser.add_argument("--out", metavar="DIR", required=True, help="checkpoint directory to write")
+    parser.add_argument("--families", metavar="NAME,...",
+                        help="pretrain on these labelled families at once (or 'all'; the shipped default "
+                             "checkpoint) instead of NB-101 alone; see README for the shipped command")
+    parser.add_argument("--per-family", type=int, default=1000, metavar="N",
+                        help="with --families: training networks per family (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=default["epochs"],
                         help="encoder pretraining epochs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=default["seed"], help="random seed (default %(default)s)")
@@ -80,17 +85,19 @@ def run(args: argparse.Namespace) -> int:
         raise GennapeError(f"--members {args.members}: need at least 1")
     if args.limit is not None and args.limit < 20:
         raise GennapeError(f"--limit {args.limit}: need at least 20 architectures")
+    params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
+                  conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
+                  readout=args.readout, supervised_weight=args.supervised_weight,
+                  op_encoding=args.op_encoding, capacity_term=args.capacity_term,
+                  feature_clamp=args.feature_clamp, size_measure=args.size_measure)
+    if args.families:
+        return _pretrain_families(args, params)
     data = args.data
     if data is None:
         from gennape.cg.data import data_file
 
         data = args.data = str(data_file("nb101", "nb101_30k_labelled.json.gz"))
     try:
-        params = dict(epochs=args.epochs, seed=args.seed, device=args.device, num_clusters=args.num_clusters,
-                      conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
-                      readout=args.readout, supervised_weight=args.supervised_weight,
-                      op_encoding=args.op_encoding, capacity_term=args.capacity_term,
-                      feature_clamp=args.feature_clamp)
         pretrain_nb101(data, args.out, limit=args.limit, resume=args.resume, views=args.views, members=args.members,
                        command=command_line(args),
                        log=lambda line: print(line, flush=True), **params)
@@ -98,5 +105,27 @@ def run(args: argparse.Namespace) -> int:
         raise GennapeError(str(err)) from None
     if launched_rank() == 0:  # under torchrun, rank 0 wrote it
         print(f"checkpoint written to {args.out}")
+    return 0
+
+
+def _pretrain_families(args: argparse.Namespace, params: dict) -> int:
+    from gennape.cg.errors import GennapeError
+    from gennape.cg.families import family_names
+    from gennape.pretrain.run_families import pretrain_all_families
+
+    names = family_names() if args.families == "all" else tuple(f.strip() for f in args.families.split(",") if f.strip())
+    unknown = [n for n in names if n not in family_names()]
+    if unknown or not names:
+        raise GennapeError(f"--families {args.families}: unknown family {', '.join(unknown) or '(none given)'}; "
+                           f"valid: all, or some of {', '.join(family_names())}")
+    if args.data or args.limit or args.resume or args.views:
+        raise GennapeError("--families reads every family from the data folder: --data, --limit, --resume and "
+                           "--views are NB-101-only options")
+    try:
+        pretrain_all_families(args.out, families=names, per_family=args.per_family, members=args.members,
+                              command=command_line(args), log=lambda line: print(line, flush=True), **params)
+    except ValueError as err:
+        raise GennapeError(str(err)) from None
+    print(f"checkpoint written to {args.out}")
     return 0
 
