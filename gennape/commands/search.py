@@ -29,6 +29,8 @@ FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
 #: Strategy names, listed here so that building the parser imports nothing heavy
 #: (``gennape.transfer.search.strategies.STRATEGIES`` holds the same names).
 STRATEGY_NAMES = ("evolution", "reinforce", "local", "random")
+#: ``--predictor`` choices (``gennape.transfer.distill.PREDICTORS`` holds the same names).
+PREDICTORS = ("auto", "student", "teacher")
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
@@ -63,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--members", type=int, default=None, metavar="M",
                         help="predict with the first M members of an ensemble checkpoint only "
                              "(faster, noisier; default all)")
+    parser.add_argument("--predictor", choices=PREDICTORS, default="auto",
+                        help="auto (default): the checkpoint's distilled student when it has one "
+                             "(gennape distill; ~20x faster), else the checkpoint itself; student; teacher")
     parser.add_argument("--batch-size", type=int, default=32, metavar="B",
                         help="proposals predicted together (default 32)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
@@ -76,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from gennape.cg.atomic import write_text_atomic
     from gennape.cg.errors import GennapeError
     from gennape.pretrain.progress import progress
-    from gennape.transfer.model import load_estimator
+    from gennape.transfer.distill import choose_predictor
     from gennape.transfer.search import Evaluator, get_space, run_search
     from gennape.transfer.search.output import export_top, plot_pareto, write_candidates
 
@@ -97,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
             start = [space.family.parse(args.start)]
         except ValueError as err:
             raise GennapeError(f"--start: {err}") from None
-    estimator = load_estimator(args.checkpoint)
+    if args.members is not None and args.predictor == "student":
+        raise GennapeError("--members chooses ensemble members; it cannot go with --predictor student")
+    estimator, predictor = choose_predictor(args.checkpoint, "teacher" if args.members else args.predictor)
     try:
         evaluator = Evaluator(space, estimator, max_macs=args.max_flops, max_params=args.max_params,
                               members=args.members)
@@ -125,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     best = result.ranked[0]
     summary = {
         "family": args.family, "strategy": args.strategy, "queries": args.queries, "seed": args.seed,
-        "checkpoint": str(args.checkpoint or "default"), "max_macs": args.max_flops, "max_params": args.max_params,
+        "checkpoint": str(args.checkpoint or "default"), "predictor": predictor, "max_macs": args.max_flops, "max_params": args.max_params,
         "distinct_feasible": len(result.ranked), "best": _row(best),
         "reference": None if ref is None else {"name": space.reference_arch[0], **_row(ref)},
         "exported": [p.name for p in exported], "profile": profile,
