@@ -13,8 +13,10 @@ the student's score against the teacher's and of each against the true
 accuracy; also the student-vs-teacher Spearman on the networks the
 distillation did not draw ("unseen": distillation uses no labels, but saw
 these graphs). ``--search-queries`` times ``run_search`` (regularized
-evolution, NB-201, seed 0, batch 32) with the student, and with the teacher
-when ``--search-teacher`` is given.
+NB-201, seed 0, batch 32; regularized evolution, which soon proposes networks
+it has met, and random search, which rarely does) with the student, and with
+the teacher when ``--search-teacher`` is given; CPU seconds are the process's
+own (``time.process_time``), the fair figure on a shared machine.
 
     OMP_NUM_THREADS=1 nice python benchmarks/predict_speed.py --n 2000 --samples 1000 --search-queries 10000
 
@@ -86,15 +88,15 @@ def quality(teacher, student, family: str, samples: int) -> dict:
             "student_vs_teacher_unseen": spearman(s_score[unseen], t_score[unseen]) if unseen.sum() > 2 else None}
 
 
-def search_seconds(predictor, queries: int) -> dict:
+def search_seconds(predictor, queries: int, strategy: str = "evolution") -> dict:
     from gennape.transfer.search import Evaluator, get_space, run_search
 
     space = get_space("nb201")
     evaluator = Evaluator(space, predictor)
     t = time.process_time()
-    result = run_search(space, evaluator, "evolution", queries, seed=0, batch_size=32)
+    result = run_search(space, evaluator, strategy, queries, seed=0, batch_size=32)
     cpu = time.process_time() - t
-    return {"queries": queries, "seconds": result.seconds, "cpu_seconds": cpu, "predicted": result.stats.predicted,
+    return {"strategy": strategy, "queries": queries, "seconds": result.seconds, "cpu_seconds": cpu, "predicted": result.stats.predicted,
             "cache_hits": result.stats.cache_hits,
             "seconds_by_step": {k: round(v, 3) for k, v in result.stats.seconds.items()},
             "best": result.ranked[0].spec.to_arch()}
@@ -108,6 +110,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=1000, help="labelled networks per family for quality")
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--search-queries", type=int, default=0, help="time a search of this many queries")
+    parser.add_argument("--search-strategies", default="evolution,random",
+                        help="strategies timed (random: nearly every query a new network)")
     parser.add_argument("--search-teacher", action="store_true", help="time the search with the teacher too")
     args = parser.parse_args()
 
@@ -154,14 +158,15 @@ def main() -> int:
     search = {}
     if args.search_queries:
         print(f"\n## NB-201 evolution search, {args.search_queries} queries, one thread\n")
-        print("| predictor | wall s | CPU s | predicted | cache hits | s by step |")
-        print("|---|---|---|---|---|---|")
-        for name, predictor in (("student", student), ("teacher", teacher)):
-            if name == "teacher" and not args.search_teacher:
-                continue
-            r = search[name] = search_seconds(predictor, args.search_queries)
-            print(f"| {name} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['predicted']} | {r['cache_hits']} | "
-                  f"{r['seconds_by_step']} |", flush=True)
+        print("| strategy | predictor | wall s | CPU s | predicted | cache hits | s by step |")
+        print("|---|---|---|---|---|---|---|")
+        for strategy in args.search_strategies.split(","):
+            for name, predictor in (("student", student), ("teacher", teacher)):
+                if name == "teacher" and not args.search_teacher:
+                    continue
+                r = search[f"{strategy}/{name}"] = search_seconds(predictor, args.search_queries, strategy)
+                print(f"| {strategy} | {name} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['predicted']} | "
+                      f"{r['cache_hits']} | {r['seconds_by_step']} |", flush=True)
     print(json.dumps({"n": args.n, "cg_build_s": cg_s, "speed": speed, "quality": rows, "search": search,
                       "student": {k: student.distill_info_.get(k) for k in ("n_graphs", "epochs", "families",
                                                                             "val_score_spearman")}}))

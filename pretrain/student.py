@@ -42,8 +42,11 @@ from gennape.pretrain.batch_invariance import fixed_block_linear
 #: without an uncertainty has only the first two).
 OUTPUTS = ("score", "ood_score", "accuracy_std")
 #: Rows per block of the student's dense products (:func:`fixed_block_linear`).
-#: Larger blocks mean fewer calls; measured on NB-201 batches of 256 graphs
-#: (~29k nodes), 512 was ~25 % faster than 128 and as fast as 1024 or 2048.
+#: Larger blocks mean fewer calls: on NB-201 batches of 256 cells (~26k nodes),
+#: best of 12 interleaved runs on a loaded machine, the student took 0.42 ms/CG
+#: with 512-row blocks, 0.52 with 128 (and 0.52 with 128 through the teacher's
+#: ``FixedRowBlocks`` mode), 0.36-0.41 with 1024 / 2048 (within the noise of
+#: 512), 0.36 with plain, batch-dependent products (/tmp/blocks.py in docs/results.md).
 STUDENT_ROW_BLOCK = 512
 
 

@@ -152,3 +152,10 @@ def test_distill_cli_then_search_and_predict_fast_use_the_student(teacher_dir, t
     out = tmp_path / "fast.json"
     assert main(["predict", "examples/onnx", "--checkpoint", str(ckpt), "--fast", "-q", "-o", str(out)]) in (0, 1)
     assert json.loads(out.read_text())["predictions"]
+
+
+def test_a_shipped_student_is_of_the_shipped_teacher():
+    """A stale student would be ignored silently (search back at the ensemble's speed)."""
+    if not (default_checkpoint() / "student" / "config.json").is_file():
+        pytest.skip("the shipped checkpoint has no student")
+    assert load_student() is not None, f"{student_problem()} (re-run: gennape distill)"
