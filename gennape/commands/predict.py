@@ -9,6 +9,9 @@ NAS-Bench-101's CIFAR-10 validation accuracy, or "your labels (LABELS.csv)"
 after ``gennape finetune``); ``--output``
 writes the same as CSV or JSON (atomically). ``--workers N`` converts the
 files in N processes (:mod:`gennape.transfer.workers`); the output is the same.
+``--fast`` predicts with the checkpoint's distilled student (``gennape distill``)
+instead of the ensemble: one small GNN, no memberships, the ensemble's spread
+as predicted by the student.
 
 Exit codes: 0 all predicted; 1 some files failed (each reported on stderr as
 ``path: cause`` and skipped, the others predicted and written); 2 nothing could

@@ -11,6 +11,10 @@ no benchmark data: only the family's space and the checkpoint.
 The main workflow: label ~50 networks of your space, ``gennape finetune
 --labels LABELS.csv --out mine``, then ``gennape search --checkpoint mine``.
 
+Predictions come from the checkpoint's distilled student when it has one
+(``gennape distill``; ~20x faster, ranks as the ensemble does, docs/results.md),
+else from the checkpoint itself; ``--predictor`` chooses.
+
 Exit codes: 0 done; 2 bad arguments or no feasible network found.
 """
 
@@ -156,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"reference ({space.reference_arch[0]}): {100 * ref.accuracy:.2f} % predicted, "
               f"{ref.macs / 1e6:.1f} M MACs")
     print(f"{stats.queries} queries in {result.seconds:.1f} s ({profile['queries_per_s']} /s; "
-          f"{stats.predicted} predicted, {stats.cache_hits} from the cache, {stats.infeasible} over the limits)")
+          f"{stats.predicted} predicted by the {predictor}, {stats.cache_hits} from the cache, "
+          f"{stats.infeasible} over the limits)")
     print(f"wrote {out / 'candidates.csv'}, {len(exported)} ONNX file(s), {out / 'search.json'}"
           + ("" if plot_note else f", {out / 'pareto.png'}"))
     if plot_note:
