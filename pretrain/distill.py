@@ -65,26 +65,33 @@ def teacher_targets(teacher, pack, batch_size: int = 1024, progress=None) -> dic
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def distill(teacher, cgs, *, hidden: int = 32, num_layers: int = 2, epochs: int = 40, batch_size: int = 128,
-            lr: float = 3e-3, weight_decay: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
-            targets: dict[str, np.ndarray] | None = None, teacher_info: dict | None = None,
-            device: str = "cpu", on_epoch=None) -> GennapeStudent:
-    """A :class:`GennapeStudent` fitted to ``teacher``'s predictions on ``cgs``.
+def distill(teacher, cgs, *, targets: dict[str, np.ndarray] | None = None, teacher_info: dict | None = None,
+            on_epoch=None, **params) -> GennapeStudent:
+    """A :class:`GennapeStudent` fitted to ``teacher``'s predictions on ``cgs``:
+    ``GennapeStudent(**params).fit(cgs, teacher, ...)``.
 
     Args:
         teacher: a fitted estimator or ensemble (``predict_details``).
         cgs: unlabelled graphs (list of CGs or a :class:`gennape.pretrain.packed.GraphPack`).
-        hidden, num_layers: the student's size (:class:`gennape.pretrain.student.StudentNet`).
-        epochs, batch_size, lr, weight_decay: AdamW with a cosine schedule.
-        val_fraction: share of the graphs held out to measure the fit.
-        seed: seed of the initialisation, split and order (global states untouched).
         targets: the teacher's outputs if already computed (:func:`teacher_targets`).
         teacher_info: what to record about the teacher (e.g. its checkpoint hash).
         on_epoch: called as ``on_epoch(epoch, train_loss)`` after each epoch.
+        **params: :class:`GennapeStudent` parameters (size, epochs, lr, seed, ...).
     """
+    return GennapeStudent(**params).fit(cgs, teacher, targets=targets, teacher_info=teacher_info, on_epoch=on_epoch)
+
+
+def fit_student(student: GennapeStudent, teacher, cgs, *, targets=None, teacher_info=None,
+                on_epoch=None) -> GennapeStudent:
+    """Train ``student`` (its parameters: size, epochs, batch size, AdamW
+    ``lr`` / ``weight_decay`` with a cosine schedule, ``val_fraction`` held out,
+    ``seed``) on ``teacher``'s outputs for ``cgs``; sets its fitted state and returns it
+    (:meth:`GennapeStudent.fit`)."""
     from gennape.pretrain.estimator import as_pack
     from gennape.pretrain.metrics import spearman
 
+    epochs, batch_size, seed, device = student.epochs, student.batch_size, student.seed, student.device
+    val_fraction = student.val_fraction
     pack = as_pack(cgs)
     n = len(pack)
     if n < 10:
@@ -105,7 +112,6 @@ def distill(teacher, cgs, *, hidden: int = 32, num_layers: int = 2, epochs: int 
     mean, std = y[train].mean(axis=0), y[train].std(axis=0)
     std[std == 0] = 1.0
 
-    student = GennapeStudent(hidden=hidden, num_layers=num_layers, device=device)
     first = _first(teacher)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -116,7 +122,7 @@ def distill(teacher, cgs, *, hidden: int = 32, num_layers: int = 2, epochs: int 
     y_std = torch.as_tensor((y - mean) / std, dtype=torch.float32, device=device)
     weights = torch.tensor([1.0] + [AUX_WEIGHT] * (len(outputs) - 1), device=device)
 
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=student.lr, weight_decay=student.weight_decay)
     steps = epochs * math.ceil(len(train) / batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     gen = torch.Generator().manual_seed(seed)
@@ -154,8 +160,7 @@ def distill(teacher, cgs, *, hidden: int = 32, num_layers: int = 2, epochs: int 
         fit = {"val_score_spearman": spearman(got[:, 0], t["score"][val]),
                "val_score_r2": _r2(got[:, 0], t["score"][val]),
                "val_ood_spearman": spearman(got[:, 1], t["ood_score"][val])}
-    student.distill_info_ = {"n_graphs": n, "n_val": n_val, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                             "weight_decay": weight_decay, "seed": seed, "train_loss": history, **fit}
+    student.distill_info_ = {"n_graphs": n, "n_val": n_val, "train_loss": history, **fit}
     student.metadata_ = {}
     return student
 
@@ -179,4 +184,4 @@ def _r2(pred: np.ndarray, true: np.ndarray) -> float:
     return float(1 - np.mean((pred - true) ** 2) / var) if var > 0 else float("nan")
 
 
-__all__ = ["AUX_WEIGHT", "distill", "size_slope", "teacher_targets"]
+__all__ = ["AUX_WEIGHT", "distill", "fit_student", "size_slope", "teacher_targets"]

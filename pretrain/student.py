@@ -115,6 +115,12 @@ class GennapeStudent(EstimatorBase):
         hidden: node-state width of :class:`StudentNet`.
         num_layers: its message-passing layers.
         op_encoding: its op encoding (the teacher's).
+        epochs: training epochs.
+        batch_size: graphs per training batch.
+        lr: AdamW learning rate (cosine schedule to 0).
+        weight_decay: AdamW weight decay.
+        val_fraction: share of the graphs held out to measure the fit (``distill_info_``).
+        seed: seed of the initialisation, the held-out split and the order (global states untouched).
         device: ``cpu`` or ``cuda``.
 
     Fitted attributes: ``net_`` (:class:`StudentNet`), ``size_slope_`` (the
@@ -125,11 +131,35 @@ class GennapeStudent(EstimatorBase):
     ``distill_info_`` (the distillation data and fit) and ``metadata_``.
     """
 
-    def __init__(self, hidden: int = 32, num_layers: int = 2, op_encoding: str = "class", device: str = "cpu"):
+    def __init__(self, hidden: int = 32, num_layers: int = 2, op_encoding: str = "class", epochs: int = 40,
+                 batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 1e-4, val_fraction: float = 0.1,
+                 seed: int = 0, device: str = "cpu"):
         self.hidden = hidden
         self.num_layers = num_layers
         self.op_encoding = op_encoding
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.val_fraction = val_fraction
+        self.seed = seed
         self.device = device
+
+    def fit(self, cgs, teacher, *, targets=None, teacher_info: dict | None = None, on_epoch=None) -> "GennapeStudent":
+        """Distil ``teacher`` (any fitted estimator or ensemble) on the unlabelled
+        graphs ``cgs``; returns self (:func:`gennape.pretrain.distill.fit_student`).
+
+        Args:
+            cgs: list of CGs or a :class:`gennape.pretrain.packed.GraphPack`.
+            teacher: has ``predict_details``.
+            targets: the teacher's outputs if already computed
+                (:func:`gennape.pretrain.distill.teacher_targets`).
+            teacher_info: recorded in ``teacher_`` (e.g. its checkpoint hash).
+            on_epoch: called as ``on_epoch(epoch, train_loss)``.
+        """
+        from gennape.pretrain.distill import fit_student
+
+        return fit_student(self, teacher, cgs, targets=targets, teacher_info=teacher_info, on_epoch=on_epoch)
 
     def _new_net(self, n_outputs: int) -> StudentNet:
         from gennape.encoder.features import NUM_FEATURES

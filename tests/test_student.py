@@ -16,6 +16,7 @@ from gennape.pretrain.base import EstimatorBase
 from gennape.pretrain.distill import distill, size_slope, teacher_targets
 from gennape.pretrain.metrics import spearman
 from gennape.pretrain.packed import GraphPack
+from gennape.pretrain.student import GennapeStudent
 from gennape.transfer.distill import choose_predictor, load_student, random_family_specs, student_problem
 from gennape.transfer.model import default_checkpoint, load_estimator
 
@@ -66,6 +67,17 @@ def test_distilled_student_ranks_like_its_teacher(student, pack, targets):
     assert info["n_graphs"] == len(pack) and info["n_val"] == 20
     assert info["train_loss"][-1] < info["train_loss"][0]
     assert student.outputs_ == ("score", "ood_score", "accuracy_std")  # an ensemble teacher has a spread
+
+
+def test_one_estimator_teacher_gives_a_student_without_a_spread(teacher, pack):
+    """Teacher-agnostic: a single estimator (no members, no spread) distils too."""
+    one = teacher.members_[3]
+    student = GennapeStudent(hidden=8, epochs=3, seed=1).fit(pack, one)
+    assert student.outputs_ == ("score", "ood_score") and student.size_slope_ == one.capacity_[1]
+    details = student.predict_details(pack)
+    assert np.isnan(details["accuracy_std"]).all() and details["memberships"].shape == (len(pack), 0)
+    assert student.ood_threshold_ == one.ood_threshold_
+    assert student.get_params()["epochs"] == 3 and repr(student) == "GennapeStudent(hidden=8, epochs=3, seed=1)"
 
 
 def test_size_term_is_exact_not_learned(student, pack):
