@@ -12,7 +12,8 @@ Quality: on ``--samples`` labelled networks (seeded draw) of each of NB-201
 the student's score against the teacher's and of each against the true
 accuracy; also the student-vs-teacher Spearman on the networks the
 distillation did not draw ("unseen": distillation uses no labels, but saw
-these graphs). ``--search-queries`` times ``run_search`` (regularized
+these graphs), and how often the OOD flags agree; then the same on the bundled
+examples and the onnx package's model-zoo light models. ``--search-queries`` times ``run_search`` (regularized
 NB-201, seed 0, batch 32; regularized evolution, which soon proposes networks
 it has met, and random search, which rarely does) with the student, and with
 the teacher when ``--search-teacher`` is given; CPU seconds are the process's
@@ -79,13 +80,36 @@ def quality(teacher, student, family: str, samples: int) -> dict:
     pack = GraphPack.from_items([cgs[i] for i in idx])
     truth = np.array([recs[i].accuracy for i in idx])
     with torch.inference_mode():
-        t_score, s_score = teacher.predict_score(pack), student.predict_score(pack)
+        t_out, s_out = teacher.predict_details(pack), student.predict_details(pack)
+    t_score, s_score = t_out["score"], s_out["score"]
     seen = _distilled_keys(student, family)
     unseen = np.array([recs[i].spec.to_arch() not in seen for i in idx])
     return {"n": len(idx), "student_vs_teacher": spearman(s_score, t_score),
+            "ood_flag_agreement": float(np.mean(t_out["ood"] == s_out["ood"])),
             "student_vs_truth": spearman(s_score, truth), "teacher_vs_truth": spearman(t_score, truth),
             "n_unseen": int(unseen.sum()),
             "student_vs_teacher_unseen": spearman(s_score[unseen], t_score[unseen]) if unseen.sum() > 2 else None}
+
+
+def zoo_agreement(teacher, student) -> dict:
+    """Student vs teacher on networks unlike any family: the bundled examples
+    and the onnx package's nine weightless model-zoo models."""
+    import onnx
+    import torch
+
+    from gennape.cg import from_onnx
+    from gennape.pretrain.metrics import spearman
+
+    root = Path(__file__).resolve().parent.parent
+    files = sorted((root / "examples" / "onnx").glob("*.onnx"))
+    files += sorted((Path(onnx.__file__).parent / "backend" / "test" / "data" / "light").glob("light_*.onnx"))
+    cgs = [from_onnx(f) for f in files]
+    with torch.inference_mode():
+        t, s = teacher.predict_details(cgs), student.predict_details(cgs)
+    return {"n": len(files), "score_spearman": spearman(s["score"], t["score"]),
+            "max_abs_score_diff": float(np.max(np.abs(s["score"] - t["score"]))),
+            "ood_flag_agreement": float(np.mean(t["ood"] == s["ood"])),
+            "ood_score_spearman": spearman(s["ood_score"], t["ood_score"])}
 
 
 def search_seconds(predictor, queries: int, strategy: str = "evolution") -> dict:
@@ -147,13 +171,18 @@ def main() -> int:
     families = [f for f in args.families.split(",") if f]
     if families:
         print(f"\n## Ranking quality (Spearman), {args.samples} labelled networks per family\n")
-        print("| family | n | student vs teacher | (unseen: n, rho) | student vs truth | teacher vs truth |")
-        print("|---|---|---|---|---|---|")
+        print("| family | n | student vs teacher | (unseen: n, rho) | student vs truth | teacher vs truth | OOD flags agree |")
+        print("|---|---|---|---|---|---|---|")
     for family in families:
         q = rows[family] = quality(teacher, student, family, args.samples)
         unseen = "-" if q["student_vs_teacher_unseen"] is None else f"{q['student_vs_teacher_unseen']:.4f}"
         print(f"| {family} | {q['n']} | {q['student_vs_teacher']:.4f} | {q['n_unseen']}, {unseen} | "
-              f"{q['student_vs_truth']:.4f} | {q['teacher_vs_truth']:.4f} |", flush=True)
+              f"{q['student_vs_truth']:.4f} | {q['teacher_vs_truth']:.4f} | {100 * q['ood_flag_agreement']:.1f} % |",
+              flush=True)
+    zoo = zoo_agreement(teacher, student)
+    print(f"\nexamples + model zoo ({zoo['n']} ONNX files): score Spearman {zoo['score_spearman']:.4f} "
+          f"(largest difference {zoo['max_abs_score_diff']:.3f}), OOD score Spearman {zoo['ood_score_spearman']:.4f}, "
+          f"OOD flags agree {100 * zoo['ood_flag_agreement']:.0f} %")
 
     search = {}
     if args.search_queries:
@@ -167,7 +196,7 @@ def main() -> int:
                 r = search[f"{strategy}/{name}"] = search_seconds(predictor, args.search_queries, strategy)
                 print(f"| {strategy} | {name} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['predicted']} | "
                       f"{r['cache_hits']} | {r['seconds_by_step']} |", flush=True)
-    print(json.dumps({"n": args.n, "cg_build_s": cg_s, "speed": speed, "quality": rows, "search": search,
+    print(json.dumps({"n": args.n, "cg_build_s": cg_s, "speed": speed, "quality": rows, "zoo": zoo, "search": search,
                       "student": {k: student.distill_info_.get(k) for k in ("n_graphs", "epochs", "families",
                                                                             "val_score_spearman")}}))
     return 0
