@@ -171,3 +171,16 @@ def test_a_shipped_student_is_of_the_shipped_teacher():
     if not (default_checkpoint() / "student" / "config.json").is_file():
         pytest.skip("the shipped checkpoint has no student")
     assert load_student() is not None, f"{student_problem()} (re-run: gennape distill)"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["distill", "--families", "bogus"], "--families: unknown bogus; valid: nb101"),
+    (["distill", "--epochs", "0"], "--epochs must be at least 1"),
+    (["search", "--family", "nb201", "--members", "2", "--predictor", "student", "--out", "x"], "cannot go with"),
+])
+def test_bad_distill_and_predictor_options_are_one_line_errors(argv, message, capsys):
+    from gennape.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
