@@ -145,6 +145,9 @@ def test_distill_cli_then_search_and_predict_fast_use_the_student(teacher_dir, t
     shutil.copytree(teacher_dir, ckpt)
     assert main(["predict", "examples/onnx", "--checkpoint", str(ckpt), "--fast", "-q"]) == 2
     assert "no distilled student" in capsys.readouterr().err
+    assert main(["search", "--family", "nb201", "--checkpoint", str(ckpt), "--queries", "8", "--top", "1",
+                 "--out", str(tmp_path / "before")]) == 0
+    assert "no distilled student" in capsys.readouterr().err  # auto says it fell back to the teacher
     assert main(["distill", "--checkpoint", str(ckpt), "--per-family", "15", "--families", "nb201,tnb101_micro",
                  "--epochs", "3"]) == 0
     assert "held-out" in capsys.readouterr().out
@@ -158,6 +161,7 @@ def test_distill_cli_then_search_and_predict_fast_use_the_student(teacher_dir, t
                      "--predictor", predictor, "--top", "1", "--out", str(out)]) == 0
         runs[predictor] = json.loads((out / "search.json").read_text())
     assert runs["auto"]["predictor"] == "student" and runs["teacher"]["predictor"] == "teacher"
+    assert "predicted by the student" in capsys.readouterr().out
     best = get_family("nb201").parse(runs["auto"]["best"]["arch"])
     assert runs["auto"]["best"]["score"] == float(student.predict_score([get_family("nb201").to_cg(best)])[0])
 

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from gennape.cg.atomic import write_text_atomic
     from gennape.cg.errors import GennapeError
     from gennape.pretrain.progress import progress
-    from gennape.transfer.distill import choose_predictor
+    from gennape.transfer.distill import choose_predictor, student_problem
     from gennape.transfer.search import Evaluator, get_space, run_search
     from gennape.transfer.search.output import export_top, plot_pareto, write_candidates
 
@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.members is not None and args.predictor == "student":
         raise GennapeError("--members chooses ensemble members; it cannot go with --predictor student")
     estimator, predictor = choose_predictor(args.checkpoint, "teacher" if args.members else args.predictor)
+    if predictor == "teacher" and args.predictor == "auto" and args.members is None:
+        print(f"gennape search: {student_problem(args.checkpoint)}; predicting with the checkpoint itself "
+              "(slower)", file=sys.stderr)
     try:
         evaluator = Evaluator(space, estimator, max_macs=args.max_flops, max_params=args.max_params,
                               members=args.members)
