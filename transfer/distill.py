@@ -49,21 +49,16 @@ def random_family_specs(name: str, n: int, seed: int = 0) -> list:
     return list(found.values())
 
 
-def distill_cgs(per_family: int = 3000, seed: int = 0, families=None, progress=None) -> tuple[list, list[str]]:
-    """``(cgs, family of each)``: ``per_family`` random networks of each of
-    ``families`` (default every registered family)."""
+def distill_cgs(per_family: int = 3000, seed: int = 0, families=None):
+    """``(family name, CG)`` of ``per_family`` random networks of each of
+    ``families`` (default every registered family), built one at a time (so
+    :meth:`gennape.pretrain.packed.GraphPack.from_items` can pack them as they come)."""
     from gennape.cg.families import family_names, get_family
 
-    names = tuple(families) if families is not None else family_names()
-    cgs, which = [], []
-    for name in names:
+    for name in (tuple(families) if families is not None else family_names()):
         family = get_family(name)
         for spec in random_family_specs(name, per_family, seed):
-            cgs.append(family.to_cg(spec))
-            which.append(name)
-            if progress is not None:
-                progress(1)
-    return cgs, which
+            yield name, family.to_cg(spec)
 
 
 def student_dir(checkpoint: str | Path) -> Path:

@@ -68,10 +68,15 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     names = families or list(family_names())
+    which: list[str] = []
+
+    def graphs():
+        for name, cg in distill_cgs(args.per_family, args.seed, families):
+            which.append(name)
+            yield cg
+
     with progress(total=args.per_family * len(names), desc="building random networks", unit="net") as bar:
-        cgs, which = distill_cgs(args.per_family, args.seed, families, progress=bar.update)
-        pack = GraphPack.from_items(cgs)
-    del cgs
+        pack = GraphPack.from_items(graphs(), progress=bar.update)
     t1 = time.perf_counter()
     with progress(total=len(pack), desc="teacher predictions", unit="net") as bar:
         targets = teacher_targets(teacher, pack, progress=bar.update)
