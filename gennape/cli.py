@@ -22,7 +22,8 @@ from gennape.cg.errors import GennapeError
 
 #: The subcommands, in the order ``gennape --help`` lists them; the module of
 #: each is gennape.commands.<name>.
-COMMANDS = ("convert", "export", "pretrain", "predict", "finetune", "evaluate", "search", "landscape", "map")
+COMMANDS = ("convert", "export", "pretrain", "predict", "finetune", "distill", "evaluate", "search", "landscape",
+            "map")
 
 
 def command_module(name: str):

@@ -100,17 +100,26 @@ class GraphPack:
             progress: optional callable called once per graph (progress bars).
         """
         ops, nums, edges, n_nodes, n_edges, graph_attr = [], [], [], [0], [0], []
-        for item in items:
-            data = item.to_pyg() if hasattr(item, "to_pyg") else item
-            x = featurize(data)
-            ops.append(data.op.numpy().astype(np.uint8))
-            nums.append(x[:, _N_OPS:].numpy().astype(np.float16))
-            edges.append(data.edge_index.numpy().astype(np.int32))
-            n_nodes.append(data.num_nodes)
-            n_edges.append(data.edge_index.shape[1])
-            graph_attr.append(np.log1p(data.attrs[:, _GRAPH_SOURCES].double().sum(dim=0).numpy()))
+
+        def add(op, x, edge_index, attrs):
+            ops.append(op.astype(np.uint8))
+            nums.append(x[:, _N_OPS:].astype(np.float16))
+            edges.append(edge_index.astype(np.int32))
+            n_nodes.append(len(op))
+            n_edges.append(edge_index.shape[1])
+            graph_attr.append(np.log1p(attrs[:, _GRAPH_SOURCES].sum(axis=0)))
             if progress is not None:
                 progress()
+
+        chunk: list = []
+        for item in _chunks_of_cgs(items, chunk):
+            if item is chunk:  # CGs: featurised together, 3-5x faster (gennape.encoder.batch_features)
+                for op, x, edge_index, attrs in _featurize_cgs(chunk):
+                    add(op, x, edge_index, attrs)
+                chunk.clear()
+            else:
+                data = item.to_pyg() if hasattr(item, "to_pyg") else item
+                add(data.op.numpy(), featurize(data).numpy(), data.edge_index.numpy(), data.attrs.double().numpy())
         if not ops:
             raise ValueError("no graphs to pack")
         return cls(
@@ -180,4 +189,39 @@ class GraphPack:
         return sum(a.nbytes for a in (self.op, self.num, self.edges, self.node_ptr, self.edge_ptr, self.graph_attr))
 
 
-__all__ = ["GRAPH_ATTRS", "GraphPack", "PackedBatch"]
+#: CGs featurised together by :meth:`GraphPack.from_items`.
+CG_CHUNK = 256
+
+
+def _chunks_of_cgs(items: Iterable, chunk: list):
+    """``items`` in order, but CGs with nodes gathered into ``chunk``, which is
+    yielded (itself) whenever it holds :data:`CG_CHUNK` of them or the next
+    item is something else; the caller empties it."""
+    from gennape.cg.graph import CG
+
+    for item in items:
+        if isinstance(item, CG) and item.nodes:
+            chunk.append(item)
+            if len(chunk) >= CG_CHUNK:
+                yield chunk
+        else:
+            if chunk:
+                yield chunk
+            yield item
+    if chunk:
+        yield chunk
+
+
+def _featurize_cgs(cgs: list):
+    """``(op, features, edge_index, attrs)`` NumPy arrays of each CG, featurised in one pass."""
+    from gennape.encoder.batch_features import cg_arrays, featurize_graphs
+
+    arrays = [cg_arrays(cg) for cg in cgs]
+    node_ptr = np.cumsum([0] + [len(a[0]) for a in arrays])
+    x = featurize_graphs(np.concatenate([a[0] for a in arrays]), np.concatenate([a[1] for a in arrays]),
+                         node_ptr, np.array([a[3] for a in arrays], dtype=np.float64))
+    for (op, attrs, edge_index, _), start, stop in zip(arrays, node_ptr[:-1], node_ptr[1:]):
+        yield op, x[start:stop], edge_index, attrs
+
+
+__all__ = ["CG_CHUNK", "GRAPH_ATTRS", "GraphPack", "PackedBatch"]

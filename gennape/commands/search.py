@@ -11,6 +11,10 @@ no benchmark data: only the family's space and the checkpoint.
 The main workflow: label ~50 networks of your space, ``gennape finetune
 --labels LABELS.csv --out mine``, then ``gennape search --checkpoint mine``.
 
+Predictions come from the checkpoint's distilled student when it has one
+(``gennape distill``; ~20x faster, ranks as the ensemble does, docs/results.md),
+else from the checkpoint itself; ``--predictor`` chooses.
+
 Exit codes: 0 done; 2 bad arguments or no feasible network found.
 """
 
@@ -29,6 +33,8 @@ FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
 #: Strategy names, listed here so that building the parser imports nothing heavy
 #: (``gennape.transfer.search.strategies.STRATEGIES`` holds the same names).
 STRATEGY_NAMES = ("evolution", "reinforce", "local", "random")
+#: ``--predictor`` choices (``gennape.transfer.distill.PREDICTORS`` holds the same names).
+PREDICTORS = ("auto", "student", "teacher")
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
@@ -63,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--members", type=int, default=None, metavar="M",
                         help="predict with the first M members of an ensemble checkpoint only "
                              "(faster, noisier; default all)")
+    parser.add_argument("--predictor", choices=PREDICTORS, default="auto",
+                        help="auto (default): the checkpoint's distilled student when it has one "
+                             "(gennape distill; ~20x faster), else the checkpoint itself; student; teacher")
     parser.add_argument("--batch-size", type=int, default=32, metavar="B",
                         help="proposals predicted together (default 32)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
@@ -76,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from gennape.cg.atomic import write_text_atomic
     from gennape.cg.errors import GennapeError
     from gennape.pretrain.progress import progress
-    from gennape.transfer.model import load_estimator
+    from gennape.transfer.distill import choose_predictor, student_problem
     from gennape.transfer.search import Evaluator, get_space, run_search
     from gennape.transfer.search.output import export_top, plot_pareto, write_candidates
 
@@ -97,7 +106,12 @@ def run(args: argparse.Namespace) -> int:
             start = [space.family.parse(args.start)]
         except ValueError as err:
             raise GennapeError(f"--start: {err}") from None
-    estimator = load_estimator(args.checkpoint)
+    if args.members is not None and args.predictor == "student":
+        raise GennapeError("--members chooses ensemble members; it cannot go with --predictor student")
+    estimator, predictor = choose_predictor(args.checkpoint, "teacher" if args.members else args.predictor)
+    if predictor == "teacher" and args.predictor == "auto" and args.members is None:
+        print(f"gennape search: {student_problem(args.checkpoint)}; predicting with the checkpoint itself "
+              "(slower)", file=sys.stderr)
     try:
         evaluator = Evaluator(space, estimator, max_macs=args.max_flops, max_params=args.max_params,
                               members=args.members)
@@ -125,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     best = result.ranked[0]
     summary = {
         "family": args.family, "strategy": args.strategy, "queries": args.queries, "seed": args.seed,
-        "checkpoint": str(args.checkpoint or "default"), "max_macs": args.max_flops, "max_params": args.max_params,
+        "checkpoint": str(args.checkpoint or "default"), "predictor": predictor, "max_macs": args.max_flops, "max_params": args.max_params,
         "distinct_feasible": len(result.ranked), "best": _row(best),
         "reference": None if ref is None else {"name": space.reference_arch[0], **_row(ref)},
         "exported": [p.name for p in exported], "profile": profile,
@@ -149,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"reference ({space.reference_arch[0]}): {100 * ref.accuracy:.2f} % predicted, "
               f"{ref.macs / 1e6:.1f} M MACs")
     print(f"{stats.queries} queries in {result.seconds:.1f} s ({profile['queries_per_s']} /s; "
-          f"{stats.predicted} predicted, {stats.cache_hits} from the cache, {stats.infeasible} over the limits)")
+          f"{stats.predicted} predicted by the {predictor}, {stats.cache_hits} from the cache, "
+          f"{stats.infeasible} over the limits)")
     print(f"wrote {out / 'candidates.csv'}, {len(exported)} ONNX file(s), {out / 'search.json'}"
           + ("" if plot_note else f", {out / 'pareto.png'}"))
     if plot_note:

@@ -122,7 +122,8 @@ class Evaluator:
 
     Args:
         space: the space whose ``key`` names networks (and whose family builds CGs).
-        estimator: a fitted estimator or ensemble (``load_estimator``); or None with ``scorer``.
+        estimator: a fitted estimator or ensemble (``load_estimator``), or a distilled
+            student (:func:`gennape.transfer.distill.load_student`, ~20x faster); or None with ``scorer``.
         scorer: instead of the estimator, ``scorer(cgs, specs) -> scores`` (higher is
             better), e.g. MACs for a FLOPs-ranked baseline or a synthetic test score.
         max_macs / max_params: limits checked on ``family.to_cg(spec)`` (None: no limit).
@@ -205,6 +206,8 @@ class Evaluator:
             members = self.estimator.members_
             accs = np.stack([m.target_transform_.inverse(s) for m, s in zip(members, out["member_scores"])])
             spread = accs.std(axis=0).tolist()
+        elif np.all(np.isfinite(out.get("accuracy_std", np.nan))):  # a distilled student's predicted spread
+            spread = out["accuracy_std"].tolist()
         return [(float(s), float(a), u, bool(o))
                 for s, a, u, o in zip(out["score"], out["accuracy"], spread, out["ood"])]
 
