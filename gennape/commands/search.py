@@ -24,7 +24,7 @@ HELP = "search a family's space for the networks predicted best, under FLOPs/par
 
 #: Families with a search space, listed here so that building the parser imports
 #: nothing heavy (``gennape.transfer.search.space.SPACE_NAMES`` holds the same names).
-FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
+FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
 
 #: Strategy names, listed here so that building the parser imports nothing heavy
 #: (``gennape.transfer.search.strategies.STRATEGIES`` holds the same names).
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         start = [space.reference()]
     elif args.start is not None:
         try:
-            start = [space.family.parse(args.start)]
+            start = [space.check(space.family.parse(args.start))]
         except ValueError as err:
             raise GennapeError(f"--start: {err}") from None
     estimator = load_estimator(args.checkpoint)
