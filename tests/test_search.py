@@ -390,3 +390,21 @@ def test_strategies_find_a_synthetic_optimum_of_the_tnb101_spaces(family, strate
         done += len(specs)
     best, score = search.best()[0]
     assert space.encode(best) == target and score == 0.0
+
+
+# ------------------------------------------------------- top-K selection
+def test_top_k_selection_rules():
+    from gennape.transfer.search.search import Candidate
+    from gennape.transfer.search.select import select_top
+
+    space = ToySpace(4, 3)
+    genes = [(0, 0, 0, 0), (0, 0, 0, 1), (2, 2, 2, 2), (0, 0, 1, 1), (2, 2, 2, 1)]
+    spreads = [0.0, 0.0, 0.0, 0.35, 0.0]
+    ranked = [Candidate(str(i), ToySpec(g), 0, 0, True, score=1.0 - i / 10, accuracy=0.9 - i / 10, uncertainty=u)
+              for i, (g, u) in enumerate(zip(genes, spreads))]
+    assert [c.key for c in select_top(ranked, 2)] == ["0", "1"]
+    # diverse: (0,0,0,1) and (2,2,2,1) are one change from an earlier choice
+    assert [c.key for c in select_top(ranked, 5, "diverse", space)] == ["0", "2", "3"]
+    assert [c.key for c in select_top(ranked, 2, "optimistic")] == ["3", "0"]  # 0.6 + 0.35 > 0.9 + 0
+    with pytest.raises(ValueError, match="valid selections: score, diverse, optimistic"):
+        select_top(ranked, 2, "best")
