@@ -2,7 +2,10 @@
 
 For each family (NB-201: the whole space of 15,625 cells; NB-101: the 30,001
 labelled networks as the candidate pool; OFA-MobileNetV3: the 2,223 labelled
-subnets as the pool) and each strategy, ``--queries`` networks are proposed
+subnets as the pool; TNB-101 micro: its whole space of 4,096 cells; TNB-101
+macro: its 662 labelled skeletons as the pool; ``--labels`` picks the label
+set, e.g. ``dataset=cifar100`` or ``task=class_scene``; dead cells are never
+candidates) and each strategy, ``--queries`` networks are proposed
 and scored by the predictor, then the true accuracy of the predicted top 10
 is looked up: per seed the best true accuracy found, its percentile in the
 space (pool) and its MACs; the table gives the median (and min-max) over
@@ -12,17 +15,20 @@ Baselines at the same 10 true evaluations: random search (10 networks drawn,
 best true accuracy), FLOPs-ranked search (``--queries`` random networks, the
 10 with most MACs under the limits) and the oracle (the space's best).
 
-``--finetune 50`` repeats the NB-201 searches with the checkpoint fine-tuned on
-50 cells drawn with each seed (what ``gennape finetune`` does, through
-:func:`gennape.transfer.finetune.finetune_estimator`; the 50 cells are not
-excluded from the search).
+``--finetune 50`` repeats the searches with the checkpoint fine-tuned on 50
+searchable networks drawn with each seed (what ``gennape finetune`` does,
+through :func:`gennape.transfer.finetune.finetune_estimator`; the 50 are not
+excluded from the search); ``--select`` measures rules choosing the top 10
+(:mod:`gennape.transfer.search.select`) on the same runs, ``--labelled-start``
+adds evolution started from the 50.
 
 The reference table starts regularized evolution from each family's reference
 architecture (:mod:`gennape.transfer.search.space`; for a pool family the pool
 member nearest to it) with its MACs as the limit, and reports what it found.
 
-    OMP_NUM_THREADS=1 nice python benchmarks/search.py --families nb201 --finetune 50
+    OMP_NUM_THREADS=1 nice python benchmarks/search.py --families nb201 --finetune 50 --finetune-mode heads
     python benchmarks/search.py --families nb201,nb101,ofa_mbv3 --seeds 3
+    python benchmarks/search.py --families tnb101_micro,tnb101_macro --queries 300 --finetune 50 --finetune-mode heads
 
 Markdown tables go to stdout; the last line is JSON. Also reports the
 predictor's measured queries/s and where the time goes.

@@ -99,7 +99,10 @@ def test_tell_checks_the_asked_specs():
 def test_cli_lists_the_strategies_and_spaces_of_the_package():
     from gennape.commands import landscape, search
 
+    from gennape.transfer.search.select import SELECTIONS
+
     assert set(search.STRATEGY_NAMES) == set(STRATEGIES)
+    assert search.SELECTIONS == SELECTIONS
     assert set(search.FAMILIES) == set(landscape.FAMILIES) == set(SPACE_NAMES)
     assert set(SPACE_NAMES) <= set(family_names())
 
@@ -408,3 +411,16 @@ def test_top_k_selection_rules():
     assert [c.key for c in select_top(ranked, 2, "optimistic")] == ["3", "0"]  # 0.6 + 0.35 > 0.9 + 0
     with pytest.raises(ValueError, match="valid selections: score, diverse, optimistic"):
         select_top(ranked, 2, "best")
+
+
+def test_search_cli_exports_a_diverse_top_k(tmp_path):
+    from gennape.cli import main
+
+    out = tmp_path / "found"
+    assert main(["search", "--family", "tnb101_micro", "--queries", "24", "--top", "3", "--select", "diverse",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["select"] == "diverse" and len(list(out.glob("rank*.onnx"))) == 3
+    space = get_space("tnb101_micro")
+    chosen = [space.encode(space.family.parse(e["arch"])) for e in summary["exported"]]
+    assert len(chosen) == 3 and all(space.distance(a, b) >= 2 for i, a in enumerate(chosen) for b in chosen[i + 1:])
