@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--max-flops", type=float, default=None, help="MACs limit (default none)")
-    parser.add_argument("--finetune", type=int, default=0, metavar="N", help="also fine-tune on N NB-201 cells per seed")
+    parser.add_argument("--finetune", type=int, default=0, metavar="N", help="also fine-tune on N networks per seed")
     parser.add_argument("--finetune-seeds", type=int, default=None, help="seeds of the fine-tuned runs (default --seeds)")
     parser.add_argument("--finetune-mode", choices=("encoder", "heads"), default="encoder",
                         help="what fine-tuning trains (gennape finetune --mode; default encoder)")

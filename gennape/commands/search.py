@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     best = result.ranked[0]
     summary = {
         "family": args.family, "strategy": args.strategy, "queries": args.queries, "seed": args.seed,
-        "select": args.select, "checkpoint": str(args.checkpoint or "default"), "max_macs": args.max_flops, "max_params": args.max_params,
+        "select": args.select, "checkpoint": str(args.checkpoint or "default"),
+        "max_macs": args.max_flops, "max_params": args.max_params,
         "distinct_feasible": len(result.ranked), "best": _row(best),
         "reference": None if ref is None else {"name": space.reference_arch[0], **_row(ref)},
         "exported": [{"file": p.name, "arch": c.spec.to_arch()} for p, c in zip(exported, chosen)],
