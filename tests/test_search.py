@@ -137,8 +137,9 @@ def test_nb201_space_is_the_whole_benchmark():
     assert len(space.neighbours(space.encode(space.reference()))) == 24  # 6 edges x 4 other ops
 
 
-def test_pool_space_stays_in_the_pool():
-    base = get_space("nb201")
+@pytest.mark.parametrize("family", ["nb201", "tnb101_macro"])
+def test_pool_space_stays_in_the_pool(family):
+    base = get_space(family)
     rng = np.random.default_rng(0)
     pool = [base.decode(base.sample(rng)) for _ in range(30)]
     space = PoolSpace(base, pool)

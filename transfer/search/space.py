@@ -446,7 +446,10 @@ class PoolSpace(Space):
 
     def nearest(self, genotype: Genotype, k: int | None = None) -> list[Genotype]:
         """The ``k`` pool genotypes fewest changes from ``genotype`` (itself excluded)."""
-        d = (self._matrix != np.asarray(genotype, dtype=np.int16)).sum(axis=1)
+        if type(self.base).distance is Space.distance:  # changes = differing genes: vectorised
+            d = (self._matrix != np.asarray(genotype, dtype=np.int16)).sum(axis=1)
+        else:  # the space's own distance (TNB-101 macro: edits of the code string)
+            d = np.array([self.base.distance(genotype, g) for g in self.genotypes], dtype=np.int64)
         d[d == 0] = np.iinfo(np.int16).max  # the genotype itself is no neighbour
         order = np.argsort(d, kind="stable")[: k or self.k_nearest]
         return [self.genotypes[i] for i in order]
