@@ -10,9 +10,10 @@ input: such "dead" cells compute a constant, so a search never proposes them),
 encodes a spec back, and names each spec by a canonical key (the
 cache key of :mod:`gennape.transfer.search.search`).
 
-One *change* flips one position of the genotype: an op or an edge. That is
-the edit distance of :mod:`gennape.transfer.search.landscape` and the
-neighbourhood of local search. Genotypes may carry inactive genes (an NB-101
+One *change* flips one position of the genotype: an op or an edge (TNB-101
+macro, whose skeletons have 4 to 6 modules: one edit of the code string, a
+module's code replaced, removed or inserted). That is the edit distance of
+:mod:`gennape.transfer.search.landscape` and the neighbourhood of local search. Genotypes may carry inactive genes (an NB-101
 vertex on no input -> output path, an OFA block beyond its stage's depth):
 they keep their values through mutations, as NAS-Bench-101's evolution keeps
 the unpruned matrix, so two changes can grow a cell.
