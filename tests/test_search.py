@@ -99,7 +99,10 @@ def test_tell_checks_the_asked_specs():
 def test_cli_lists_the_strategies_and_spaces_of_the_package():
     from gennape.commands import landscape, search
 
+    from gennape.transfer.search.select import SELECTIONS
+
     assert set(search.STRATEGY_NAMES) == set(STRATEGIES)
+    assert search.SELECTIONS == SELECTIONS
     assert set(search.FAMILIES) == set(landscape.FAMILIES) == set(SPACE_NAMES)
     assert set(SPACE_NAMES) <= set(family_names())
 
@@ -134,8 +137,9 @@ def test_nb201_space_is_the_whole_benchmark():
     assert len(space.neighbours(space.encode(space.reference()))) == 24  # 6 edges x 4 other ops
 
 
-def test_pool_space_stays_in_the_pool():
-    base = get_space("nb201")
+@pytest.mark.parametrize("family", ["nb201", "tnb101_macro"])
+def test_pool_space_stays_in_the_pool(family):
+    base = get_space(family)
     rng = np.random.default_rng(0)
     pool = [base.decode(base.sample(rng)) for _ in range(30)]
     space = PoolSpace(base, pool)
@@ -272,3 +276,152 @@ def test_search_cli_without_matplotlib_skips_only_the_picture(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "pareto.png skipped" in err and "matplotlib" in err and err.count("\n") == 1
     assert (out / "candidates.csv").exists() and (out / "rank01.onnx").exists() and not (out / "pareto.png").exists()
+
+
+# ------------------------------------------------------- dead NB-201 cells
+def none_count(cgs, specs):
+    """A score that prefers cells of 'none' ops: the all-'none' dead cell would win if allowed."""
+    return [sum(op == "none" for op in s.ops) for s in specs]
+
+
+def test_nb201_space_leaves_out_the_dead_cells():
+    from itertools import product
+
+    space = get_space("nb201")
+    family = space.family
+    live = [g for g in product(range(5), repeat=6) if space.decode(g) is not None]
+    dead = 15_625 - len(live)
+    assert 0 < dead and all(family.output_depends_on_input(space.decode(g)) for g in live)
+    rng = np.random.default_rng(0)
+    g = space.sample(rng)
+    for _ in range(300):
+        g = space.mutate(g, rng)
+        assert family.output_depends_on_input(space.decode(g))
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_dead_cells_are_never_proposed_nor_candidates(strategy):
+    space = get_space("nb201")
+    ev = Evaluator(space, scorer=none_count)
+    result = run_search(space, ev, strategy, 300, seed=0, batch_size=16)
+    proposed = [spec for spec, _ in result.search.history]
+    assert all(space.family.output_depends_on_input(s) for s in proposed)
+    assert all(space.family.output_depends_on_input(c.spec) for c in ev.cache.values())
+    if strategy == "evolution":  # the best live cell: one skip/op edge 0 -> 3, five 'none'
+        assert result.ranked[0].score == 5
+
+
+def test_evaluator_and_pool_refuse_dead_cells():
+    from gennape.cg.families.nb201 import NB201Spec
+
+    space = get_space("nb201")
+    dead = NB201Spec(("none",) * 6)
+    ev = Evaluator(space, scorer=none_count)
+    assert not ev([dead])[0].feasible and ev.ranked() == []
+    pool = PoolSpace(space, [dead, space.reference()])
+    assert len(pool.specs) == 1
+    with pytest.raises(ValueError, match="dead cell"):
+        Search("evolution", space, start=[dead])
+
+
+def test_search_cli_refuses_a_dead_start_in_one_line(tmp_path, capsys):
+    from gennape.cli import main
+
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    assert main(["search", "--family", "nb201", "--start", dead, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "dead cell" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------ TNB-101
+TNB_SPACES = ("tnb101_micro", "tnb101_macro")
+
+
+@pytest.mark.parametrize("family", TNB_SPACES)
+def test_tnb101_sampling_mutation_and_notation_round_trip(family):
+    space = get_space(family)
+    fam = space.family
+    rng = np.random.default_rng(0)
+    g = space.sample(rng)
+    for _ in range(300):
+        for h in (space.sample(rng), g):
+            spec = space.decode(h)
+            assert spec is not None and fam.output_depends_on_input(spec)
+            assert fam.parse(spec.to_arch()) == spec  # ARCH string -> spec -> ARCH string
+            assert space.decode(space.encode(spec)) == spec and space.encode(spec) == h
+        g = space.mutate(g, rng)
+    assert all(space.decode(n) is not None for n in space.neighbours(g))
+
+
+def test_tnb101_spaces_hold_exactly_the_family_networks():
+    from itertools import product
+
+    micro = get_space("tnb101_micro")
+    live = {micro.decode(g) for g in product(range(4), repeat=6)} - {None}
+    assert len(live) == 4096 - 169  # the constant-output cells are left out
+    macro = get_space("tnb101_macro")
+    skeletons = {macro.decode(g) for g in product(range(5), repeat=6)} - {None}
+    assert skeletons == set(macro.family.all_specs())
+
+
+def test_tnb101_macro_changes_are_single_edits_of_the_codes():
+    space = get_space("tnb101_macro")
+    g = space.encode(space.family.parse("64-14141-basic"))
+    codes = {space.decode(n).codes for n in space.neighbours(g)}
+    assert (1, 4, 1, 4) in codes            # a module removed
+    assert (1, 4, 1, 4, 1, 1) in codes      # a module inserted
+    assert (1, 4, 3, 4, 1) in codes         # a code replaced
+    assert all(space.distance(g, space.encode(space.family.parse(f"64-{''.join(map(str, c))}-basic"))) == 1
+               for c in codes)
+    assert space.distance(space.encode(space.family.parse("64-1444-basic")),
+                          space.encode(space.family.parse("64-144413-basic"))) == 2
+
+
+TNB_TARGETS = {"tnb101_micro": (3, 1, 2, 3, 0, 1), "tnb101_macro": (1, 4, 2, 3, 1, 4)}
+
+
+@pytest.mark.parametrize("family", TNB_SPACES)
+@pytest.mark.parametrize("strategy", ["evolution", "local", "reinforce"])
+def test_strategies_find_a_synthetic_optimum_of_the_tnb101_spaces(family, strategy):
+    # Random search is left out: 3,256-3,927 networks, one optimum; the toy test covers it.
+    space = get_space(family)
+    target = space.encode(space.decode(TNB_TARGETS[family] + (0,) * (6 - len(TNB_TARGETS[family]))))
+    search = Search(strategy, space, seed=0)
+    done = 0
+    while done < 1500:
+        specs = search.ask(8)
+        search.tell(specs, [-float(space.distance(space.encode(s), target)) for s in specs])
+        done += len(specs)
+    best, score = search.best()[0]
+    assert space.encode(best) == target and score == 0.0
+
+
+# ------------------------------------------------------- top-K selection
+def test_top_k_selection_rules():
+    from gennape.transfer.search.search import Candidate
+    from gennape.transfer.search.select import select_top
+
+    space = ToySpace(4, 3)
+    genes = [(0, 0, 0, 0), (0, 0, 0, 1), (2, 2, 2, 2), (0, 0, 1, 1), (2, 2, 2, 1)]
+    spreads = [0.0, 0.0, 0.0, 0.35, 0.0]
+    ranked = [Candidate(str(i), ToySpec(g), 0, 0, True, score=1.0 - i / 10, accuracy=0.9 - i / 10, uncertainty=u)
+              for i, (g, u) in enumerate(zip(genes, spreads))]
+    assert [c.key for c in select_top(ranked, 2)] == ["0", "1"]
+    # diverse: (0,0,0,1) and (2,2,2,1) are one change from an earlier choice
+    assert [c.key for c in select_top(ranked, 5, "diverse", space)] == ["0", "2", "3"]
+    assert [c.key for c in select_top(ranked, 2, "optimistic")] == ["3", "0"]  # 0.6 + 0.35 > 0.9 + 0
+    with pytest.raises(ValueError, match="valid selections: score, diverse, optimistic"):
+        select_top(ranked, 2, "best")
+
+
+def test_search_cli_exports_a_diverse_top_k(tmp_path):
+    from gennape.cli import main
+
+    out = tmp_path / "found"
+    assert main(["search", "--family", "tnb101_micro", "--queries", "24", "--top", "3", "--select", "diverse",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["select"] == "diverse" and len(list(out.glob("rank*.onnx"))) == 3
+    space = get_space("tnb101_micro")
+    chosen = [space.encode(space.family.parse(e["arch"])) for e in summary["exported"]]
+    assert len(chosen) == 3 and all(space.distance(a, b) >= 2 for i, a in enumerate(chosen) for b in chosen[i + 1:])

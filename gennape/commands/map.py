@@ -4,8 +4,8 @@ Projects the embeddings of the given networks to 2-D (PCA) over the
 checkpoint's training embeddings, coloured by group (one per PATH) or by
 fuzzy cluster, out-of-distribution networks ringed (needs the ``plot``
 extra). A PATH is an ``.onnx`` file, a folder (searched recursively) or a
-family name (nb101, nb201, nb301, ofa_mbv3: ``--samples`` random networks of
-its space, no data needed).
+family name (nb101, nb201, nb301, ofa_mbv3, tnb101_micro, tnb101_macro:
+``--samples`` random networks of its space, no data needed).
 
 Exit codes: 0 written; 1 written, some files failed (reported); 2 bad input.
 """

@@ -28,13 +28,15 @@ HELP = "search a family's space for the networks predicted best, under FLOPs/par
 
 #: Families with a search space, listed here so that building the parser imports
 #: nothing heavy (``gennape.transfer.search.space.SPACE_NAMES`` holds the same names).
-FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3")
+FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
 
 #: Strategy names, listed here so that building the parser imports nothing heavy
 #: (``gennape.transfer.search.strategies.STRATEGIES`` holds the same names).
 STRATEGY_NAMES = ("evolution", "reinforce", "local", "random")
 #: ``--predictor`` choices (``gennape.transfer.distill.PREDICTORS`` holds the same names).
 PREDICTORS = ("auto", "student", "teacher")
+#: Top-K rules (``gennape.transfer.search.select.SELECTIONS``), listed for the same reason.
+SELECTIONS = ("score", "diverse", "optimistic")
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
@@ -63,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="limit on multiply-accumulates per sample (MACs, as the CG counts them): 600M, 1.5G")
     parser.add_argument("--max-params", type=count, default=None, metavar="P", help="limit on parameters: 1.2M")
     parser.add_argument("--top", type=int, default=10, metavar="K", help="export the best K as ONNX (default 10)")
+    parser.add_argument("--select", choices=SELECTIONS, default="score",
+                        help="how the exported K are chosen: best scores (default), diverse (no two within one "
+                             "change), optimistic (accuracy + ensemble spread); docs/results.md measures them")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the search (default 0)")
     parser.add_argument("--start", metavar="ARCH", default=None,
                         help="start from this ARCH string, or 'reference' for the family's reference architecture")
@@ -88,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from gennape.transfer.distill import choose_predictor, student_problem
     from gennape.transfer.search import Evaluator, get_space, run_search
     from gennape.transfer.search.output import export_top, plot_pareto, write_candidates
+    from gennape.transfer.search.select import select_top
 
     for name in ("queries", "top", "batch_size"):
         if getattr(args, name) < 1:
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         start = [space.reference()]
     elif args.start is not None:
         try:
-            start = [space.family.parse(args.start)]
+            start = [space.check(space.family.parse(args.start))]
         except ValueError as err:
             raise GennapeError(f"--start: {err}") from None
     if args.members is not None and args.predictor == "student":
@@ -125,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                            f"({result.stats.infeasible} over the limits); raise --max-flops / --max-params")
     out.mkdir(parents=True, exist_ok=True)
     write_candidates(out / "candidates.csv", result.ranked)
-    exported = export_top(space.family, result.ranked, out, args.top)
+    chosen = select_top(result.ranked, args.top, args.select, space)
+    exported = export_top(space.family, chosen, out, args.top)
 
     reference = space.reference()
     ref = None
@@ -139,10 +146,12 @@ def run(args: argparse.Namespace) -> int:
     best = result.ranked[0]
     summary = {
         "family": args.family, "strategy": args.strategy, "queries": args.queries, "seed": args.seed,
-        "checkpoint": str(args.checkpoint or "default"), "predictor": predictor, "max_macs": args.max_flops, "max_params": args.max_params,
+        "select": args.select, "checkpoint": str(args.checkpoint or "default"), "predictor": predictor,
+        "max_macs": args.max_flops, "max_params": args.max_params,
         "distinct_feasible": len(result.ranked), "best": _row(best),
         "reference": None if ref is None else {"name": space.reference_arch[0], **_row(ref)},
-        "exported": [p.name for p in exported], "profile": profile,
+        "exported": [{"file": p.name, "arch": c.spec.to_arch()} for p, c in zip(exported, chosen)],
+        "profile": profile,
     }
     plot_note = None
     try:

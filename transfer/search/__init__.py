@@ -4,6 +4,7 @@
 :mod:`~gennape.transfer.search.strategies` (random, regularized evolution,
 local search, REINFORCE), :mod:`~gennape.transfer.search.search` (the ask/tell
 :class:`Search`, the cached batched :class:`Evaluator` and the run loop),
+:mod:`~gennape.transfer.search.select` (which top K to hand over),
 :mod:`~gennape.transfer.search.output` (candidates.csv, top-K ONNX, pareto.png),
 :mod:`~gennape.transfer.search.landscape` and
 :mod:`~gennape.transfer.search.embedding_map` (pictures).

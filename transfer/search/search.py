@@ -39,7 +39,8 @@ class Search:
             or a :class:`~gennape.transfer.search.strategies.Strategy`.
         space: a family name or a :class:`~gennape.transfer.search.space.Space`.
         seed: the strategy's seed (ignored for a strategy object).
-        start: specs to begin from (evolution's first members, local search's start).
+        start: specs to begin from (evolution's first members, local search's start);
+            ``ValueError`` for one outside the space (a dead cell, see ``Space.check``).
         **options: the strategy's own options (``population``, ``sample``, ``lr``, ...).
     """
 
@@ -48,7 +49,7 @@ class Search:
         self.space = get_space(space) if isinstance(space, str) else space
         if isinstance(strategy, str):
             strategy = make_strategy(strategy, self.space, seed=seed,
-                                     start=[self.space.encode(s) for s in start], **options)
+                                     start=[self.space.encode(self.space.check(s)) for s in start], **options)
         self.strategy = strategy
         self.history: list[tuple[Any, float | None]] = []
         self._pending: list[tuple[Genotype, Any]] = []
@@ -92,7 +93,8 @@ class Candidate:
     ``accuracy`` is the predicted accuracy (fraction) and ``uncertainty`` the
     standard deviation of the ensemble members' predicted accuracies (None
     for a single estimator or a custom scorer). Infeasible networks (over a
-    limit) are not predicted: their score is None.
+    limit, or dead: output independent of the input) are not predicted: their
+    score is None.
     """
 
     key: str
@@ -171,7 +173,8 @@ class Evaluator:
         todo = []
         for i, (k, s, cg) in enumerate(zip(keys, specs, cgs)):
             params, macs = cg.params, cg.macs
-            ok = self.feasible(params, macs)
+            # A dead cell (constant output) is never a candidate, whoever proposes it.
+            ok = self.feasible(params, macs) and self.space.family.output_depends_on_input(s)
             self.cache[k] = Candidate(k, s, params, macs, ok)
             if ok:
                 todo.append(i)

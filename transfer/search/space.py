@@ -5,12 +5,15 @@ of ints where position ``i`` takes one of ``decisions[i]`` values (an NB-201
 edge's op, an NB-101 edge bit or vertex op, an OFA block's kernel size, ...).
 A space decodes a genotype into the family's spec (``None`` when the genotype
 is no valid network, e.g. an NB-101 cell whose input is not connected to its
-output), encodes a spec back, and names each spec by a canonical key (the
+output, or an NB-201 / TNB-101 micro cell whose output does not depend on its
+input: such "dead" cells compute a constant, so a search never proposes them),
+encodes a spec back, and names each spec by a canonical key (the
 cache key of :mod:`gennape.transfer.search.search`).
 
-One *change* flips one position of the genotype: an op or an edge. That is
-the edit distance of :mod:`gennape.transfer.search.landscape` and the
-neighbourhood of local search. Genotypes may carry inactive genes (an NB-101
+One *change* flips one position of the genotype: an op or an edge (TNB-101
+macro, whose skeletons have 4 to 6 modules: one edit of the code string, a
+module's code replaced, removed or inserted). That is the edit distance of
+:mod:`gennape.transfer.search.landscape` and the neighbourhood of local search. Genotypes may carry inactive genes (an NB-101
 vertex on no input -> output path, an OFA block beyond its stage's depth):
 they keep their values through mutations, as NAS-Bench-101's evolution keeps
 the unpruned matrix, so two changes can grow a cell.
@@ -58,6 +61,20 @@ class Space:
     def key(self, spec: Any) -> str:
         """Canonical name: equal networks get equal keys."""
         return spec.to_arch()
+
+    def live(self, spec: Any) -> Any | None:
+        """``spec``, or None when its network's output does not depend on its input
+        (``family.output_depends_on_input``: a dead cell, constant output)."""
+        return spec if self.family.output_depends_on_input(spec) else None
+
+    def check(self, spec: Any) -> Any:
+        """``spec`` if it is a network of this space (a search may start from it);
+        ``ValueError`` says why not."""
+        if self.decode(self.encode(spec)) is None:
+            why = ("its output does not depend on its input (a dead cell)"
+                   if not self.family.output_depends_on_input(spec) else "it is not in the space")
+            raise ValueError(f"{spec.to_arch()}: {why}")
+        return spec
 
     def reference(self) -> Any | None:
         """The family's reference spec (:attr:`reference_arch`), or None."""
@@ -114,7 +131,8 @@ class Space:
 
 # ------------------------------------------------------------------ NB-201
 class NB201Space(Space):
-    """Six cell edges, each one of the five NB-201 ops."""
+    """Six cell edges, each one of the five NB-201 ops; the cells whose output
+    node is dead (every path from the input passes a ``none``) are left out."""
 
     def __init__(self):
         from gennape.cg.families import get_family
@@ -128,7 +146,7 @@ class NB201Space(Space):
     def decode(self, genotype):
         from gennape.cg.families.nb201 import NB201Spec
 
-        return NB201Spec(tuple(self._ops[i] for i in genotype))
+        return self.live(NB201Spec(tuple(self._ops[i] for i in genotype)))
 
     def encode(self, spec):
         return tuple(self._ops.index(op) for op in spec.ops)
@@ -262,7 +280,119 @@ class OFASpace(Space):
         return ks + e + tuple(o.DEPTHS.index(v) for v in spec.d) + (o.RESOLUTIONS.index(spec.r),)
 
 
-_SPACES = {"nb101": NB101Space, "nb201": NB201Space, "nb301": NB301Space, "ofa_mbv3": OFASpace}
+# ------------------------------------------------------------- TNB-101 micro
+class TNB101MicroSpace(Space):
+    """TransNAS-Bench-101 micro cells: six edges (``a_bc_def``), each one of the
+    four op codes (0 zero, 1 skip, 2 conv1x1, 3 conv3x3); the 169 dead cells
+    (constant output) are left out. One change = one edge's op.
+
+    Args:
+        task: the head of the networks built (``class_object`` default).
+    """
+
+    def __init__(self, task: str | None = None):
+        from gennape.cg.families import get_family
+        from gennape.cg.families import tnb101_common as tnb
+        from gennape.cg.families.tnb101_micro import EDGES, OPS
+
+        self.family, self.task = get_family("tnb101_micro"), tnb.check_task(task or tnb.DEFAULT_TASK, "micro")
+        self.decisions = (len(OPS),) * len(EDGES)
+        # The ResNet basic block as a cell: node 3 = skip(x) + conv3x3(conv3x3(x)).
+        self.reference_arch = ("ResNet cell", "64-41414-3_00_130")
+
+    def decode(self, genotype):
+        from gennape.cg.families.tnb101_micro import TNB101MicroSpec
+
+        return self.live(TNB101MicroSpec(tuple(genotype), self.task))
+
+    def encode(self, spec):
+        return tuple(spec.ops)
+
+    def reference(self):
+        from gennape.cg.families.tnb101_micro import parse
+
+        return parse(self.reference_arch[1], self.task)
+
+
+# ------------------------------------------------------------- TNB-101 macro
+class TNB101MacroSpace(Space):
+    """TransNAS-Bench-101 macro skeletons: 4 to 6 module codes (1 keep, 2 double
+    the channels, 3 halve the resolution, 4 both), 1-4 modules halving and 1-3
+    doubling (3,256 skeletons).
+
+    A genotype is the file's ``arch``: the codes, then 0 padding to six. One
+    change is one edit of the code string: a module's code replaced, a module
+    removed, or a module inserted, each giving a skeleton of the space; the
+    distance is the edit (Levenshtein) distance of the code strings.
+
+    Args:
+        task: the head of the networks built (``class_object`` default).
+    """
+
+    def __init__(self, task: str | None = None):
+        from gennape.cg.families import get_family
+        from gennape.cg.families import tnb101_common as tnb
+        from gennape.cg.families import tnb101_macro as macro
+
+        self.family, self._macro = get_family("tnb101_macro"), macro
+        self.task = tnb.check_task(task or tnb.DEFAULT_TASK, "macro")
+        self._length = macro.FILE_LENGTH
+        self.decisions = (len(macro.CODES) + 1,) * macro.FILE_LENGTH  # 0 = no module
+        # ResNet-18's skeleton: four stages of two basic blocks, the last three halve and widen.
+        self.reference_arch = ("ResNet-18 skeleton", "64-1444-basic")
+
+    def _codes(self, genotype) -> tuple[int, ...]:
+        return tuple(v for v in genotype if v)
+
+    def decode(self, genotype):
+        codes = self._codes(genotype)
+        m = self._macro
+        if len(codes) not in m.MODULES or not m.in_space(codes) or tuple(genotype[:len(codes)]) != codes:
+            return None  # not canonical (0 inside the codes) or not a skeleton of the space
+        return m.TNB101MacroSpec(codes, self.task)
+
+    def encode(self, spec):
+        return tuple(spec.codes) + (0,) * (self._length - len(spec.codes))
+
+    def reference(self):
+        return self._macro.parse(self.reference_arch[1], self.task)
+
+    def sample(self, rng):
+        """Uniform over the skeletons (not over padded genotypes)."""
+        skeletons = self._macro.space()
+        return self.encode(self._macro.TNB101MacroSpec(skeletons[int(rng.integers(len(skeletons)))], self.task))
+
+    def changes(self, genotype):
+        codes, out = list(self._codes(genotype)), []
+        values = list(self._macro.CODES)
+        edits = [codes[:i] + [v] + codes[i + 1:] for i in range(len(codes)) for v in values if v != codes[i]]
+        edits += [codes[:i] + codes[i + 1:] for i in range(len(codes))]
+        edits += [codes[:i] + [v] + codes[i:] for i in range(len(codes) + 1) for v in values]
+        for e in edits:
+            if len(e) <= self._length:
+                g = tuple(e) + (0,) * (self._length - len(e))
+                if g != genotype and self.decode(g) is not None and g not in out:
+                    out.append(g)
+        return out
+
+    def project(self, genotype, rng):
+        """A freely drawn genotype with its zeros dropped (codes kept in order), if a skeleton."""
+        codes = self._codes(genotype)
+        g = codes + (0,) * (self._length - len(codes))
+        return g if self.decode(g) is not None else None
+
+    def distance(self, a, b):
+        x, y = self._codes(a), self._codes(b)
+        row = list(range(len(y) + 1))
+        for i, u in enumerate(x, 1):
+            prev, row[0] = row[0], i
+            for j, v in enumerate(y, 1):
+                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (u != v))
+        return row[-1]
+
+
+_SPACES = {"nb101": NB101Space, "nb201": NB201Space, "nb301": NB301Space, "ofa_mbv3": OFASpace,
+           "tnb101_micro": TNB101MicroSpace, "tnb101_macro": TNB101MacroSpace}
 #: Families with a search space.
 SPACE_NAMES: tuple[str, ...] = tuple(_SPACES)
 
@@ -286,7 +416,7 @@ class PoolSpace(Space):
 
     Args:
         base: the family's space.
-        pool: specs (duplicates by key are dropped).
+        pool: specs (duplicates by key and dead cells, see :meth:`Space.live`, are dropped).
         k_nearest: how many nearest pool members stand for an off-pool move.
     """
 
@@ -295,7 +425,8 @@ class PoolSpace(Space):
         self.reference_arch, self.k_nearest = base.reference_arch, k_nearest
         by_key: dict[str, Any] = {}
         for spec in pool:
-            by_key.setdefault(base.key(spec), spec)
+            if base.live(spec) is not None:  # a dead cell of a labelled table is no candidate
+                by_key.setdefault(base.key(spec), spec)
         self.specs = list(by_key.values())
         self.keys = {k: i for i, k in enumerate(by_key)}
         self.genotypes = [base.encode(s) for s in self.specs]
@@ -316,7 +447,10 @@ class PoolSpace(Space):
 
     def nearest(self, genotype: Genotype, k: int | None = None) -> list[Genotype]:
         """The ``k`` pool genotypes fewest changes from ``genotype`` (itself excluded)."""
-        d = (self._matrix != np.asarray(genotype, dtype=np.int16)).sum(axis=1)
+        if type(self.base).distance is Space.distance:  # changes = differing genes: vectorised
+            d = (self._matrix != np.asarray(genotype, dtype=np.int16)).sum(axis=1)
+        else:  # the space's own distance (TNB-101 macro: edits of the code string)
+            d = np.array([self.base.distance(genotype, g) for g in self.genotypes], dtype=np.int64)
         d[d == 0] = np.iinfo(np.int16).max  # the genotype itself is no neighbour
         order = np.argsort(d, kind="stable")[: k or self.k_nearest]
         return [self.genotypes[i] for i in order]
@@ -332,4 +466,5 @@ class PoolSpace(Space):
         return near[0] if near else None
 
 
-__all__ = ["SPACE_NAMES", "Genotype", "Space", "NB201Space", "NB101Space", "NB301Space", "OFASpace", "PoolSpace", "get_space"]
+__all__ = ["SPACE_NAMES", "Genotype", "Space", "NB201Space", "NB101Space", "NB301Space", "OFASpace",
+           "TNB101MicroSpace", "TNB101MacroSpace", "PoolSpace", "get_space"]
