@@ -40,6 +40,7 @@ from gennape.cg.errors import GennapeError
 ESTIMATORS: dict[str, str] = {
     "GennapeEstimator": "gennape.pretrain.estimator",
     "GennapeEnsemble": "gennape.pretrain.ensemble",
+    "KShotEstimator": "gennape.pretrain.kshot_estimator",
 }
 #: The config.json sections an estimator writes (besides the envelope).
 SECTIONS = ("params", "fitted", "metadata")
