@@ -187,7 +187,8 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
 
             tuned = KShotEstimator(est).fit_features(feats.subset(used), y[used])
             pred = tuned._accuracy(tuned.predict_score_features(feats.subset(rest)))
-            chosen = ", ".join(sorted({f"{c["base"]}+{c["kernel"] or "alone"}" for c in tuned.metadata_["finetune"]["chosen"]}))
+            chosen = ", ".join(sorted({f"{c['base']}+{c['kernel'] or 'alone'}"
+                                       for c in tuned.metadata_["finetune"]["chosen"]}))
         else:
             config = FinetuneConfig(mode=mode, epochs=epochs, seed=seed, refit_size_term=refit_size_term)
             tuned = finetune_estimator(est, pack.subset(used), y[used], config)

@@ -87,7 +87,9 @@ class KShotFeatures(NamedTuple):
         return KShotFeatures(self.score[index], self.member_scores[:, index], self.embedding[index],
                              self.log_weights[index], self.log_macs[index])
 
-    def __len__(self) -> int:
+    @property
+    def n(self) -> int:
+        """How many networks (``len`` is the tuple's, five)."""
         return len(self.score)
 
 
@@ -186,8 +188,8 @@ class KShotSelector:
         """Score every candidate by leave-one-out on ``y`` (labels on the
         target-transform scale, ``[n]``) and keep the ``top`` best."""
         y = np.asarray(y, dtype=np.float64)
-        if len(y) != len(feats):
-            raise ValueError(f"{len(feats)} networks but {len(y)} labels")
+        if len(y) != feats.n:
+            raise ValueError(f"{feats.n} networks but {len(y)} labels")
         if len(y) < MIN_NETWORKS:
             raise ValueError(f"the k-shot selection needs at least {MIN_NETWORKS} labelled networks, got {len(y)}")
         if self.top < 1:

@@ -111,8 +111,8 @@ class KShotEstimator(EstimatorBase):
 
         base = self._base()
         y = np.asarray(y, dtype=np.float64)
-        if len(y) != len(feats):
-            raise ValueError(f"{len(feats)} graphs but {len(y)} accuracies")
+        if len(y) != feats.n:
+            raise ValueError(f"{feats.n} graphs but {len(y)} accuracies")
         if np.ptp(y) == 0:
             raise GennapeError("fine-tuning needs labels that differ (all accuracies are equal)")
         kind = members_of(base)[0].target_transform_.kind
@@ -235,9 +235,9 @@ class KShotEstimator(EstimatorBase):
         selector.loo_mse_ = [float(v) for v in fitted["loo_mse"]]
         selector.zero_shot_loo_mse_ = float(fitted["zero_shot_loo_mse"])
         selector.dual_ = tensors["kshot.dual"].numpy()
-        if selector.dual_.shape != (len(selector.chosen_), len(selector.train_)):
+        if selector.dual_.shape != (len(selector.chosen_), selector.train_.n):
             raise ValueError(f"kshot.dual has shape {tuple(selector.dual_.shape)}, expected "
-                             f"({len(selector.chosen_)}, {len(selector.train_)})")
+                             f"({len(selector.chosen_)}, {selector.train_.n})")
         est.selector_ = selector
         est.metadata_ = dict(sections.get("metadata") or {})
         return est
