@@ -8,8 +8,10 @@ test split as the in-domain row) it prints, against the benchmark's accuracy:
 * zero-shot Spearman / Kendall tau-b / NDCG@10 of the checkpoint (and, for a
   seed ensemble, each member's Spearman alone);
 * fine-tuned on ``--samples`` (50) networks drawn with each of ``--seeds`` (5)
-  seeds, evaluated on the *other* networks: mean and std of Spearman
-  (``--size-term``: refit or keep the size slope, default auto: by
+  seeds, evaluated on the *other* networks: mean and std of Spearman.
+  ``--mode``: ``select`` (default; the frozen model plus a correction chosen by
+  leave-one-out on the 50, :mod:`gennape.pretrain.kshot`), ``encoder`` or
+  ``heads`` (``--size-term``: refit or keep the size slope, default auto: by
   leave-one-out on the 50; ``--keep-size-term`` = ``--size-term keep``);
 * the ``#params`` and FLOPs (MACs) baselines, from the same CGs the model sees;
 * for NB-201 and NB-301 the best zero-cost proxy of the shared NASLib files
@@ -25,8 +27,8 @@ input column per op type instead of op classes, no capacity term, mean
 readout instead of sum, no feature-range clamp (``--ablation-only`` picks
 some); and
 reports their zero-shot Spearman per family (mean ± std over
-``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
-with fine-tuning the encoder too.
+``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` runs all three
+fine-tuning modes (select, heads only, encoder + heads) on the same samples.
 
 ``--protocol lofo`` is the honest protocol (issue 15): for each family F of
 :data:`LOFO_FAMILIES` (a search space, left out with all its datasets and
