@@ -102,12 +102,21 @@ class Candidate(NamedTuple):
     noise: float
 
 
-def candidates(n_members: int) -> list[Candidate]:
-    """Every candidate of the grid, bases alone first (``members`` kernels only for ensembles)."""
-    kernels = [k for k in KERNELS if n_members > 1 or "members" not in k]
-    out = [Candidate(b, None, 0.0, _BASE_NOISE) for b in BASES]
-    out += [Candidate(b, k, w, s) for b in BASES for k in kernels for w in WEIGHTS for s in NOISES]
+def candidates(n_members: int, bases=tuple(BASES), kernels=KERNELS) -> list[Candidate]:
+    """Every candidate of the grid over ``bases`` and ``kernels`` (default: all),
+    bases alone first (``members`` kernels only for ensembles)."""
+    _check_names("base", bases, tuple(BASES))
+    _check_names("kernel", kernels, KERNELS)
+    kernels = [k for k in kernels if n_members > 1 or "members" not in k]
+    out = [Candidate(b, None, 0.0, _BASE_NOISE) for b in bases]
+    out += [Candidate(b, k, w, s) for b in bases for k in kernels for w in WEIGHTS for s in NOISES]
     return out
+
+
+def _check_names(what: str, names, valid) -> None:
+    for name in names:
+        if name not in valid:
+            raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
 
 
 class _Standardiser:
@@ -173,6 +182,9 @@ class KShotSelector:
 
     Args:
         top: how many of the best candidates are averaged (>= 1).
+        bases: which of :data:`BASES` to try (default all; ``"zero-shot"`` must
+            stay in for "keep the zero-shot ranking" to be a candidate).
+        kernels: which of :data:`KERNELS` to try (default all; ``()``: bases alone).
 
     Fitted attributes: ``train_`` (the labelled networks' :class:`KShotFeatures`),
     ``chosen_`` (the ``top`` candidates, best first), ``loo_mse_`` (their
@@ -181,8 +193,10 @@ class KShotSelector:
     for the record).
     """
 
-    def __init__(self, top: int = TOP):
+    def __init__(self, top: int = TOP, bases: tuple[str, ...] = tuple(BASES), kernels: tuple[str, ...] = KERNELS):
         self.top = top
+        self.bases = bases
+        self.kernels = kernels
 
     def fit(self, feats: KShotFeatures, y: np.ndarray) -> "KShotSelector":
         """Score every candidate by leave-one-out on ``y`` (labels on the
@@ -194,8 +208,10 @@ class KShotSelector:
             raise ValueError(f"the k-shot selection needs at least {MIN_NETWORKS} labelled networks, got {len(y)}")
         if self.top < 1:
             raise ValueError(f"top must be at least 1, got {self.top}")
+        if "zero-shot" not in self.bases:
+            raise ValueError("bases must include 'zero-shot' (keeping the zero-shot ranking is always a candidate)")
         std = _Standardiser(feats)
-        cands = candidates(feats.member_scores.shape[0])
+        cands = candidates(feats.member_scores.shape[0], self.bases, self.kernels)
         grams = std.gram(feats, cands)
         scored = []
         for i, c in enumerate(cands):
@@ -207,7 +223,8 @@ class KShotSelector:
         self.chosen_ = [c for _, _, c, _ in best]
         self.loo_mse_ = [m for m, _, _, _ in best]
         self.dual_ = np.stack([d for _, _, _, d in best])
-        self.zero_shot_loo_mse_ = next(m for m, _, c, _ in scored if c == cands[0])
+        self.zero_shot_loo_mse_ = next(m for m, _, c, _ in scored if c.base == "zero-shot" and c.kernel is None)
+        self.n_candidates_ = len(cands)
         self._std = std
         return self
 
