@@ -103,6 +103,8 @@ def test_select_mode_fits_a_checkpoint_that_predicts_the_same_after_loading(tiny
     est, cgs, y = tiny
     tuned = finetune_estimator(est, cgs[:30], y[:30], FinetuneConfig(mode="select"))
     assert isinstance(tuned, KShotEstimator) and tuned.metadata_["finetune"]["mode"] == "select"
+    twice = finetune_estimator(est, cgs[:30], y[:30], FinetuneConfig(mode="select"))
+    np.testing.assert_array_equal(twice.predict_score(cgs[30:]), tuned.predict_score(cgs[30:]))  # deterministic
     assert tuned.label() == "your labels" and len(tuned.metadata_["finetune"]["chosen"]) == 10
     assert len(tuned.model_.reference_embeddings) == len(est.model_.reference_embeddings) + 30  # no longer unseen
     pred = tuned.predict(cgs[30:])
