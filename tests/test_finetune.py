@@ -98,6 +98,7 @@ def test_finetune_samples_and_failures(data_dir, ckpt, tmp_path, capsys):
 @pytest.mark.parametrize("extra,match", [
     (["--samples", "1"], "--samples must be at least 2"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--samples", "3"], "labels.csv: the k-shot selection needs at least 5 labelled networks, got 3"),
 ])
 def test_finetune_usage_errors_exit_2(data_dir, ckpt, tmp_path, capsys, extra, match):
     nb201_example_labels(data_dir, tmp_path / "labels.csv")

@@ -173,7 +173,10 @@ def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig()
     if len(used) < 2:
         causes = "; ".join(f"{f.path}: {f.error}" for f in failures[:3])
         raise GennapeError(f"{labels.source}: only {len(used)} labelled model(s) could be converted ({causes})")
-    est = finetune_estimator(estimator, cgs, [r.accuracy for r in used], config)
+    try:
+        est = finetune_estimator(estimator, cgs, [r.accuracy for r in used], config)
+    except GennapeError as err:  # too few or equal labels: say which file
+        raise GennapeError(f"{labels.source}: {err}") from None
     est.metadata_["finetune"].update({
         "labels": str(labels.source), "labels_scale": labels.scale, "failed": len(failures),
         **({"command": command} if command else {}),
