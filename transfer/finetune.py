@@ -5,7 +5,7 @@ Three modes, chosen by name (:data:`MODES`):
 ``select`` (the default)
     nothing is trained: the pretrained model stays frozen and a small kernel
     ridge correction on its zero-shot score, the networks' sizes and its
-    embeddings is fitted on the labels, the recipe chosen among 273
+    embeddings is fitted on the labels, the recipe chosen among 48
     candidates (the zero-shot ranking itself among them) by leave-one-out on
     those same labels (:class:`gennape.pretrain.kshot_estimator.KShotEstimator`,
     :mod:`gennape.pretrain.kshot`). Seconds, not minutes, and since
