@@ -8,8 +8,10 @@ test split as the in-domain row) it prints, against the benchmark's accuracy:
 * zero-shot Spearman / Kendall tau-b / NDCG@10 of the checkpoint (and, for a
   seed ensemble, each member's Spearman alone);
 * fine-tuned on ``--samples`` (50) networks drawn with each of ``--seeds`` (5)
-  seeds, evaluated on the *other* networks: mean and std of Spearman
-  (``--size-term``: refit or keep the size slope, default auto: by
+  seeds, evaluated on the *other* networks: mean and std of Spearman.
+  ``--mode``: ``select`` (default; the frozen model plus a correction chosen by
+  leave-one-out on the 50, :mod:`gennape.pretrain.kshot`), ``encoder`` or
+  ``heads`` (``--size-term``: refit or keep the size slope, default auto: by
   leave-one-out on the 50; ``--keep-size-term`` = ``--size-term keep``);
 * the ``#params`` and FLOPs (MACs) baselines, from the same CGs the model sees;
 * for NB-201 and NB-301 the best zero-cost proxy of the shared NASLib files
@@ -25,8 +27,8 @@ input column per op type instead of op classes, no capacity term, mean
 readout instead of sum, no feature-range clamp (``--ablation-only`` picks
 some); and
 reports their zero-shot Spearman per family (mean ± std over
-``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` compares fine-tuning the heads only
-with fine-tuning the encoder too.
+``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` runs all three
+fine-tuning modes (select, heads only, encoder + heads) on the same samples.
 
 ``--protocol lofo`` is the honest protocol (issue 15): for each family F of
 :data:`LOFO_FAMILIES` (a search space, left out with all its datasets and
@@ -160,11 +162,21 @@ def predict_embedded(est, emb, size):
 
 
 def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None,
-              refit_size_term: bool | str = "auto") -> dict:
-    """Mean/std over seeds of the metrics on the networks NOT used for tuning."""
-    from gennape.transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
+              refit_size_term: bool | str = "auto", log_macs=None) -> dict:
+    """Mean/std over seeds of the metrics on the networks NOT used for tuning.
+
+    ``mode="select"`` (:class:`gennape.pretrain.kshot_estimator.KShotEstimator`)
+    needs ``log_macs`` ``[n]`` (``pack`` may not carry them); the frozen model's
+    features are computed once and each seed fits on its own labelled rows.
+    """
+    from gennape.transfer.finetune import SELECT, FinetuneConfig, choose_samples, finetune_estimator
     from gennape.pretrain.metrics import all_metrics
 
+    feats = None
+    if mode == SELECT:  # nothing is trained: the frozen features of every network, once
+        from gennape.pretrain.kshot_estimator import frozen_features
+
+        feats = frozen_features(est, pack, log_macs)
     # With the encoder frozen, embed once and reuse (15,625 NB-201 graphs).
     emb = est.embed(pack) if mode == "heads" and not hasattr(est, "members_") else None
     runs = []
@@ -172,22 +184,37 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         t = time.perf_counter()
         used = choose_samples(len(y), samples, seed)
         rest = np.setdiff1d(np.arange(len(y)), used)
+<<<<<<< HEAD
         config = FinetuneConfig(mode=mode, epochs=epochs, seed=seed, refit_size_term=refit_size_term)
         tuned = finetune_estimator(est, pack.subset(used), y[used], config)
         pred = (predict_embedded(tuned, emb[rest], tuned.size_of(pack)[rest]) if emb is not None
                 else tuned.predict(pack.subset(rest)))
+=======
+        if feats is not None:
+            from gennape.pretrain.kshot_estimator import KShotEstimator
+
+            tuned = KShotEstimator(est).fit_features(feats.subset(used), y[used])
+            pred = tuned._accuracy(tuned.predict_score_features(feats.subset(rest)))
+            chosen = ", ".join(sorted({f"{c['base']}+{c['kernel'] or 'alone'}"
+                                       for c in tuned.metadata_["finetune"]["chosen"]}))
+        else:
+            config = FinetuneConfig(mode=mode, epochs=epochs, seed=seed, refit_size_term=refit_size_term)
+            tuned = finetune_estimator(est, pack.subset(used), y[used], config)
+            pred = (predict_embedded(tuned, emb[rest], pack.log_weights[rest]) if emb is not None
+                    else tuned.predict(pack.subset(rest)))
+            chosen = f"size term {tuned.metadata_['finetune']['size_term']}"
+>>>>>>> finetune2
         m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t
         runs.append(m)
-        chosen = tuned.metadata_["finetune"]["size_term"]
-        log(f"  fine-tuned ({mode}, seed {seed}): Spearman {m['spearman']:.3f} ({m['seconds']:.0f}s; "
-            f"size term {chosen})")
+        log(f"  fine-tuned ({mode}, seed {seed}): Spearman {m['spearman']:.3f} ({m['seconds']:.0f}s; {chosen})")
     out = {"n_tuned": samples, "n_eval": int(len(y) - samples), "seeds": seeds, "mode": mode, "epochs": epochs,
            "refit_size_term": refit_size_term}
     for key in ("spearman", "kendall", "ndcg10", "mae"):
         vals = np.array([r[key] for r in runs])
         out[key] = float(vals.mean())
         out[f"{key}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    out["per_seed_spearman"] = [float(r["spearman"]) for r in runs]
     out["seconds_per_seed"] = float(np.mean([r["seconds"] for r in runs]))
     return out
 
@@ -371,7 +398,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=50, help="fine-tuning set size (default 50)")
     parser.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds (default 5)")
     parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: gennape.transfer.finetune's)")
-    parser.add_argument("--mode", default="encoder", help="fine-tuning mode: encoder or heads (default encoder)")
+    parser.add_argument("--mode", default="select", choices=("select", "encoder", "heads"),
+                        help="fine-tuning mode (gennape.transfer.finetune.MODES; default select)")
     parser.add_argument("--no-finetune", action="store_true")
     parser.add_argument("--keep-size-term", action="store_true",
                         help="fine-tune without refitting the size slope (same as --size-term keep)")
@@ -435,11 +463,12 @@ def main() -> int:
             res["best_zero_cost_proxy"] = proxy
         if not args.no_finetune and name != PRETRAIN_FAMILY and len(y) > args.samples + 10:
             res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log,
-                                         size_term)
+                                         size_term, np.log1p(macs))
             if args.finetune_modes:
-                other = "heads" if args.mode == "encoder" else "encoder"
-                res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other, log,
-                                                      size_term)
+                for other in ("select", "heads", "encoder"):
+                    if other != args.mode:
+                        res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other,
+                                                              log, size_term, np.log1p(macs))
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
             (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +
@@ -477,11 +506,11 @@ def main() -> int:
             f"**{fmt(results['families'][f]['zero_shot']['spearman'])}**" for f in members) + " |")
     if args.finetune_modes:
         print("\n### Fine-tuning: what to train (Spearman on the rest, mean ± std over seeds)\n")
-        print("| family | heads only | encoder + heads |")
-        print("|---|---|---|")
+        print("| family | select (frozen, leave-one-out) | heads only | encoder + heads |")
+        print("|---|---|---|---|")
         for name, r in results["families"].items():
             cols = [r.get("finetuned") if r.get("finetuned", {}).get("mode") == m else r.get(f"finetuned_{m}")
-                    for m in ("heads", "encoder")]
+                    for m in ("select", "heads", "encoder")]
             print(f"| {title(name)} | " + " | ".join(
                 f"{fmt(c['spearman'])} ± {fmt(c['spearman_std'])}" if c else "—" for c in cols) + " |")
 

@@ -41,6 +41,7 @@ ESTIMATORS: dict[str, str] = {
     "GennapeEstimator": "gennape.pretrain.estimator",
     "GennapeEnsemble": "gennape.pretrain.ensemble",
     "GennapeStudent": "gennape.pretrain.student",
+    "KShotEstimator": "gennape.pretrain.kshot_estimator",
 }
 #: The config.json sections an estimator writes (besides the envelope).
 SECTIONS = ("params", "fitted", "metadata")

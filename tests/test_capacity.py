@@ -88,7 +88,7 @@ def test_finetune_refits_the_size_term_only_when_asked(refit):
     cgs, y = toy_dataset(60, seed=0, stages=2, cells_per_stage=1)
     est = GennapeEstimator(**TINY).fit(cgs, y)
     new_cgs, new_y = toy_dataset(20, seed=1, stages=3, cells_per_stage=1)
-    tuned = finetune_estimator(est, new_cgs, new_y - 0.1, FinetuneConfig(epochs=2, refit_size_term=refit))
+    tuned = finetune_estimator(est, new_cgs, new_y - 0.1, FinetuneConfig(mode="encoder", epochs=2, refit_size_term=refit))
     assert tuned.metadata_["finetune"]["refit_size_term"] is refit
     assert tuned.metadata_["finetune"]["size_term"] == size_term_choice(refit)
     assert tuned.capacity_[0] == est.capacity_[0]

@@ -161,5 +161,5 @@ def test_an_unknown_estimator_is_refused_naming_the_valid_ones(tmp_path, fitted)
     path = tmp_path / "ck" / CONFIG_FILE
     path.write_text(path.read_text().replace('"estimator": "GennapeEstimator"', '"estimator": "Forest"'))
     with pytest.raises(GennapeError, match=r"ck: unknown estimator 'Forest' in config.json; "
-                                           "valid: GennapeEstimator, GennapeEnsemble"):
+                                           "valid: GennapeEstimator, GennapeEnsemble, GennapeStudent, KShotEstimator"):
         GennapeEstimator.load(tmp_path / "ck")

@@ -115,7 +115,7 @@ def test_finetune_is_a_warm_started_fit_returning_self(data, ensemble):
 
 def test_finetuning_tunes_every_member(data, ensemble):
     cgs, y = data[2][:12], data[3][:12]
-    tuned = finetune_estimator(ensemble, cgs, y, FinetuneConfig(epochs=3, seed=0))
+    tuned = finetune_estimator(ensemble, cgs, y, FinetuneConfig(mode="encoder", epochs=3, seed=0))
     assert tuned is not ensemble and len(tuned.members_) == 2
     assert tuned.metadata_["finetune"]["n"] == 12
     for before, after in zip(ensemble.members_, tuned.members_):

@@ -23,7 +23,7 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
     rows = nb201_example_labels(data_dir, tmp_path / "labels.csv", percent=True)
     out = tmp_path / "tuned"
     argv = ["finetune", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt), "--out", str(out),
-            "--epochs", "30", "--seed", "1"]
+            "--mode", "encoder", "--epochs", "30", "--seed", "1"]
     assert main(argv) == 0
     assert f"on {len(rows)} of {len(rows)} labelled model(s) (percent labels" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
@@ -53,6 +53,26 @@ def test_finetune_cli_saves_a_checkpoint_on_the_family_scale(data_dir, ckpt, tmp
                                   GennapeEstimator.load(tmp_path / "again").predict(cgs))
 
 
+def test_finetune_cli_default_is_the_frozen_select_correction(data_dir, ckpt, tmp_path, capsys):
+    from gennape.pretrain.kshot_estimator import KShotEstimator
+    from gennape.transfer.model import load_estimator
+
+    rows = nb201_example_labels(data_dir, tmp_path / "labels.csv", percent=True)
+    out = tmp_path / "tuned"
+    assert main(["finetune", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt),
+                 "--out", str(out)]) == 0
+    assert "leave-one-out" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["estimator"] == "KShotEstimator" and config["metadata"]["finetune"]["mode"] == "select"
+    assert config["metadata"]["finetune"]["n"] == len(rows)
+    assert main(["predict", str(EXAMPLES), "--checkpoint", str(out), "-q", "-o", str(tmp_path / "p.json")]) == 0
+    predicted = json.loads((tmp_path / "p.json").read_text())
+    assert predicted["scale"] == config["metadata"]["label"]
+    lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
+    assert lo - 0.1 <= np.median([p["predicted_accuracy"] for p in predicted["predictions"]]) <= hi + 0.1
+    assert isinstance(load_estimator(out), KShotEstimator)
+
+
 def test_finetune_samples_and_failures(data_dir, ckpt, tmp_path, capsys):
     rows = nb201_example_labels(data_dir, tmp_path / "labels.csv", percent=False)
     (tmp_path / "broken.onnx").write_bytes(b"nope")
@@ -60,13 +80,13 @@ def test_finetune_samples_and_failures(data_dir, ckpt, tmp_path, capsys):
         f.write("broken.onnx,0.5\n")
     out = tmp_path / "tuned"
     code = main(["finetune", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt),
-                 "--out", str(out), "--epochs", "5"])
+                 "--out", str(out), "--mode", "encoder", "--epochs", "5"])
     assert code == 1  # saved, but one file was skipped
     captured = capsys.readouterr()
     assert "broken.onnx" in captured.err and f"on {len(rows)} of {len(rows) + 1}" in captured.out
     assert (out / "model.pt").is_file()
     code = main(["finetune", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt),
-                 "--out", str(tmp_path / "three"), "--epochs", "5", "--samples", "3", "--seed", "2",
+                 "--out", str(tmp_path / "three"), "--mode", "heads", "--epochs", "5", "--samples", "3", "--seed", "2",
                  "--keep-size-term"])
     assert code in (0, 1)
     assert json.loads((tmp_path / "three" / "config.json").read_text())["metadata"]["finetune"]["refit_size_term"] is False
@@ -78,6 +98,7 @@ def test_finetune_samples_and_failures(data_dir, ckpt, tmp_path, capsys):
 @pytest.mark.parametrize("extra,match", [
     (["--samples", "1"], "--samples must be at least 2"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--samples", "3"], "labels.csv: the k-shot selection needs at least 5 labelled networks, got 3"),
 ])
 def test_finetune_usage_errors_exit_2(data_dir, ckpt, tmp_path, capsys, extra, match):
     nb201_example_labels(data_dir, tmp_path / "labels.csv")

@@ -29,7 +29,7 @@ def test_zero_shot_beats_chance_and_finetuning_improves(data_dir, nb201_sample):
     zero = spearman([p.predicted_accuracy for p in predict_cgs(cgs[40:], est).predictions], y[40:])
     # Chance: |rho| ~ 1/sqrt(299) = 0.06; measured 0.58 for this seed.
     assert zero > 0.3
-    tuned = finetune_estimator(est, cgs[:40], y[:40], FinetuneConfig(seed=0))
+    tuned = finetune_estimator(est, cgs[:40], y[:40], FinetuneConfig(mode="encoder", seed=0))
     pred = tuned.predict(cgs[40:])
     assert spearman(pred, y[40:]) > zero + 0.05  # measured 0.58 -> 0.84 (encoder), 0.75 (heads)
     # predictions are now on NB-201's scale: inside the labelled range
@@ -54,11 +54,16 @@ def test_finetune_is_reproducible_with_a_seed(data_dir, nb201_sample, mode):
 def test_finetune_rejects_bad_input(data_dir, nb201_sample):
     est = tiny_estimator(data_dir)
     cgs, y = nb201_sample
+    encoder = FinetuneConfig(mode="encoder")
     with pytest.raises(GennapeError, match="at least 2"):
-        finetune_estimator(est, cgs[:1], y[:1])
+        finetune_estimator(est, cgs[:1], y[:1], encoder)
     with pytest.raises(GennapeError, match="differ"):
-        finetune_estimator(est, cgs[:3], [0.9, 0.9, 0.9])
-    with pytest.raises(ValueError, match="valid modes: heads, encoder"):
+        finetune_estimator(est, cgs[:3], [0.9, 0.9, 0.9], encoder)
+    with pytest.raises(GennapeError, match="at least 5"):  # the default, select
+        finetune_estimator(est, cgs[:4], y[:4])
+    with pytest.raises(GennapeError, match="differ"):
+        finetune_estimator(est, cgs[:6], [0.9] * 6)
+    with pytest.raises(ValueError, match="valid modes: select, heads, encoder"):
         FinetuneConfig(mode="centres")
 
 

@@ -107,7 +107,7 @@ def evaluate(labels, checkpoint=None, *, exclude=None, input_shape=None) -> dict
 
 
 def finetune(labels, checkpoint=None, out: str | Path | None = None, *, samples: int | None = None,
-             epochs: int | None = None, seed: int = 0, mode: str = "encoder", refit_size_term: bool | str = "auto",
+             epochs: int | None = None, seed: int = 0, mode: str = "select", refit_size_term: bool | str = "auto",
              input_shape=None):
     """Fine-tune on a LABELS.csv (path or :class:`gennape.transfer.labels.Labels`); see
     :mod:`gennape.transfer.finetune` for what is trained.

@@ -1,6 +1,24 @@
 """Fine-tuning a pretrained estimator on a few labelled networks of a new family.
 
-The training itself is the estimator's own warm-started fit,
+Three modes, chosen by name (:data:`MODES`):
+
+``select`` (the default)
+    nothing is trained: the pretrained model stays frozen and a small kernel
+    ridge correction on its zero-shot score, the networks' sizes and its
+    embeddings is fitted on the labels, the recipe chosen among 48
+    candidates (the zero-shot ranking itself among them) by leave-one-out on
+    those same labels (:class:`gennape.pretrain.kshot_estimator.KShotEstimator`,
+    :mod:`gennape.pretrain.kshot`). Seconds, not minutes, and since
+    "keep the zero-shot ranking" is a candidate, it ends below zero-shot only
+    where the labels mislead leave-one-out.
+``encoder`` / ``heads``
+    warm-started training of encoder and heads, or of the heads alone (below).
+
+``select`` was chosen as the default by measurement under the honest protocol
+(docs/results.md, "k-shot: select vs fine-tuning"): chosen on NB-201,
+OFA-MobileNetV3, TNB-101 micro / macro and NB-101, then NB-301 reported once.
+
+For ``encoder`` and ``heads``, the training itself is the estimator's own warm-started fit,
 :meth:`gennape.pretrain.estimator.GennapeEstimator.finetune` (and
 :meth:`gennape.pretrain.ensemble.GennapeEnsemble.finetune`, each member on the
 same networks); this module reads labels, converts the files, calls it on a
@@ -39,7 +57,11 @@ from gennape.pretrain.base import LABEL_KEY, YOUR_LABELS, keyword_defaults
 from gennape.pretrain.estimator import FINETUNE_MODES, GennapeEstimator, check_finetune_options
 from gennape.pretrain.progress import progress
 
-MODES = FINETUNE_MODES
+#: The frozen, leave-one-out-selected correction (:mod:`gennape.pretrain.kshot_estimator`).
+SELECT = "select"
+#: Every fine-tuning mode: ``select`` and :meth:`GennapeEstimator.finetune`'s.
+MODES = (SELECT,) + FINETUNE_MODES
+DEFAULT_MODE = SELECT
 #: :meth:`GennapeEstimator.finetune`'s defaults, the one place they are set.
 _DEFAULTS = keyword_defaults(GennapeEstimator.finetune)
 DEFAULT_EPOCHS = _DEFAULTS["epochs"]
@@ -51,7 +73,8 @@ class FinetuneConfig:
     defaults; ``seed`` also draws the labelled rows (:func:`finetune_labels`).
 
     Args:
-        mode: what is trained, one of :data:`MODES`.
+        mode: one of :data:`MODES` (``select``: nothing trained, the other
+            fields but ``seed`` unused).
         epochs: passes over the labelled set.
         lr: heads' learning rate.
         encoder_lr: encoder's learning rate (``mode="encoder"`` only).
@@ -62,7 +85,7 @@ class FinetuneConfig:
             ``"refit"`` / ``True`` or ``"keep"`` / ``False``.
     """
 
-    mode: str = _DEFAULTS["mode"]
+    mode: str = DEFAULT_MODE
     epochs: int = _DEFAULTS["epochs"]
     lr: float = _DEFAULTS["lr"]
     encoder_lr: float = _DEFAULTS["encoder_lr"]
@@ -70,7 +93,10 @@ class FinetuneConfig:
     refit_size_term: bool | str = _DEFAULTS["refit_size_term"]
 
     def __post_init__(self):
-        check_finetune_options(self.mode, self.epochs)
+        if self.mode not in MODES:
+            raise ValueError(f"unknown fine-tuning mode {self.mode!r}; valid modes: {', '.join(MODES)}")
+        if self.mode != SELECT:
+            check_finetune_options(self.mode, self.epochs)
 
 
 def choose_samples(n: int, samples: int | None, seed: int) -> np.ndarray:
@@ -83,16 +109,26 @@ def choose_samples(n: int, samples: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=samples, replace=False))
 
 
-def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: FinetuneConfig = FinetuneConfig()):
+def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: FinetuneConfig = FinetuneConfig(), *,
+                       log_macs=None):
     """A fine-tuned copy of ``estimator`` (the argument is left unchanged).
 
     Args:
-        estimator: a fitted :class:`gennape.pretrain.estimator.GennapeEstimator`
-            or :class:`gennape.pretrain.ensemble.GennapeEnsemble`.
-        cgs: the labelled graphs (CGs or a ``GraphPack``).
+        estimator: a fitted :class:`gennape.pretrain.estimator.GennapeEstimator`,
+            :class:`gennape.pretrain.ensemble.GennapeEnsemble` or
+            :class:`gennape.pretrain.kshot_estimator.KShotEstimator` (then its
+            pretrained estimator is fine-tuned afresh: the old correction is replaced).
+        cgs: the labelled graphs (CGs, or a ``GraphPack`` with ``log_macs`` for ``select``).
         y: their accuracies as fractions.
         config: what and how long to train.
+        log_macs: ``log(1 + MACs)`` of ``cgs`` (``select`` only; read from CGs when not given).
     """
+    from gennape.pretrain.kshot_estimator import KShotEstimator
+
+    if config.mode == SELECT:
+        return KShotEstimator(estimator).fit(cgs, y, log_macs=log_macs)
+    if isinstance(estimator, KShotEstimator):
+        estimator = estimator.base_
     return copy.deepcopy(estimator).finetune(cgs, y, **asdict(config))
 
 
@@ -137,7 +173,10 @@ def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig()
     if len(used) < 2:
         causes = "; ".join(f"{f.path}: {f.error}" for f in failures[:3])
         raise GennapeError(f"{labels.source}: only {len(used)} labelled model(s) could be converted ({causes})")
-    est = finetune_estimator(estimator, cgs, [r.accuracy for r in used], config)
+    try:
+        est = finetune_estimator(estimator, cgs, [r.accuracy for r in used], config)
+    except GennapeError as err:  # too few or equal labels: say which file
+        raise GennapeError(f"{labels.source}: {err}") from None
     est.metadata_["finetune"].update({
         "labels": str(labels.source), "labels_scale": labels.scale, "failed": len(failures),
         **({"command": command} if command else {}),
@@ -151,5 +190,5 @@ def finetune_labels(labels, estimator, config: FinetuneConfig = FinetuneConfig()
     return est
 
 
-__all__ = ["MODES", "DEFAULT_EPOCHS", "FinetuneConfig", "FinetuneReport", "choose_samples",
+__all__ = ["MODES", "DEFAULT_EPOCHS", "DEFAULT_MODE", "SELECT", "FinetuneConfig", "FinetuneReport", "choose_samples",
            "finetune_estimator", "finetune_labels"]

@@ -2,10 +2,13 @@
 
 Fine-tunes a checkpoint on labelled networks of a new family (LABELS.csv:
 columns ``onnx,accuracy``, see :mod:`gennape.transfer.labels`) and saves a checkpoint
-whose predictions are on that family's accuracy scale. By default the GNN
-encoder and the fuzzy heads are trained end to end (cluster centres fixed) and
-the target transform is refitted to the new labels; ``--mode heads`` trains
-the heads only (see :mod:`gennape.transfer.finetune`). ``DIR/labels_used.csv`` lists the rows
+whose predictions are on that family's accuracy scale. By default
+(``--mode select``) the pretrained model stays frozen and a small correction on
+its zero-shot score, the networks' sizes and its embeddings is fitted, the
+recipe chosen by leave-one-out on the labels (the zero-shot ranking is one of
+the candidates); ``--mode encoder`` trains the GNN encoder and the fuzzy heads
+end to end (cluster centres fixed), ``--mode heads`` the heads only (see
+:mod:`gennape.transfer.finetune`). ``DIR/labels_used.csv`` lists the rows
 used, for ``gennape evaluate --exclude DIR/labels_used.csv``.
 
 Exit codes: 0 ok; 1 saved, but some files failed to convert (reported on
@@ -24,7 +27,8 @@ HELP = "fine-tune a checkpoint on a few labelled networks of a new family"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # GennapeEstimator.finetune's own defaults (its module imports no torch: the parser stays cheap).
     from gennape.pretrain.base import keyword_defaults
-    from gennape.pretrain.estimator import FINETUNE_MODES, GennapeEstimator
+    from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.transfer.finetune import DEFAULT_MODE, MODES
 
     default = keyword_defaults(GennapeEstimator.finetune)
     parser.epilog = 'exit codes: 0 saved; 1 saved, but some files failed to convert (reported and skipped); 2 usage or input error, nothing saved. DIR/labels_used.csv lists the rows used (for gennape evaluate --exclude).'
@@ -35,18 +39,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=None, metavar="N",
                         help="fine-tune on N rows drawn with --seed (default: all rows)")
     parser.add_argument("--epochs", type=int, default=default["epochs"], metavar="E",
-                        help="training epochs (default %(default)s)")
+                        help="training epochs of --mode encoder / heads (default %(default)s)")
     parser.add_argument("--seed", type=int, default=default["seed"], metavar="S",
                         help="seed of the row draw and training (default %(default)s)")
-    parser.add_argument("--mode", choices=FINETUNE_MODES, default=default["mode"],
-                        help="train encoder + heads (encoder) or the heads only (heads) (default %(default)s)")
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
+                        help="select: keep the model frozen and fit a correction chosen by leave-one-out on "
+                             "the labels (seconds); encoder: train encoder + heads; heads: the heads only "
+                             "(default %(default)s)")
     size_term = parser.add_mutually_exclusive_group()
     size_term.add_argument("--keep-size-term", dest="refit_size_term", action="store_const", const="keep",
                            default=default["refit_size_term"],
-                           help="keep the pretrained size slope (default: refit it on the labels, 10 or more "
-                                "rows, only where leave-one-out on them says it predicts them better)")
+                           help="--mode encoder / heads: keep the pretrained size slope (default: refit it on "
+                                "the labels, 10 or more rows, only where leave-one-out on them says it predicts "
+                                "them better)")
     size_term.add_argument("--refit-size-term", dest="refit_size_term", action="store_const", const="refit",
-                           help="refit the size slope on the labels (10 or more rows) without checking")
+                           help="--mode encoder / heads: refit the size slope on the labels (10 or more rows) "
+                                "without checking")
     add_input_shape(parser)
 
 
@@ -70,14 +78,16 @@ def run(args: argparse.Namespace) -> int:
     estimator = load_estimator(args.checkpoint)
     cfg = FinetuneConfig(mode=args.mode, epochs=args.epochs or DEFAULT_EPOCHS, seed=args.seed,
                          refit_size_term=args.refit_size_term)
-    what = "encoder + heads" if args.mode == "encoder" else "heads"
+    what = {"select": "a frozen-model correction chosen by leave-one-out", "encoder": "encoder + heads",
+            "heads": "heads"}[args.mode]
     est = finetune_labels(labels, estimator, cfg, samples=args.samples, out=out, input_shape=args.input_shape,
                           command=command_line(args))
     report = est.finetune_report_
     for failure in report.failures:
         print(f"gennape finetune: {failure.path}: {failure.error}", file=sys.stderr)
+    how = f"{cfg.epochs} epochs, seed {cfg.seed}" if args.mode != "select" else "no training"
     print(f"fine-tuned {what} on {len(report.used)} of {len(labels)} labelled model(s) "
-          f"({labels.scale} labels, {cfg.epochs} epochs, seed {cfg.seed}) -> {out}")
+          f"({labels.scale} labels, {how}) -> {out}")
     if report.failures:
         print(f"gennape finetune: {len(report.failures)} file(s) failed and were skipped", file=sys.stderr)
         return 1
