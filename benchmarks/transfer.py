@@ -184,12 +184,6 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         t = time.perf_counter()
         used = choose_samples(len(y), samples, seed)
         rest = np.setdiff1d(np.arange(len(y)), used)
-<<<<<<< HEAD
-        config = FinetuneConfig(mode=mode, epochs=epochs, seed=seed, refit_size_term=refit_size_term)
-        tuned = finetune_estimator(est, pack.subset(used), y[used], config)
-        pred = (predict_embedded(tuned, emb[rest], tuned.size_of(pack)[rest]) if emb is not None
-                else tuned.predict(pack.subset(rest)))
-=======
         if feats is not None:
             from gennape.pretrain.kshot_estimator import KShotEstimator
 
@@ -200,10 +194,9 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
         else:
             config = FinetuneConfig(mode=mode, epochs=epochs, seed=seed, refit_size_term=refit_size_term)
             tuned = finetune_estimator(est, pack.subset(used), y[used], config)
-            pred = (predict_embedded(tuned, emb[rest], pack.log_weights[rest]) if emb is not None
+            pred = (predict_embedded(tuned, emb[rest], tuned.size_of(pack)[rest]) if emb is not None
                     else tuned.predict(pack.subset(rest)))
             chosen = f"size term {tuned.metadata_['finetune']['size_term']}"
->>>>>>> finetune2
         m = all_metrics(pred, y[rest])
         m["seconds"] = time.perf_counter() - t
         runs.append(m)
@@ -295,6 +288,7 @@ LOFO_ROWS = {
     "gnn": "the heads alone (within-family quantile targets)",
     "gnn + size, in-sample fit": "size term fitted on the heads' scores of their own training labels",
     "gnn + size (recipe)": "size term fitted on out-of-family head scores (pretrain_families' default)",
+    "recipe, heads shrunk by OOD": "the recipe with the heads' deviation from their training mean times min(1, 1 / OOD score)",
 }
 RECIPE_ROW = "gnn + size (recipe)"
 
@@ -322,7 +316,7 @@ def run_lofo(args, log) -> dict:
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
               "target": "within-family quantile (training: mean over each family's label sets)",
               "params": params, "size_term_fit": "out_of_family",
-              "k_shot": args.samples if args.lofo_kshot else None, "k_shot_mode": "heads"}
+              "k_shot": args.samples if args.lofo_kshot else None, "k_shot_mode": args.mode}
     log(f"LOFO recipe (fixed in advance): {recipe}")
     train, evals = {}, {}
     for name in names:  # disjoint seeds: the training and scoring draws are independent
@@ -347,6 +341,10 @@ def run_lofo(args, log) -> dict:
         head, size = run_model(est.model_, pack).head_score, est.size_of(pack)
         scores = {"size": size, "gnn": head,
                   **{row: coef[0] * head + coef[1] * size for row, coef in fits.items()}}
+        a, b, _ = fits[RECIPE_ROW]
+        trust = np.minimum(1.0, 1.0 / np.maximum(est.ood_score(pack), 1e-12))
+        scores["recipe, heads shrunk by OOD"] = a * trust * (head - run_model(est.model_, tr_pack).head_score.mean()) \
+            + b * size
         res = {"n": len(y), "trained_on": {s.name: len(s) for s in others},
                "zero_shot": spearman(scores[RECIPE_ROW], y), "k_shot_mean": None,
                "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),
@@ -355,7 +353,7 @@ def run_lofo(args, log) -> dict:
         res["best_size"] = max(res["params"], res["flops"])
         if args.lofo_kshot and len(y) > args.samples + 10:
             est.capacity_ = fits[RECIPE_ROW]
-            res["k_shot"] = finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS, "heads", log)
+            res["k_shot"] = finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS, args.mode, log)
             res["k_shot_mean"] = res["k_shot"]["spearman"]
         res["seconds"] = time.perf_counter() - t
         out["families"][held] = res
@@ -428,7 +426,7 @@ def main() -> int:
     parser.add_argument("--lofo-head-epochs", type=int, default=100,
                         help="lofo: head epochs (default 100, the recipe's)")
     parser.add_argument("--lofo-kshot", action="store_true",
-                        help="lofo: also fine-tune the heads on --samples networks with --seeds seeds")
+                        help="lofo: also fine-tune (--mode) on --samples networks with --seeds seeds")
     args = parser.parse_args()
     args.families_given = any(a == "--families" or a.startswith("--families=") for a in sys.argv[1:])
 
