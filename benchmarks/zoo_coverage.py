@@ -22,7 +22,13 @@ mode with MultiheadAttention's fused fast path off, as
 
 * ``torchvision``: every classification model of
   ``torchvision.models.list_models(module=torchvision.models)``, ``weights=None``,
-  224x224 (inception_v3: 299x299).
+  224x224 (inception_v3: 299x299). Each manifest entry also records the
+  model's published ImageNet-1K top-1 (``imagenet_acc1``, percent) and the
+  weights it belongs to (``imagenet_weights``), read from torchvision's
+  weights metadata, ``get_model_weights(name).DEFAULT.meta["_metrics"]
+  ["ImageNet-1K"]["acc@1"]`` (the enum only: no weights are downloaded;
+  ``None`` for a model without ImageNet-1K weights). The quantized models are
+  not in ``torchvision.models``' own list, so they are not in the corpus.
 * ``timm``: a deterministic sample of ``timm.list_models()`` (``pretrained=False``,
   each at ``pretrained_cfg['input_size']``) that covers every timm model module.
   Within a module, architectures are ordered by the SHA-1 of their name (a
@@ -48,7 +54,11 @@ export is ``not exportable`` -- neither counts against the importer.
 Files go to ``--cache`` (default ``~/.cache/gennape/zoo``), as
 ``<cache>/<corpus>/<name>.onnx`` beside ``<cache>/<corpus>/manifest.json``
 (name, input shape, parameter count of the torch model, status, error, export
-time, ONNX op types). The export resumes: models already in a manifest are not
+time, ONNX op types). A corpus with published accuracies (``torchvision``)
+also gets ``<cache>/<corpus>/labels.csv`` (columns ``onnx,accuracy``, accuracy
+in percent; the LABELS.csv format ``gennape evaluate --labels`` reads): one row
+per exported model with a published accuracy, which
+``benchmarks/zoo_ranking.py`` ranks against. The export resumes: models already in a manifest are not
 exported again unless ``--force``. Each model is built and exported in a worker
 process that is restarted after a crash or a hang.
 
@@ -229,7 +239,48 @@ def timm_sample(n: int) -> list[dict]:
 def torchvision_models() -> list[dict]:
     import torchvision
 
-    return [{"name": name} for name in sorted(torchvision.models.list_models(module=torchvision.models))]
+    return [{"name": name, **torchvision_published(name)}
+            for name in sorted(torchvision.models.list_models(module=torchvision.models))]
+
+
+#: Manifest keys of a corpus entry that come from its spec, not from the export,
+#: so a resumed export refreshes them on entries it does not export again.
+LABEL_KEYS = ("imagenet_acc1", "imagenet_weights")
+
+
+def torchvision_published(name: str) -> dict:
+    """``imagenet_acc1`` (percent) and ``imagenet_weights`` of a torchvision
+    model's DEFAULT weights, from the weights enum's metadata (no download);
+    both ``None`` when the model has no ImageNet-1K weights."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        acc1 = weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    except (KeyError, ValueError, AttributeError):
+        return {"imagenet_acc1": None, "imagenet_weights": None}
+    return {"imagenet_acc1": float(acc1), "imagenet_weights": str(weights)}
+
+
+def labels_rows(models: list[dict], key: str = "imagenet_acc1") -> list[tuple[str, float]]:
+    """``(file, accuracy)`` of every exported manifest entry whose ``key`` is
+    a number, in manifest order (files relative to the corpus folder)."""
+    return [(m["file"], float(m[key])) for m in models
+            if m.get("status") == "exported" and m.get("file") and isinstance(m.get(key), (int, float))]
+
+
+def write_labels_csv(path: Path, rows: list[tuple[str, float]]) -> None:
+    """A LABELS.csv (``onnx,accuracy``; see ``gennape.transfer.labels``), atomically.
+    Written here, not with gennape's writer: this half runs without gennape."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("onnx", "accuracy"))
+    writer.writerows((file, repr(acc)) for file, acc in rows)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(buf.getvalue())
+    tmp.replace(path)
 
 
 def ofa_sample(n: int, csv_path: Path) -> list[dict]:
@@ -444,6 +495,7 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
             if prev is not None and (prev["status"] != "exported" or path.exists()) \
                     and not prev["status"].startswith("worker") and not retry:
                 entry = prev
+                entry.update({k2: spec[k2] for k2 in LABEL_KEYS if k2 in spec})
             else:
                 job = {"corpus": corpus, "spec": spec, "path": str(path), "max_params": args.max_params,
                        "export_timeout": args.export_timeout}
@@ -465,8 +517,14 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
     finally:
         worker.stop()
     counts = Counter(m["status"] for m in manifest["models"])
-    return {"total": len(manifest["models"]), "exported": counts.get("exported", 0),
-            "not_exportable": counts.get("not exportable", 0), "skipped_too_large": counts.get("skipped: too large", 0)}
+    out = {"total": len(manifest["models"]), "exported": counts.get("exported", 0),
+           "not_exportable": counts.get("not exportable", 0), "skipped_too_large": counts.get("skipped: too large", 0)}
+    if any("imagenet_acc1" in m for m in manifest["models"]):
+        rows = labels_rows(manifest["models"])
+        write_labels_csv(folder / "labels.csv", rows)
+        out["labelled"] = len(rows)
+        log(f"== {corpus}: {len(rows)} exported models with a published ImageNet-1K top-1 -> {folder / 'labels.csv'}")
+    return out
 
 
 def cmd_export(args) -> None:
