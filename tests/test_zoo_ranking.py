@@ -67,3 +67,20 @@ def test_correlations_count_and_rank():
     assert out["n"] == 4
     assert out["spearman"] == pytest.approx(0.8)
     assert out["kendall"] == pytest.approx(4 / 6)
+
+
+def test_eval_size_corpus_copies_only_an_export_at_the_same_input_shape(tmp_path):
+    (tmp_path / "torchvision").mkdir()
+    (tmp_path / "torchvision" / "resnet50.onnx").write_bytes(b"onnx bytes")
+    (tmp_path / "torchvision" / "manifest.json").write_text(
+        '{"models": [{"name": "resnet50", "status": "exported", "file": "resnet50.onnx", "input_shape": [1, 3, 224, 224]},'
+        ' {"name": "vit_h_14", "status": "skipped: too large", "input_shape": [1, 3, 224, 224]}]}')
+    reusable = zoo_coverage._reusable_exports(tmp_path, "torchvision_eval")
+    assert set(reusable) == {"resnet50"}
+    assert zoo_coverage._reusable_exports(tmp_path, "torchvision") == {}
+    out = tmp_path / "torchvision_eval" / "resnet50.onnx"
+    assert not zoo_coverage._reuse(reusable["resnet50"], {"name": "resnet50", "size": 232}, out)
+    assert not out.exists()
+    assert zoo_coverage._reuse(reusable["resnet50"], {"name": "resnet50", "size": 224}, out)
+    assert out.read_bytes() == b"onnx bytes"
+    assert not zoo_coverage._reuse(None, {"name": "vit_h_14", "size": 518}, tmp_path / "torchvision_eval" / "x.onnx")
