@@ -7,7 +7,7 @@ Two halves, each run with its own Python:
 and (for the ``ofa`` corpus) the Once-for-All package ``ofa``; never the
 project's::
 
-    python benchmarks/zoo_coverage.py export [--corpus torchvision timm ofa]
+    python benchmarks/zoo_coverage.py export [--corpus torchvision torchvision_eval timm ofa]
         [--cache DIR] [--timm-sample 450] [--ofa-sample 100] [--ofa-csv FILE]
 
 ``convert`` -- with the project's Python (gennape installed)::
