@@ -7,7 +7,7 @@ Two halves, each run with its own Python:
 and (for the ``ofa`` corpus) the Once-for-All package ``ofa``; never the
 project's::
 
-    python benchmarks/zoo_coverage.py export [--corpus torchvision timm ofa]
+    python benchmarks/zoo_coverage.py export [--corpus torchvision torchvision_eval timm ofa]
         [--cache DIR] [--timm-sample 450] [--ofa-sample 100] [--ofa-csv FILE]
 
 ``convert`` -- with the project's Python (gennape installed)::
@@ -22,7 +22,21 @@ mode with MultiheadAttention's fused fast path off, as
 
 * ``torchvision``: every classification model of
   ``torchvision.models.list_models(module=torchvision.models)``, ``weights=None``,
-  224x224 (inception_v3: 299x299).
+  224x224 (inception_v3: 299x299). Each manifest entry also records the
+  model's published ImageNet-1K top-1 (``imagenet_acc1``, percent) and the
+  weights it belongs to (``imagenet_weights``), read from torchvision's
+  weights metadata, ``get_model_weights(name).DEFAULT.meta["_metrics"]
+  ["ImageNet-1K"]["acc@1"]`` (the enum only: no weights are downloaded;
+  ``None`` for a model without ImageNet-1K weights). The quantized models are
+  not in ``torchvision.models``' own list, so they are not in the corpus.
+* ``torchvision_eval``: the same models and labels, each at the input size
+  its published accuracy was measured at (the DEFAULT weights' evaluation
+  crop, ``weights.transforms().crop_size``: EfficientNet-B7 600x600, ViT-H/14
+  518x518 built with ``image_size=518``, Swin-V2 256x256, ...). 16 of the 80
+  differ from ``torchvision``; the others are the same export, so their
+  files and manifest entries are copied from ``<cache>/torchvision`` when it
+  holds them at the same input shape (``reused_from``) instead of exported
+  again.
 * ``timm``: a deterministic sample of ``timm.list_models()`` (``pretrained=False``,
   each at ``pretrained_cfg['input_size']``) that covers every timm model module.
   Within a module, architectures are ordered by the SHA-1 of their name (a
@@ -48,7 +62,11 @@ export is ``not exportable`` -- neither counts against the importer.
 Files go to ``--cache`` (default ``~/.cache/gennape/zoo``), as
 ``<cache>/<corpus>/<name>.onnx`` beside ``<cache>/<corpus>/manifest.json``
 (name, input shape, parameter count of the torch model, status, error, export
-time, ONNX op types). The export resumes: models already in a manifest are not
+time, ONNX op types). A corpus with published accuracies (``torchvision``)
+also gets ``<cache>/<corpus>/labels.csv`` (columns ``onnx,accuracy``, accuracy
+in percent; the LABELS.csv format ``gennape evaluate --labels`` reads): one row
+per exported model with a published accuracy, which
+``benchmarks/zoo_ranking.py`` ranks against. The export resumes: models already in a manifest are not
 exported again unless ``--force``. Each model is built and exported in a worker
 process that is restarted after a crash or a hang.
 
@@ -76,7 +94,7 @@ import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
 
-CORPORA = ("torchvision", "timm", "ofa")
+CORPORA = ("torchvision", "torchvision_eval", "timm", "ofa")
 DEFAULT_CACHE = Path("~/.cache/gennape/zoo").expanduser()
 OPSET = 17
 MAX_PARAMS = 150_000_000
@@ -226,10 +244,67 @@ def timm_sample(n: int) -> list[dict]:
     return chosen
 
 
-def torchvision_models() -> list[dict]:
+def torchvision_models(eval_size: bool = False) -> list[dict]:
+    """The torchvision corpus; ``eval_size``: each at its weights' evaluation
+    crop (``size``), else 224 (inception_v3 299)."""
     import torchvision
 
-    return [{"name": name} for name in sorted(torchvision.models.list_models(module=torchvision.models))]
+    specs = [{"name": name, **torchvision_published(name)}
+             for name in sorted(torchvision.models.list_models(module=torchvision.models))]
+    for spec in specs:
+        spec["size"] = torchvision_eval_size(spec["name"]) if eval_size else TORCHVISION_SIZES.get(spec["name"], 224)
+    return specs
+
+
+def torchvision_eval_size(name: str) -> int:
+    """The evaluation crop of a torchvision model's DEFAULT weights (224 without ImageNet weights)."""
+    import torchvision
+
+    try:
+        crop = torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size
+    except (KeyError, ValueError, AttributeError):
+        return TORCHVISION_SIZES.get(name, 224)
+    return int(crop[0] if isinstance(crop, (list, tuple)) else crop)
+
+
+#: Manifest keys of a corpus entry that come from its spec, not from the export,
+#: so a resumed export refreshes them on entries it does not export again.
+LABEL_KEYS = ("imagenet_acc1", "imagenet_weights")
+
+
+def torchvision_published(name: str) -> dict:
+    """``imagenet_acc1`` (percent) and ``imagenet_weights`` of a torchvision
+    model's DEFAULT weights, from the weights enum's metadata (no download);
+    both ``None`` when the model has no ImageNet-1K weights."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        acc1 = weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    except (KeyError, ValueError, AttributeError):
+        return {"imagenet_acc1": None, "imagenet_weights": None}
+    return {"imagenet_acc1": float(acc1), "imagenet_weights": str(weights)}
+
+
+def labels_rows(models: list[dict], key: str = "imagenet_acc1") -> list[tuple[str, float]]:
+    """``(file, accuracy)`` of every exported manifest entry whose ``key`` is
+    a number, in manifest order (files relative to the corpus folder)."""
+    return [(m["file"], float(m[key])) for m in models
+            if m.get("status") == "exported" and m.get("file") and isinstance(m.get(key), (int, float))]
+
+
+def write_labels_csv(path: Path, rows: list[tuple[str, float]]) -> None:
+    """A LABELS.csv (``onnx,accuracy``; see ``gennape.transfer.labels``), atomically.
+    Written here, not with gennape's writer: this half runs without gennape."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("onnx", "accuracy"))
+    writer.writerows((file, repr(acc)) for file, acc in rows)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(buf.getvalue())
+    tmp.replace(path)
 
 
 def ofa_sample(n: int, csv_path: Path) -> list[dict]:
@@ -247,11 +322,13 @@ _OFA_SUPERNET = None
 
 def _build(corpus: str, spec: dict):
     """(torch model in eval mode, input shape) of one corpus entry."""
-    if corpus == "torchvision":
+    if corpus in ("torchvision", "torchvision_eval"):
         import torchvision
 
-        size = TORCHVISION_SIZES.get(spec["name"], 224)
-        return torchvision.models.get_model(spec["name"], weights=None).eval(), (1, 3, size, size)
+        size = spec.get("size", TORCHVISION_SIZES.get(spec["name"], 224))
+        # A ViT's position embedding is built for one input size.
+        kwargs = {"image_size": size} if spec["name"].startswith("vit_") and size != 224 else {}
+        return torchvision.models.get_model(spec["name"], weights=None, **kwargs).eval(), (1, 3, size, size)
     if corpus == "timm":
         import timm
 
@@ -421,6 +498,36 @@ def versions() -> dict:
     return info
 
 
+#: Corpus -> the corpus whose exports at the same input shape it copies.
+REUSE_FROM = {"torchvision_eval": "torchvision"}
+
+
+def _reusable_exports(cache: Path, corpus: str) -> dict[str, dict]:
+    """``{name: manifest entry}`` of the exported models of the corpus ``corpus``
+    copies from (:data:`REUSE_FROM`), each with its file's path as ``source``."""
+    source = REUSE_FROM.get(corpus)
+    manifest = cache / source / "manifest.json" if source else None
+    if manifest is None or not manifest.exists():
+        return {}
+    return {m["name"]: {**m, "source": str(cache / source / m["file"])}
+            for m in json.loads(manifest.read_text()).get("models", []) if m.get("status") == "exported"}
+
+
+def _reuse(entry: dict | None, spec: dict, path: Path) -> bool:
+    """Copy ``entry``'s file to ``path`` when it is the same export (same input
+    shape); False when there is nothing to copy."""
+    import shutil
+
+    if entry is None or entry.get("input_shape") != [1, 3, spec["size"], spec["size"]]:
+        return False
+    source = Path(entry["source"])
+    if not source.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, path)
+    return True
+
+
 def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) -> dict:
     folder = cache / corpus
     folder.mkdir(parents=True, exist_ok=True)
@@ -432,6 +539,7 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
                 "max_params": args.max_params, "export_timeout_s": args.export_timeout, "versions": env,
                 "models": []}
     worker = Worker("export", EXPORT_JOBS_PER_WORKER)
+    reusable = _reusable_exports(cache, corpus)
     t_start = time.perf_counter()
     try:
         for k, spec in enumerate(specs, 1):
@@ -444,6 +552,11 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
             if prev is not None and (prev["status"] != "exported" or path.exists()) \
                     and not prev["status"].startswith("worker") and not retry:
                 entry = prev
+                entry.update({k2: spec[k2] for k2 in LABEL_KEYS if k2 in spec})
+            elif _reuse(reusable.get(spec["name"]), spec, path):
+                entry = {**{k2: v for k2, v in reusable[spec["name"]].items() if k2 != "source"}, **spec,
+                         "reused_from": REUSE_FROM[corpus]}
+                log(f"[{corpus} {k}/{len(specs)}] {spec['name']}: copied from {REUSE_FROM[corpus]} (same input shape)")
             else:
                 job = {"corpus": corpus, "spec": spec, "path": str(path), "max_params": args.max_params,
                        "export_timeout": args.export_timeout}
@@ -465,8 +578,14 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
     finally:
         worker.stop()
     counts = Counter(m["status"] for m in manifest["models"])
-    return {"total": len(manifest["models"]), "exported": counts.get("exported", 0),
-            "not_exportable": counts.get("not exportable", 0), "skipped_too_large": counts.get("skipped: too large", 0)}
+    out = {"total": len(manifest["models"]), "exported": counts.get("exported", 0),
+           "not_exportable": counts.get("not exportable", 0), "skipped_too_large": counts.get("skipped: too large", 0)}
+    if any("imagenet_acc1" in m for m in manifest["models"]):
+        rows = labels_rows(manifest["models"])
+        write_labels_csv(folder / "labels.csv", rows)
+        out["labelled"] = len(rows)
+        log(f"== {corpus}: {len(rows)} exported models with a published ImageNet-1K top-1 -> {folder / 'labels.csv'}")
+    return out
 
 
 def cmd_export(args) -> None:
@@ -475,8 +594,8 @@ def cmd_export(args) -> None:
     log(f"versions: {env}")
     results = {}
     for corpus in args.corpus:
-        if corpus == "torchvision":
-            specs = torchvision_models()
+        if corpus in ("torchvision", "torchvision_eval"):
+            specs = torchvision_models(eval_size=corpus == "torchvision_eval")
         elif corpus == "timm":
             specs = timm_sample(args.timm_sample)
         else:

@@ -1,0 +1,171 @@
+"""Zero-shot ranking of real ImageNet classifiers: torchvision's models against
+their published ImageNet-1K top-1.
+
+A family no gennape checkpoint trains on, exported by other people's code
+(``benchmarks/zoo_coverage.py export --corpus torchvision``, weightless ONNX
+files and ``labels.csv``: each model's top-1 from torchvision's own weights
+metadata; ``--corpus torchvision_eval``: the same models exported at the
+input size each accuracy was measured at). For each ``--checkpoint`` (a
+folder or a shipped checkpoint's name, :func:`gennape.transfer.model.load_estimator`;
+repeatable; default the shipped ``default``) every labelled file is converted and predicted by
+:func:`gennape.transfer.evaluate.evaluate_labels`, the code ``gennape evaluate
+--labels`` runs (conversion as ``gennape predict`` converts; ranked by the
+unclipped score), and it prints Spearman and Kendall tau-b with the published
+top-1. On the same networks it prints the baselines, from the same CGs:
+
+* ``#params``: the CG's parameter count (``CG.params``);
+* ``FLOPs``: the CG's MACs (``CG.macs``);
+* ``size``: the mean of ``log(1 + weights)`` and ``log(1 + MACs)``, the
+  ``weights_macs`` size measure the capacity term reads
+  (:func:`gennape.pretrain.size_measure.pack_size`).
+
+Files that fail conversion or prediction are listed with their cause and
+counted (``failed``), not hidden; the metrics are over the rest.
+
+    python benchmarks/zoo_ranking.py                                   # shipped default
+    python benchmarks/zoo_ranking.py --checkpoint default --checkpoint DIR
+    python benchmarks/zoo_ranking.py --corpus torchvision_eval         # at the published input sizes
+    python benchmarks/zoo_ranking.py --labels FOLDER/labels.csv        # any LABELS.csv
+
+The last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+DEFAULT_CACHE = Path("~/.cache/gennape/zoo").expanduser()
+#: zoo_coverage corpora with published accuracies: at 224x224 (inception_v3 299),
+#: and each at the input size its accuracy was measured at.
+CORPORA = ("torchvision", "torchvision_eval")
+#: Baselines, by name: what each ranks the networks by.
+BASELINES = ("params", "flops", "size")
+
+
+def baseline_scores(cgs: list) -> dict[str, list[float]]:
+    """``{baseline: [score per CG]}`` for :data:`BASELINES` (larger = predicted better)."""
+    from gennape.pretrain.packed import GraphPack
+    from gennape.pretrain.size_measure import pack_size
+
+    return {
+        "params": [float(c.params) for c in cgs],
+        "flops": [float(c.macs) for c in cgs],
+        "size": [float(s) for s in pack_size(GraphPack.from_items(cgs), "weights_macs")],
+    }
+
+
+def correlations(pred, true) -> dict:
+    """``n``, ``spearman`` and ``kendall`` (tau-b) of ``pred`` against ``true``."""
+    from gennape.pretrain.metrics import kendall, spearman
+
+    return {"n": len(pred), "spearman": spearman(pred, true), "kendall": kendall(pred, true)}
+
+
+def convert_all(paths: list[Path]) -> tuple[dict[str, object], dict[str, str]]:
+    """``({path: CG}, {path: cause})``: every file converted as ``gennape predict`` converts it."""
+    from gennape.transfer.predict import FailedModel, convert_file
+
+    cgs, failures = {}, {}
+    for path in paths:
+        result = convert_file(path)
+        if isinstance(result, FailedModel):
+            failures[str(path)] = result.error
+        else:
+            cgs[str(path)] = result
+    return cgs, failures
+
+
+def write_rows(path: str | Path, true_of: dict, size_of: dict, scores: dict[str, dict[str, float]]) -> None:
+    """One CSV row per labelled network (blank where a file failed)."""
+    import csv
+    import io
+
+    from gennape.cg.atomic import write_text_atomic
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["onnx", "accuracy", *BASELINES, *scores])
+    for name, acc in true_of.items():
+        sizes = size_of.get(name, {})
+        writer.writerow([name, acc, *(sizes.get(b, "") for b in BASELINES),
+                         *(s.get(name, "") for s in scores.values())])
+    write_text_atomic(Path(path), buf.getvalue())
+
+
+def _fmt(row: dict) -> str:
+    def f(x):
+        return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+    return f"{f(row['spearman'])} | {f(row['kendall'])} | {row['n']}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", metavar="DIR|NAME",
+                        help="checkpoint folder or shipped name (repeatable; default: default)")
+    parser.add_argument("--corpus", choices=CORPORA, default="torchvision",
+                        help="zoo_coverage corpus whose labels.csv to rank (default %(default)s)")
+    parser.add_argument("--labels", default=None, metavar="LABELS.csv",
+                        help="any LABELS.csv instead (default: CACHE/CORPUS/labels.csv)")
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="zoo_coverage cache (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--output", default=None, metavar="FILE.csv",
+                        help="also write one row per network: published accuracy, baselines, each checkpoint's predicted accuracy")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from gennape.cg.errors import GennapeError
+    from gennape.transfer.evaluate import evaluate_labels
+    from gennape.transfer.labels import read_labels
+    from gennape.transfer.model import load_estimator
+
+    torch.set_num_threads(args.threads)
+    labels_path = Path(args.labels) if args.labels else Path(args.cache).expanduser() / args.corpus / "labels.csv"
+    try:
+        labels = read_labels(labels_path)
+    except GennapeError as err:
+        sys.exit(f"zoo_ranking: {err} (run `benchmarks/zoo_coverage.py export --corpus {args.corpus}` first)")
+    true_of = {str(r.path): r.accuracy for r in labels.rows}
+    print(f"{len(labels)} labelled networks ({labels_path}, {labels.scale})")
+
+    cgs, convert_failures = convert_all(labels.paths)
+    sizes = baseline_scores(list(cgs.values()))
+    size_of = {name: {b: sizes[b][i] for b in BASELINES} for i, name in enumerate(cgs)}
+
+    results = {"labels": str(labels_path), "labelled": len(labels), "checkpoints": {}}
+    scores: dict[str, dict[str, float]] = {}
+    print("\n| ranked by | Spearman | Kendall tau-b | n |\n|---|---|---|---|")
+    for checkpoint in args.checkpoint or ["default"]:
+        ev = evaluate_labels(labels, load_estimator(checkpoint))
+        # Baselines on exactly the networks this checkpoint was scored on.
+        paths = [p for p in ev.paths if p in size_of]
+        true = np.array([true_of[p] for p in paths])
+        row = {"n": ev.metrics["n"], "spearman": ev.metrics["spearman"], "kendall": ev.metrics["kendall"],
+               "failed": len(ev.failures), "failures": {f.path: f.error for f in ev.failures},
+               "baselines": {b: correlations(np.array([size_of[p][b] for p in paths]), true) for b in BASELINES}}
+        results["checkpoints"][str(checkpoint)] = row
+        scores[str(checkpoint)] = dict(zip(ev.paths, ev.pred.tolist()))
+        print(f"| {checkpoint} | {_fmt(row)} |")
+        for b in BASELINES:
+            print(f"| {b} (same networks) | {_fmt(row['baselines'][b])} |")
+    print()
+    for path, cause in sorted({**convert_failures,
+                               **{p: c for r in results["checkpoints"].values() for p, c in r["failures"].items()}
+                               }.items()):
+        print(f"failed: {path}: {cause}")
+    print(f"{len(convert_failures)} of {len(labels)} labelled files failed conversion")
+    results["convert_failed"] = len(convert_failures)
+    if args.output:
+        write_rows(args.output, true_of, size_of, scores)
+        print(f"per-network rows -> {args.output}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
