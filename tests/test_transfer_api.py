@@ -5,7 +5,6 @@ small labelled set improves Spearman on the rest."""
 import numpy as np
 import pytest
 
-
 from _transfer_helpers import EXAMPLES, nb201_records, tiny_estimator
 from gennape.cg.errors import GennapeError
 from gennape.cg.families import family_names
