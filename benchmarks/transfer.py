@@ -287,19 +287,22 @@ LOFO_ROWS = {
     "size": "mean of log weights and log MACs (no learning)",
     "gnn": "the heads alone (within-family quantile targets)",
     "gnn + size, in-sample fit": "size term fitted on the heads' scores of their own training labels",
-    "gnn + size (recipe)": "size term fitted on out-of-family head scores (pretrain_families' default)",
-    "recipe, heads shrunk by OOD": "the recipe with the heads' deviation from their training mean times min(1, 1 / OOD score)",
+    "gnn + size, out-of-family fit": "size term fitted on out-of-family head scores (pretrain_families' default)",
+    "recipe: heads trusted by OOD": "the out-of-family fit with the heads' deviation from their training mean "
+                                    "times min(1, 1 / OOD score) (head_trust='ood')",
 }
-RECIPE_ROW = "gnn + size (recipe)"
+OUT_OF_FAMILY_ROW, RECIPE_ROW = "gnn + size, out-of-family fit", "recipe: heads trusted by OOD"
 
 
 def run_lofo(args, log) -> dict:
     """Leave-one-family-out: for each family F, an estimator fitted on the other
     families' CGs with within-family quantile targets scores F's networks.
 
-    The recipe is fixed in advance (``args``: networks per family for training and
-    for scoring, epochs, head epochs, seed; size measure ``weights_macs``; the size
-    term's head weight from out-of-family head scores); nothing is chosen on F's labels.
+    The recipe is :data:`gennape.pretrain.run_families.RECIPE` (size measure
+    ``weights_macs``, the size term's head weight from out-of-family head scores,
+    heads trusted by the OOD score) with ``args``' networks per family, epochs and
+    head epochs; nothing is chosen on F's labels (docs/results.md says how each
+    part was chosen).
     """
     import torch
 
@@ -334,17 +337,15 @@ def run_lofo(args, log) -> dict:
         tr_pack, tr_y, fam_of = training_set(others)
         tr_size, tr_t = est.size_of(tr_pack), est.target_transform_.transform(tr_y)
         fits = {"gnn + size, in-sample fit": run_model(est.model_, tr_pack).head_score,
-                RECIPE_ROW: out_of_family_head_scores(est, others)}
+                OUT_OF_FAMILY_ROW: out_of_family_head_scores(est, others)}
         fits = {row: fit_size_term_across_families(h, tr_size, tr_t, fam_of) for row, h in fits.items()}
         ev = evals[held]
         pack, y = as_pack(ev.cgs), ev.accuracy
         head, size = run_model(est.model_, pack).head_score, est.size_of(pack)
         scores = {"size": size, "gnn": head,
                   **{row: coef[0] * head + coef[1] * size for row, coef in fits.items()}}
-        a, b, _ = fits[RECIPE_ROW]
-        trust = np.minimum(1.0, 1.0 / np.maximum(est.ood_score(pack), 1e-12))
-        scores["recipe, heads shrunk by OOD"] = a * trust * (head - run_model(est.model_, tr_pack).head_score.mean()) \
-            + b * size
+        est.capacity_ = fits[OUT_OF_FAMILY_ROW]  # the recipe's model: its own forward scores the last row
+        scores[RECIPE_ROW] = run_model(est.model_, pack).score
         res = {"n": len(y), "trained_on": {s.name: len(s) for s in others},
                "zero_shot": spearman(scores[RECIPE_ROW], y), "k_shot_mean": None,
                "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),
@@ -352,7 +353,6 @@ def run_lofo(args, log) -> dict:
                "size_term": {row: list(coef) for row, coef in fits.items()}}
         res["best_size"] = max(res["params"], res["flops"])
         if args.lofo_kshot and len(y) > args.samples + 10:
-            est.capacity_ = fits[RECIPE_ROW]
             res["k_shot"] = finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS, args.mode, log)
             res["k_shot_mean"] = res["k_shot"]["spearman"]
         res["seconds"] = time.perf_counter() - t

@@ -64,10 +64,22 @@ FITTED: dict[str, tuple[str, Callable, Callable]] = {
     "fuzzy_partition_coefficient": ("fpc_", float, float),
     "ood_scale": ("ood_scale_", float, float),
     "ood_threshold": ("ood_threshold_", float, float),
+    "head_mean": ("head_mean_", float, float),
     "n_train": ("n_train_", int, int),
     "heads_training": ("heads_info_", dict, dict),
     "history": ("history_", list, list),
 }
+
+
+#: Values of ``fitted`` keys that checkpoints written before the key existed lack.
+FITTED_DEFAULTS = {"head_mean": 0.0}
+
+
+def torch_scalar(value: float, like):
+    """``value`` as a 0-d tensor of ``like``'s dtype and device."""
+    import torch
+
+    return torch.tensor(float(value), dtype=like.dtype, device=like.device)
 
 
 class NotFittedError(GennapeError):
@@ -126,6 +138,9 @@ class GennapeEstimator(EstimatorBase):
         size_measure: the size that term reads, by name
             (:data:`gennape.pretrain.size_measure.SIZE_MEASURES`: ``weights``,
             the paper-protocol default, or ``weights_macs``).
+        head_trust: ``constant`` or ``ood``: pull the heads' score toward their
+            training mean on networks unlike the training ones
+            (:mod:`gennape.pretrain.head_trust`).
         seed: seed of everything random (the global NumPy / torch states are untouched).
         device: ``cpu`` or ``cuda``.
 
@@ -150,7 +165,8 @@ class GennapeEstimator(EstimatorBase):
                  temperature: float = 0.2, feature_mask_p: float = 0.15, edge_drop_p: float = 0.1,
                  contrastive_weight: float = 1.0, supervised_weight: float = 0.0, rank_weight: float = 1.0,
                  head_epochs: int = 150, head_lr: float = 1e-3, capacity_term: bool = True,
-                 size_measure: str = "weights", seed: int = 0, device: str = "cpu"):
+                 size_measure: str = "weights", head_trust: str = "constant", seed: int = 0,
+                 device: str = "cpu"):
         self.hidden_channels = hidden_channels
         self.embed_dim = embed_dim
         self.num_layers = num_layers
@@ -179,6 +195,7 @@ class GennapeEstimator(EstimatorBase):
         self.head_lr = head_lr
         self.capacity_term = capacity_term
         self.size_measure = size_measure
+        self.head_trust = head_trust
         self.seed = seed
         self.device = device
 
@@ -198,7 +215,8 @@ class GennapeEstimator(EstimatorBase):
     def _new_model(self, encoder, heads):
         from gennape.pretrain.model import GennapeModel
 
-        return GennapeModel(encoder, heads, self.embed_dim, self.fuzzifier, self.size_measure).to(self.device)
+        return GennapeModel(encoder, heads, self.embed_dim, self.fuzzifier, self.size_measure,
+                            self.head_trust).to(self.device)
 
     def size_of(self, cgs) -> np.ndarray:
         """``[n]``: the size measure the size term reads (``size_measure``) of each graph."""
@@ -214,6 +232,25 @@ class GennapeEstimator(EstimatorBase):
     @capacity_.setter
     def capacity_(self, coef) -> None:
         self.model_.set_capacity(coef)
+
+    # The OOD unit and the heads' training mean live in model_ (its forward reads them) and config.json.
+    @property
+    def ood_scale_(self) -> float:
+        """Unit of the OOD score: the 95th percentile of training nearest-neighbour distances."""
+        return float(self.model_.ood_scale)
+
+    @ood_scale_.setter
+    def ood_scale_(self, value: float) -> None:
+        self.model_.ood_scale = torch_scalar(value, self.model_.ood_scale)
+
+    @property
+    def head_mean_(self) -> float:
+        """The heads' mean score over the training graphs (what ``head_trust="ood"`` pulls toward)."""
+        return float(self.model_.head_mean)
+
+    @head_mean_.setter
+    def head_mean_(self, value: float) -> None:
+        self.model_.head_mean = torch_scalar(value, self.model_.head_mean)
 
     # -------------------------------------------------------------------- fit
     def fit(self, cgs, y, *, eval_set: tuple[Any, Sequence[float]] | None = None,
@@ -301,10 +338,11 @@ class GennapeEstimator(EstimatorBase):
         hcfg = HeadsConfig(self.head_epochs, lr=self.head_lr, weight_decay=self.weight_decay,
                            rank_weight=self.rank_weight)
         self.heads_info_ = train_heads(heads, emb, clusters.membership, y_t, hcfg, gen, val, self.device)
+        train_heads_score = predict_heads(heads, emb, clusters.membership, self.device)
         if self.capacity_term:
-            model.set_capacity(fit_capacity(predict_heads(heads, emb, clusters.membership, self.device),
-                                            self.size_of(pack), y_t))
+            model.set_capacity(fit_capacity(train_heads_score, self.size_of(pack), y_t))
         self.model_ = model.eval()
+        self.head_mean_ = float(np.mean(train_heads_score))
         self.target_transform_ = transform
         self.fpc_ = clusters.fpc
         self._fit_ood_reference(emb, gen)
@@ -429,6 +467,9 @@ class GennapeEstimator(EstimatorBase):
                 self.fit_heads(pack, y, epochs=epochs, lr=lr, refit_transform=False, seed=seed)
             else:
                 self._train_end_to_end(pack, y, epochs, lr, encoder_lr, seed)
+        # Heads trained on the user's family are trusted on it (and the training
+        # targets above did not pull toward the old mean).
+        self.head_trust = self.model_.head_trust = "constant"
         model = self.model_
         new = torch.as_tensor(self._run(pack).embedding, dtype=torch.float32, device=model.embedding_mean.device)
         model.reference_embeddings = torch.cat([model.reference_embeddings, new])
@@ -567,11 +608,8 @@ class GennapeEstimator(EstimatorBase):
     def _ood(self, emb: np.ndarray) -> np.ndarray:
         import torch
 
-        from gennape.pretrain.batch_invariance import pairwise_distance
-
-        reference = self.model_.reference_embeddings.double().cpu()
-        d = pairwise_distance(torch.as_tensor(emb), reference)
-        return d.min(dim=1).values.numpy() / self.ood_scale_
+        with torch.no_grad():
+            return self.model_.ood(torch.as_tensor(emb, dtype=torch.float64, device=self.device)).cpu().numpy()
 
     # -------------------------------------------------------------- save/load
     def checkpoint_state(self) -> tuple[dict, dict]:
@@ -593,7 +631,10 @@ class GennapeEstimator(EstimatorBase):
         model.load_fitted_state(tensors)
         est.model_ = model.eval()
         for key, (attr, _, from_json) in FITTED.items():
-            setattr(est, attr, from_json(sections["fitted"][key]))
+            if key in sections["fitted"] or key not in FITTED_DEFAULTS:
+                setattr(est, attr, from_json(sections["fitted"][key]))
+            else:  # written before the key existed
+                setattr(est, attr, FITTED_DEFAULTS[key])
         est.metadata_ = dict(sections.get("metadata") or {})
         return est
 

@@ -32,7 +32,9 @@ from torch import nn
 from gennape.heads.fuzzy_heads import FuzzyHeads
 from gennape.heads.membership import fcm_membership
 from gennape.pretrain.batch_invariance import FixedRowBlocks
+from gennape.pretrain.batch_invariance import pairwise_distance
 from gennape.pretrain.capacity import NO_CAPACITY
+from gennape.pretrain.head_trust import check_head_trust, trusted_head
 from gennape.pretrain.size_measure import size_mix
 
 
@@ -59,6 +61,8 @@ class GennapeModel(nn.Module):
         fuzzifier: c-means fuzzifier m of the memberships (> 1).
         size_measure: the size the size term reads, by name
             (:data:`gennape.pretrain.size_measure.SIZE_MEASURES`).
+        head_trust: how far the size term trusts the heads on networks unlike the
+            training ones (:mod:`gennape.pretrain.head_trust`: ``constant`` or ``ood``).
 
     Buffers (set by :meth:`GennapeEstimator.fit`; all but ``capacity`` are in
     the ``state_dict``, ``capacity`` is kept in ``config.json``):
@@ -69,6 +73,8 @@ class GennapeModel(nn.Module):
         - ``capacity``: ``[3]`` float64, the size term's ``(a, b, c)``
         - ``size_mix``: ``[len(GRAPH_ATTRS)]`` float64, the size measure's column
           weights (not in the ``state_dict``: it follows from ``size_measure``)
+        - ``ood_scale``, ``head_mean``: ``[]`` float64, the OOD distance unit and the
+          heads' training mean (kept in ``config.json``; used by ``head_trust="ood"``)
 
     Shapes:
         - input: ``x`` ``[num_nodes, F]``, ``edge_index`` ``[2, num_edges]``,
@@ -80,8 +86,9 @@ class GennapeModel(nn.Module):
     """
 
     def __init__(self, encoder: nn.Module, heads: FuzzyHeads, embed_dim: int, fuzzifier: float = 2.0,
-                 size_measure: str = "weights"):
+                 size_measure: str = "weights", head_trust: str = "constant"):
         super().__init__()
+        self.head_trust = check_head_trust(head_trust)
         self.encoder = encoder
         self.heads = heads
         self.fuzzifier = fuzzifier
@@ -92,6 +99,8 @@ class GennapeModel(nn.Module):
         self.register_buffer("reference_embeddings", torch.zeros(0, embed_dim))
         self.register_buffer("capacity", torch.tensor(NO_CAPACITY, dtype=f64), persistent=False)
         self.register_buffer("size_mix", torch.as_tensor(size_mix(size_measure)), persistent=False)
+        self.register_buffer("ood_scale", torch.tensor(1.0, dtype=f64), persistent=False)
+        self.register_buffer("head_mean", torch.tensor(0.0, dtype=f64), persistent=False)
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised embeddings ``[num_graphs, embed_dim]`` (float64)."""
@@ -116,6 +125,12 @@ class GennapeModel(nn.Module):
         with self._batch_invariant():
             return self.heads(embedding.float(), membership.float()).double()
 
+    def ood(self, embedding: torch.Tensor) -> torch.Tensor:
+        """OOD scores ``[n]`` of standardised embeddings: distance to the nearest
+        reference embedding in units of ``ood_scale``."""
+        reference = self.reference_embeddings.to(embedding)
+        return pairwise_distance(embedding, reference).min(dim=1).values / self.ood_scale
+
     def size(self, graph_attr: torch.Tensor) -> torch.Tensor:
         """The size measure ``[n]`` of graph-level attributes ``[n, len(GRAPH_ATTRS)]``."""
         return graph_attr.to(self.size_mix) @ self.size_mix
@@ -135,7 +150,8 @@ class GennapeModel(nn.Module):
         emb = self.embed(x, edge_index, batch)
         u = self.membership(emb)
         head = self.head_score(emb, u)
-        return ModelOutput(emb, u, head, self.size_term(head, None if graph_attr is None else self.size(graph_attr)))
+        used = trusted_head(head, self.ood(emb), self.head_mean) if self.head_trust == "ood" else head
+        return ModelOutput(emb, u, head, self.size_term(used, None if graph_attr is None else self.size(graph_attr)))
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None, *,
                 graph_attr: torch.Tensor | None = None) -> torch.Tensor:

@@ -24,7 +24,7 @@ from gennape.cg.atomic import write_text_atomic
 from gennape.pretrain.run import METRICS_FILE, peak_rss_mib
 
 #: The multi-family recipe's estimator parameters (chosen in advance, see docs/results.md).
-RECIPE = {"epochs": 3, "head_epochs": 100, "readout": "mean", "size_measure": "weights_macs"}
+RECIPE = {"epochs": 3, "head_epochs": 100, "readout": "mean", "size_measure": "weights_macs", "head_trust": "ood"}
 #: Seeds of the training and the in-domain evaluation draws (disjoint networks).
 TRAIN_SEED, EVAL_SEED = 1, 0
 
@@ -72,11 +72,21 @@ def pretrain_all_families(out: str | Path, *, families: Sequence[str] | None = N
                "torch_threads": torch.get_num_threads(), "members": members}
     est.metadata_ = {**est.metadata_, "command": command, "metrics": metrics,
                      "training_data": {**est.metadata_["training_data"], "per_family": per_family,
-                                       "train_seed": TRAIN_SEED}}
+                                       "train_seed": TRAIN_SEED,
+                                       "sha256": {s.title: labels_sha256(s) for s in samples}}}
     out = Path(out)
     est.save(out)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=1))
     return metrics
 
 
-__all__ = ["EVAL_SEED", "RECIPE", "TRAIN_SEED", "pretrain_all_families"]
+def labels_sha256(sample) -> str:
+    """SHA-256 of a training sample's labels (``key<TAB>accuracy`` lines): which
+    networks and labels a checkpoint was trained on, whatever files they came from."""
+    import hashlib
+
+    text = "\n".join(f"{k}\t{float(a)!r}" for k, a in zip(sample.keys, sample.accuracy))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+__all__ = ["EVAL_SEED", "RECIPE", "TRAIN_SEED", "labels_sha256", "pretrain_all_families"]

@@ -134,3 +134,25 @@ def test_size_measure_is_chosen_by_name_and_read_by_the_forward():
     with torch.no_grad():
         out = model.outputs(b.x, b.edge_index, b.batch, graph_attr=b.graph_attr)
     np.testing.assert_allclose(out.score.numpy(), out.head_score.numpy() + 0.25 * both)
+
+
+def test_ood_head_trust_pulls_far_networks_toward_the_heads_mean():
+    from gennape.pretrain.head_trust import trusted_head
+
+    head = torch.tensor([2.0, 2.0, 2.0], dtype=torch.float64)
+    ood = torch.tensor([0.5, 1.0, 4.0], dtype=torch.float64)
+    np.testing.assert_allclose(trusted_head(head, ood, 1.0).numpy(), [2.0, 2.0, 1.25])
+    est = tiny_estimator()
+    cgs, _ = tiny_data(6, seed=4)
+    b = GraphPack.from_items(cgs).collate(np.arange(6))
+    model = copy.deepcopy(est.model_)
+    model.head_trust = "ood"
+    with torch.no_grad():
+        out = model.outputs(b.x, b.edge_index, b.batch, graph_attr=b.graph_attr)
+        a, b_, c = est.capacity_
+        used = trusted_head(out.head_score, model.ood(out.embedding), model.head_mean)
+        np.testing.assert_allclose(out.score.numpy(), (a * used + b_ * model.size(b.graph_attr) + c).numpy())
+        np.testing.assert_allclose(model.ood(out.embedding).numpy(), est.ood_score(cgs))
+    assert est.head_mean_ != 0.0  # fit records the heads' training mean
+    with pytest.raises(ValueError, match="valid: constant, ood"):
+        GennapeEstimator(head_trust="far")._new_model(est.model_.encoder, est.model_.heads)

@@ -7,6 +7,7 @@ import pytest
 
 from _transfer_helpers import EXAMPLES, nb201_records, tiny_estimator
 from gennape.cg.errors import GennapeError
+from gennape.cg.families import family_names
 from gennape.pretrain.metrics import spearman
 from gennape.transfer import default_checkpoint, predict_cgs, predict_module, predict_onnx
 from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
@@ -114,14 +115,27 @@ def test_shipped_checkpoint_predicts_the_examples():
     assert size <= 10 * 2**20
     config = json.loads((path / "config.json").read_text())
     metadata = config["metadata"]
-    assert metadata["command"].startswith("gennape pretrain") and len(metadata["training_data"]["sha256"]) == 64
+    assert metadata["command"].startswith("gennape pretrain --families all")
+    hashes = metadata["training_data"]["sha256"]  # the labels of every family it was trained on
+    assert {t.split("[")[0] for t in hashes} == set(family_names()) and all(len(h) == 64 for h in hashes.values())
     run = predict_onnx(EXAMPLES)
     assert not run.failures and len(run.predictions) == len(list(EXAMPLES.glob("*.onnx")))
-    # on NB-101's CIFAR-10 validation scale, with the nine members' spread as the uncertainty
-    from gennape.pretrain.data import NB101_LABEL
-
-    assert metadata["label"] == NB101_LABEL and run.scale == NB101_LABEL
+    # on the within-family quantile scale, with the members' spread as the uncertainty
+    assert metadata["label"].startswith("within-family quantile") and run.scale == metadata["label"]
     assert all(0 < p.accuracy_std < 0.5 for p in run.predictions)
+
+
+def test_the_nb101_checkpoint_is_shipped_by_name():
+    import json
+
+    from gennape.pretrain.data import NB101_LABEL
+    from gennape.transfer.model import checkpoint_path, shipped_checkpoints
+
+    assert {"default", "nb101"} <= set(shipped_checkpoints())
+    config = json.loads((checkpoint_path("nb101") / "config.json").read_text())
+    assert len(config["metadata"]["training_data"]["sha256"]) == 64
+    run = predict_onnx(EXAMPLES, "nb101")
+    assert run.scale == NB101_LABEL and not run.failures
 
 
 def test_shipped_checkpoint_is_in_the_current_layout_and_saves_back_unchanged(tmp_path):

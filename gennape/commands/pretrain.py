@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size-measure", choices=tuple(SIZE_MEASURES), default=default["size_measure"],
                         help="the size the size term reads: weights (log weight count) or weights_macs (mean of "
                              "log weight count and log MACs) (default %(default)s)")
+    parser.add_argument("--head-trust", choices=("constant", "ood"), default=default["head_trust"],
+                        help="ood: pull the heads' score toward their training mean on networks unlike the "
+                             "training ones, by their OOD score (default %(default)s)")
     parser.add_argument("--no-feature-clamp", dest="feature_clamp", action="store_false",
                         default=default["feature_clamp"],
                         help="feed node features beyond the training range to the GNN unclamped")
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                   conv=args.conv, target_transform=args.target_transform, head_epochs=args.head_epochs,
                   readout=args.readout, supervised_weight=args.supervised_weight,
                   op_encoding=args.op_encoding, capacity_term=args.capacity_term,
-                  feature_clamp=args.feature_clamp, size_measure=args.size_measure)
+                  feature_clamp=args.feature_clamp, size_measure=args.size_measure, head_trust=args.head_trust)
     if args.families:
         return _pretrain_families(args, params)
     data = args.data
