@@ -10,8 +10,12 @@ only the order inside a family is learned, which is what a zero-shot ranking
 of a new family needs.
 
 :func:`pretrain_families` fits a :class:`GennapeEstimator` on those targets
-(the contrastive stage sees every training CG). The NB-101-only pretraining of
-:func:`gennape.pretrain.run.pretrain_nb101` is untouched.
+(the contrastive stage sees every training CG), then refits its size term
+across families on out-of-family head scores (:func:`out_of_family_head_scores`,
+:func:`fit_size_term_across_families`). :func:`load_all_label_sets` labels a
+family's networks by every label set at once. The whole recipe, data to
+checkpoint, is :mod:`gennape.pretrain.run_families`; the NB-101-only
+pretraining of :func:`gennape.pretrain.run.pretrain_nb101` is untouched.
 """
 
 from __future__ import annotations
