@@ -64,7 +64,7 @@ def _distilled_keys(student, family) -> set[str]:
     n = info.get("families", {}).get(family)
     if not n:
         return set()
-    return {s.to_arch() for s in random_family_specs(family, n, info["seed"])}
+    return {s.to_arch() for s in random_family_specs(family, n, info.get("seed", student.seed))}
 
 
 def quality(teacher, student, family: str, samples: int) -> dict:
