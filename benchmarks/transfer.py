@@ -337,7 +337,7 @@ def run_lofo(args, log) -> dict:
         tr_pack, tr_y, fam_of = training_set(others)
         tr_size, tr_t = est.size_of(tr_pack), est.target_transform_.transform(tr_y)
         fits = {"gnn + size, in-sample fit": run_model(est.model_, tr_pack).head_score,
-                OUT_OF_FAMILY_ROW: out_of_family_head_scores(est, others)}
+                OUT_OF_FAMILY_ROW: out_of_family_head_scores(est, others, tr_pack)}
         fits = {row: fit_size_term_across_families(h, tr_size, tr_t, fam_of) for row, h in fits.items()}
         ev = evals[held]
         pack, y = as_pack(ev.cgs), ev.accuracy

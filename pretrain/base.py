@@ -78,10 +78,17 @@ class EstimatorBase:
     """Parameter API and checkpoint save/load for a gennape estimator.
 
     Subclasses implement ``checkpoint_state() -> (tensors, {"params", "fitted",
-    "metadata"})`` and the classmethods ``from_sections(tensors, sections,
-    device)`` and ``config_of_layout1(config)`` (an old config.json in the
-    current layout); everything else here reads their ``__init__`` signature.
+    "metadata"})`` and the classmethod ``from_sections(tensors, sections,
+    device)``; those that wrote checkpoints before the sections existed also
+    override ``config_of_layout1(config)`` (an old config.json in the current
+    layout). Everything else here reads their ``__init__`` signature.
     """
+
+    @classmethod
+    def config_of_layout1(cls, config: dict) -> dict:
+        """An old-layout config.json in the current layout; estimators newer
+        than the sections never wrote one, so theirs is refused."""
+        raise ValueError(f"a {cls.__name__} config.json needs its params/fitted/metadata sections")
 
     # ------------------------------------------------------------ sklearn API
     def get_params(self, deep: bool = True) -> dict[str, Any]:

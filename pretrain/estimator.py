@@ -75,11 +75,19 @@ FITTED: dict[str, tuple[str, Callable, Callable]] = {
 FITTED_DEFAULTS = {"head_mean": 0.0}
 
 
-def torch_scalar(value: float, like):
-    """``value`` as a 0-d tensor of ``like``'s dtype and device."""
-    import torch
+def model_scalar(buffer: str, doc: str) -> property:
+    """A float attribute of the estimator kept in ``model_``'s 0-d buffer ``buffer``."""
 
-    return torch.tensor(float(value), dtype=like.dtype, device=like.device)
+    def get(self) -> float:
+        return float(getattr(self.model_, buffer))
+
+    def set(self, value: float) -> None:
+        import torch  # not at import time: the CLI's parser imports this module
+
+        like = getattr(self.model_, buffer)
+        setattr(self.model_, buffer, torch.tensor(float(value), dtype=like.dtype, device=like.device))
+
+    return property(get, set, doc=doc)
 
 
 class NotFittedError(GennapeError):
@@ -234,23 +242,10 @@ class GennapeEstimator(EstimatorBase):
         self.model_.set_capacity(coef)
 
     # The OOD unit and the heads' training mean live in model_ (its forward reads them) and config.json.
-    @property
-    def ood_scale_(self) -> float:
-        """Unit of the OOD score: the 95th percentile of training nearest-neighbour distances."""
-        return float(self.model_.ood_scale)
-
-    @ood_scale_.setter
-    def ood_scale_(self, value: float) -> None:
-        self.model_.ood_scale = torch_scalar(value, self.model_.ood_scale)
-
-    @property
-    def head_mean_(self) -> float:
-        """The heads' mean score over the training graphs (what ``head_trust="ood"`` pulls toward)."""
-        return float(self.model_.head_mean)
-
-    @head_mean_.setter
-    def head_mean_(self, value: float) -> None:
-        self.model_.head_mean = torch_scalar(value, self.model_.head_mean)
+    ood_scale_ = model_scalar("ood_scale", "Unit of the OOD score: the 95th percentile of training "
+                                           "nearest-neighbour distances.")
+    head_mean_ = model_scalar("head_mean", "The heads' mean score over the training graphs "
+                                           "(what ``head_trust=\"ood\"`` pulls toward).")
 
     # -------------------------------------------------------------------- fit
     def fit(self, cgs, y, *, eval_set: tuple[Any, Sequence[float]] | None = None,

@@ -239,10 +239,5 @@ class KShotEstimator(EstimatorBase):
         est.metadata_ = dict(sections.get("metadata") or {})
         return est
 
-    @classmethod
-    def config_of_layout1(cls, config: dict) -> dict:
-        """Never written before the sections existed."""
-        raise ValueError("a KShotEstimator config.json needs its params/fitted/metadata sections")
-
 
 __all__ = ["KShotEstimator", "frozen_features", "log_macs_of", "members_of"]

@@ -174,11 +174,12 @@ def load_family_sample(name: str, limit: int | None = None, seed: int = 0, exclu
                         ",".join(f"{k}={v}" for k, v in label_options.items()))
 
 
-def out_of_family_head_scores(est, samples: Sequence["FamilySample"], packs=None) -> np.ndarray:
+def out_of_family_head_scores(est, samples: Sequence["FamilySample"], pack=None) -> np.ndarray:
     """``[sum of len(samples)]``: each sample's head scores from heads trained
     (from scratch, on ``est``'s frozen encoder and clusters) on the within-family
     quantile targets of the *other families* only: every label set of a family
     (NB-201's three datasets) is left out together, since they label one space.
+    ``pack``: the samples' CGs packed in order (:func:`training_set`'s), if at hand.
 
     These say how the heads rank a family whose labels they never saw, which is
     what the size term's head weight must reflect; in-sample head scores would
@@ -190,19 +191,18 @@ def out_of_family_head_scores(est, samples: Sequence["FamilySample"], packs=None
     from gennape.pretrain.estimator import as_pack
     from gennape.pretrain.model import run_model
 
-    packs = packs or [as_pack(s.cgs) for s in samples]
-    scores: list = [None] * len(samples)
-    for family in dict.fromkeys(s.name for s in samples):
-        rest = [s for s in samples if s.name != family]
+    pack = pack if pack is not None else as_pack([cg for s in samples for cg in s.cgs])
+    family = np.concatenate([np.full(len(s), s.name, dtype=object) for s in samples])
+    targets = np.concatenate([within_family_quantiles(s.accuracy) for s in samples])
+    scores = np.empty(len(pack))
+    for name in dict.fromkeys(s.name for s in samples):
+        held, rest = np.flatnonzero(family == name), np.flatnonzero(family != name)
         inner = copy.deepcopy(est)
         inner.capacity_ = NO_CAPACITY  # the heads learn the targets themselves, as in fit
-        inner.fit_heads(as_pack([cg for s in rest for cg in s.cgs]),
-                        np.concatenate([within_family_quantiles(s.accuracy) for s in rest]),
-                        epochs=est.head_epochs, lr=est.head_lr, reset=True, refit_transform=False)
-        for i, s in enumerate(samples):
-            if s.name == family:
-                scores[i] = run_model(inner.model_, packs[i]).head_score
-    return np.concatenate(scores)
+        inner.fit_heads(pack.subset(rest), targets[rest], epochs=est.head_epochs, lr=est.head_lr, reset=True,
+                        refit_transform=False)
+        scores[held] = run_model(inner.model_, pack.subset(held)).head_score
+    return scores
 
 
 #: What :func:`training_set` regresses: ``quantile`` (the within-family quantile) or
@@ -250,7 +250,7 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
     With ``target="residual"`` the estimator learns what the size prior leaves
     over: score a family by ``size_prior(...) + est.target_transform_.inverse(est.predict_score(...))``.
     """
-    from gennape.pretrain.estimator import GennapeEstimator, as_pack
+    from gennape.pretrain.estimator import GennapeEstimator
     from gennape.pretrain.model import run_model
 
     if size_term_fit not in SIZE_TERM_FITS:
@@ -267,8 +267,7 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
     pack, targets, family_of = training_set(samples, target)
     est = GennapeEstimator(**params).fit(pack, targets)
     if size_term_fit != "none" and est.capacity_term:
-        packs = [as_pack(s.cgs) for s in samples]
-        heads = (out_of_family_head_scores(est, samples, packs) if size_term_fit == "out_of_family"
+        heads = (out_of_family_head_scores(est, samples, pack) if size_term_fit == "out_of_family"
                  else run_model(est.model_, pack).head_score)
         est.capacity_ = fit_size_term_across_families(heads, est.size_of(pack),
                                                       est.target_transform_.transform(targets), family_of)

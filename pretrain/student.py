@@ -259,9 +259,5 @@ class GennapeStudent(EstimatorBase):
         est.metadata_ = dict(sections.get("metadata") or {})
         return est
 
-    @classmethod
-    def config_of_layout1(cls, config: dict) -> dict:
-        raise ValueError("a GennapeStudent checkpoint has params/fitted/metadata sections")
-
 
 __all__ = ["GennapeStudent", "OUTPUTS", "STUDENT_ROW_BLOCK", "StudentNet"]
