@@ -162,12 +162,12 @@ def predict_embedded(est, emb, size):
 
 
 def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, log=lambda line: None,
-              refit_size_term: bool | str = "auto", log_macs=None) -> dict:
+              refit_size_term: bool | str = "auto") -> dict:
     """Mean/std over seeds of the metrics on the networks NOT used for tuning.
 
-    ``mode="select"`` (:class:`gennape.pretrain.kshot_estimator.KShotEstimator`)
-    needs ``log_macs`` ``[n]`` (``pack`` may not carry them); the frozen model's
-    features are computed once and each seed fits on its own labelled rows.
+    With ``mode="select"`` (:class:`gennape.pretrain.kshot_estimator.KShotEstimator`)
+    the frozen model's features are computed once and each seed fits on its own
+    labelled rows.
     """
     from gennape.transfer.finetune import SELECT, FinetuneConfig, choose_samples, finetune_estimator
     from gennape.pretrain.metrics import all_metrics
@@ -176,7 +176,7 @@ def finetuned(est, pack, y, samples: int, seeds: int, epochs: int, mode: str, lo
     if mode == SELECT:  # nothing is trained: the frozen features of every network, once
         from gennape.pretrain.kshot_estimator import frozen_features
 
-        feats = frozen_features(est, pack, log_macs)
+        feats = frozen_features(est, pack)
     # With the encoder frozen, embed once and reuse (15,625 NB-201 graphs).
     emb = est.embed(pack) if mode == "heads" and not hasattr(est, "members_") else None
     runs = []
@@ -460,13 +460,12 @@ def main() -> int:
         if proxy is not None and name != PRETRAIN_FAMILY:
             res["best_zero_cost_proxy"] = proxy
         if not args.no_finetune and name != PRETRAIN_FAMILY and len(y) > args.samples + 10:
-            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log,
-                                         size_term, np.log1p(macs))
+            res["finetuned"] = finetuned(est, pack, y, args.samples, args.seeds, epochs, args.mode, log, size_term)
             if args.finetune_modes:
                 for other in ("select", "heads", "encoder"):
                     if other != args.mode:
                         res["finetuned_" + other] = finetuned(est, pack, y, args.samples, args.seeds, epochs, other,
-                                                              log, size_term, np.log1p(macs))
+                                                              log, size_term)
         results["families"][name] = res
         log(f"{name}: zero-shot Spearman {zs['spearman']:.3f}" +
             (f", fine-tuned {res['finetuned']['spearman']:.3f}" if "finetuned" in res else "") +

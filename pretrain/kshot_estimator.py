@@ -42,41 +42,21 @@ def members_of(estimator) -> list:
     return list(estimator.members_) if hasattr(estimator, "members_") else [estimator]
 
 
-def log_macs_of(items) -> np.ndarray:
-    """``log(1 + MACs)`` ``[n]`` of CGs (``.macs``), PyG ``Data`` (``attrs``'
-    ``macs`` column) or a ``GraphPack`` whose graph-level attributes hold it."""
-    from gennape.cg.graph import RAW_ATTRS
-    from gennape.pretrain.packed import GraphPack
-
-    if isinstance(items, GraphPack):
-        return items.graph_column("log_macs")
-    col = RAW_ATTRS.index("macs")
-    out = []
-    for item in items:
-        macs = item.macs if hasattr(item, "nodes") else float(item.attrs[:, col].double().sum())
-        out.append(np.log1p(float(macs)))
-    return np.array(out, dtype=np.float64)
-
-
-def frozen_features(estimator, cgs, log_macs=None) -> KShotFeatures:
+def frozen_features(estimator, cgs) -> KShotFeatures:
     """:class:`KShotFeatures` of ``cgs`` from a fitted estimator or ensemble (nothing is trained).
 
     Args:
         estimator: a fitted :class:`GennapeEstimator` or :class:`GennapeEnsemble`.
-        cgs: CGs, PyG ``Data`` or a ``GraphPack`` (then ``log_macs`` is needed).
-        log_macs: ``log(1 + MACs)`` ``[n]``, if already known.
+        cgs: CGs, PyG ``Data`` or a ``GraphPack``.
     """
     from gennape.pretrain.ensemble import member_mean
     from gennape.pretrain.estimator import as_pack
 
-    log_macs = log_macs_of(cgs) if log_macs is None else np.asarray(log_macs, dtype=np.float64)
     pack = as_pack(cgs)
-    if len(log_macs) != len(pack):
-        raise ValueError(f"{len(pack)} graphs but {len(log_macs)} log_macs")
     outs = [m._run(pack) for m in members_of(estimator)]
     scores = [o.score for o in outs]
     return KShotFeatures(member_mean(scores), np.stack(scores), np.concatenate([o.embedding for o in outs], axis=1),
-                         np.asarray(pack.log_weights, dtype=np.float64), log_macs)
+                         pack.graph_column("log_weights"), pack.graph_column("log_macs"))
 
 
 class KShotEstimator(EstimatorBase):
@@ -96,10 +76,9 @@ class KShotEstimator(EstimatorBase):
         self.estimator = estimator
         self.top = top
 
-    def fit(self, cgs, y, *, log_macs=None) -> "KShotEstimator":
-        """Fit the correction on labelled networks (``y``: accuracies as
-        fractions; ``log_macs`` as for :func:`frozen_features`); returns self."""
-        return self.fit_features(frozen_features(self._base(), cgs, log_macs), y)
+    def fit(self, cgs, y) -> "KShotEstimator":
+        """Fit the correction on labelled networks (``y``: accuracies as fractions); returns self."""
+        return self.fit_features(frozen_features(self._base(), cgs), y)
 
     def fit_features(self, feats: KShotFeatures, y) -> "KShotEstimator":
         """:meth:`fit` from the labelled networks' :func:`frozen_features`
@@ -146,31 +125,30 @@ class KShotEstimator(EstimatorBase):
                                  "or load a checkpoint with gennape.transfer.model.load_estimator(dir)")
         return self.selector_
 
-    def predict_score(self, cgs, *, log_macs=None) -> np.ndarray:
+    def predict_score(self, cgs) -> np.ndarray:
         """Predictions on the labels' target-transform scale (rank by this), ``[n]``."""
-        return self.predict_score_features(frozen_features(self.base_, cgs, log_macs))
+        return self.predict_score_features(frozen_features(self.base_, cgs))
 
     def predict_score_features(self, feats: KShotFeatures) -> np.ndarray:
         """:meth:`predict_score` from :func:`frozen_features` of the pretrained
         estimator (``base_``'s OOD reference differs, its scores do not)."""
         return self._fitted().predict(feats)
 
-    def predict(self, cgs, *, log_macs=None) -> np.ndarray:
+    def predict(self, cgs) -> np.ndarray:
         """Predicted accuracy on the labels' scale, clipped to ``[0, 1]``, ``[n]``."""
-        return self._accuracy(self.predict_score(cgs, log_macs=log_macs))
+        return self._accuracy(self.predict_score(cgs))
 
     def _accuracy(self, score: np.ndarray) -> np.ndarray:
         return np.clip(self.target_transform_.inverse(score), 0.0, 1.0)
 
-    def predict_details(self, cgs, *, log_macs=None) -> dict[str, np.ndarray]:
+    def predict_details(self, cgs) -> dict[str, np.ndarray]:
         """As :meth:`GennapeEstimator.predict_details`; ``accuracy_std`` is the
         spread (``ddof=0``) of the chosen candidates' predicted accuracies."""
         from gennape.pretrain.estimator import as_pack
 
-        log_macs = log_macs_of(cgs) if log_macs is None else log_macs
         pack = as_pack(cgs)
         base = self.base_.predict_details(pack)
-        each = self._fitted().predict_candidates(frozen_features(self.base_, pack, log_macs))
+        each = self._fitted().predict_candidates(frozen_features(self.base_, pack))
         score = each[0].copy()
         for row in each[1:]:  # as KShotSelector.predict, from the same pass
             score += row
@@ -240,4 +218,4 @@ class KShotEstimator(EstimatorBase):
         return est
 
 
-__all__ = ["KShotEstimator", "frozen_features", "log_macs_of", "members_of"]
+__all__ = ["KShotEstimator", "frozen_features", "members_of"]

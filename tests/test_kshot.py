@@ -122,18 +122,16 @@ def test_select_mode_fits_a_checkpoint_that_predicts_the_same_after_loading(tiny
     assert isinstance(retuned, GennapeEstimator)
 
 
-def test_select_features_need_macs_from_cgs_or_by_hand(tiny):
+def test_select_features_read_macs_from_cgs_or_packs(tiny):
     from gennape.pretrain import packed
 
     est, cgs, _ = tiny
     feats = frozen_features(est, cgs[:5])
     np.testing.assert_allclose(feats.log_macs, [np.log1p(c.macs) for c in cgs[:5]])
     np.testing.assert_array_equal(feats.score, est.predict_score(cgs[:5]))
-    pack = packed.GraphPack.from_items(cgs[:5])
-    if "log_macs" not in getattr(packed, "GRAPH_ATTRS", ()):
-        with pytest.raises(ValueError, match="MACs"):
-            frozen_features(est, pack)
-    np.testing.assert_array_equal(frozen_features(est, pack, feats.log_macs).embedding, feats.embedding)
+    from_pack = frozen_features(est, packed.GraphPack.from_items(cgs[:5]))
+    np.testing.assert_array_equal(from_pack.log_macs, feats.log_macs)
+    np.testing.assert_array_equal(from_pack.embedding, feats.embedding)
 
 
 def test_select_rejects_too_few_or_equal_labels(tiny):

@@ -109,8 +109,7 @@ def choose_samples(n: int, samples: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=samples, replace=False))
 
 
-def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: FinetuneConfig = FinetuneConfig(), *,
-                       log_macs=None):
+def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: FinetuneConfig = FinetuneConfig()):
     """A fine-tuned copy of ``estimator`` (the argument is left unchanged).
 
     Args:
@@ -118,15 +117,14 @@ def finetune_estimator(estimator, cgs: Sequence, y: Sequence[float], config: Fin
             :class:`gennape.pretrain.ensemble.GennapeEnsemble` or
             :class:`gennape.pretrain.kshot_estimator.KShotEstimator` (then its
             pretrained estimator is fine-tuned afresh: the old correction is replaced).
-        cgs: the labelled graphs (CGs, or a ``GraphPack`` with ``log_macs`` for ``select``).
+        cgs: the labelled graphs (CGs or a ``GraphPack``).
         y: their accuracies as fractions.
         config: what and how long to train.
-        log_macs: ``log(1 + MACs)`` of ``cgs`` (``select`` only; read from CGs when not given).
     """
     from gennape.pretrain.kshot_estimator import KShotEstimator
 
     if config.mode == SELECT:
-        return KShotEstimator(estimator).fit(cgs, y, log_macs=log_macs)
+        return KShotEstimator(estimator).fit(cgs, y)
     if isinstance(estimator, KShotEstimator):
         estimator = estimator.base_
     return copy.deepcopy(estimator).finetune(cgs, y, **asdict(config))
