@@ -30,24 +30,12 @@ reports their zero-shot Spearman per family (mean ± std over
 ``--ablation-seeds`` pretraining seeds). ``--finetune-modes`` runs all three
 fine-tuning modes (select, heads only, encoder + heads) on the same samples.
 
-``--protocol lofo`` is the honest protocol (issue 15): for each family F of
-:data:`LOFO_FAMILIES` (a search space, left out with all its datasets and
-tasks), a fresh estimator is fitted on the *other* families' labelled CGs with
-within-family quantile targets (:mod:`gennape.pretrain.multifamily`) and scores
-F; the recipe is fixed in advance by the options (``--train-per-family``,
-``--limit-per-family`` seeded subsamples, ``--lofo-epochs``,
-``--lofo-head-epochs``, mean readout, seed 0, one member). Rows: the GNN
-estimator; the same with log MACs added to its size term (slopes fitted on
-the training families, centred within each family); the size prior
-(rank-mean of #params and MACs); and 50/50 rank blends of the GNN scores with
-the prior; next to #params, FLOPs and the better of the two on the same
-networks. ``--lofo-residual`` adds the size prior plus a second estimator
-fitted on what the prior leaves over; ``--lofo-kshot`` adds ``--samples``-shot
-fine-tuning of the heads with ``--seeds`` seeds on F's networks only
-(Spearman on F's other networks).
+``--protocol lofo`` is the honest protocol (issue 15): leave one family out,
+each family scored by models that never saw it (:mod:`lofo`, which says how
+the variants are chosen); ``--lofo-seeds``, ``--lofo-kshot``.
 
     python benchmarks/transfer.py                     # the README table (shipped checkpoint)
-    python benchmarks/transfer.py --protocol lofo --threads 1 --train-per-family 1000 --limit-per-family 1000
+    python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1 --lofo-kshot --threads 2
     python benchmarks/transfer.py --checkpoint DIR --limit 2000   # quicker, subsampled
     python benchmarks/transfer.py --ablations --families nb201,nb301
 
@@ -276,113 +264,6 @@ def run_ablations(base_params: dict, families: dict, limit: int, epochs: int, he
     return out
 
 
-# ------------------------------------------------------------------- LOFO
-#: Families of the leave-one-family-out protocol: one per SPACE (NB-201's three
-#: datasets and TNB-101's tasks are label sets of one space, never separate
-#: families), each with its default label set (NB-201 CIFAR-10, TNB-101 class_object).
-LOFO_FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
-#: The LOFO table's rows: score -> what it is. The recipe row is fixed in
-#: advance (see run_lofo); the others are its ablations.
-LOFO_ROWS = {
-    "size": "mean of log weights and log MACs (no learning)",
-    "gnn": "the heads alone (within-family quantile targets)",
-    "gnn + size, in-sample fit": "size term fitted on the heads' scores of their own training labels",
-    "gnn + size, out-of-family fit": "size term fitted on out-of-family head scores (pretrain_families' default)",
-    "recipe: heads trusted by OOD": "the out-of-family fit with the heads' deviation from their training mean "
-                                    "times min(1, 1 / OOD score) (head_trust='ood')",
-}
-OUT_OF_FAMILY_ROW, RECIPE_ROW = "gnn + size, out-of-family fit", "recipe: heads trusted by OOD"
-
-
-def run_lofo(args, log) -> dict:
-    """Leave-one-family-out: for each family F, an estimator fitted on the other
-    families' CGs with within-family quantile targets scores F's networks.
-
-    The recipe is :data:`gennape.pretrain.run_families.RECIPE` (size measure
-    ``weights_macs``, the size term's head weight from out-of-family head scores,
-    heads trusted by the OOD score) with ``args``' networks per family, epochs and
-    head epochs; nothing is chosen on F's labels (docs/results.md says how each
-    part was chosen).
-    """
-    import torch
-
-    from gennape.pretrain.estimator import as_pack
-    from gennape.pretrain.metrics import spearman
-    from gennape.pretrain.model import run_model
-    from gennape.transfer.finetune import DEFAULT_EPOCHS
-    from gennape.pretrain.run_families import RECIPE
-    from gennape.pretrain.multifamily import (fit_size_term_across_families, load_all_label_sets, load_family_sample,
-                                              out_of_family_head_scores, pretrain_families, training_set)
-
-    names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
-    params = {**RECIPE, "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs, "seed": 0}
-    recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
-              "target": "within-family quantile (training: mean over each family's label sets)",
-              "params": params, "size_term_fit": "out_of_family",
-              "k_shot": args.samples if args.lofo_kshot else None, "k_shot_mode": args.mode}
-    log(f"LOFO recipe (fixed in advance): {recipe}")
-    train, evals = {}, {}
-    for name in names:  # disjoint seeds: the training and scoring draws are independent
-        t = time.perf_counter()
-        train[name] = load_all_label_sets(name, args.train_per_family, seed=1)
-        evals[name] = load_family_sample(name, args.limit_per_family, seed=0)
-        log(f"{name}: {len(train[name])} training / {len(evals[name])} scored networks ({time.perf_counter() - t:.0f}s)")
-    out: dict = {"protocol": "lofo", "recipe": recipe, "families": {}}
-    for held in names:
-        t = time.perf_counter()
-        others = [train[n] for n in names if n != held]
-        torch.manual_seed(0)
-        # One encoder per fold; the two size-term fits are computed from it here.
-        est = pretrain_families(others, size_term_fit="none", **params)
-        tr_pack, tr_y, fam_of = training_set(others)
-        tr_size, tr_t = est.size_of(tr_pack), est.target_transform_.transform(tr_y)
-        fits = {"gnn + size, in-sample fit": run_model(est.model_, tr_pack).head_score,
-                OUT_OF_FAMILY_ROW: out_of_family_head_scores(est, others, tr_pack)}
-        fits = {row: fit_size_term_across_families(h, tr_size, tr_t, fam_of) for row, h in fits.items()}
-        ev = evals[held]
-        pack, y = as_pack(ev.cgs), ev.accuracy
-        head, size = run_model(est.model_, pack).head_score, est.size_of(pack)
-        scores = {"size": size, "gnn": head,
-                  **{row: coef[0] * head + coef[1] * size for row, coef in fits.items()}}
-        est.capacity_ = fits[OUT_OF_FAMILY_ROW]  # the recipe's model: its own forward scores the last row
-        scores[RECIPE_ROW] = run_model(est.model_, pack).score
-        res = {"n": len(y), "trained_on": {s.name: len(s) for s in others},
-               "zero_shot": spearman(scores[RECIPE_ROW], y), "k_shot_mean": None,
-               "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),
-               "rows": {k: spearman(v, y) for k, v in scores.items()},
-               "size_term": {row: list(coef) for row, coef in fits.items()}}
-        res["best_size"] = max(res["params"], res["flops"])
-        if args.lofo_kshot and len(y) > args.samples + 10:
-            res["k_shot"] = finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS, args.mode, log)
-            res["k_shot_mean"] = res["k_shot"]["spearman"]
-        res["seconds"] = time.perf_counter() - t
-        out["families"][held] = res
-        log(f"LOFO {held}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["rows"].items()) +
-            f"; params {res['params']:.3f}, FLOPs {res['flops']:.3f}; size terms {res['size_term']} "
-            f"({res['seconds']:.0f}s)")
-
-    rows = tuple(LOFO_ROWS)
-    print(f"### Leave-one-family-out zero-shot Spearman (train {args.train_per_family} / score "
-          f"{args.limit_per_family} networks per family, subsampled with seeds 1 / 0; {args.lofo_epochs} encoder "
-          f"epochs, {args.lofo_head_epochs} head epochs, one member)\n")
-    print("| family | n | " + " | ".join(rows) + " | #params | FLOPs | better of the two | k-shot |")
-    print("|---|---|" + "---|" * (len(rows) + 4))
-    for name, r in out["families"].items():
-        print(f"| {title(name) if name != PRETRAIN_FAMILY else 'NB-101'} | {r['n']} | "
-              + " | ".join(fmt(r["rows"][k]) for k in rows)
-              + f" | {fmt(r['params'])} | {fmt(r['flops'])} | {fmt(r['best_size'])} | {fmt(r['k_shot_mean'])} |")
-    fams = out["families"].values()
-    print("| **mean** | | " + " | ".join(fmt(float(np.mean([r["rows"][k] for r in fams]))) for k in rows)
-          + f" | {fmt(float(np.mean([r['params'] for r in fams])))} | {fmt(float(np.mean([r['flops'] for r in fams])))}"
-          f" | {fmt(float(np.mean([r['best_size'] for r in fams])))} | |")
-    print()
-    for row, what in LOFO_ROWS.items():
-        print(f"- {row}: {what}")
-    print()
-    print(json.dumps({name: {k: r[k] for k in ("zero_shot", "k_shot_mean", "params", "flops", "rows", "n")}
-                      for name, r in out["families"].items()}, default=float))
-    return out
-
 # ------------------------------------------------------------------- output
 def fmt(x, digits=3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
@@ -425,6 +306,10 @@ def main() -> int:
     parser.add_argument("--lofo-epochs", type=int, default=3, help="lofo: encoder epochs (default 3, the recipe's)")
     parser.add_argument("--lofo-head-epochs", type=int, default=100,
                         help="lofo: head epochs (default 100, the recipe's)")
+    parser.add_argument("--lofo-seeds", default="0", metavar="S,...",
+                        help="lofo: pretraining seeds, one fold model each (default 0)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="lofo: folds run at once, one process each with --threads threads (default 1)")
     parser.add_argument("--lofo-kshot", action="store_true",
                         help="lofo: also fine-tune (--mode) on --samples networks with --seeds seeds")
     args = parser.parse_args()
@@ -438,7 +323,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.protocol == "lofo":
-        run_lofo(args, log)
+        from lofo import run_lofo
+
+        run_lofo(args, log, finetuned, title)
         return 0
     ckpt = checkpoint_path(args.checkpoint)
     est = load_estimator(ckpt)

@@ -25,6 +25,7 @@ import numpy as np
 SIZE_MEASURES: dict[str, dict[str, float]] = {
     "weights": {"log_weights": 1.0},
     "weights_macs": {"log_weights": 0.5, "log_macs": 0.5},
+    "macs": {"log_macs": 1.0},
 }
 
 

@@ -51,13 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default %(default)s)")
     parser.add_argument("--members", type=int, default=1,
                         help="train a seed ensemble of N members (seeds SEED ... SEED+N-1) whose scores are averaged "
-                             "(default 1; the shipped checkpoint has 9)")
+                             "(default 1; the shipped checkpoint has 3)")
     parser.add_argument("--no-capacity-term", dest="capacity_term", action="store_false",
                         default=default["capacity_term"],
                         help="leave out the linear term in log weight count added to the heads' score")
     parser.add_argument("--size-measure", choices=tuple(SIZE_MEASURES), default=default["size_measure"],
-                        help="the size the size term reads: weights (log weight count) or weights_macs (mean of "
-                             "log weight count and log MACs) (default %(default)s)")
+                        help="the size the size term reads: weights (log weight count), macs (log MACs; the shipped "
+                             "checkpoint's) or weights_macs (their mean) (default %(default)s)")
     parser.add_argument("--head-trust", choices=("constant", "ood"), default=default["head_trust"],
                         help="ood: pull the heads' score toward their training mean on networks unlike the "
                              "training ones, by their OOD score (default %(default)s)")

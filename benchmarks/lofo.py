@@ -1,0 +1,248 @@
+"""Leave one family out (issue 15): how the recipe ranks a family it never saw.
+
+For each family F of :data:`LOFO_FAMILIES` (a search space, left out with all
+its datasets and tasks) and each pretraining seed, one estimator is fitted by
+:data:`gennape.pretrain.run_families.RECIPE` on the *other* families' labelled
+CGs (within-family quantile targets, :mod:`gennape.pretrain.multifamily`) and
+scores F. The fold's encoder and heads do not depend on the size measure (the
+heads learn the targets themselves; the size term is fitted afterwards), so
+one fold model gives every size measure's variant:
+
+* ``size: M``: size measure M alone (no learning);
+* ``gnn``: the heads alone;
+* ``in-sample fit: M``: the size term fitted on the heads' scores of their own labels;
+* ``out-of-family fit: M``: fitted on out-of-family head scores;
+* ``recipe: M``: that fit with the heads trusted by the OOD score, the model's own forward.
+
+Which variant ships is chosen by the LOFO mean over every family (and seed);
+each family's *honest* figure is the ``nested choice`` row: the variant with
+the best mean over the *other* families, scored on F. Nothing of F chooses
+anything of F's figure. ``--lofo-kshot`` fine-tunes the shipped variant's
+seed-0 fold model on ``--samples`` networks of F (``--seeds`` draws).
+
+    python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1 --lofo-kshot --threads 2
+
+Markdown tables go to stdout; the last line is JSON per family.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+#: Families of the protocol: one per SPACE (NB-201's three datasets and TNB-101's
+#: tasks are label sets of one space, never separate families), each scored
+#: against its default label set (NB-201 CIFAR-10, TNB-101 class_object).
+LOFO_FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
+NESTED_ROW = "nested choice"
+#: Disjoint draws: the networks a fold trains on and the networks it scores.
+TRAIN_SEED, EVAL_SEED = 1, 0
+
+
+def fmt(x, digits=3) -> str:
+    return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
+
+def recipe_row(params: dict) -> str:
+    """The row that a recipe's parameters score (its size measure and head trust)."""
+    return TRUST_ROWS[params["head_trust"]] + params["size_measure"]
+
+
+#: Row prefix of each head trust the model's forward implements.
+TRUST_ROWS = {"constant": "out-of-family fit: ", "ood": "+ OOD trust: "}
+#: Row prefixes among which the nested choice and the shipped variant are chosen:
+#: the model's head trusts, and the heads' deviation from their training mean
+#: clipped to one training standard deviation (computed here, not a model option).
+CANDIDATE_PREFIXES = (*TRUST_ROWS.values(), "+ head clip: ")
+
+
+def fold_rows(est, others, pack) -> dict[str, np.ndarray]:
+    """Every row's scores of the networks in ``pack`` from one fold's estimator
+    ``est`` (fitted on ``others`` with ``size_term_fit="none"``); leaves ``est``
+    as :data:`RECIPE`'s model (size measure, fitted size term, head trust)."""
+    import torch
+
+    from gennape.pretrain.model import run_model
+    from gennape.pretrain.multifamily import fit_size_term_across_families, out_of_family_head_scores, training_set
+    from gennape.pretrain.run_families import RECIPE
+    from gennape.pretrain.size_measure import SIZE_MEASURES, pack_size, size_mix
+
+    tr_pack, tr_y, fam_of = training_set(others)
+    tr_t = est.target_transform_.transform(tr_y)
+    in_sample = run_model(est.model_, tr_pack).head_score
+    out_of_family = out_of_family_head_scores(est, others, tr_pack)
+    head = run_model(est.model_, pack).head_score
+    spread = float(np.std(in_sample))
+    rows = {"gnn": head}
+    for measure in sorted(SIZE_MEASURES, key=lambda m: m == RECIPE["size_measure"]):  # the recipe's last
+        size, tr_size = pack_size(pack, measure), pack_size(tr_pack, measure)
+        rows[f"size: {measure}"] = size
+        a, b, _ = fit_size_term_across_families(in_sample, tr_size, tr_t, fam_of)
+        rows[f"in-sample fit: {measure}"] = a * head + b * size
+        coef = fit_size_term_across_families(out_of_family, tr_size, tr_t, fam_of)
+        est.size_measure, est.capacity_ = measure, coef
+        est.model_.size_mix = torch.as_tensor(size_mix(measure)).to(est.model_.size_mix)
+        for trust in sorted(TRUST_ROWS, key=lambda t: t == RECIPE["head_trust"]):
+            est.head_trust = est.model_.head_trust = trust
+            rows[TRUST_ROWS[trust] + measure] = run_model(est.model_, pack).score
+        clipped = np.clip(head - est.head_mean_, -spread, spread)
+        rows[f"+ head clip: {measure}"] = coef[0] * clipped + coef[1] * size
+    return rows
+
+
+def _fold(held: str, seed: int, names, args) -> dict:
+    """One (held-out family, seed) fold: every row's Spearman, and k-shot on the first seed."""
+    import torch
+
+    from gennape.pretrain.estimator import as_pack
+    from gennape.pretrain.metrics import spearman
+    from gennape.pretrain.multifamily import pretrain_families
+    from gennape.pretrain.run_families import RECIPE
+    from gennape.transfer.finetune import DEFAULT_EPOCHS
+
+    torch.set_num_threads(args.threads)
+    train, evals = _data(names, args)
+    ev, others = evals[held], [train[n] for n in names if n != held]
+    pack, y = as_pack(ev.cgs), ev.accuracy
+    t = time.perf_counter()
+    torch.manual_seed(seed)
+    est = pretrain_families(others, size_term_fit="none", **{**_params(args), "seed": seed})
+    out = {"rows": {row: spearman(s, y) for row, s in fold_rows(est, others, pack).items()}}
+    if args.lofo_kshot and seed == _seeds(args)[0] and len(y) > args.samples + 10:
+        out["k_shot"] = args.finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS,
+                                       args.mode, _log)
+    out["seconds"] = time.perf_counter() - t
+    _log(f"LOFO {held}, seed {seed}: {recipe_row(RECIPE)} {out['rows'][recipe_row(RECIPE)]:.3f} "
+         f"({out['seconds']:.0f}s)")
+    return out
+
+
+_DATA: dict = {}
+
+
+def _data(names, args):
+    """Every family's training and scored draws, loaded once per process."""
+    from gennape.pretrain.multifamily import load_all_label_sets, load_family_sample
+
+    if not _DATA:
+        for name in names:
+            _DATA.setdefault("train", {})[name] = load_all_label_sets(name, args.train_per_family, seed=TRAIN_SEED)
+            _DATA.setdefault("eval", {})[name] = load_family_sample(name, args.limit_per_family, seed=EVAL_SEED)
+    return _DATA["train"], _DATA["eval"]
+
+
+def _params(args) -> dict:
+    from gennape.pretrain.run_families import RECIPE
+
+    return {**RECIPE, "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs}
+
+
+def _seeds(args) -> list[int]:
+    return [int(s) for s in str(args.lofo_seeds).split(",")]
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def nested_choice(table: dict[str, dict[str, float]], candidates) -> dict[str, tuple[str, float]]:
+    """``{family: (row, score)}``: for each family, the candidate row with the
+    best mean over the *other* families, and its score on the family."""
+    out = {}
+    for held in table:
+        others = [f for f in table if f != held]
+        row = max(candidates, key=lambda r: (np.mean([table[f][r] for f in others]), r))
+        out[held] = (row, table[held][row])
+    return out
+
+
+def run_lofo(args, log, finetuned, title) -> dict:
+    """The protocol with ``args``' families, draws, epochs and seeds; prints the tables, returns the results.
+
+    ``finetuned`` and ``title``: ``benchmarks/transfer.py``'s k-shot runner and family titles.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    from gennape.pretrain.metrics import spearman
+    from gennape.pretrain.run_families import RECIPE
+
+    names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
+    seeds = _seeds(args)
+    recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
+              "target": "within-family quantile (training: mean over each family's label sets)",
+              "params": _params(args), "seeds": seeds, "k_shot": args.samples if args.lofo_kshot else None,
+              "k_shot_mode": args.mode}
+    log(f"LOFO recipe: {recipe}")
+    args.finetuned = finetuned
+    folds = [(held, seed) for held in names for seed in seeds]
+    if args.jobs > 1:  # one fold per process; spawn: no forked torch state
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = dict(zip(folds, pool.map(_fold, *zip(*folds), [names] * len(folds), [args] * len(folds))))
+    else:
+        done = {(held, seed): _fold(held, seed, names, args) for held, seed in folds}
+    _, evals = _data(names, args)
+    out: dict = {"protocol": "lofo", "recipe": recipe, "families": {}}
+    for held in names:
+        ev, y = evals[held], evals[held].accuracy
+        runs = [done[held, seed]["rows"] for seed in seeds]
+        res = {"n": len(y), "trained_on": {n: len(_DATA["train"][n]) for n in names if n != held},
+               "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),
+               "rows": {k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
+               "rows_std": {k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
+                            for k in runs[0]},
+               "per_seed": runs, "seconds": [done[held, seed]["seconds"] for seed in seeds],
+               "k_shot": done[held, seeds[0]].get("k_shot")}
+        res["best_size"] = max(res["params"], res["flops"])
+        res["k_shot_mean"] = res["k_shot"]["spearman"] if res["k_shot"] else None
+        out["families"][held] = res
+
+    table = {n: r["rows"] for n, r in out["families"].items()}
+    rows = list(next(iter(table.values())))
+    candidates = [r for r in rows if r.startswith(CANDIDATE_PREFIXES)]
+    shipped = max(candidates, key=lambda r: (np.mean([table[f][r] for f in table]), r))
+    nested = nested_choice(table, candidates)
+    for name, r in out["families"].items():
+        r["nested_choice"], r["zero_shot"] = nested[name]
+        r["shipped_variant"] = r["rows"][shipped]
+    print(f"### Leave one family out: zero-shot Spearman (train {args.train_per_family} / score "
+          f"{args.limit_per_family} networks per family, draws seeded {TRAIN_SEED} / {EVAL_SEED}; "
+          f"{args.lofo_epochs} encoder epochs, {args.lofo_head_epochs} head epochs, one member; mean over "
+          f"pretraining seeds {', '.join(map(str, seeds))})\n")
+    fams = list(out["families"].values())
+
+    def line(label, values):
+        values = list(values)
+        print(f"| {label} | " + " | ".join(fmt(v) for v in values) + f" | {fmt(float(np.mean(values)))} |")
+
+    print("| variant | " + " | ".join(title(n) if n != "nb101" else "NB-101" for n in names) + " | mean |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for row in rows:
+        line(f"**{row}**" if row == shipped else row, (r["rows"][row] for r in fams))
+    if len(seeds) > 1:
+        line(f"{shipped}: std over seeds", (r["rows_std"][shipped] for r in fams))
+    line(f"**{NESTED_ROW}**", (r["zero_shot"] for r in fams))
+    line("#params", (r["params"] for r in fams))
+    line("FLOPs", (r["flops"] for r in fams))
+    line("better of #params and FLOPs", (r["best_size"] for r in fams))
+    if args.lofo_kshot:
+        line(f"{args.samples}-shot {args.mode} (from {recipe_row(RECIPE)})",
+             (r["k_shot_mean"] if r["k_shot_mean"] is not None else float("nan") for r in fams))
+    print()
+    print(f"- shipped variant (best mean over every family): `{shipped}`; RECIPE's is `{recipe_row(RECIPE)}`"
+          + ("" if shipped == recipe_row(RECIPE) else " (they differ: update RECIPE)"))
+    print("- nested choice (best mean over the other families): "
+          + ", ".join(f"{n} `{row}`" for n, (row, _) in nested.items()))
+    below = [n for n, r in out["families"].items() if r["zero_shot"] < r["best_size"]]
+    print(f"- nested choice below the better of #params and FLOPs on: {', '.join(below) or 'none'}")
+    print()
+    print(json.dumps({name: {k: r[k] for k in ("zero_shot", "k_shot_mean", "params", "flops", "nested_choice",
+                                               "shipped_variant", "rows", "rows_std", "n")}
+                      for name, r in out["families"].items()}, default=float))
+    return out
+
+
+__all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "fold_rows", "nested_choice", "recipe_row", "run_lofo"]
