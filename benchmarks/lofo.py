@@ -12,15 +12,21 @@ one fold model gives every size measure's variant:
 * ``gnn``: the heads alone;
 * ``in-sample fit: M``: the size term fitted on the heads' scores of their own labels;
 * ``out-of-family fit: M``: fitted on out-of-family head scores;
-* ``recipe: M``: that fit with the heads trusted by the OOD score, the model's own forward.
+* ``heads xS: M``: that fit with the head-to-size ratio shrunk by S
+  (:data:`HEAD_SHRINKS`);
+* ``... + OOD trust: M``: the same with ``head_trust="ood"``;
+* ``... + head clip: M``: the heads' deviation from their training mean
+  clipped to one training standard deviation (computed here, not a model option).
 
-Which variant ships is chosen by the LOFO mean over every family (and seed);
-each family's *honest* figure is the ``nested choice`` row: the variant with
-the best mean over the *other* families, scored on F. Nothing of F chooses
-anything of F's figure. ``--lofo-kshot`` fine-tunes the shipped variant's
-seed-0 fold model on ``--samples`` networks of F (``--seeds`` draws).
+The recipe's own row is the model's own forward. The shipped variant is the
+candidate (the last four kinds of row) with the
+best LOFO mean over every family and seed; each family's *honest* figure is
+the ``nested choice`` row: the candidate with the best mean over the *other*
+families, scored on F, so nothing of F chooses anything of F's figure.
+``--lofo-kshot`` fine-tunes the :data:`RECIPE` variant's first-seed fold model
+on ``--samples`` networks of F (``--seeds`` draws).
 
-    python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1 --lofo-kshot --threads 2
+    python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 --lofo-kshot
 
 Markdown tables go to stdout; the last line is JSON per family.
 """
@@ -46,23 +52,29 @@ def fmt(x, digits=3) -> str:
     return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
 
 
+#: Head-weight shrinks tried (:func:`gennape.pretrain.multifamily.fit_size_term_across_families`).
+HEAD_SHRINKS = (1.0, 0.5, 0.25, 0.1)
+#: Row prefixes of the candidates: the shipped variant and the nested choice are among them.
+CANDIDATE_PREFIXES = ("out-of-family fit", "heads x")
+
+
+def variant_row(measure: str, head_trust: str = "constant", head_shrink: float = 1.0, clip: bool = False) -> str:
+    """A candidate's row: ``out-of-family fit`` (or ``heads xS`` with a head
+    shrink S), ``+ OOD trust`` / ``+ head clip``, then the size measure."""
+    base = "out-of-family fit" if head_shrink == 1.0 else f"heads x{head_shrink:g}"
+    return base + (" + OOD trust" if head_trust == "ood" else "") + (" + head clip" if clip else "") + f": {measure}"
+
+
 def recipe_row(params: dict) -> str:
-    """The row that a recipe's parameters score (its size measure and head trust)."""
-    return TRUST_ROWS[params["head_trust"]] + params["size_measure"]
-
-
-#: Row prefix of each head trust the model's forward implements.
-TRUST_ROWS = {"constant": "out-of-family fit: ", "ood": "+ OOD trust: "}
-#: Row prefixes among which the nested choice and the shipped variant are chosen:
-#: the model's head trusts, and the heads' deviation from their training mean
-#: clipped to one training standard deviation (computed here, not a model option).
-CANDIDATE_PREFIXES = (*TRUST_ROWS.values(), "+ head clip: ")
+    """The row that a recipe's parameters score."""
+    return variant_row(params["size_measure"], params["head_trust"], params.get("head_shrink", 1.0))
 
 
 def fold_rows(est, others, pack) -> dict[str, np.ndarray]:
     """Every row's scores of the networks in ``pack`` from one fold's estimator
     ``est`` (fitted on ``others`` with ``size_term_fit="none"``); leaves ``est``
-    as :data:`RECIPE`'s model (size measure, fitted size term, head trust)."""
+    as :data:`RECIPE`'s model (size measure, fitted size term, head trust), whose
+    own forward scores the recipe's row."""
     import torch
 
     from gennape.pretrain.model import run_model
@@ -74,22 +86,32 @@ def fold_rows(est, others, pack) -> dict[str, np.ndarray]:
     tr_t = est.target_transform_.transform(tr_y)
     in_sample = run_model(est.model_, tr_pack).head_score
     out_of_family = out_of_family_head_scores(est, others, tr_pack)
-    head = run_model(est.model_, pack).head_score
-    spread = float(np.std(in_sample))
+    est.capacity_ = (1.0, 0.0, 0.0)  # the forward's score is then the (trusted) head score itself
+    used = {}
+    for trust in ("constant", "ood"):
+        est.head_trust = est.model_.head_trust = trust
+        used[trust] = run_model(est.model_, pack).score
+    head, spread = used["constant"], float(np.std(in_sample))
+    clipped = est.head_mean_ + np.clip(head - est.head_mean_, -spread, spread)
     rows = {"gnn": head}
-    for measure in sorted(SIZE_MEASURES, key=lambda m: m == RECIPE["size_measure"]):  # the recipe's last
+    for measure in SIZE_MEASURES:
         size, tr_size = pack_size(pack, measure), pack_size(tr_pack, measure)
         rows[f"size: {measure}"] = size
         a, b, _ = fit_size_term_across_families(in_sample, tr_size, tr_t, fam_of)
         rows[f"in-sample fit: {measure}"] = a * head + b * size
-        coef = fit_size_term_across_families(out_of_family, tr_size, tr_t, fam_of)
-        est.size_measure, est.capacity_ = measure, coef
-        est.model_.size_mix = torch.as_tensor(size_mix(measure)).to(est.model_.size_mix)
-        for trust in sorted(TRUST_ROWS, key=lambda t: t == RECIPE["head_trust"]):
-            est.head_trust = est.model_.head_trust = trust
-            rows[TRUST_ROWS[trust] + measure] = run_model(est.model_, pack).score
-        clipped = np.clip(head - est.head_mean_, -spread, spread)
-        rows[f"+ head clip: {measure}"] = coef[0] * clipped + coef[1] * size
+        for shrink in HEAD_SHRINKS:
+            a, b, _ = fit_size_term_across_families(out_of_family, tr_size, tr_t, fam_of, shrink)
+            for trust, h in used.items():
+                rows[variant_row(measure, trust, shrink)] = a * h + b * size
+            if shrink == 1.0:
+                rows[variant_row(measure, clip=True)] = a * clipped + b * size
+    measure = RECIPE["size_measure"]
+    est.size_measure, est.head_trust = measure, RECIPE["head_trust"]
+    est.model_.size_mix = torch.as_tensor(size_mix(measure)).to(est.model_.size_mix)
+    est.model_.head_trust = RECIPE["head_trust"]
+    est.capacity_ = fit_size_term_across_families(out_of_family, pack_size(tr_pack, measure), tr_t, fam_of,
+                                                  RECIPE.get("head_shrink", 1.0))
+    rows[recipe_row(RECIPE)] = run_model(est.model_, pack).score
     return rows
 
 

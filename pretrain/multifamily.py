@@ -57,9 +57,17 @@ def family_centred(columns, family_of) -> np.ndarray:
     return out
 
 
-def fit_size_term_across_families(head_score, size, y_t, family_of) -> tuple[float, float, float]:
+def fit_size_term_across_families(head_score, size, y_t, family_of, head_shrink: float = 1.0) -> tuple[float, float, float]:
     """``(a, b, c)`` of ``y_t ~ a * head_score + b * size + c`` with
     ``a >= MIN_HEAD_WEIGHT`` and ``b >= 0``, fitted on columns centred within each family.
+
+    ``head_shrink`` (in ``(0, 1]``) multiplies the fitted head-to-size ratio
+    ``a / b``; the pair is then rescaled to the targets by least squares (and
+    up to the head-weight floor). Even out-of-family head scores overrate the
+    heads on a family whose CGs the encoder never saw (the inner folds share
+    the outer encoder, pretrained on every training family's CGs), so the
+    ratio they give is an upper bound; how much to shrink it is chosen by the
+    leave-one-family-out protocol (``benchmarks/lofo.py``).
 
     Centring: the slopes say how the heads and size order networks *inside* a
     family; a pooled fit would also learn which family is bigger, which
@@ -77,8 +85,16 @@ def fit_size_term_across_families(head_score, size, y_t, family_of) -> tuple[flo
     from gennape.pretrain.capacity import MIN_HEAD_WEIGHT
 
     design = family_centred(np.stack([head_score, size], axis=1), family_of)
-    a, b = lsq_linear(design, family_centred(y_t, family_of), bounds=([MIN_HEAD_WEIGHT, 0.0], np.inf),
-                      method="bvls").x
+    if not 0.0 < head_shrink <= 1.0:
+        raise ValueError(f"head_shrink must be in (0, 1], got {head_shrink}")
+    target = family_centred(y_t, family_of)
+    a, b = lsq_linear(design, target, bounds=([MIN_HEAD_WEIGHT, 0.0], np.inf), method="bvls").x
+    if head_shrink < 1.0:
+        direction = design @ np.array([head_shrink * a, b])
+        scale = max(float(direction @ target) / max(float(direction @ direction), 1e-300), 0.0)
+        a, b = head_shrink * a * scale, b * scale
+        if a < MIN_HEAD_WEIGHT:  # the same ranking, with the floor fine-tuning needs
+            a, b = MIN_HEAD_WEIGHT, b * MIN_HEAD_WEIGHT / max(a, 1e-300)
     c = float(np.mean(y_t) - a * np.mean(head_score) - b * np.mean(size))
     return float(a), float(b), c
 
@@ -239,14 +255,14 @@ SIZE_TERM_FITS = ("out_of_family", "in_sample", "none")
 
 
 def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
-                      size_term_fit: str = "out_of_family", members: int = 1, **params):
+                      size_term_fit: str = "out_of_family", members: int = 1, head_shrink: float = 1.0, **params):
     """A :class:`GennapeEstimator` (``params``: its parameters) fitted on the CGs of
     ``samples`` with :func:`family_targets` ``target``; ``metadata_`` names the families.
     With ``members`` > 1, a :class:`gennape.pretrain.ensemble.GennapeEnsemble` of
     that many such estimators, seeded ``seed``, ``seed + 1``, ...
 
     The size term is then refitted across families (``size_term_fit``, one of
-    :data:`SIZE_TERM_FITS`) by :func:`fit_size_term_across_families`.
+    :data:`SIZE_TERM_FITS`) by :func:`fit_size_term_across_families` with ``head_shrink``.
     With ``target="residual"`` the estimator learns what the size prior leaves
     over: score a family by ``size_prior(...) + est.target_transform_.inverse(est.predict_score(...))``.
     """
@@ -260,7 +276,8 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
 
         template = GennapeEstimator(**params)
         ens = GennapeEnsemble(template, members)
-        ens.members_ = [pretrain_families(samples, target, size_term_fit, **{**params, "seed": template.seed + i})
+        ens.members_ = [pretrain_families(samples, target, size_term_fit, head_shrink=head_shrink,
+                                          **{**params, "seed": template.seed + i})
                         for i in range(members)]
         ens.metadata_ = dict(ens.members_[0].metadata_)
         return ens
@@ -270,7 +287,8 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
         heads = (out_of_family_head_scores(est, samples, pack) if size_term_fit == "out_of_family"
                  else run_model(est.model_, pack).head_score)
         est.capacity_ = fit_size_term_across_families(heads, est.size_of(pack),
-                                                      est.target_transform_.transform(targets), family_of)
+                                                      est.target_transform_.transform(targets), family_of,
+                                                      head_shrink)
     what = f"within-family {target} of accuracy"
     est.metadata_ = {"label": f"{what} ({', '.join(dict.fromkeys(s.name for s in samples))})",  # predict's scale
                      "training_data": {"families": {s.title: len(s) for s in samples}, "target": what}}

@@ -5,14 +5,16 @@ graph-level attributes (:data:`gennape.pretrain.packed.GRAPH_ATTRS`):
 
 - ``weights``: ``log(1 + weight count)``, the paper-protocol NB-101 checkpoint's
   size (every checkpoint written before the option existed reads it);
-- ``weights_macs``: the mean of ``log(1 + weight count)`` and ``log(1 + MACs)``,
-  the log of their geometric mean. Which of the two ranks a family better
-  differs by family (on TransNAS-Bench-101 macro MACs rank at Spearman 0.72 and
-  weights at 0.07, because its networks differ in where they downsample; on
-  NB-101 they are equal), and a zero-shot model cannot know which it faces, so
-  it weighs both equally. Fixed in advance, not fitted: fitted weights follow
-  whichever measure the training families happen to prefer (measured in
-  docs/results.md).
+- ``macs``: ``log(1 + MACs)``, the multi-family default checkpoint's size;
+- ``weights_macs``: their mean, the log of their geometric mean.
+
+Which of weights and MACs ranks a family better differs by family (on
+TransNAS-Bench-101 macro MACs rank at Spearman 0.72 and weights at 0.07,
+because its networks differ in where they downsample; on NB-101 they are
+equal). The measure is not fitted: fitted weights follow whichever measure the
+training families happen to prefer, and turn to the wrong one on the family
+where the two part. It is chosen among these fixed mixes by the
+leave-one-family-out mean (``benchmarks/lofo.py``; docs/results.md).
 """
 
 from __future__ import annotations

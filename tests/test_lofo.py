@@ -26,8 +26,10 @@ def test_nested_choice_takes_the_best_row_of_the_other_families():
 
 
 def test_recipe_row_names_the_recipe():
-    assert lofo.recipe_row({**RECIPE, "head_trust": "ood"}) == f"+ OOD trust: {RECIPE['size_measure']}"
-    assert lofo.recipe_row({**RECIPE, "head_trust": "constant"}) == f"out-of-family fit: {RECIPE['size_measure']}"
+    m = RECIPE["size_measure"]
+    assert lofo.recipe_row({**RECIPE, "head_trust": "ood", "head_shrink": 1.0}) == f"out-of-family fit + OOD trust: {m}"
+    assert lofo.recipe_row({**RECIPE, "head_trust": "constant", "head_shrink": 1.0}) == f"out-of-family fit: {m}"
+    assert lofo.recipe_row({**RECIPE, "head_trust": "constant", "head_shrink": 0.25}) == f"heads x0.25: {m}"
 
 
 def test_fold_rows_cover_every_size_measure_and_leave_the_recipe_model():
@@ -36,8 +38,11 @@ def test_fold_rows_cover_every_size_measure_and_leave_the_recipe_model():
     pack = as_pack(_sample("tnb101_micro", 10, 2).cgs)
     rows = lofo.fold_rows(est, others, pack)
     for m in SIZE_MEASURES:
-        for prefix in ("size: ", "in-sample fit: ", "out-of-family fit: ", "recipe: "):
+        for prefix in ("size: ", "in-sample fit: ", "out-of-family fit: ", "out-of-family fit + OOD trust: ",
+                       "out-of-family fit + head clip: ", "heads x0.5: ", "heads x0.1 + OOD trust: "):
             assert np.isfinite(rows[prefix + m]).all()
         np.testing.assert_array_equal(rows["size: " + m], pack_size(pack, m))
     assert (est.size_measure, est.model_.head_trust) == (RECIPE["size_measure"], RECIPE["head_trust"])
+    assert set(rows) >= {lofo.variant_row(m, t, s) for m in SIZE_MEASURES for t in ("constant", "ood")
+                         for s in lofo.HEAD_SHRINKS}
     np.testing.assert_allclose(est.predict_score(pack), rows[lofo.recipe_row(RECIPE)])

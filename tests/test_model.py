@@ -124,7 +124,8 @@ def test_size_measure_is_chosen_by_name_and_read_by_the_forward():
     both = 0.5 * (pack.graph_column("log_weights") + pack.graph_column("log_macs"))
     np.testing.assert_allclose(pack_size(pack, "weights_macs"), both)
     np.testing.assert_array_equal(pack_size(pack, "weights"), pack.log_weights)
-    with pytest.raises(ValueError, match="valid: weights, weights_macs"):
+    np.testing.assert_array_equal(pack_size(pack, "macs"), pack.graph_column("log_macs"))
+    with pytest.raises(ValueError, match="valid: weights, weights_macs, macs"):
         pack_size(pack, "flops")
     est = tiny_estimator()
     model = copy.deepcopy(est.model_)

@@ -39,6 +39,21 @@ def test_size_term_fit_recovers_within_family_slopes_and_never_goes_negative():
     assert np.isclose(a, MIN_HEAD_WEIGHT)  # heads that explain nothing keep the floor fine-tuning needs
 
 
+def test_head_shrink_scales_the_head_to_size_ratio_and_keeps_the_floor():
+    rng = np.random.default_rng(1)
+    family_of = np.repeat([0, 1], 100)
+    head, size = rng.normal(size=(2, 200))
+    y = 0.8 * head + 0.2 * size
+    a1, b1, _ = fit_size_term_across_families(head, size, y, family_of)
+    a, b, c = fit_size_term_across_families(head, size, y, family_of, head_shrink=0.5)
+    assert np.isclose(a / b, 0.5 * a1 / b1) and a >= MIN_HEAD_WEIGHT
+    assert np.isclose(np.mean(a * head + b * size + c), np.mean(y))
+    a, b, _ = fit_size_term_across_families(head, size, 0.2 * head + 0.8 * size, family_of, head_shrink=0.1)
+    assert np.isclose(a, MIN_HEAD_WEIGHT) and b > 0.8  # below the floor: the same ratio, scaled up
+    with pytest.raises(ValueError, match="head_shrink must be in"):
+        fit_size_term_across_families(head, size, y, family_of, head_shrink=0.0)
+
+
 def _sample(name: str, n: int, seed: int) -> FamilySample:
     fam = get_family(name)
     specs = fam.random_specs(n, seed)

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-trust", choices=("constant", "ood"), default=default["head_trust"],
                         help="ood: pull the heads' score toward their training mean on networks unlike the "
                              "training ones, by their OOD score (default %(default)s)")
+    parser.add_argument("--head-shrink", type=float, default=1.0, metavar="S",
+                        help="with --families: multiply the heads' weight against size, as fitted on out-of-family "
+                             "head scores, by S in (0, 1] (default %(default)s; the shipped checkpoint uses 0.5)")
     parser.add_argument("--no-feature-clamp", dest="feature_clamp", action="store_false",
                         default=default["feature_clamp"],
                         help="feed node features beyond the training range to the GNN unclamped")
@@ -94,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
                   op_encoding=args.op_encoding, capacity_term=args.capacity_term,
                   feature_clamp=args.feature_clamp, size_measure=args.size_measure, head_trust=args.head_trust)
     if args.families:
-        return _pretrain_families(args, params)
+        return _pretrain_families(args, {**params, "head_shrink": args.head_shrink})
+    if args.head_shrink != 1.0:
+        raise GennapeError("--head-shrink: a multi-family option (the size term fitted across --families)")
     data = args.data
     if data is None:
         from gennape.cg.data import data_file
