@@ -16,8 +16,8 @@ top-1. On the same networks it prints the baselines, from the same CGs:
 * ``#params``: the CG's parameter count (``CG.params``);
 * ``FLOPs``: the CG's MACs (``CG.macs``);
 * ``size``: the mean of ``log(1 + weights)`` and ``log(1 + MACs)``, the
-  ``weights_macs`` size measure the capacity term reads
-  (:func:`gennape.pretrain.size_measure.pack_size`).
+  ``weights_macs`` size measure (:func:`gennape.pretrain.size_measure.pack_size`;
+  the default checkpoint's own, ``macs``, ranks as FLOPs do).
 
 Files that fail conversion or prediction are listed with their cause and
 counted (``failed``), not hidden; the metrics are over the rest.
