@@ -44,8 +44,6 @@ import numpy as np
 #: against its default label set (NB-201 CIFAR-10, TNB-101 class_object).
 LOFO_FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
 NESTED_ROW = "nested choice"
-#: Disjoint draws: the networks a fold trains on and the networks it scores.
-TRAIN_SEED, EVAL_SEED = 1, 0
 
 
 def fmt(x, digits=3) -> str:
@@ -146,8 +144,10 @@ _DATA: dict = {}
 
 
 def _data(names, args):
-    """Every family's training and scored draws, loaded once per process."""
+    """Every family's training and scored draws (the shipped run's disjoint
+    draw seeds), loaded once per process."""
     from gennape.pretrain.multifamily import load_all_label_sets, load_family_sample
+    from gennape.pretrain.run_families import EVAL_SEED, TRAIN_SEED
 
     if not _DATA:
         for name in names:
@@ -206,12 +206,12 @@ def run_lofo(args, log, finetuned, title) -> dict:
             done = dict(zip(folds, pool.map(_fold, *zip(*folds), [names] * len(folds), [args] * len(folds))))
     else:
         done = {(held, seed): _fold(held, seed, names, args) for held, seed in folds}
-    _, evals = _data(names, args)
+    train, evals = _data(names, args)
     out: dict = {"protocol": "lofo", "recipe": recipe, "families": {}}
     for held in names:
         ev, y = evals[held], evals[held].accuracy
         runs = [done[held, seed]["rows"] for seed in seeds]
-        res = {"n": len(y), "trained_on": {n: len(_DATA["train"][n]) for n in names if n != held},
+        res = {"n": len(y), "trained_on": {n: len(train[n]) for n in names if n != held},
                "params": spearman(ev.params, y), "flops": spearman(ev.macs, y),
                "rows": {k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
                "rows_std": {k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
@@ -231,7 +231,7 @@ def run_lofo(args, log, finetuned, title) -> dict:
         r["nested_choice"], r["zero_shot"] = nested[name]
         r["shipped_variant"] = r["rows"][shipped]
     print(f"### Leave one family out: zero-shot Spearman (train {args.train_per_family} / score "
-          f"{args.limit_per_family} networks per family, draws seeded {TRAIN_SEED} / {EVAL_SEED}; "
+          f"{args.limit_per_family} networks per family, disjoint seeded draws; "
           f"{args.lofo_epochs} encoder epochs, {args.lofo_head_epochs} head epochs, one member; mean over "
           f"pretraining seeds {', '.join(map(str, seeds))})\n")
     fams = list(out["families"].values())
