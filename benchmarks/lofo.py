@@ -23,6 +23,10 @@ candidate (the last four kinds of row) with the
 best LOFO mean over every family and seed; each family's *honest* figure is
 the ``nested choice`` row: the candidate with the best mean over the *other*
 families, scored on F, so nothing of F chooses anything of F's figure.
+With several seeds a second table scores the *ensemble* of the seeds' fold
+models (each network's mean score over them), which is what the shipped
+checkpoint is (its members are seeded like the folds); its shipped variant
+and nested choice are the headline ones (``zero_shot`` in the JSON).
 ``--lofo-kshot`` fine-tunes the :data:`RECIPE` variant's first-seed fold model
 on ``--samples`` networks of F (``--seeds`` draws).
 
@@ -130,7 +134,9 @@ def _fold(held: str, seed: int, names, args) -> dict:
     t = time.perf_counter()
     torch.manual_seed(seed)
     est = pretrain_families(others, size_term_fit="none", **{**_params(args), "seed": seed})
-    out = {"rows": {row: spearman(s, y) for row, s in fold_rows(est, others, pack).items()}}
+    scores = fold_rows(est, others, pack)
+    out = {"rows": {row: spearman(s, y) for row, s in scores.items()},
+           "scores": {row: np.asarray(s, dtype=np.float64) for row, s in scores.items()}}
     if args.lofo_kshot and seed == _seeds(args)[0] and len(y) > args.samples + 10:
         out["k_shot"] = args.finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS,
                                        args.mode, _log)
@@ -189,8 +195,8 @@ def run_lofo(args, log, finetuned, title) -> dict:
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
 
+    from gennape.pretrain.ensemble import member_mean
     from gennape.pretrain.metrics import spearman
-    from gennape.pretrain.run_families import RECIPE
 
     names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
     seeds = _seeds(args)
@@ -216,25 +222,45 @@ def run_lofo(args, log, finetuned, title) -> dict:
                "rows": {k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
                "rows_std": {k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
                             for k in runs[0]},
+               "ensemble_rows": {k: spearman(member_mean([done[held, seed]["scores"][k] for seed in seeds]), y)
+                                 for k in runs[0]},
                "per_seed": runs, "seconds": [done[held, seed]["seconds"] for seed in seeds],
                "k_shot": done[held, seeds[0]].get("k_shot")}
         res["best_size"] = max(res["params"], res["flops"])
         res["k_shot_mean"] = res["k_shot"]["spearman"] if res["k_shot"] else None
         out["families"][held] = res
 
-    table = {n: r["rows"] for n, r in out["families"].items()}
+    kinds = [("rows", f"mean over pretraining seeds {', '.join(map(str, seeds))}, one member each")]
+    if len(seeds) > 1:  # what ships: the shipped checkpoint is the mean of members seeded like these folds
+        kinds.append(("ensemble_rows", f"the mean score of the {len(seeds)} seeds' fold models, "
+                                       f"as the {len(seeds)}-member checkpoint averages its members"))
+    for key, how in kinds:
+        _report(out, names, key, how, args, title, headline=key == kinds[-1][0])
+    print(json.dumps({name: {k: r[k] for k in ("zero_shot", "k_shot_mean", "params", "flops", "nested_choice",
+                                               "shipped_variant", "rows", "rows_std", "ensemble_rows", "n")}
+                      for name, r in out["families"].items()}, default=float))
+    return out
+
+
+def _report(out, names, key, how, args, title, headline: bool) -> None:
+    """Print the table of rows ``out["families"][F][key]`` with its shipped
+    variant and nested choice; with ``headline``, they become each family's
+    ``shipped_variant``, ``nested_choice`` and ``zero_shot``."""
+    from gennape.pretrain.run_families import RECIPE
+
+    fams = out["families"]
+    table = {n: r[key] for n, r in fams.items()}
     rows = list(next(iter(table.values())))
     candidates = [r for r in rows if r.startswith(CANDIDATE_PREFIXES)]
     shipped = max(candidates, key=lambda r: (np.mean([table[f][r] for f in table]), r))
     nested = nested_choice(table, candidates)
-    for name, r in out["families"].items():
-        r["nested_choice"], r["zero_shot"] = nested[name]
-        r["shipped_variant"] = r["rows"][shipped]
-    print(f"### Leave one family out: zero-shot Spearman (train {args.train_per_family} / score "
+    if headline:
+        for name, r in fams.items():
+            r["nested_choice"], r["zero_shot"] = nested[name]
+            r["shipped_variant"] = r[key][shipped]
+    print(f"### Leave one family out: zero-shot Spearman, {how} (train {args.train_per_family} / score "
           f"{args.limit_per_family} networks per family, disjoint seeded draws; "
-          f"{args.lofo_epochs} encoder epochs, {args.lofo_head_epochs} head epochs, one member; mean over "
-          f"pretraining seeds {', '.join(map(str, seeds))})\n")
-    fams = list(out["families"].values())
+          f"{args.lofo_epochs} encoder epochs, {args.lofo_head_epochs} head epochs)\n")
 
     def line(label, values):
         values = list(values)
@@ -243,28 +269,25 @@ def run_lofo(args, log, finetuned, title) -> dict:
     print("| variant | " + " | ".join(title(n) if n != "nb101" else "NB-101" for n in names) + " | mean |")
     print("|---|" + "---|" * (len(names) + 1))
     for row in rows:
-        line(f"**{row}**" if row == shipped else row, (r["rows"][row] for r in fams))
-    if len(seeds) > 1:
-        line(f"{shipped}: std over seeds", (r["rows_std"][shipped] for r in fams))
-    line(f"**{NESTED_ROW}**", (r["zero_shot"] for r in fams))
-    line("#params", (r["params"] for r in fams))
-    line("FLOPs", (r["flops"] for r in fams))
-    line("better of #params and FLOPs", (r["best_size"] for r in fams))
+        line(f"**{row}**" if row == shipped else row, (table[n][row] for n in names))
+    if key == "rows" and len(fams[names[0]]["per_seed"]) > 1:
+        line(f"{shipped}: std over seeds", (fams[n]["rows_std"][shipped] for n in names))
+    line(f"**{NESTED_ROW}**", (nested[n][1] for n in names))
+    line("#params", (fams[n]["params"] for n in names))
+    line("FLOPs", (fams[n]["flops"] for n in names))
+    line("better of #params and FLOPs", (fams[n]["best_size"] for n in names))
     if args.lofo_kshot:
-        line(f"{args.samples}-shot {args.mode} (from {recipe_row(RECIPE)})",
-             (r["k_shot_mean"] if r["k_shot_mean"] is not None else float("nan") for r in fams))
+        k_shot = (fams[n]["k_shot_mean"] for n in names)
+        line(f"{args.samples}-shot {args.mode} (from the first seed's {recipe_row(RECIPE)})",
+             (v if v is not None else float("nan") for v in k_shot))
     print()
     print(f"- shipped variant (best mean over every family): `{shipped}`; RECIPE's is `{recipe_row(RECIPE)}`"
           + ("" if shipped == recipe_row(RECIPE) else " (they differ: update RECIPE)"))
     print("- nested choice (best mean over the other families): "
           + ", ".join(f"{n} `{row}`" for n, (row, _) in nested.items()))
-    below = [n for n, r in out["families"].items() if r["zero_shot"] < r["best_size"]]
+    below = [n for n in names if nested[n][1] < fams[n]["best_size"]]
     print(f"- nested choice below the better of #params and FLOPs on: {', '.join(below) or 'none'}")
     print()
-    print(json.dumps({name: {k: r[k] for k in ("zero_shot", "k_shot_mean", "params", "flops", "nested_choice",
-                                               "shipped_variant", "rows", "rows_std", "n")}
-                      for name, r in out["families"].items()}, default=float))
-    return out
 
 
 __all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "fold_rows", "nested_choice", "recipe_row", "run_lofo"]
