@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training ones, by their OOD score (default %(default)s)")
     parser.add_argument("--head-shrink", type=float, default=1.0, metavar="S",
                         help="with --families: multiply the heads' weight against size, as fitted on out-of-family "
-                             "head scores, by S in (0, 1] (default %(default)s; the shipped checkpoint uses 0.25)")
+                             "head scores, by S in (0, 1] (default %(default)s; the shipped checkpoint uses 0.5)")
     parser.add_argument("--no-feature-clamp", dest="feature_clamp", action="store_false",
                         default=default["feature_clamp"],
                         help="feed node features beyond the training range to the GNN unclamped")
