@@ -28,7 +28,9 @@ models (each network's mean score over them), which is what the shipped
 checkpoint is (its members are seeded like the folds); its shipped variant
 and nested choice are the headline ones (``zero_shot`` in the JSON).
 ``--lofo-kshot`` fine-tunes the :data:`RECIPE` variant's first-seed fold model
-on ``--samples`` networks of F (``--seeds`` draws).
+on ``--samples`` networks of F (``--seeds`` draws). ``--lofo-set NAME=VALUE``
+(repeatable) trains the folds with an estimator parameter other than
+:data:`RECIPE`'s, to measure an idea by the same protocol.
 
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 --lofo-kshot
 
@@ -165,7 +167,34 @@ def _data(names, args):
 def _params(args) -> dict:
     from gennape.pretrain.run_families import RECIPE
 
-    return {**RECIPE, "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs}
+    return {**RECIPE, "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs,
+            **recipe_overrides(getattr(args, "lofo_set", None) or [])}
+
+
+#: Parameters every fold sets itself (seeds), that :func:`fold_rows` varies, or that have their own flag.
+_NOT_OVERRIDABLE = ("seed", "size_measure", "head_trust", "capacity_term", "epochs", "head_epochs")
+
+
+def recipe_overrides(pairs) -> dict:
+    """``{name: value}`` from ``--lofo-set NAME=VALUE`` pairs: an estimator
+    parameter that the folds train with instead of :data:`RECIPE`'s (VALUE
+    read as JSON, else as a string), so an idea is measured by the protocol
+    without editing RECIPE."""
+    import inspect
+
+    from gennape.pretrain.estimator import GennapeEstimator
+
+    valid = sorted(set(inspect.signature(GennapeEstimator.__init__).parameters) - {"self", *_NOT_OVERRIDABLE})
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in valid:
+            raise ValueError(f"--lofo-set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(valid)}")
+        try:
+            out[name] = json.loads(text)
+        except json.JSONDecodeError:
+            out[name] = text
+    return out
 
 
 def _seeds(args) -> list[int]:
@@ -290,4 +319,5 @@ def _report(out, names, key, how, args, title, headline: bool) -> None:
     print()
 
 
-__all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "fold_rows", "nested_choice", "recipe_row", "run_lofo"]
+__all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "fold_rows", "nested_choice", "recipe_overrides", "recipe_row",
+           "run_lofo"]

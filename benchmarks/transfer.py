@@ -312,6 +312,9 @@ def main() -> int:
                         help="lofo: folds run at once, one process each with --threads threads (default 1)")
     parser.add_argument("--lofo-kshot", action="store_true",
                         help="lofo: also fine-tune (--mode) on --samples networks with --seeds seeds")
+    parser.add_argument("--lofo-set", action="append", metavar="NAME=VALUE",
+                        help="lofo: train the folds with this estimator parameter instead of the recipe's "
+                             "(repeatable; VALUE as JSON), e.g. supervised_weight=1.0")
     args = parser.parse_args()
     args.families_given = any(a == "--families" or a.startswith("--families=") for a in sys.argv[1:])
 
@@ -323,8 +326,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.protocol == "lofo":
-        from lofo import run_lofo
+        from lofo import recipe_overrides, run_lofo
 
+        try:
+            recipe_overrides(args.lofo_set or [])
+        except ValueError as e:
+            parser.error(str(e))
         run_lofo(args, log, finetuned, title)
         return 0
     ckpt = checkpoint_path(args.checkpoint)

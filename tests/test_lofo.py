@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 from gennape.pretrain.estimator import as_pack
 from gennape.pretrain.multifamily import pretrain_families
 from gennape.pretrain.run_families import RECIPE
@@ -46,3 +47,11 @@ def test_fold_rows_cover_every_size_measure_and_leave_the_recipe_model():
     assert set(rows) >= {lofo.variant_row(m, t, s) for m in SIZE_MEASURES for t in ("constant", "ood")
                          for s in lofo.HEAD_SHRINKS}
     np.testing.assert_allclose(est.predict_score(pack), rows[lofo.recipe_row(RECIPE)])
+
+
+def test_recipe_overrides_read_json_values_and_name_the_valid_parameters():
+    assert lofo.recipe_overrides(["supervised_weight=1.0", "readout=sum", "num_layers=5"]) == {
+        "supervised_weight": 1.0, "readout": "sum", "num_layers": 5}
+    for bad in ("no_such_parameter=1", "supervised_weight", "seed=3", "epochs=5"):
+        with pytest.raises(ValueError, match="supervised_weight"):  # the message lists the valid names
+            lofo.recipe_overrides([bad])
