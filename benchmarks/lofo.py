@@ -168,7 +168,7 @@ def _params(args) -> dict:
     from gennape.pretrain.run_families import RECIPE
 
     return {**RECIPE, "epochs": args.lofo_epochs, "head_epochs": args.lofo_head_epochs,
-            **recipe_overrides(getattr(args, "lofo_set", None) or [])}
+            **getattr(args, "lofo_overrides", {})}
 
 
 #: Parameters every fold sets itself (seeds), that :func:`fold_rows` varies, or that have their own flag.
@@ -180,11 +180,10 @@ def recipe_overrides(pairs) -> dict:
     parameter that the folds train with instead of :data:`RECIPE`'s (VALUE
     read as JSON, else as a string), so an idea is measured by the protocol
     without editing RECIPE."""
-    import inspect
-
+    from gennape.pretrain.base import init_params
     from gennape.pretrain.estimator import GennapeEstimator
 
-    valid = sorted(set(inspect.signature(GennapeEstimator.__init__).parameters) - {"self", *_NOT_OVERRIDABLE})
+    valid = sorted(set(init_params(GennapeEstimator)) - set(_NOT_OVERRIDABLE))
     out = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")

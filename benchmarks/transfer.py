@@ -328,8 +328,8 @@ def main() -> int:
     if args.protocol == "lofo":
         from lofo import recipe_overrides, run_lofo
 
-        try:
-            recipe_overrides(args.lofo_set or [])
+        try:  # parsed once here; every fold trains with args.lofo_overrides
+            args.lofo_overrides = recipe_overrides(args.lofo_set or [])
         except ValueError as e:
             parser.error(str(e))
         run_lofo(args, log, finetuned, title)
