@@ -227,6 +227,8 @@ def run_lofo(args, log, finetuned, title) -> dict:
     from gennape.pretrain.metrics import spearman
 
     names = [f.strip() for f in args.families.split(",") if f.strip()] if args.families_given else list(LOFO_FAMILIES)
+    if len(names) < 3:  # a fold's size term is fitted on heads retrained without each of its >= 2 families
+        raise SystemExit(f"--protocol lofo needs at least 3 families, got {len(names)}: {', '.join(names)}")
     seeds = _seeds(args)
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
               "target": "within-family quantile (training: mean over each family's label sets)",
