@@ -31,6 +31,9 @@ and nested choice are the headline ones (``zero_shot`` in the JSON).
 on ``--samples`` networks of F (``--seeds`` draws). ``--lofo-set NAME=VALUE``
 (repeatable) trains the folds with an estimator parameter other than
 :data:`RECIPE`'s, to measure an idea by the same protocol.
+``--lofo-unlabelled`` lets F's scored networks (never their labels) join each
+fold's contrastive stage, as ``gennape pretrain --unlabelled`` does for a
+user's own networks.
 
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 --lofo-kshot
 
@@ -135,7 +138,9 @@ def _fold(held: str, seed: int, names, args) -> dict:
     pack, y = as_pack(ev.cgs), ev.accuracy
     t = time.perf_counter()
     torch.manual_seed(seed)
-    est = pretrain_families(others, size_term_fit="none", **{**_params(args), "seed": seed})
+    # --lofo-unlabelled: F's networks to be ranked (never their labels) join the contrastive stage
+    est = pretrain_families(others, size_term_fit="none", unlabelled=pack if args.lofo_unlabelled else None,
+                            **{**_params(args), "seed": seed})
     scores = fold_rows(est, others, pack)
     out = {"rows": {row: spearman(s, y) for row, s in scores.items()},
            "scores": {row: np.asarray(s, dtype=np.float64) for row, s in scores.items()}}
@@ -233,7 +238,9 @@ def run_lofo(args, log, finetuned, title) -> dict:
     recipe = {"train_per_family": args.train_per_family, "eval_per_family": args.limit_per_family,
               "target": "within-family quantile (training: mean over each family's label sets)",
               "params": _params(args), "seeds": seeds, "k_shot": args.samples if args.lofo_kshot else None,
-              "k_shot_mode": args.mode}
+              "k_shot_mode": args.mode,
+              "unlabelled": "the held-out family's scored networks join the contrastive stage"
+                            if args.lofo_unlabelled else None}
     log(f"LOFO recipe: {recipe}")
     args.finetuned = finetuned
     folds = [(held, seed) for held in names for seed in seeds]

@@ -315,6 +315,9 @@ def main() -> int:
     parser.add_argument("--lofo-set", action="append", metavar="NAME=VALUE",
                         help="lofo: train the folds with this estimator parameter instead of the recipe's "
                              "(repeatable; VALUE as JSON), e.g. supervised_weight=1.0")
+    parser.add_argument("--lofo-unlabelled", action="store_true",
+                        help="lofo: the held-out family's scored networks (not their labels) join each fold's "
+                             "contrastive stage")
     args = parser.parse_args()
     args.families_given = any(a == "--families" or a.startswith("--families=") for a in sys.argv[1:])
 

@@ -249,7 +249,7 @@ class GennapeEstimator(EstimatorBase):
 
     # -------------------------------------------------------------------- fit
     def fit(self, cgs, y, *, eval_set: tuple[Any, Sequence[float]] | None = None,
-            views: Sequence[Any] | None = None, state_dir: str | Path | None = None,
+            views: Sequence[Any] | None = None, unlabelled: Any = None, state_dir: str | Path | None = None,
             resume: bool = False, on_epoch: Callable[[int, dict], None] | None = None,
             on_batch: Callable[[], None] | None = None) -> "GennapeEstimator":
         """Pretrain the encoder, cluster the embeddings and train the heads.
@@ -264,6 +264,10 @@ class GennapeEstimator(EstimatorBase):
                 graph collections aligned with ``cgs`` (view ``j`` of graph ``i``
                 is ``views[j][i]``), e.g. the same NB-101 cells with other stem
                 widths or cell counts.
+            unlabelled: optional graphs without labels (e.g. the networks a
+                user wants ranked) that join the contrastive stage only: the
+                encoder learns to tell them apart; clusters, heads, the size
+                term and the OOD reference come from ``cgs`` alone. Not with ``views``.
             state_dir: where to keep ``partial_state.pt`` after each encoder
                 epoch (for ``resume``).
             resume: continue from ``state_dir``'s partial state if present.
@@ -277,6 +281,7 @@ class GennapeEstimator(EstimatorBase):
         from gennape.pretrain.fuzzy import fit_fuzzy_clusters
         from gennape.pretrain.heads_training import HeadsConfig, predict_heads, train_heads
         from gennape.pretrain.model import run_model
+        from gennape.pretrain.packed import GraphPack
 
         pack = as_pack(cgs)
         y = np.asarray(y, dtype=np.float64)
@@ -286,6 +291,10 @@ class GennapeEstimator(EstimatorBase):
         for j, v in enumerate(packs[1:]):
             if len(v) != len(pack):
                 raise ValueError(f"view {j} has {len(v)} graphs, expected {len(pack)}")
+        if unlabelled is not None:
+            if views:
+                raise ValueError("unlabelled graphs cannot be combined with views (views align with cgs)")
+            packs = [GraphPack.concat([pack, as_pack(unlabelled)])]
         gen = torch.Generator().manual_seed(self.seed)
         # Parameters are initialised from the same seed whatever the global torch state.
         with torch.random.fork_rng(devices=[]):
@@ -303,6 +312,7 @@ class GennapeEstimator(EstimatorBase):
 
         transform = TargetTransform(self.target_transform).fit(y)
         y_t = transform.transform(y)
+        y_contrast = np.concatenate([y_t, np.full(len(packs[0]) - len(pack), np.nan)])  # NaN: unlabelled
         params = self.get_params()
         cfg = ContrastiveConfig(**keywords_for(ContrastiveConfig, params))
         opt = torch.optim.AdamW(pretrain.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -312,7 +322,7 @@ class GennapeEstimator(EstimatorBase):
         if resume and state_path is not None and state_path.is_file():
             start, history = _load_partial(state_path, pretrain, opt, gen, params)
         for epoch in range(start, cfg.epochs):
-            losses = pretrain_epoch(pretrain, opt, packs, y_t, cfg, gen, self.device, on_batch)
+            losses = pretrain_epoch(pretrain, opt, packs, y_contrast, cfg, gen, self.device, on_batch)
             history.append(losses)
             if state_path is not None and is_main_process():  # one writer under torchrun
                 _save_partial(state_path, pretrain, opt, gen, epoch + 1, history, params)

@@ -255,18 +255,21 @@ SIZE_TERM_FITS = ("out_of_family", "in_sample", "none")
 
 
 def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
-                      size_term_fit: str = "out_of_family", members: int = 1, head_shrink: float = 1.0, **params):
+                      size_term_fit: str = "out_of_family", members: int = 1, head_shrink: float = 1.0,
+                      unlabelled=None, **params):
     """A :class:`GennapeEstimator` (``params``: its parameters) fitted on the CGs of
     ``samples`` with :func:`family_targets` ``target``; ``metadata_`` names the families.
     With ``members`` > 1, a :class:`gennape.pretrain.ensemble.GennapeEnsemble` of
     that many such estimators, seeded ``seed``, ``seed + 1``, ...
+    ``unlabelled``: graphs without labels that join the contrastive stage
+    (:meth:`GennapeEstimator.fit`), e.g. the networks to be ranked.
 
     The size term is then refitted across families (``size_term_fit``, one of
     :data:`SIZE_TERM_FITS`) by :func:`fit_size_term_across_families` with ``head_shrink``.
     With ``target="residual"`` the estimator learns what the size prior leaves
     over: score a family by ``size_prior(...) + est.target_transform_.inverse(est.predict_score(...))``.
     """
-    from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.pretrain.estimator import GennapeEstimator, as_pack
     from gennape.pretrain.model import run_model
 
     if size_term_fit not in SIZE_TERM_FITS:
@@ -276,13 +279,14 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
 
         template = GennapeEstimator(**params)
         ens = GennapeEnsemble(template, members)
+        unlabelled = as_pack(unlabelled) if unlabelled is not None else None  # packed once for every member
         ens.members_ = [pretrain_families(samples, target, size_term_fit, head_shrink=head_shrink,
-                                          **{**params, "seed": template.seed + i})
+                                          unlabelled=unlabelled, **{**params, "seed": template.seed + i})
                         for i in range(members)]
         ens.metadata_ = dict(ens.members_[0].metadata_)
         return ens
     pack, targets, family_of = training_set(samples, target)
-    est = GennapeEstimator(**params).fit(pack, targets)
+    est = GennapeEstimator(**params).fit(pack, targets, unlabelled=unlabelled)
     if size_term_fit != "none" and est.capacity_term:
         heads = (out_of_family_head_scores(est, samples, pack) if size_term_fit == "out_of_family"
                  else run_model(est.model_, pack).head_score)
