@@ -31,7 +31,7 @@ TRAIN_SEED, EVAL_SEED = 1, 0
 
 
 def pretrain_all_families(out: str | Path, *, families: Sequence[str] | None = None, per_family: int = 1000,
-                          eval_per_family: int = 500, members: int = 1, unlabelled=None, command: str | None = None,
+                          eval_per_family: int = 500, members: int = 1, command: str | None = None,
                           log: Callable[[str], None] = print, **params) -> dict:
     """Fit the multi-family estimator (an ensemble when ``members`` > 1), save it to ``out``
     with ``metrics.json``, and return the metrics.
@@ -43,8 +43,6 @@ def pretrain_all_families(out: str | Path, *, families: Sequence[str] | None = N
         eval_per_family: networks per family for the in-domain figures, drawn
             from those not trained on (fewer when the family has fewer left).
         members: seed-ensemble members.
-        unlabelled: graphs without labels for the contrastive stage
-            (:func:`gennape.pretrain.multifamily.pretrain_families`), or None.
         command: the command line recorded in ``config.json``.
         log: where progress lines go.
         **params: :class:`gennape.pretrain.estimator.GennapeEstimator` parameters.
@@ -61,7 +59,7 @@ def pretrain_all_families(out: str | Path, *, families: Sequence[str] | None = N
     for s in samples:
         log(f"{s.title}: {len(s)} training networks")
     t_data = time.perf_counter() - t0
-    est = pretrain_families(samples, members=members, unlabelled=unlabelled, **params)
+    est = pretrain_families(samples, members=members, **params)
     t_fit = time.perf_counter() - t0 - t_data
     in_domain = {}
     for s in samples:
@@ -76,7 +74,6 @@ def pretrain_all_families(out: str | Path, *, families: Sequence[str] | None = N
     est.metadata_ = {**est.metadata_, "command": command, "metrics": metrics,
                      "training_data": {**est.metadata_["training_data"], "per_family": per_family,
                                        "train_seed": TRAIN_SEED,
-                                       "unlabelled_networks": 0 if unlabelled is None else len(unlabelled),
                                        "sha256": {s.title: labels_sha256(s) for s in samples}}}
     out = Path(out)
     est.save(out)

@@ -205,29 +205,3 @@ def test_families_names_are_checked(tmp_path, capsys):
     assert main(["pretrain", "--families", "nb201,nb999", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "unknown family nb999" in err and "valid: all, or some of nb101" in err
-
-
-def test_unlabelled_networks_join_pretraining_and_a_bad_file_is_reported(data_dir, tmp_path, capsys):
-    from pathlib import Path
-
-    from gennape.transfer.model import load_estimator
-
-    examples = Path(__file__).resolve().parents[1] / "examples" / "onnx"
-    bad = tmp_path / "broken.onnx"
-    bad.write_bytes(b"not an onnx file")
-    out_dir = tmp_path / "adapted"
-    assert main(["pretrain", "--families", "nb201,tnb101_micro", "--per-family", "40", "--epochs", "1",
-                 "--head-epochs", "5", "--threads", "1", "--out", str(out_dir),
-                 "--unlabelled", str(examples), str(bad)]) == 0
-    captured = capsys.readouterr()
-    n = len(list(examples.glob("*.onnx")))
-    assert f"{n} of {n + 1} network(s) join the contrastive stage" in captured.out
-    assert f"gennape pretrain: {bad}:" in captured.err and len(captured.err.strip().splitlines()) == 1
-    assert load_estimator(out_dir).metadata_["training_data"]["unlabelled_networks"] == n
-
-
-def test_unlabelled_needs_families_and_some_onnx_files(tmp_path, capsys):
-    assert main(["pretrain", "--out", str(tmp_path / "x"), "--unlabelled", str(tmp_path)]) == 2
-    assert "--unlabelled: a multi-family option (use it with --families)" in capsys.readouterr().err
-    assert main(["pretrain", "--families", "nb201", "--out", str(tmp_path / "x"), "--unlabelled", str(tmp_path)]) == 2
-    assert f"--unlabelled: no .onnx files found in {tmp_path}" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from gennape.commands._options import add_input_shape, add_unknown_ops, command_line
+from gennape.commands._options import command_line
 
 HELP = "pretrain the estimator on NAS-Bench-101"
 
@@ -73,12 +73,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", action="store_true",
                         help="add graph-level views (other stem width / cell count / resolution) to the "
                              "contrastive pairs (default: masking only)")
-    parser.add_argument("--unlabelled", nargs="+", metavar="PATH",
-                        help="with --families: .onnx files or folders of networks without labels (e.g. those you "
-                             "want ranked) that join the contrastive stage, so the encoder learns to tell them "
-                             "apart; labels still come from the families only")
-    add_input_shape(parser)
-    add_unknown_ops(parser)
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
 
 
@@ -104,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
                   feature_clamp=args.feature_clamp, size_measure=args.size_measure, head_trust=args.head_trust)
     if args.families:
         return _pretrain_families(args, {**params, "head_shrink": args.head_shrink})
-    if args.head_shrink != 1.0 or args.unlabelled:
-        raise GennapeError(f"{'--head-shrink' if args.head_shrink != 1.0 else '--unlabelled'}: a multi-family "
-                           "option (use it with --families)")
+    if args.head_shrink != 1.0:
+        raise GennapeError("--head-shrink: a multi-family option (the size term fitted across --families)")
     data = args.data
     if data is None:
         from gennape.cg.data import data_file
@@ -136,37 +129,11 @@ def _pretrain_families(args: argparse.Namespace, params: dict) -> int:
     if args.data or args.limit or args.resume or args.views:
         raise GennapeError("--families reads every family from the data folder: --data, --limit, --resume and "
                            "--views are NB-101-only options")
-    unlabelled = _unlabelled_cgs(args) if args.unlabelled else None
     try:
         pretrain_all_families(args.out, families=names, per_family=args.per_family, members=args.members,
-                              unlabelled=unlabelled, command=command_line(args),
-                              log=lambda line: print(line, flush=True), **params)
+                              command=command_line(args), log=lambda line: print(line, flush=True), **params)
     except ValueError as err:
         raise GennapeError(str(err)) from None
     print(f"checkpoint written to {args.out}")
     return 0
 
-
-
-def _unlabelled_cgs(args: argparse.Namespace) -> list:
-    """The CGs of ``--unlabelled``'s ONNX files; a file that does not convert
-    is reported on stderr (one line) and left out, the others are kept."""
-    import sys
-
-    from gennape.cg.errors import GennapeError
-    from gennape.transfer.predict import FailedModel, collect_onnx, convert_file
-
-    files = collect_onnx(args.unlabelled)
-    if not files:
-        raise GennapeError(f"--unlabelled: no .onnx files found in {', '.join(args.unlabelled)}")
-    cgs = []
-    for path in files:
-        cg = convert_file(path, input_shape=args.input_shape, unknown_ops=args.unknown_ops)
-        if isinstance(cg, FailedModel):
-            print(f"gennape pretrain: {cg.path}: {cg.error}", file=sys.stderr)
-        else:
-            cgs.append(cg)
-    if not cgs:
-        raise GennapeError(f"--unlabelled: none of the {len(files)} file(s) could be converted")
-    print(f"--unlabelled: {len(cgs)} of {len(files)} network(s) join the contrastive stage", flush=True)
-    return cgs
