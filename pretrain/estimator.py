@@ -45,8 +45,6 @@ PARTIAL_STATE = "partial_state.pt"
 OOD_THRESHOLD = 2.0
 #: What :meth:`GennapeEstimator.finetune` can train: the heads alone, or encoder and heads.
 FINETUNE_MODES = ("heads", "encoder")
-#: ``rank_pairs`` choices: the pairs the heads' ranking term compares.
-RANK_PAIRS = ("all", "within_group")
 
 
 def _capacity(values) -> tuple[float, float, float]:
@@ -141,10 +139,6 @@ class GennapeEstimator(EstimatorBase):
             pretraining (default 0: contrastive only, as in GENNAPE; measured
             to transfer better zero-shot, at some in-domain cost).
         rank_weight: weight of the pairwise ranking term (probe and heads).
-        rank_pairs: which pairs the heads' ranking term compares: ``all`` pairs
-            of a batch, or ``within_group`` (only graphs of one group of
-            ``fit``'s ``groups``, e.g. one family: targets that are each
-            family's own quantiles order nothing across families).
         head_epochs: head-training epochs.
         head_lr: head learning rate.
         capacity_term: add the linear size term of :mod:`gennape.pretrain.capacity`
@@ -178,7 +172,6 @@ class GennapeEstimator(EstimatorBase):
                  epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
                  temperature: float = 0.2, feature_mask_p: float = 0.15, edge_drop_p: float = 0.1,
                  contrastive_weight: float = 1.0, supervised_weight: float = 0.0, rank_weight: float = 1.0,
-                 rank_pairs: str = "all",
                  head_epochs: int = 150, head_lr: float = 1e-3, capacity_term: bool = True,
                  size_measure: str = "weights", head_trust: str = "constant", seed: int = 0,
                  device: str = "cpu"):
@@ -206,7 +199,6 @@ class GennapeEstimator(EstimatorBase):
         self.contrastive_weight = contrastive_weight
         self.supervised_weight = supervised_weight
         self.rank_weight = rank_weight
-        self.rank_pairs = rank_pairs
         self.head_epochs = head_epochs
         self.head_lr = head_lr
         self.capacity_term = capacity_term
@@ -257,8 +249,7 @@ class GennapeEstimator(EstimatorBase):
 
     # -------------------------------------------------------------------- fit
     def fit(self, cgs, y, *, eval_set: tuple[Any, Sequence[float]] | None = None,
-            views: Sequence[Any] | None = None, unlabelled: Any = None, groups: Sequence[int] | None = None,
-            state_dir: str | Path | None = None,
+            views: Sequence[Any] | None = None, unlabelled: Any = None, state_dir: str | Path | None = None,
             resume: bool = False, on_epoch: Callable[[int, dict], None] | None = None,
             on_batch: Callable[[], None] | None = None) -> "GennapeEstimator":
         """Pretrain the encoder, cluster the embeddings and train the heads.
@@ -277,8 +268,6 @@ class GennapeEstimator(EstimatorBase):
                 user wants ranked) that join the contrastive stage only: the
                 encoder learns to tell them apart; clusters, heads, the size
                 term and the OOD reference come from ``cgs`` alone. Not with ``views``.
-            groups: optional group id of each graph (e.g. its family), for
-                ``rank_pairs="within_group"``.
             state_dir: where to keep ``partial_state.pt`` after each encoder
                 epoch (for ``resume``).
             resume: continue from ``state_dir``'s partial state if present.
@@ -298,7 +287,6 @@ class GennapeEstimator(EstimatorBase):
         y = np.asarray(y, dtype=np.float64)
         if len(y) != len(pack):
             raise ValueError(f"{len(pack)} graphs but {len(y)} targets")
-        rank_groups = self._rank_groups(groups, len(pack))  # checked before the slow part
         packs = [pack] + [as_pack(v) for v in (views or [])]
         for j, v in enumerate(packs[1:]):
             if len(v) != len(pack):
@@ -354,8 +342,7 @@ class GennapeEstimator(EstimatorBase):
             val = (out.embedding, out.membership, np.asarray(eval_set[1], np.float64))
         hcfg = HeadsConfig(self.head_epochs, lr=self.head_lr, weight_decay=self.weight_decay,
                            rank_weight=self.rank_weight)
-        self.heads_info_ = train_heads(heads, emb, clusters.membership, y_t, hcfg, gen, val, self.device,
-                                       group=rank_groups)
+        self.heads_info_ = train_heads(heads, emb, clusters.membership, y_t, hcfg, gen, val, self.device)
         train_heads_score = predict_heads(heads, emb, clusters.membership, self.device)
         if self.capacity_term:
             model.set_capacity(fit_capacity(train_heads_score, self.size_of(pack), y_t))
@@ -369,20 +356,8 @@ class GennapeEstimator(EstimatorBase):
         self.metadata_ = {}
         return self
 
-    def _rank_groups(self, groups, n: int) -> np.ndarray | None:
-        """The group ids the heads' ranking term keeps pairs within (``rank_pairs``), or None: all pairs."""
-        if self.rank_pairs not in RANK_PAIRS:
-            raise ValueError(f"unknown rank_pairs {self.rank_pairs!r}; valid: {', '.join(RANK_PAIRS)}")
-        if self.rank_pairs == "all" or groups is None:
-            return None
-        groups = np.asarray(groups)
-        if len(groups) != n:
-            raise ValueError(f"{n} graphs but {len(groups)} group ids")
-        return np.unique(groups, return_inverse=True)[1]
-
     def fit_heads(self, cgs, y, *, epochs: int = 100, lr: float = 5e-4, reset: bool = False,
-                  refit_transform: bool = True, seed: int | None = None,
-                  groups: Sequence[int] | None = None) -> "GennapeEstimator":
+                  refit_transform: bool = True, seed: int | None = None) -> "GennapeEstimator":
         """Fine-tune only the heads on new labelled graphs (encoder and cluster
         centres stay frozen), e.g. a few networks of a new family.
 
@@ -417,8 +392,7 @@ class GennapeEstimator(EstimatorBase):
         cfg = HeadsConfig(epochs, batch_size=min(256, max(len(y), 2)), lr=lr, weight_decay=self.weight_decay,
                           rank_weight=self.rank_weight)
         target = head_target(self.target_transform_.transform(y), self.size_of(pack), self.capacity_)
-        train_heads(heads, out.embedding, out.membership, target, cfg, gen, device=self.device,
-                    group=self._rank_groups(groups, len(pack)))
+        train_heads(heads, out.embedding, out.membership, target, cfg, gen, device=self.device)
         self.model_.eval()
         return self
 
@@ -744,5 +718,4 @@ def _load_partial(path: Path, model, opt, gen, params: dict) -> tuple[int, list[
     return int(tensors["epoch"]), history
 
 
-__all__ = ["FINETUNE_MODES", "FITTED", "GennapeEstimator", "NotFittedError", "RANK_PAIRS", "as_pack",
-           "check_finetune_options"]
+__all__ = ["FINETUNE_MODES", "FITTED", "GennapeEstimator", "NotFittedError", "as_pack", "check_finetune_options"]

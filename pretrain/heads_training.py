@@ -32,15 +32,13 @@ class HeadsConfig:
 
 
 def heads_loss(heads: FuzzyHeads, emb: torch.Tensor, u: torch.Tensor, y: torch.Tensor,
-               rank_weight: float, gather=None, group: torch.Tensor | None = None) -> torch.Tensor:
+               rank_weight: float, gather=None) -> torch.Tensor:
     """Membership-weighted MSE of every head plus the ranking term.
 
     Args:
         gather: data-parallel training passes only this rank's rows in ``emb``
             and a function gathering the heads' outputs of the whole batch
             (:func:`gennape.pretrain.distributed.gather_rows`).
-        group: optional ``[n]`` ids; the ranking term then compares only
-            samples of one group (:func:`gennape.pretrain.losses.pairwise_rank_loss`).
 
     Shapes:
         - emb ``[n, d]`` (``gather``: this rank's rows), u ``[n, K]``, y ``[n]``; output scalar
@@ -51,15 +49,14 @@ def heads_loss(heads: FuzzyHeads, emb: torch.Tensor, u: torch.Tensor, y: torch.T
     mse = ((per_head - y.unsqueeze(1)) ** 2 * u).sum(dim=1).mean()
     if rank_weight == 0:
         return mse
-    return mse + rank_weight * pairwise_rank_loss((per_head * u).sum(dim=1), y, group=group)
+    return mse + rank_weight * pairwise_rank_loss((per_head * u).sum(dim=1), y)
 
 
 def train_heads(heads: FuzzyHeads, emb: np.ndarray, u: np.ndarray, y: np.ndarray, cfg: HeadsConfig,
                 gen: torch.Generator, val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                device="cpu", group: np.ndarray | None = None) -> dict[str, float]:
+                device="cpu") -> dict[str, float]:
     """Train ``heads`` in place; with ``val`` = (emb, u, y) keep the epoch of best
-    validation Spearman; with ``group`` (``[n]`` ids) rank only within groups
-    (:func:`heads_loss`). Returns ``{"epochs", "best_epoch", "val_spearman"}``.
+    validation Spearman. Returns ``{"epochs", "best_epoch", "val_spearman"}``.
 
     Under torchrun the batches are split over the ranks as in
     :func:`gennape.pretrain.contrastive.pretrain_epoch`."""
@@ -68,7 +65,6 @@ def train_heads(heads: FuzzyHeads, emb: np.ndarray, u: np.ndarray, y: np.ndarray
     emb_t = torch.as_tensor(emb, dtype=torch.float32, device=device)
     u_t = torch.as_tensor(u, dtype=torch.float32, device=device)
     y_t = torch.as_tensor(y, dtype=torch.float32, device=device)
-    g_t = None if group is None else torch.as_tensor(np.asarray(group), device=device)
     opt = torch.optim.AdamW(heads.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     best = (-np.inf, 0, None)
@@ -82,12 +78,10 @@ def train_heads(heads: FuzzyHeads, emb: np.ndarray, u: np.ndarray, y: np.ndarray
             if len(idx) < distributed.min_batch(dp):
                 continue
             if dp is None:
-                loss = heads_loss(heads, emb_t[idx], u_t[idx], y_t[idx], cfg.rank_weight,
-                                  group=None if g_t is None else g_t[idx])
+                loss = heads_loss(heads, emb_t[idx], u_t[idx], y_t[idx], cfg.rank_weight)
             else:
                 loss = heads_loss(heads, emb_t[distributed.local_part(idx, dp)], u_t[idx], y_t[idx],
-                                  cfg.rank_weight, gather=lambda t, n=len(idx): distributed.gather_rows(t, n, dp),
-                                  group=None if g_t is None else g_t[idx])
+                                  cfg.rank_weight, gather=lambda t, n=len(idx): distributed.gather_rows(t, n, dp))
             opt.zero_grad()
             loss.backward()
             if dp is not None:

@@ -26,22 +26,18 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> tor
 
 
 def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor, scale: float = 1.0,
-                       weight: torch.Tensor | None = None, group: torch.Tensor | None = None) -> torch.Tensor:
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean logistic loss over all ordered pairs of the batch: for ``t_i > t_j``,
-    ``softplus(-(p_i - p_j) * scale)``. Ties are skipped; with ``group``, so are
-    pairs of different groups (e.g. two families, whose targets are each
-    family's own quantiles: such a pair says nothing about ranking within one).
+    ``softplus(-(p_i - p_j) * scale)``. Ties are skipped.
 
     Shapes:
         - pred, target: ``[n]``; weight: optional ``[n]`` per-sample weights
-          (a pair weighs the product); group: optional ``[n]`` integer ids
+          (a pair weighs the product)
         - output: scalar
     """
     diff_t = target.unsqueeze(1) - target.unsqueeze(0)
     diff_p = pred.unsqueeze(1) - pred.unsqueeze(0)
     mask = (diff_t > 0).to(pred.dtype)
-    if group is not None:
-        mask = mask * (group.unsqueeze(1) == group.unsqueeze(0)).to(pred.dtype)
     if weight is not None:
         mask = mask * weight.unsqueeze(1) * weight.unsqueeze(0)
     total = mask.sum()

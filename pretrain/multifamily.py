@@ -216,7 +216,7 @@ def out_of_family_head_scores(est, samples: Sequence["FamilySample"], pack=None)
         inner = copy.deepcopy(est)
         inner.capacity_ = NO_CAPACITY  # the heads learn the targets themselves, as in fit
         inner.fit_heads(pack.subset(rest), targets[rest], epochs=est.head_epochs, lr=est.head_lr, reset=True,
-                        refit_transform=False, groups=family[rest])
+                        refit_transform=False)
         scores[held] = run_model(inner.model_, pack.subset(held)).head_score
     return scores
 
@@ -286,7 +286,7 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
         ens.metadata_ = dict(ens.members_[0].metadata_)
         return ens
     pack, targets, family_of = training_set(samples, target)
-    est = GennapeEstimator(**params).fit(pack, targets, unlabelled=unlabelled, groups=family_of)
+    est = GennapeEstimator(**params).fit(pack, targets, unlabelled=unlabelled)
     if size_term_fit != "none" and est.capacity_term:
         heads = (out_of_family_head_scores(est, samples, pack) if size_term_fit == "out_of_family"
                  else run_model(est.model_, pack).head_score)

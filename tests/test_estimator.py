@@ -111,17 +111,3 @@ def test_predicted_accuracy_is_clipped_but_ranks_use_the_score(fitted, data, mon
     assert [p.rank for p in preds] == [1 + int((score > s).sum()) for s in score]
     assert len({p.rank for p in preds}) == len(set(score.tolist())) > len(set(acc.tolist()))
     assert "score" not in preds[0].to_dict()  # outputs are unchanged
-
-
-def test_rank_pairs_within_groups_changes_the_heads_and_names_its_choices(data):
-    cgs, y, test_cgs, _ = data
-    groups = np.arange(len(cgs)) % 2
-    quick = {**TINY, "epochs": 1, "head_epochs": 10}
-    plain = GennapeEstimator(**quick).fit(cgs, y, groups=groups)  # rank_pairs="all" ignores the groups
-    np.testing.assert_array_equal(plain.predict(test_cgs), GennapeEstimator(**quick).fit(cgs, y).predict(test_cgs))
-    within = GennapeEstimator(**quick, rank_pairs="within_group").fit(cgs, y, groups=groups)
-    assert not np.array_equal(plain.predict(test_cgs), within.predict(test_cgs))
-    with pytest.raises(ValueError, match="unknown rank_pairs 'family'; valid: all, within_group"):
-        GennapeEstimator(**quick, rank_pairs="family").fit(cgs, y)
-    with pytest.raises(ValueError, match="120 graphs but 3 group ids"):
-        GennapeEstimator(**quick, rank_pairs="within_group").fit(cgs, y, groups=[0, 1, 0])
