@@ -32,8 +32,7 @@ on ``--samples`` networks of F (``--seeds`` draws). ``--lofo-set NAME=VALUE``
 (repeatable) trains the folds with an estimator parameter other than
 :data:`RECIPE`'s, to measure an idea by the same protocol.
 ``--lofo-unlabelled`` lets F's scored networks (never their labels) join each
-fold's contrastive stage, as ``gennape pretrain --unlabelled`` does for a
-user's own networks.
+fold's contrastive stage (measured, not kept: docs/results.md, LOFO item 10).
 
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 --lofo-kshot
 
