@@ -12,12 +12,16 @@ scored draw (the draw ``benchmarks/lofo.py`` scores: ``EVAL_SEED``,
   their initial identity, ``sum_theta theta * dR/dtheta`` with ``R`` the sum
   of the outputs), computed in closed form from the CG by :func:`log_synflow`
   with the expected ``|w|`` of PyTorch's default initialisation;
-* ``weighted_layers``: the number of conv / linear / rnn layers (depth).
+* ``weighted_layers``: the number of conv / linear / rnn layers (depth);
+* ``mix_wW``: ``W * log(1 + params) + (1 - W) * log(1 + MACs)`` for
+  W = 0.25, 0.5, 0.75 (0.5 is the ``weights_macs`` size measure): where the
+  two sizes disagree, which mix ranks a family.
 
     python benchmarks/size_proxies.py
     python benchmarks/size_proxies.py --families nb201,ofa_mbv3 --per-family 500
 
-The last line of stdout is JSON: ``{family: {proxy: spearman}}``.
+The last column is the Spearman between params and MACs themselves. The
+last line of stdout is JSON: ``{family: {proxy: spearman}}``.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ WEIGHTED = frozenset({"conv", "group_conv", "depthwise_conv", "conv_transpose", 
 RESETS = frozenset({"layer_norm", "lrn", "sigmoid", "hard_sigmoid", "tanh", "softmax"})
 #: Ops that multiply two signals.
 PRODUCTS = frozenset({"mul", "matmul"})
-PROXIES = ("params", "macs", "synflow", "weighted_layers")
+#: Weights on log params of the ``mix_wW`` proxies (the rest on log MACs).
+MIX_WEIGHTS = (0.25, 0.5, 0.75)
+PROXIES = ("params", "macs", "synflow", "weighted_layers") + tuple(f"mix_w{w:g}" for w in MIX_WEIGHTS)
 
 
 def _logsumexp(values) -> float:
@@ -124,10 +130,12 @@ def log_synflow(cg) -> float:
 
 def proxy_scores(cgs) -> dict[str, np.ndarray]:
     """``{proxy: [n]}`` for :data:`PROXIES` (larger = predicted better)."""
-    return {"params": np.array([c.params for c in cgs], dtype=np.float64),
-            "macs": np.array([c.macs for c in cgs], dtype=np.float64),
-            "synflow": np.array([log_synflow(c) for c in cgs]),
-            "weighted_layers": np.array([sum(n.op in WEIGHTED for n in c.nodes) for c in cgs], dtype=np.float64)}
+    params = np.array([c.params for c in cgs], dtype=np.float64)
+    macs = np.array([c.macs for c in cgs], dtype=np.float64)
+    mixes = {f"mix_w{w:g}": w * np.log1p(params) + (1 - w) * np.log1p(macs) for w in MIX_WEIGHTS}
+    return {"params": params, "macs": macs, "synflow": np.array([log_synflow(c) for c in cgs]),
+            "weighted_layers": np.array([sum(n.op in WEIGHTED for n in c.nodes) for c in cgs], dtype=np.float64),
+            **mixes}
 
 
 def main(argv=None) -> int:
@@ -141,13 +149,15 @@ def main(argv=None) -> int:
     ap.add_argument("--per-family", type=int, default=1000, help="scored networks per family (default 1000)")
     args = ap.parse_args(argv)
     out = {}
-    print("| family | n | " + " | ".join(PROXIES) + " |")
-    print("|---|---|" + "---|" * len(PROXIES))
+    print("| family | n | " + " | ".join(PROXIES) + " | params vs macs |")
+    print("|---|---|" + "---|" * (len(PROXIES) + 1))
     for name in [f.strip() for f in args.families.split(",") if f.strip()]:
         sample = load_family_sample(name, args.per_family, seed=EVAL_SEED)
         scores = proxy_scores(sample.cgs)
         out[name] = {k: float(spearman(v, sample.accuracy)) for k, v in scores.items()}
-        print(f"| {name} | {len(sample)} | " + " | ".join(f"{out[name][k]:.3f}" for k in PROXIES) + " |", flush=True)
+        out[name]["params_vs_macs"] = float(spearman(scores["params"], scores["macs"]))  # do the two sizes agree?
+        print(f"| {name} | {len(sample)} | " + " | ".join(f"{out[name][k]:.3f}" for k in (*PROXIES, "params_vs_macs"))
+              + " |", flush=True)
     print(json.dumps(out))
     return 0
 
