@@ -36,12 +36,12 @@ MODEL_HASH_KEY = "model_sha256"
 
 def current_versions() -> dict[str, object]:
     """The versions a checkpoint must match to load in this code."""
-    from gennape import cg
+    from gennape.cg import __version__ as package_version
     from gennape.cg.graph import FORMAT_VERSION
     from gennape.encoder.features import FEATURIZER_VERSION
 
     return {"featurizer_version": FEATURIZER_VERSION, "cg_format_version": FORMAT_VERSION,
-            "package_version": cg.__version__}
+            "package_version": package_version}
 
 
 def _major(version: str) -> str:
