@@ -208,3 +208,34 @@ def test_attention_block_legacy_equals_dynamo():
         "input": 1, "conv": 1, "reshape": 2, "concat": 1, "layer_norm": 2, "linear": 5, "slice": 4,
         "matmul": 2, "softmax": 1, "add": 2, "gelu": 1, "output": 1,
     }
+
+
+class InceptionE(nn.Module):
+    """Inception-v3's last block: two of its four branches are themselves a
+    concat of two convs. The legacy exporter combines the nested concats into
+    one; the dynamo exporter keeps them nested."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.b1 = nn.Conv2d(8, 4, 1)
+        self.b3, self.b3a, self.b3b = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 4, (1, 3), padding=(0, 1)), \
+            nn.Conv2d(4, 4, (3, 1), padding=(1, 0))
+        self.d3a, self.d3b = nn.Conv2d(8, 4, (1, 3), padding=(0, 1)), nn.Conv2d(8, 4, (3, 1), padding=(1, 0))
+        self.fc = nn.Linear(20, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        b3 = self.b3(x)
+        branches = [self.b1(x), torch.cat([self.b3a(b3), self.b3b(b3)], 1),
+                    torch.cat([self.d3a(x), self.d3b(x)], 1)]
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.cat(branches, 1), 1), 1))
+
+
+def test_nested_concats_legacy_equals_dynamo():
+    pytest.importorskip("onnxscript")
+    net = InceptionE().eval()
+    legacy = from_onnx(export(net, dynamo=False))
+    dynamo = from_onnx(export(net, dynamo=True))
+    assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
+    assert legacy.op_counts()["concat"] == 1

@@ -264,6 +264,55 @@ def test_a_lone_sqrt_is_unsupported():
 
 # --------------------------------------------------------------- the registry
 #: Every canonical rule -> the tests that exercise it (a rule without one fails).
+def _branches():
+    """a -> four 1x1 convs c0..c3 (8 channels each)."""
+    return [node("Conv", ["a", f"w{k}"], [f"c{k}"], kernel_shape=[1, 1]) for k in range(1, 5)]
+
+
+BRANCH_W = {f"w{k}": (8, 8, 1, 1) for k in range(1, 5)}
+
+
+@pytest.mark.parametrize("axis", [1, -3])
+def test_nested_concats_equal_one_concat(axis):
+    flat = net([*_branches(), node("Concat", ["c1", "c2", "c3", "c4"], ["b"], axis=1)], BRANCH_W)
+    nested = net([*_branches(), node("Concat", ["c2", "c3"], ["i"], axis=axis),
+                  node("Concat", ["c1", "i", "c4"], ["b"], axis=1)], BRANCH_W)
+    same(flat, nested)
+    assert ops(nested)["concat"] == 1
+
+
+def test_a_nested_concat_with_another_reader_or_axis_stays():
+    other_reader = net([*_branches(), node("Concat", ["c2", "c3"], ["i"], axis=1),
+                        node("Concat", ["c1", "i", "c4"], ["j"], axis=1), node("Relu", ["i"], ["r"]),
+                        node("Concat", ["j", "r"], ["b"], axis=1)], BRANCH_W)
+    assert ops(other_reader)["concat"] == 2  # i stays for its relu; j is spliced into b
+    assert any(other_reader.nodes[s].op == "concat" and other_reader.nodes[d].op == "relu"
+               for s, d in other_reader.edges)
+    other_axis = net([*_branches(), node("Concat", ["c2", "c3"], ["i"], axis=2),
+                      node("Concat", ["i", "i"], ["b"], axis=1)], BRANCH_W)
+    assert ops(other_axis)["concat"] == 2
+
+
+def _as_strided(indices):
+    """a (8x8x8) -> flatten -> Gather(indices) back to (1, 8, 8, 8): the dynamo exporter's as_strided."""
+    return [node("Reshape", ["a", "flat"], ["f"]), node("Gather", ["f", "idx"], ["b"], axis=0)], \
+        {"flat": i64(-1), "idx": indices}
+
+
+def test_gather_of_every_element_in_order_is_a_no_op_reshape():
+    middle, inits = _as_strided(np.arange(512, dtype=np.int64).reshape(1, 8, 8, 8))
+    same(net(middle, inits), net([node("Identity", ["a"], ["b"])]))
+
+
+def test_gather_that_shuffles_every_element_is_one_reshape_and_a_partial_one_a_slice():
+    shuffled = np.random.default_rng(0).permutation(512).astype(np.int64).reshape(1, 8, 8, 8)
+    middle, inits = _as_strided(shuffled)
+    assert ops(net(middle, inits)) == {"conv": 1, "reshape": 1, "relu": 1}
+    partial = net([node("Reshape", ["a", "flat"], ["f"]), node("Gather", ["f", "idx"], ["b"], axis=0)],
+                  {"flat": i64(-1), "idx": np.arange(256, dtype=np.int64)}, tail=False)
+    assert "slice" in ops(partial)
+
+
 RULE_TESTS = {
     "zero_branches": ["test_product_with_a_zero_scalar_leaves_no_branch",
                       "test_torch_patterns.py::test_product_with_zero_removes_the_branch",
@@ -294,6 +343,7 @@ RULE_TESTS = {
     "merge_affine": ["test_batch_norm_folds_into_conv_and_affine_into_producer", "test_gemm_equals_matmul_add"],
     "drop_scalars": ["test_scalars_are_not_params_and_vanish"],
     "merge_pads": ["test_pad_merges_into_consumer"],
+    "nested_concats": ["test_nested_concats_equal_one_concat", "test_a_nested_concat_with_another_reader_or_axis_stays"],
     "common_subexpressions": ["test_equal_parameter_free_nodes_on_one_input_are_one"],
     "data_movement": ["test_channel_shuffle_is_one_reshape_and_noop_reshape_vanishes",
                       "test_shape_subgraph_reshape_before_linear_vanishes"],

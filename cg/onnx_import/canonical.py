@@ -585,6 +585,38 @@ _CSE_OPS = frozenset({
 })
 
 
+@rule(73, "nested_concats")
+def flatten_nested_concats(ir: IRGraph) -> None:
+    """A parameter-free concat read only by concats along the same axis is spliced into them, its
+    inputs in its place: ``cat([a, cat([b, c]), d])`` is ``cat([a, b, c, d])`` (the legacy exporter
+    combines them so itself; the dynamo exporter keeps them nested, e.g. Inception-v3's 3x3
+    branches)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+
+    def spliceable(s: int, axis) -> bool:
+        inner = nodes[s]
+        return (inner.op == "concat" and not inner.params and inner.info.get("axis") == axis
+                and all(nodes[c].op == "concat" and nodes[c].info.get("axis") == axis for c in cons[s]))
+
+    orphans = set()
+    for i, n in ir.alive():  # topological: an inner concat is already flat when its reader is visited
+        axis = n.info.get("axis")
+        if n.op != "concat" or not any(spliceable(s, axis) for s in n.inputs):
+            continue
+        spliced = [t for s in n.inputs for t in (nodes[s].inputs if spliceable(s, axis) else [s])]
+        orphans.update(s for s in n.inputs if spliceable(s, axis))
+        for s in set(n.inputs):
+            cons[s] = [c for c in cons[s] if c != i]
+        n.inputs, n.in_shape = spliced, nodes[spliced[0]].out_shape
+        for s in spliced:
+            cons[s].append(i)
+    for s in orphans:  # every reader spliced it in
+        nodes[s].alive = False
+        for t in nodes[s].inputs:
+            cons[t] = [c for c in cons[t] if c != s]
+
+
 @rule(75, "common_subexpressions")
 def merge_common_subexpressions(ir: IRGraph) -> None:
     """Two parameter-free activations, pools, sums, products, concats or matmuls with the same

@@ -15,7 +15,6 @@ from gennape.cg.ops import WEIGHTED_OPS, weighted_macs
 from gennape.cg.onnx_import import canonical, constfold, load
 from gennape.cg.onnx_import.context import Context, HandlerUnsupported, MissingShape
 from gennape.cg.onnx_import.registry import all_handlers
-from gennape.cg.ops import WEIGHTED_OPS
 
 DEFAULT_DOMAINS = constfold.DEFAULT_DOMAINS
 

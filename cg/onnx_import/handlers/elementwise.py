@@ -101,4 +101,6 @@ def concat(node, ctx):
     if len(acts) == 1 and not statics:
         ctx.alias(node.output[0], acts[0])
     else:
-        ctx.emit(node, "concat", acts, params=ctx.params(statics))
+        rank = len(ctx.shape(node.output[0]))
+        ctx.emit(node, "concat", acts, params=ctx.params(statics),
+                 info={"axis": ctx.attr(node, "axis", 1) % rank})  # for the nested_concats rule

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from gennape.cg.errors import ConversionError
 from gennape.cg.onnx_import.registry import register
 
@@ -59,12 +61,33 @@ def pad(node, ctx):
 @register("Slice", "Split", "Gather")
 def slice_(node, ctx):
     """Slice, Split (one slice node per output), Gather of constant indices
-    from an activation -> slice."""
+    from an activation -> slice. A Gather with as many output elements as
+    input elements takes each once (or shuffles them) and is data movement:
+    a reshape when its indices are known to be ``0 .. n-1`` in order, else a
+    permuting move. The dynamo exporter writes ``as_strided`` views so (e.g.
+    ConvNeXt's pooled features), often with the indices in the external-data
+    file the importer never reads."""
     if node.op_type == "Gather" and node.input[0] in ctx.static:
         ctx.unsupported("Gather from a constant table (embedding)")
+    if node.op_type == "Gather" and ctx.numel(node.output[0]) == ctx.numel(node.input[0]):
+        in_order = _takes_axis_in_order(node, ctx)
+        ctx.emit(node, "move", node.input[:1], info={"kind": "Reshape" if in_order else "Gather",
+                                                     "permutes": not in_order})
+        return
     for out in node.output:
         if out:
             ctx.emit(node, "slice", node.input[:1], out=out)
+
+
+def _takes_axis_in_order(node, ctx) -> bool:
+    """Whether a Gather's constant indices are ``0, 1, ..., n - 1`` for an
+    axis of length ``n`` (in any shape; negative ones count from the end)."""
+    indices = ctx.const(node.input[1])
+    if indices is None:
+        return False
+    n = ctx.shape(node.input[0])[ctx.attr(node, "axis", 0)]
+    flat = np.asarray(indices).reshape(-1)
+    return 0 < flat.size == n and bool(np.array_equal(flat % n, np.arange(n)))
 
 
 @register("Resize", "Upsample")
