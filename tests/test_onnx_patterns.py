@@ -304,6 +304,32 @@ def test_gather_of_every_element_in_order_is_a_no_op_reshape():
     same(net(middle, inits), net([node("Identity", ["a"], ["b"])]))
 
 
+def test_gather_of_every_element_with_unreadable_indices_is_a_no_op_reshape():
+    from onnx import TensorProto
+
+    middle, inits = _as_strided(np.arange(512, dtype=np.int64).reshape(1, 8, 8, 8))
+    m = model([node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), *middle,
+               node("Relu", ["b"], ["y"])], inits={**W0, **inits})
+    idx = next(t for t in m.graph.initializer if t.name == "idx")
+    idx.ClearField("raw_data")  # as the dynamo exporter saves it: in the (absent) external-data file
+    entry = idx.external_data.add()
+    entry.key, entry.value = "location", "model.onnx.data"
+    idx.data_location = TensorProto.EXTERNAL
+    same(from_onnx(m), net([node("Identity", ["a"], ["b"])]))
+
+
+def test_slice_that_keeps_the_whole_shape_vanishes_unless_it_reverses():
+    def sliced(steps):
+        return net([node("Slice", ["a", "st", "en", "ax", "sp"], ["b"])],
+                   {"st": i64(0 if steps[0] > 0 else -1), "en": i64(8 if steps[0] > 0 else -9), "ax": i64(2),
+                    "sp": i64(*steps)})
+
+    same(sliced([1]), net([node("Identity", ["a"], ["b"])]))
+    flipped = sliced([-1])  # all 8 rows, in reverse
+    assert ops(flipped)["slice"] == 1
+    assert next(n for n in flipped.nodes if n.op == "slice").out_shape == (8, 8, 8)
+
+
 def test_gather_that_shuffles_every_element_is_one_reshape_and_a_partial_one_a_slice():
     shuffled = np.random.default_rng(0).permutation(512).astype(np.int64).reshape(1, 8, 8, 8)
     middle, inits = _as_strided(shuffled)

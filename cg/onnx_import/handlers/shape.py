@@ -61,33 +61,44 @@ def pad(node, ctx):
 @register("Slice", "Split", "Gather")
 def slice_(node, ctx):
     """Slice, Split (one slice node per output), Gather of constant indices
-    from an activation -> slice. A Gather with as many output elements as
-    input elements takes each once (or shuffles them) and is data movement:
-    a reshape when its indices are known to be ``0 .. n-1`` in order, else a
-    permuting move. The dynamo exporter writes ``as_strided`` views so (e.g.
-    ConvNeXt's pooled features), often with the indices in the external-data
-    file the importer never reads."""
+    from an activation -> slice. A Slice that keeps the whole shape (and does
+    not reverse) vanishes: the legacy exporter keeps such no-op slices, the
+    dynamo exporter drops them (Swin's ``x[:, :H, :W]``). A Gather with as
+    many output as input elements is data movement: a reshape, unless its
+    indices are known and not ``0 .. n-1`` in order (then a permuting move).
+    The dynamo exporter writes ``as_strided`` views so (ConvNeXt's and Swin's
+    pooled features), with indices in order but in the external-data file,
+    which the importer never reads."""
     if node.op_type == "Gather" and node.input[0] in ctx.static:
         ctx.unsupported("Gather from a constant table (embedding)")
+    if node.op_type == "Slice" and ctx.shape(node.output[0]) == ctx.shape(node.input[0]) and not _reverses(node, ctx):
+        ctx.alias(node.output[0], node.input[0])  # takes everything: x[:, :H, :W] after a pad of zero
+        return
     if node.op_type == "Gather" and ctx.numel(node.output[0]) == ctx.numel(node.input[0]):
-        in_order = _takes_axis_in_order(node, ctx)
-        ctx.emit(node, "move", node.input[:1], info={"kind": "Reshape" if in_order else "Gather",
-                                                     "permutes": not in_order})
+        shuffles = _shuffles(node, ctx)
+        ctx.emit(node, "move", node.input[:1], info={"kind": "Gather" if shuffles else "Reshape",
+                                                     "permutes": shuffles})
         return
     for out in node.output:
         if out:
             ctx.emit(node, "slice", node.input[:1], out=out)
 
 
-def _takes_axis_in_order(node, ctx) -> bool:
-    """Whether a Gather's constant indices are ``0, 1, ..., n - 1`` for an
-    axis of length ``n`` (in any shape; negative ones count from the end)."""
+def _reverses(node, ctx) -> bool:
+    """Whether a Slice has a negative step (``x.flip``-like: it reorders)."""
+    steps = ctx.const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+    return steps is not None and bool((np.asarray(steps) < 0).any())
+
+
+def _shuffles(node, ctx) -> bool:
+    """Whether a Gather's indices are known and not ``0, 1, ..., n - 1`` for
+    its axis of length ``n`` (in any shape; negative ones count from the end)."""
     indices = ctx.const(node.input[1])
     if indices is None:
         return False
     n = ctx.shape(node.input[0])[ctx.attr(node, "axis", 0)]
     flat = np.asarray(indices).reshape(-1)
-    return 0 < flat.size == n and bool(np.array_equal(flat % n, np.arange(n)))
+    return not (flat.size == n and bool(np.array_equal(flat % n, np.arange(n))))
 
 
 @register("Resize", "Upsample")
