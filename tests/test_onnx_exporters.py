@@ -239,3 +239,60 @@ def test_nested_concats_legacy_equals_dynamo():
     dynamo = from_onnx(export(net, dynamo=True))
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert legacy.op_counts()["concat"] == 1
+
+
+class EvoNormS0(nn.Module):
+    """timm's EvoNorm2dS0: ``x * sigmoid(v * x) / group_std(x)``; the dynamo
+    exporter writes the variance with ``keepdims=0`` and a Reshape after it."""
+
+    def __init__(self, c=8, groups=2):
+        super().__init__()
+        self.stem, self.groups = nn.Conv2d(3, c, 3, padding=1), groups
+        self.v = nn.Parameter(torch.rand(c))
+
+    def forward(self, x):
+        x = self.stem(x)
+        b, c, h, w = x.shape
+        g = x.reshape(b, self.groups, c // self.groups, h, w)
+        std = g.var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(1e-5).sqrt().expand(g.shape).reshape(b, c, h, w)
+        return x * (x * self.v.view(1, -1, 1, 1)).sigmoid() / std
+
+
+class ChannelsLastRoundTrip(nn.Module):
+    """FocalNet / GC ViT: NCHW -> NHWC for a layer norm, back to NCHW for a
+    conv, and the NHWC tensor read again (the legacy exporter composes the two
+    transposes; the dynamo exporter keeps both); GELU's tanh approximation,
+    which the legacy exporter writes out below opset 20."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem, self.ln1, self.ln2 = nn.Conv2d(3, c, 3, padding=1), nn.LayerNorm(c), nn.LayerNorm(c)
+        self.dw = nn.Conv2d(c, c, 3, padding=1, groups=c)
+
+    def forward(self, x):
+        t = self.ln1(self.stem(x).permute(0, 2, 3, 1))
+        y = F.gelu(self.dw(t.permute(0, 3, 1, 2)), approximate="tanh")
+        return y + self.ln2(t.permute(0, 3, 1, 2).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class AsymmetricPad(nn.Module):
+    """HGNetV2's stem: ``F.pad(x, [0, 1, 0, 1])`` before a 2x2 conv and a 2x2 max pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 8, 2)
+
+    def forward(self, x):
+        x = F.pad(F.relu(self.stem(x)), [0, 1, 0, 1])
+        return torch.cat([self.conv(x), F.max_pool2d(x, 2, 1)], 1)
+
+
+@pytest.mark.parametrize("net", [EvoNormS0, ChannelsLastRoundTrip, AsymmetricPad], ids=lambda c: c.__name__)
+def test_timm_patterns_legacy_equals_dynamo(net):
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    module = net().eval()
+    legacy = from_onnx(export(module, dynamo=False))
+    dynamo = from_onnx(export(module, dynamo=True))
+    assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
+    assert "other" not in legacy.op_counts()

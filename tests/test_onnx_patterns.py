@@ -132,10 +132,12 @@ def test_pad_merges_into_consumer(opset):
              {"w1": (4, 8, 3, 3), "pads": i64(*pads)}, opset=opset)
     assert ops(cg) == {"conv": 2, "relu": 1}
     second = [n for n in cg.nodes if n.op == "conv"][1]
-    assert second.in_shape == (8, 10, 10) and second.out_shape == (4, 8, 8)
+    assert second.in_shape == (8, 8, 8) and second.out_shape == (4, 8, 8)
     ref = net([node("Pad", ["a", "pads"], ["p"]), node("Conv", ["p", "w1"], ["b"], kernel_shape=[3, 3])],
               {"w1": (4, 8, 3, 3), "pads": i64(*pads)}, opset=13)
     same(ref, cg)
+    fused = net([node("Conv", ["a", "w1"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], {"w1": (4, 8, 3, 3)})
+    same(fused, cg)  # the dynamo exporter's optimizer folds the Pad into the Conv
 
 
 def test_shape_subgraph_reshape_before_linear_vanishes():
@@ -339,6 +341,35 @@ def test_gather_that_shuffles_every_element_is_one_reshape_and_a_partial_one_a_s
     assert "slice" in ops(partial)
 
 
+def test_gelu_tanh_written_out_equals_the_gelu_op():
+    consts = {"c1": scalar(0.044715), "c2": scalar((2 / np.pi) ** 0.5), "one": scalar(1.0), "half": scalar(0.5)}
+    written = net([node("Mul", ["a", "a"], ["sq"]), node("Mul", ["a", "sq"], ["cube"]),
+                   node("Mul", ["c1", "cube"], ["m"]), node("Add", ["a", "m"], ["inner"]),
+                   node("Mul", ["c2", "inner"], ["s"]), node("Tanh", ["s"], ["t"]), node("Add", ["one", "t"], ["p"]),
+                   node("Mul", ["a", "p"], ["q"]), node("Mul", ["q", "half"], ["b"])], consts)
+    same(written, net([node("Gelu", ["a"], ["b"], approximate="tanh")], opset=20))
+    assert ops(written) == {"conv": 1, "gelu": 1, "relu": 1}
+
+
+def test_transposes_that_cancel_vanish_even_when_the_first_has_another_reader():
+    to_nhwc, to_nchw = dict(perm=[0, 2, 3, 1]), dict(perm=[0, 3, 1, 2])
+    both = net([node("Transpose", ["a"], ["t"], **to_nhwc), node("Transpose", ["t"], ["u"], **to_nchw),
+                node("Relu", ["t"], ["r"]), node("Transpose", ["r"], ["rr"], **to_nchw), node("Add", ["u", "rr"], ["b"])])
+    direct = net([node("Transpose", ["a"], ["t"], **to_nhwc), node("Relu", ["t"], ["r"]),
+                  node("Transpose", ["r"], ["rr"], **to_nchw), node("Add", ["a", "rr"], ["b"])])
+    same(both, direct)
+
+
+def test_equal_reshapes_of_one_tensor_are_one():
+    shape = {"s": i64(1, 8, 64)}
+    twice = net([node("Reshape", ["a", "s"], ["r1"]), node("Reshape", ["a", "s"], ["r2"]),
+                 node("Mul", ["r1", "r2"], ["m"]), node("Softmax", ["m"], ["b"])], shape, tail=False)
+    once = net([node("Reshape", ["a", "s"], ["r1"]), node("Mul", ["r1", "r1"], ["m"]),
+                node("Softmax", ["m"], ["b"])], shape, tail=False)
+    same(twice, once)
+    assert ops(once) == {"conv": 1, "reshape": 1, "mul": 1, "softmax": 1}
+
+
 RULE_TESTS = {
     "zero_branches": ["test_product_with_a_zero_scalar_leaves_no_branch",
                       "test_torch_patterns.py::test_product_with_zero_removes_the_branch",
@@ -360,6 +391,8 @@ RULE_TESTS = {
     "gates": ["test_silu_equals_x_sigmoid_x", "test_sigmoid_gate_of_another_tensor_stays_a_mul"],
     "relu6_swish": ["test_hard_swish_spellings"],
     "erf_gelu": ["test_torch_patterns.py::test_gelu_via_erf_is_gelu"],
+    "tanh_gelu": ["test_gelu_tanh_written_out_equals_the_gelu_op",
+                  "test_onnx_exporters.py::test_timm_patterns_legacy_equals_dynamo"],
     "unmatched_parts": ["test_onnx_errors.py::test_unmatched_pattern_part_is_unsupported",
                         "test_a_lone_sqrt_is_unsupported"],
     "other_reductions": ["test_torch_patterns.py::test_reductions_that_are_not_pools_are_reduce",
@@ -368,9 +401,12 @@ RULE_TESTS = {
     "merge_batch_norm": ["test_batch_norm_folds_into_conv_and_affine_into_producer"],
     "merge_affine": ["test_batch_norm_folds_into_conv_and_affine_into_producer", "test_gemm_equals_matmul_add"],
     "drop_scalars": ["test_scalars_are_not_params_and_vanish"],
-    "merge_pads": ["test_pad_merges_into_consumer"],
+    "merge_pads": ["test_pad_merges_into_consumer", "test_onnx_exporters.py::test_timm_patterns_legacy_equals_dynamo"],
     "nested_concats": ["test_nested_concats_equal_one_concat", "test_a_nested_concat_with_another_reader_or_axis_stays"],
-    "common_subexpressions": ["test_equal_parameter_free_nodes_on_one_input_are_one"],
+    "common_subexpressions": ["test_equal_parameter_free_nodes_on_one_input_are_one",
+                              "test_equal_reshapes_of_one_tensor_are_one"],
+    "consecutive_transposes": ["test_transposes_that_cancel_vanish_even_when_the_first_has_another_reader",
+                               "test_onnx_exporters.py::test_timm_patterns_legacy_equals_dynamo"],
     "data_movement": ["test_channel_shuffle_is_one_reshape_and_noop_reshape_vanishes",
                       "test_shape_subgraph_reshape_before_linear_vanishes"],
 }

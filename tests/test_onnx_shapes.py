@@ -112,7 +112,8 @@ def test_pad_with_pads_from_a_mod_chain():
     m = model(nodes, inits={"w": (4, 3, 7, 7)})
     assert onnx_leaves_unknown(m, "p")
     conv = next(n for n in from_onnx(m).nodes if n.op == "conv")
-    assert conv.in_shape == (3, 14, 14) and conv.out_shape == (4, 2, 2)
+    # the conv reads the unpadded input; its 2x2 output needs the 14x14 the pad made
+    assert conv.in_shape == (3, 8, 8) and conv.out_shape == (4, 2, 2)
 
 
 def test_resize_with_scales_from_a_concat():
@@ -289,4 +290,5 @@ def test_tf_same_padding_through_float_arithmetic_and_clip():
     m = model(nodes, inits={"w": (4, 3, 3, 3)})
     assert onnx_leaves_unknown(m, "p")
     conv = next(n for n in from_onnx(m).nodes if n.op == "conv")
-    assert conv.in_shape == (3, 9, 9) and conv.out_shape == (4, 4, 4)
+    # the conv reads the unpadded input; its 4x4 output needs the 9x9 the pad made
+    assert conv.in_shape == (3, 8, 8) and conv.out_shape == (4, 4, 4)

@@ -219,7 +219,7 @@ CASES = {
     "convnext_block": (ConvNeXtBlock, lambda cg: "gelu" in _ops(cg) and cg.nodes[-2].out_shape == (16, 8, 8)),
     "channel_shuffle": (ChannelShuffle, lambda cg: cg.nodes[-2].out_shape == (16, 32, 32)),
     "squeeze_excite": (SqueezeExcite, lambda cg: "sigmoid" in _ops(cg) and "global_avg_pool" in _ops(cg)),
-    "tf_same_pad": (SamePadConv, lambda cg: _node(cg, "conv").in_shape == (3, 33, 33)
+    "tf_same_pad": (SamePadConv, lambda cg: _node(cg, "conv").in_shape == (3, 32, 32)  # the pad is the conv's
                     and _node(cg, "conv").out_shape == (8, 16, 16)),
     "swin_window_pad": (WindowPad, lambda cg: cg.nodes[-2].out_shape == (8, 3, 3)),
 }

@@ -11,6 +11,7 @@ rule is linear in the graph size. Adding a rule means adding one function here
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -246,7 +247,8 @@ def _std_chain(ir: IRGraph, cons, q: int):
     root = _root_mean_square(ir, cons, q)
     if root is None:
         return None
-    d, (_, a, v, p) = root
+    d, links = root
+    v = links[2]
     sub = nodes[d]
     if not (sub.op == "add" and sub.info.get("fn") == "sub" and len(sub.inputs) == 2):
         return None
@@ -255,7 +257,7 @@ def _std_chain(ir: IRGraph, cons, q: int):
     if not (mean.op == "reduction" and mean.info["fn"] == "mean" and mean.inputs == [r] and cons[m] == [d]
             and set(mean.info["axes"]) == set(nodes[v].info["axes"])):
         return None
-    return d, r, [q, a, v, p, m]
+    return d, r, [*links, m]
 
 
 def _centred(ir: IRGraph, cons, n: int, x: int, like: int) -> bool:
@@ -313,23 +315,26 @@ def collapse_group_std(ir: IRGraph) -> None:
 
 
 def _root_mean_square(ir: IRGraph, cons, q: int) -> tuple[int, list[int]] | None:
-    """If ``q`` is ``sqrt(mean(x^2) + eps)`` (square as Pow 2 or ``x * x``,
-    links read only inside the chain), return ``(x, [q, add, mean, square])``;
-    else None."""
+    """If ``q`` is ``sqrt(mean(x^2) + eps)`` (square as Pow 2 or ``x * x``; a
+    pure reshape may restore the dims a ``keepdims=0`` mean dropped, as the
+    dynamo exporter writes ``var``; links read only inside the chain), return
+    ``(x, [q, add, mean, square, *reshape])``; else None."""
     nodes = ir.nodes
     if not _is_part(nodes[q], "Sqrt"):
         return None
     a = nodes[q].inputs[0]
     if not (_is_scalar(nodes[a], ("add",)) and cons[a] == [q]):
         return None
-    v = nodes[a].inputs[0]
-    if not (nodes[v].op == "reduction" and nodes[v].info["fn"] == "mean" and cons[v] == [a]):
+    v, restore = nodes[a].inputs[0], []
+    if _pure_reshape(nodes[v]) and cons[v] == [a]:
+        v, restore = nodes[v].inputs[0], [v]
+    if not (nodes[v].op == "reduction" and nodes[v].info["fn"] == "mean" and cons[v] == [restore[0] if restore else a]):
         return None
     p = nodes[v].inputs[0]
     sq = nodes[p]
     if cons[p] == [v] and (_is_scalar(sq, ("pow",), 2.0) or
                            (sq.op == "mul" and len(sq.inputs) == 2 and sq.inputs[0] == sq.inputs[1])):
-        return sq.inputs[0], [q, a, v, p]
+        return sq.inputs[0], [q, a, v, p, *restore]
     return None
 
 
@@ -467,6 +472,65 @@ def collapse_erf_gelu(ir: IRGraph) -> None:
             break
 
 
+def _scales(n, fn: str, value: float) -> bool:
+    """Whether ``n`` adds (``fn="add"``) or multiplies by the scalar ``value``, on either side."""
+    v = n.info.get("value")
+    return n.op == "scalar" and n.info.get("fn") == fn and v is not None and abs(v - value) <= 1e-4 * abs(value)
+
+
+@rule(49, "tanh_gelu")
+def collapse_tanh_gelu(ir: IRGraph) -> None:
+    """``x * 0.5 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`` (``x^3`` as ``x * x * x`` or
+    a Pow; the 0.5 on either factor or after the product; GELU's tanh approximation as the legacy
+    exporter writes it below opset 20) is ``gelu``, as the dynamo exporter's ``Gelu`` op is."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+
+    def only(i: int, reader: int) -> bool:
+        return cons[i] == [reader]
+
+    def cube_of(c: int):
+        """x when node ``c`` is ``x * x * x`` or ``x ** 3`` read only by its reader, else None."""
+        n = nodes[c]
+        if n.op == "scalar" and n.info.get("fn") == "pow" and n.info.get("value") == 3.0:
+            return n.inputs[0], []
+        if n.op == "mul" and len(n.inputs) == 2:
+            for sq, x in (n.inputs, n.inputs[::-1]):
+                if nodes[sq].op == "mul" and nodes[sq].inputs == [x, x] and only(sq, c):
+                    return x, [sq]
+        return None, []
+
+    for m, node in _products(ir):
+        for u, a in (node.inputs, node.inputs[::-1]):
+            if not (_scales(nodes[a], "add", 1.0) and only(a, m)):
+                continue
+            t = nodes[a].inputs[0]
+            if not (nodes[t].op == "tanh" and only(t, a)):
+                continue
+            sc = nodes[t].inputs[0]
+            if not (_scales(nodes[sc], "mul", (2.0 / math.pi) ** 0.5) and only(sc, t)):
+                continue
+            inner = nodes[sc].inputs[0]
+            if not (nodes[inner].op == "add" and len(nodes[inner].inputs) == 2 and only(inner, sc)):
+                continue
+            for x, c in (nodes[inner].inputs, nodes[inner].inputs[::-1]):
+                if not (_scales(nodes[c], "mul", 0.044715) and only(c, inner)):
+                    continue
+                base, squares = cube_of(nodes[c].inputs[0])
+                if base != x or not only(nodes[c].inputs[0], c):
+                    continue
+                dead = [a, t, sc, inner, c, nodes[c].inputs[0], *squares]
+                if u != x:  # (x * 0.5) * (1 + tanh(...))
+                    if not (_scales(nodes[u], "mul", 0.5) and nodes[u].inputs == [x] and only(u, m)):
+                        continue
+                    dead.append(u)
+                _collapse(ir, cons, m, x, "gelu", dead)
+                break
+            else:
+                continue
+            break
+
+
 @rule(50, "group_norm")
 def collapse_group_norm(ir: IRGraph) -> None:
     """A normalisation between two pure reshapes that restore the input's shape (torch's GroupNorm
@@ -570,12 +634,16 @@ def drop_scalars(ir: IRGraph) -> None:
 
 @rule(71, "merge_pads")
 def merge_pads(ir: IRGraph) -> None:
-    """A Pad vanishes; its consumers keep the padded input shape as their ``in_shape`` (so Pad + Conv
-    differs from a conv with a ``pads`` attribute)."""
+    """A Pad vanishes into its consumers, which read the unpadded tensor (``in_shape`` before the
+    pad): Pad + Conv is a conv with a ``pads`` attribute, as the dynamo exporter's optimizer writes
+    it (timm's TF-"same" and asymmetric pads, HGNetV2's stem)."""
     cons = ir.consumers()
     for i, n in ir.alive():
         if n.op == "pad":
+            readers = [c for c in cons[i] if ir.nodes[c].inputs[0] == i]
             ir.replace(i, n.inputs[0], cons)
+            for c in readers:
+                ir.nodes[c].in_shape = ir.nodes[n.inputs[0]].out_shape
 
 
 #: Parameter-free ops whose node fields say everything the op computes.
@@ -617,25 +685,108 @@ def flatten_nested_concats(ir: IRGraph) -> None:
             cons[t] = [c for c in cons[t] if c != s]
 
 
+def _move_identity(n):
+    """What a data-movement node computes, when its node fields and this say all of it: a pure
+    reshape (to its ``out_shape``), an Expand or Tile (to its ``out_shape``: the shapes fix the
+    repeats) or a Transpose with a known permutation; else None."""
+    kind = n.info.get("kind") if n.op == "move" else None
+    if kind in ("Expand", "Tile"):
+        return (kind,)
+    if kind is None or n.info.get("permutes"):
+        return None
+    if kind in _PURE_RESHAPES:
+        return ("reshape",)
+    return ("transpose", n.info["perm"]) if kind == "Transpose" and n.info.get("perm") else None
+
+
 @rule(75, "common_subexpressions")
 def merge_common_subexpressions(ir: IRGraph) -> None:
-    """Two parameter-free activations, pools, sums, products, concats or matmuls with the same
-    attributes and the same inputs in the same slots are one node (what the exporter's own
+    """Two parameter-free activations, pools, sums, products, concats, matmuls, reshapes or
+    transposes with the same attributes and the same inputs in the same slots are one node (what
+    the exporter's own
     common-subexpression elimination makes of them when it sees them, e.g. two ReLUs reading one
     tensor; here also when only the rules above made them equal, e.g. ``avg_pool(x)`` and
     ``avg_pool(x + 0)``)."""
     cons = ir.consumers()
     first: dict[tuple, int] = {}
     for i, n in ir.alive():
-        if n.op not in _CSE_OPS or n.params:
+        move = _move_identity(n)
+        if (n.op not in _CSE_OPS or n.params) and move is None:
             continue
-        key = (n.op, n.in_shape, n.out_shape, n.kernel, n.stride, n.dilation, n.groups, tuple(n.inputs))
+        key = (n.op, move, n.in_shape, n.out_shape, n.kernel, n.stride, n.dilation, n.groups, tuple(n.inputs))
         j = first.setdefault(key, i)
         if j != i:
             ir.replace(i, j, cons)
 
 
+@rule(78, "consecutive_transposes")
+def compose_transposes(ir: IRGraph) -> None:
+    """A Transpose of a Transpose is one Transpose of the first one's input, with the two
+    permutations composed, whatever else reads the first; when they cancel it vanishes (the
+    legacy exporter composes them so itself; the dynamo exporter keeps both, e.g. FocalNet's and
+    GC ViT's NHWC <-> NCHW round trips)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+
+    def perm(n):
+        return n.info.get("perm") if n.op == "move" and n.info.get("kind") == "Transpose" else None
+
+    for i, n in ir.alive():
+        outer, s = perm(n), n.inputs[0] if n.inputs else None
+        inner = perm(nodes[s]) if outer and s is not None else None
+        if not inner or len(inner) != len(outer):
+            continue
+        composed = tuple(inner[k] for k in outer)
+        x = nodes[s].inputs[0]
+        cons[s] = [c for c in cons[s] if c != i]
+        if composed == tuple(range(len(composed))):
+            cons[i].sort()
+            for c in cons[i]:
+                nodes[c].inputs = [x if t == i else t for t in nodes[c].inputs]
+            cons[x].extend(cons[i])
+            cons[i] = []
+            n.alive = False
+        else:
+            n.inputs, n.in_shape, n.info["perm"] = [x], nodes[x].out_shape, composed
+            n.info["full"] = (nodes[s].info["full"][0], n.info["full"][1])
+            cons[x].append(i)
+        if not cons[s]:  # the first one had no other reader
+            nodes[s].alive = False
+            cons[x] = [c for c in cons[x] if c != s]
+
+
 PERMUTING = frozenset({"Transpose", "DepthToSpace", "SpaceToDepth"})
+
+
+def _trace(n) -> list | None:
+    """The data-movement steps of a move node (or chain of them): ``(perm or None, input shape,
+    output shape)`` each, full shapes; None when one step is not a reshape or known transpose."""
+    if "trace" in n.info:
+        return n.info["trace"]
+    full = n.info.get("full")
+    if full is None or (n.info.get("kind") not in _PURE_RESHAPES and not n.info.get("perm")):
+        return None
+    return [(n.info.get("perm"), *full)]
+
+
+#: Chains over more elements than this are not traced (they stay permuting moves).
+_MAX_TRACED = 1 << 22
+
+
+def _keeps_order(trace) -> bool:
+    """Whether the steps of :func:`_trace` leave every element where a reshape would."""
+    import numpy as np
+
+    if not trace or math.prod(trace[0][1]) > _MAX_TRACED:
+        return False
+    x = np.arange(math.prod(trace[0][1])).reshape(trace[0][1])
+    for perm, before, after in trace:
+        if x.shape != tuple(before):
+            return False
+        x = x.transpose(perm) if perm else x.reshape(after)
+        if x.shape != tuple(after):
+            return False
+    return bool((x.reshape(-1) == np.arange(x.size)).all())
 
 
 @rule(80, "data_movement")
@@ -658,12 +809,16 @@ def simplify_moves(ir: IRGraph) -> None:
         if pn.op == "move" and cons[p] == [i]:
             pn.out_shape = n.out_shape
             pn.info["permutes"] = pn.info["permutes"] or n.info["permutes"]
+            first, then = _trace(pn), _trace(n)
+            pn.info["trace"] = first + then if first is not None and then is not None else None
             ir.replace(i, p, cons)
     # 2. pure reshapes that are no-ops or feed only linear layers vanish
     for i, n in ir.alive():
         if n.op != "move":
             continue
         feeds_linear = bool(cons[i]) and all(nodes[c].op == "linear" for c in cons[i])
+        if n.info["permutes"] and (n.in_shape == n.out_shape or feeds_linear) and _keeps_order(_trace(n)):
+            n.info["permutes"] = False  # transposes that undo each other across reshapes
         if not n.info["permutes"] and (n.in_shape == n.out_shape or feeds_linear):
             ir.replace(i, n.inputs[0], cons)
         else:

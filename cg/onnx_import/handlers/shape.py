@@ -26,7 +26,13 @@ def reshape(node, ctx):
             ctx.source,
             f"{node.op_type} {node.name or node.output[0]!r} turns {before} elements into {after}",
         )
-    ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type})
+    ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type, "full": _full_shapes(node, ctx)})
+
+
+def _full_shapes(node, ctx) -> tuple:
+    """The full (batch included) input and output shapes of a data-movement node,
+    from which the ``data_movement`` rule tells whether a chain keeps the element order."""
+    return tuple(ctx.shape(node.input[0])), tuple(ctx.shape(node.output[0]))
 
 
 @register("Transpose", "DepthToSpace", "SpaceToDepth")
@@ -38,7 +44,11 @@ def permute(node, ctx):
     if node.op_type == "Transpose" and perm is not None and list(perm) == sorted(perm):
         ctx.alias(node.output[0], node.input[0])
         return
-    ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type})
+    info = {"kind": node.op_type}
+    if node.op_type == "Transpose":
+        full = _full_shapes(node, ctx)
+        info.update(perm=tuple(perm) if perm else tuple(reversed(range(len(full[0])))), full=full)
+    ctx.emit(node, "move", node.input[:1], info=info)
 
 
 @register("Expand", "Tile")
@@ -77,7 +87,7 @@ def slice_(node, ctx):
     if node.op_type == "Gather" and ctx.numel(node.output[0]) == ctx.numel(node.input[0]):
         shuffles = _shuffles(node, ctx)
         ctx.emit(node, "move", node.input[:1], info={"kind": "Gather" if shuffles else "Reshape",
-                                                     "permutes": shuffles})
+                                                     "permutes": shuffles, "full": _full_shapes(node, ctx)})
         return
     for out in node.output:
         if out:
