@@ -51,6 +51,18 @@ mode with MultiheadAttention's fused fast path off, as
   ``--ofa-sample`` evenly spaced rows of ``ofa_mbv3/ofa_mbv3_w10_imagenet.csv``
   (``$GENNAPE_DATA``, default ``../shared/data``), at the row's resolution ``r``.
 
+``--exporter dynamo`` exports the same models with the dynamo exporter
+instead (``torch.onnx.export(model, (x,), path, dynamo=True,
+input_names=["input"])`` at its default opset, 20 in torch 2.14: what the call
+without ``dynamo`` does since torch 2.9, so what a user's script written today
+writes; integer tensors it saves as external data stay there, as in a
+weightless copy of such an export), into ``<cache>/<corpus>-dynamo/``.
+``convert --exporter dynamo`` converts those and checks each against the
+legacy export of the same model: one network should give one CG however it
+was exported, so it counts the models whose CG is the same node for node and
+edge for edge (parameters aside: the two exporters fold batch norms
+differently), and prints what differs for the others.
+
 Every export is weightless: floating-point tensors of 1 KiB or more (the
 weights) keep their dims and dtype but point at an external-data file that is
 deleted (the importer reads shapes only and never opens it); integer tensors
@@ -81,8 +93,10 @@ object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -95,6 +109,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 CORPORA = ("torchvision", "torchvision_eval", "timm", "ofa")
+#: ``legacy``: TorchScript, opset 17, constant folding (the corpora's reference);
+#: ``dynamo``: torch's default exporter as a user's script calls it.
+EXPORTERS = ("legacy", "dynamo")
 DEFAULT_CACHE = Path("~/.cache/gennape/zoo").expanduser()
 OPSET = 17
 MAX_PARAMS = 150_000_000
@@ -121,6 +138,11 @@ ATTENTION_MODULES = frozenset({
     "vision_transformer", "vision_transformer_hybrid", "vision_transformer_relpos",
     "vision_transformer_sam", "vitamin", "volo", "xcit",
 })
+
+
+def corpus_dir(cache: Path, corpus: str, exporter: str = "legacy") -> Path:
+    """Where one corpus's exports by ``exporter`` (one of :data:`EXPORTERS`) lie."""
+    return cache / (corpus if exporter == "legacy" else f"{corpus}-{exporter}")
 
 
 def log(msg: str) -> None:
@@ -456,8 +478,12 @@ def export_job(job: dict) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x,), str(exported), opset_version=OPSET, dynamo=False, do_constant_folding=True,
-                              input_names=["input"])
+            if job.get("exporter", "legacy") == "dynamo":  # torch's default exporter and opset
+                with contextlib.redirect_stdout(io.StringIO()):  # its progress lines
+                    torch.onnx.export(model, (x,), str(exported), dynamo=True, input_names=["input"])
+            else:
+                torch.onnx.export(model, (x,), str(exported), opset_version=OPSET, dynamo=False,
+                                  do_constant_folding=True, input_names=["input"])
     except ExportTimeout as err:
         scratch.cleanup()
         return {**out, "status": "skipped: too large", "error": str(err)}
@@ -479,6 +505,7 @@ def export_job(job: dict) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(proto, str(path))
     out.update(status="exported", file=path.name, file_bytes=path.stat().st_size, onnx_nodes=len(proto.graph.node),
+               opset=next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
                stripped_tensors=stripped, stripped_bytes=nbytes,
                op_types=sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
                                 for n in proto.graph.node}))
@@ -502,15 +529,16 @@ def versions() -> dict:
 REUSE_FROM = {"torchvision_eval": "torchvision"}
 
 
-def _reusable_exports(cache: Path, corpus: str) -> dict[str, dict]:
+def _reusable_exports(cache: Path, corpus: str, exporter: str = "legacy") -> dict[str, dict]:
     """``{name: manifest entry}`` of the exported models of the corpus ``corpus``
-    copies from (:data:`REUSE_FROM`), each with its file's path as ``source``."""
+    copies from (:data:`REUSE_FROM`, by the same exporter), each with its file's path as ``source``."""
     source = REUSE_FROM.get(corpus)
-    manifest = cache / source / "manifest.json" if source else None
-    if manifest is None or not manifest.exists():
+    folder = corpus_dir(cache, source, exporter) if source else None
+    if folder is None or not (folder / "manifest.json").exists():
         return {}
-    return {m["name"]: {**m, "source": str(cache / source / m["file"])}
-            for m in json.loads(manifest.read_text()).get("models", []) if m.get("status") == "exported"}
+    return {m["name"]: {**m, "source": str(folder / m["file"])}
+            for m in json.loads((folder / "manifest.json").read_text()).get("models", [])
+            if m.get("status") == "exported"}
 
 
 def _reuse(entry: dict | None, spec: dict, path: Path) -> bool:
@@ -529,17 +557,19 @@ def _reuse(entry: dict | None, spec: dict, path: Path) -> bool:
 
 
 def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) -> dict:
-    folder = cache / corpus
+    folder = corpus_dir(cache, corpus, args.exporter)
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
     old = {}
     if manifest_path.exists() and not args.force:
         old = {m["name"]: m for m in json.loads(manifest_path.read_text()).get("models", [])}
-    manifest = {"corpus": corpus, "opset": OPSET, "exporter": "torch.onnx.export(dynamo=False)",
+    manifest = {"corpus": corpus, "opset": OPSET if args.exporter == "legacy" else "torch's default",
+                "exporter": ("torch.onnx.export(dynamo=False)" if args.exporter == "legacy"
+                             else "torch.onnx.export(dynamo=True)"),
                 "max_params": args.max_params, "export_timeout_s": args.export_timeout, "versions": env,
                 "models": []}
     worker = Worker("export", EXPORT_JOBS_PER_WORKER)
-    reusable = _reusable_exports(cache, corpus)
+    reusable = _reusable_exports(cache, corpus, args.exporter)
     t_start = time.perf_counter()
     try:
         for k, spec in enumerate(specs, 1):
@@ -559,7 +589,7 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
                 log(f"[{corpus} {k}/{len(specs)}] {spec['name']}: copied from {REUSE_FROM[corpus]} (same input shape)")
             else:
                 job = {"corpus": corpus, "spec": spec, "path": str(path), "max_params": args.max_params,
-                       "export_timeout": args.export_timeout}
+                       "export_timeout": args.export_timeout, "exporter": args.exporter}
                 t0 = time.perf_counter()
                 entry = worker.run(job, JOB_TIMEOUT_S)
                 entry.setdefault("name", spec["name"])
@@ -607,7 +637,7 @@ def cmd_export(args) -> None:
             specs = ofa_sample(args.ofa_sample, csv_path)
         if args.limit:
             specs = specs[:args.limit]
-        log(f"== {corpus}: {len(specs)} models -> {cache / corpus}")
+        log(f"== {corpus}: {len(specs)} models -> {corpus_dir(cache, corpus, args.exporter)}")
         results[corpus] = export_corpus(corpus, specs, cache, args, env)
         r = results[corpus]
         log(f"== {corpus}: {r['exported']} exported, {r['not_exportable']} not exportable, "
@@ -658,7 +688,36 @@ def convert_job(job: dict) -> dict:
             out["traceback"] = traceback.format_exc()[-3000:]
         return out
     return {"status": "converted", "seconds": time.perf_counter() - t0, "cg_nodes": cg.num_nodes,
+            "structure": structure_hash(cg), "params": cg.params, "macs": cg.macs, "op_counts": cg.op_counts(),
             "warnings": sorted({first_line(w.message, 200) for w in caught})[:5]}
+
+
+def structure_hash(cg) -> str:
+    """A hash of a CG's nodes (their order keys: everything but names and
+    parameter counts, which batch-norm folding changes) and edges."""
+    h = hashlib.sha256(repr([n.order_key() for n in cg.nodes]).encode())
+    h.update(repr(list(cg.edges)).encode())
+    return h.hexdigest()[:16]
+
+
+def compare_exports(results: list[dict], reference: list[dict]) -> dict:
+    """How the CGs of ``results`` (one exporter's convert results) compare with
+    ``reference`` (the legacy exports' results, matched by name): models both
+    converted, those with the same structure, the same MACs, and for each
+    other model what differs (node count and op counts)."""
+    ref = {r["name"]: r for r in reference if r["status"] == "converted" and "structure" in r}
+    both = [(r, ref[r["name"]]) for r in results if r["status"] == "converted" and r["name"] in ref]
+    differ = {}
+    for got, want in both:
+        if got["structure"] == want["structure"]:
+            continue
+        ops = sorted(set(got["op_counts"]) | set(want["op_counts"]))
+        delta = {op: got["op_counts"].get(op, 0) - want["op_counts"].get(op, 0) for op in ops}
+        differ[got["name"]] = {"cg_nodes": [want["cg_nodes"], got["cg_nodes"]], "macs": [want["macs"], got["macs"]],
+                               "op_delta": {op: d for op, d in delta.items() if d}}
+    return {"both_converted": len(both), "same_structure": len(both) - len(differ),
+            "same_macs": sum(g["macs"] == w["macs"] for g, w in both),
+            "same_params": sum(g["params"] == w["params"] for g, w in both), "differ": differ}
 
 
 def _producer_op(path: str, tensor: str) -> str | None:
@@ -703,7 +762,8 @@ def cmd_convert(args) -> None:
     summary = {}
     try:
         for corpus in args.corpus:
-            manifest_path = cache / corpus / "manifest.json"
+            folder = corpus_dir(cache, corpus, args.exporter)
+            manifest_path = folder / "manifest.json"
             if not manifest_path.exists():
                 log(f"== {corpus}: no manifest at {manifest_path} (run the export half first)")
                 continue
@@ -714,11 +774,11 @@ def cmd_convert(args) -> None:
             statuses = Counter(m["status"] for m in models)
             results = []
             for m in exported:
-                path = cache / corpus / m["file"]
+                path = folder / m["file"]
                 r = worker.run({"path": str(path)}, args.timeout)
                 r["name"] = m["name"]
                 results.append(r)
-            write_json(cache / corpus / "convert.json", results)
+            write_json(folder / "convert.json", results)
             ok = [r for r in results if r["status"] == "converted"]
             groups: dict[str, list[dict]] = defaultdict(list)
             for r in results:
@@ -726,7 +786,7 @@ def cmd_convert(args) -> None:
                     groups[failure_cause(r)].append(r)
             ms = sorted(r["seconds"] * 1000 for r in ok)
             slowest = max(ok, key=lambda r: r["seconds"], default=None)
-            log(f"== {corpus}: {len(models)} models: {statuses.get('exported', 0)} exported, "
+            log(f"== {folder.name}: {len(models)} models: {statuses.get('exported', 0)} exported, "
                 f"{statuses.get('not exportable', 0)} not exportable, "
                 f"{statuses.get('skipped: too large', 0)} skipped (too large)")
             pct = 100 * len(ok) / len(results) if results else 0.0
@@ -748,7 +808,7 @@ def cmd_convert(args) -> None:
             if op_models:
                 log("   unsupported op types (models using them; '*': a handler exists but refused the variant):")
                 log("      " + ", ".join(f"{op}{'*' if op in handled else ''} {n}" for op, n in op_models.most_common()))
-            summary[corpus] = {
+            summary[folder.name] = {
                 "total": len(results), "converted": len(ok), "failed": len(results) - len(ok),
                 "not_exportable": statuses.get("not exportable", 0),
                 "skipped_too_large": statuses.get("skipped: too large", 0),
@@ -757,9 +817,28 @@ def cmd_convert(args) -> None:
                 "failures": {cause: len(rs) for cause, rs in groups.items()},
                 "unsupported_op_models": dict(op_models.most_common()),
             }
+            if args.exporter != "legacy":
+                summary[folder.name]["vs_legacy"] = _report_vs_legacy(cache, corpus, results)
     finally:
         worker.stop()
     print(json.dumps(summary))
+
+
+def _report_vs_legacy(cache: Path, corpus: str, results: list[dict]) -> dict | None:
+    """Print and return :func:`compare_exports` against the corpus's legacy convert results."""
+    legacy = corpus_dir(cache, corpus) / "convert.json"
+    reference = json.loads(legacy.read_text()) if legacy.exists() else []
+    if not any("structure" in r for r in reference):
+        log(f"   no legacy CGs to compare with: run `convert --corpus {corpus}` (legacy exports) first")
+        return None
+    cmp = compare_exports(results, reference)
+    n = cmp["both_converted"]
+    log(f"   against the legacy export of the same model ({n} both converted): same CG {cmp['same_structure']}, "
+        f"same MACs {cmp['same_macs']}, same #params {cmp['same_params']}")
+    for name, d in sorted(cmp["differ"].items()):
+        log(f"      {name}: CG nodes {d['cg_nodes'][0]} -> {d['cg_nodes'][1]}, MACs {d['macs'][0]} -> {d['macs'][1]}, "
+            f"ops {', '.join(f'{op} {k:+d}' for op, k in d['op_delta'].items()) or 'same counts'}")
+    return cmp
 
 
 def main() -> None:
@@ -771,6 +850,9 @@ def main() -> None:
         p.add_argument("--corpus", nargs="+", choices=CORPORA, default=list(CORPORA))
         p.add_argument("--cache", default=str(DEFAULT_CACHE), help="corpus folder (default %(default)s)")
         p.add_argument("--limit", type=int, default=0, help="only the first N models of each corpus (a smoke run)")
+        p.add_argument("--exporter", choices=EXPORTERS, default="legacy",
+                       help="legacy: TorchScript, opset 17 (default); dynamo: torch's default exporter, "
+                            "into <cache>/<corpus>-dynamo, converted and compared with the legacy CGs")
     exp = sub.choices["export"]
     exp.add_argument("--timm-sample", type=int, default=450, help="timm architectures (default %(default)s)")
     exp.add_argument("--ofa-sample", type=int, default=100, help="OFA-MobileNetV3 subnets (default %(default)s)")

@@ -84,3 +84,39 @@ def test_eval_size_corpus_copies_only_an_export_at_the_same_input_shape(tmp_path
     assert zoo_coverage._reuse(reusable["resnet50"], {"name": "resnet50", "size": 224}, out)
     assert out.read_bytes() == b"onnx bytes"
     assert not zoo_coverage._reuse(None, {"name": "vit_h_14", "size": 518}, tmp_path / "torchvision_eval" / "x.onnx")
+
+
+def _converted(name, cg):
+    return {"name": name, "status": "converted", "cg_nodes": cg.num_nodes, "structure": zoo_coverage.structure_hash(cg),
+            "params": cg.params, "macs": cg.macs, "op_counts": cg.op_counts()}
+
+
+def test_structure_hash_ignores_folded_bn_parameters_but_not_structure():
+    folded, unfolded = toy_cg(["conv3"], bn=False), toy_cg(["conv3"], bn=True)  # params differ, nodes do not
+    assert folded.params != unfolded.params
+    assert zoo_coverage.structure_hash(folded) == zoo_coverage.structure_hash(unfolded)
+    assert zoo_coverage.structure_hash(folded) != zoo_coverage.structure_hash(toy_cg(["conv3", "pool"], bn=False))
+
+
+def test_compare_exports_counts_same_graphs_and_names_what_differs():
+    a, b = toy_cg(["conv3"]), toy_cg(["conv3", "pool"])
+    legacy = [_converted("same", a), _converted("other", a), _converted("only_legacy", a),
+              {"name": "failed_legacy", "status": "failed"}]
+    dynamo = [_converted("same", a), _converted("other", b), _converted("failed_legacy", a),
+              {"name": "only_legacy", "status": "failed"}]
+    cmp = zoo_coverage.compare_exports(dynamo, legacy)
+    assert cmp["both_converted"] == 2 and cmp["same_structure"] == 1
+    assert set(cmp["differ"]) == {"other"}
+    delta = cmp["differ"]["other"]["op_delta"]
+    assert delta and all(k != 0 for k in delta.values())
+    assert cmp["differ"]["other"]["cg_nodes"] == [a.num_nodes, b.num_nodes]
+
+
+def test_dynamo_exports_have_their_own_folder_and_reuse_only_their_own_exporter(tmp_path):
+    assert zoo_coverage.corpus_dir(tmp_path, "timm") == tmp_path / "timm"
+    assert zoo_coverage.corpus_dir(tmp_path, "timm", "dynamo") == tmp_path / "timm-dynamo"
+    (tmp_path / "torchvision").mkdir()
+    (tmp_path / "torchvision" / "manifest.json").write_text(
+        '{"models": [{"name": "resnet50", "status": "exported", "file": "resnet50.onnx"}]}')
+    assert zoo_coverage._reusable_exports(tmp_path, "torchvision_eval", "dynamo") == {}
+    assert set(zoo_coverage._reusable_exports(tmp_path, "torchvision_eval")) == {"resnet50"}

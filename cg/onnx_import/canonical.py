@@ -779,6 +779,9 @@ def _keeps_order(trace) -> bool:
 
     if not trace or math.prod(trace[0][1]) > _MAX_TRACED:
         return False
+    reorders = [perm for perm, before, _ in trace if perm and _reorders(perm, before)]
+    if len(reorders) < 2:  # reshapes keep the order; one reordering transpose cannot be undone
+        return not reorders
     x = np.arange(math.prod(trace[0][1])).reshape(trace[0][1])
     for perm, before, after in trace:
         if x.shape != tuple(before):
@@ -787,6 +790,13 @@ def _keeps_order(trace) -> bool:
         if x.shape != tuple(after):
             return False
     return bool((x.reshape(-1) == np.arange(x.size)).all())
+
+
+def _reorders(perm, shape) -> bool:
+    """Whether transposing ``shape`` by ``perm`` moves elements (it does not when it
+    only moves axes of length 1)."""
+    moved = [axis for axis in perm if shape[axis] != 1]
+    return moved != sorted(moved)
 
 
 @rule(80, "data_movement")
