@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from gennape.cg.onnx_import.ir import PSEUDO_OPS, IRGraph
 from gennape.cg.ops import WEIGHTED_OPS
 
@@ -473,7 +475,8 @@ def collapse_erf_gelu(ir: IRGraph) -> None:
 
 
 def _scales(n, fn: str, value: float) -> bool:
-    """Whether ``n`` adds (``fn="add"``) or multiplies by the scalar ``value``, on either side."""
+    """Whether ``n`` adds (``fn="add"``) or multiplies by the scalar ``value``, the constant on either
+    side (unlike :func:`_is_scalar`, for the commutative ops only)."""
     v = n.info.get("value")
     return n.op == "scalar" and n.info.get("fn") == fn and v is not None and abs(v - value) <= 1e-4 * abs(value)
 
@@ -703,10 +706,9 @@ def _move_identity(n):
 def merge_common_subexpressions(ir: IRGraph) -> None:
     """Two parameter-free activations, pools, sums, products, concats, matmuls, reshapes or
     transposes with the same attributes and the same inputs in the same slots are one node (what
-    the exporter's own
-    common-subexpression elimination makes of them when it sees them, e.g. two ReLUs reading one
-    tensor; here also when only the rules above made them equal, e.g. ``avg_pool(x)`` and
-    ``avg_pool(x + 0)``)."""
+    the exporter's own common-subexpression elimination makes of them when it sees them, e.g. two
+    ReLUs reading one tensor; here also when only the rules above made them equal, e.g.
+    ``avg_pool(x)`` and ``avg_pool(x + 0)``)."""
     cons = ir.consumers()
     first: dict[tuple, int] = {}
     for i, n in ir.alive():
@@ -738,15 +740,10 @@ def compose_transposes(ir: IRGraph) -> None:
             continue
         composed = tuple(inner[k] for k in outer)
         x = nodes[s].inputs[0]
-        cons[s] = [c for c in cons[s] if c != i]
         if composed == tuple(range(len(composed))):
-            cons[i].sort()
-            for c in cons[i]:
-                nodes[c].inputs = [x if t == i else t for t in nodes[c].inputs]
-            cons[x].extend(cons[i])
-            cons[i] = []
-            n.alive = False
+            ir.replace(i, x, cons)
         else:
+            cons[s] = [c for c in cons[s] if c != i]
             n.inputs, n.in_shape, n.info["perm"] = [x], nodes[x].out_shape, composed
             n.info["full"] = (nodes[s].info["full"][0], n.info["full"][1])
             cons[x].append(i)
@@ -775,8 +772,6 @@ _MAX_TRACED = 1 << 22
 
 def _keeps_order(trace) -> bool:
     """Whether the steps of :func:`_trace` leave every element where a reshape would."""
-    import numpy as np
-
     if not trace or math.prod(trace[0][1]) > _MAX_TRACED:
         return False
     reorders = [perm for perm, before, _ in trace if perm and _reorders(perm, before)]
