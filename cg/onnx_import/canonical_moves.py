@@ -1,0 +1,207 @@
+"""Canonical rules on data movement and shared subexpressions: pads, nested
+concats, common subexpressions, transposes, chains of reshapes
+(:mod:`gennape.cg.onnx_import.canonical` holds the registry and runs them in order)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gennape.cg.onnx_import.canonical import _PURE_RESHAPES, rule
+from gennape.cg.onnx_import.ir import IRGraph
+
+
+@rule(71, "merge_pads")
+def merge_pads(ir: IRGraph) -> None:
+    """A Pad vanishes into its consumers, which read the unpadded tensor (``in_shape`` before the
+    pad): Pad + Conv is a conv with a ``pads`` attribute, as the dynamo exporter's optimizer writes
+    it (timm's TF-"same" and asymmetric pads, HGNetV2's stem)."""
+    cons = ir.consumers()
+    for i, n in ir.alive():
+        if n.op == "pad":
+            readers = [c for c in cons[i] if ir.nodes[c].inputs[0] == i]
+            ir.replace(i, n.inputs[0], cons)
+            for c in readers:
+                ir.nodes[c].in_shape = ir.nodes[n.inputs[0]].out_shape
+
+
+#: Parameter-free ops whose node fields say everything the op computes.
+_CSE_OPS = frozenset({
+    "relu", "relu6", "leaky_relu", "sigmoid", "hard_sigmoid", "silu", "hard_swish", "gelu", "tanh",
+    "softmax", "max_pool", "avg_pool", "global_avg_pool", "global_max_pool", "add", "mul", "concat", "matmul",
+})
+
+
+@rule(73, "nested_concats")
+def flatten_nested_concats(ir: IRGraph) -> None:
+    """A parameter-free concat read only by concats along the same axis is spliced into them, its
+    inputs in its place: ``cat([a, cat([b, c]), d])`` is ``cat([a, b, c, d])`` (the legacy exporter
+    combines them so itself; the dynamo exporter keeps them nested, e.g. Inception-v3's 3x3
+    branches)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+
+    def spliceable(s: int, axis) -> bool:
+        inner = nodes[s]
+        return (inner.op == "concat" and not inner.params and inner.info.get("axis") == axis
+                and all(nodes[c].op == "concat" and nodes[c].info.get("axis") == axis for c in cons[s]))
+
+    orphans = set()
+    for i, n in ir.alive():  # topological: an inner concat is already flat when its reader is visited
+        axis = n.info.get("axis")
+        if n.op != "concat" or not any(spliceable(s, axis) for s in n.inputs):
+            continue
+        spliced = [t for s in n.inputs for t in (nodes[s].inputs if spliceable(s, axis) else [s])]
+        orphans.update(s for s in n.inputs if spliceable(s, axis))
+        for s in set(n.inputs):
+            cons[s] = [c for c in cons[s] if c != i]
+        n.inputs, n.in_shape = spliced, nodes[spliced[0]].out_shape
+        for s in spliced:
+            cons[s].append(i)
+    for s in orphans:  # every reader spliced it in
+        nodes[s].alive = False
+        for t in nodes[s].inputs:
+            cons[t] = [c for c in cons[t] if c != s]
+
+
+def _move_identity(n):
+    """What a data-movement node computes, when its node fields and this say all of it: a pure
+    reshape (to its ``out_shape``), an Expand or Tile (to its ``out_shape``: the shapes fix the
+    repeats) or a Transpose with a known permutation; else None."""
+    kind = n.info.get("kind") if n.op == "move" else None
+    if kind in ("Expand", "Tile"):
+        return (kind,)
+    if kind is None or n.info.get("permutes"):
+        return None
+    if kind in _PURE_RESHAPES:
+        return ("reshape",)
+    return ("transpose", n.info["perm"]) if kind == "Transpose" and n.info.get("perm") else None
+
+
+@rule(75, "common_subexpressions")
+def merge_common_subexpressions(ir: IRGraph) -> None:
+    """Two parameter-free activations, pools, sums, products, concats, matmuls, reshapes or
+    transposes with the same attributes and the same inputs in the same slots are one node (what
+    the exporter's own common-subexpression elimination makes of them when it sees them, e.g. two
+    ReLUs reading one tensor; here also when only the rules above made them equal, e.g.
+    ``avg_pool(x)`` and ``avg_pool(x + 0)``)."""
+    cons = ir.consumers()
+    first: dict[tuple, int] = {}
+    for i, n in ir.alive():
+        move = _move_identity(n)
+        if (n.op not in _CSE_OPS or n.params) and move is None:
+            continue
+        key = (n.op, move, n.in_shape, n.out_shape, n.kernel, n.stride, n.dilation, n.groups, tuple(n.inputs))
+        j = first.setdefault(key, i)
+        if j != i:
+            ir.replace(i, j, cons)
+
+
+@rule(78, "consecutive_transposes")
+def compose_transposes(ir: IRGraph) -> None:
+    """A Transpose of a Transpose is one Transpose of the first one's input, with the two
+    permutations composed, whatever else reads the first; when they cancel it vanishes (the
+    legacy exporter composes them so itself; the dynamo exporter keeps both, e.g. FocalNet's and
+    GC ViT's NHWC <-> NCHW round trips)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+
+    def perm(n):
+        return n.info.get("perm") if n.op == "move" and n.info.get("kind") == "Transpose" else None
+
+    for i, n in ir.alive():
+        outer, s = perm(n), n.inputs[0] if n.inputs else None
+        inner = perm(nodes[s]) if outer and s is not None else None
+        if not inner or len(inner) != len(outer):
+            continue
+        composed = tuple(inner[k] for k in outer)
+        x = nodes[s].inputs[0]
+        if composed == tuple(range(len(composed))):
+            ir.replace(i, x, cons)
+        else:
+            cons[s] = [c for c in cons[s] if c != i]
+            n.inputs, n.in_shape, n.info["perm"] = [x], nodes[x].out_shape, composed
+            n.info["full"] = (nodes[s].info["full"][0], n.info["full"][1])
+            cons[x].append(i)
+        if not cons[s]:  # the first one had no other reader
+            nodes[s].alive = False
+            cons[x] = [c for c in cons[x] if c != s]
+
+
+PERMUTING = frozenset({"Transpose", "DepthToSpace", "SpaceToDepth"})
+
+
+def _trace(n) -> list | None:
+    """The data-movement steps of a move node (or chain of them): ``(perm or None, input shape,
+    output shape)`` each, full shapes; None when one step is not a reshape or known transpose."""
+    if "trace" in n.info:
+        return n.info["trace"]
+    full = n.info.get("full")
+    if full is None or (n.info.get("kind") not in _PURE_RESHAPES and not n.info.get("perm")):
+        return None
+    return [(n.info.get("perm"), *full)]
+
+
+#: Chains over more elements than this are not traced (they stay permuting moves).
+_MAX_TRACED = 1 << 22
+
+
+def _keeps_order(trace) -> bool:
+    """Whether the steps of :func:`_trace` leave every element where a reshape would."""
+    if not trace or math.prod(trace[0][1]) > _MAX_TRACED:
+        return False
+    reorders = [perm for perm, before, _ in trace if perm and _reorders(perm, before)]
+    if len(reorders) < 2:  # reshapes keep the order; one reordering transpose cannot be undone
+        return not reorders
+    x = np.arange(math.prod(trace[0][1])).reshape(trace[0][1])
+    for perm, before, after in trace:
+        if x.shape != tuple(before):
+            return False
+        x = x.transpose(perm) if perm else x.reshape(after)
+        if x.shape != tuple(after):
+            return False
+    return bool((x.reshape(-1) == np.arange(x.size)).all())
+
+
+def _reorders(perm, shape) -> bool:
+    """Whether transposing ``shape`` by ``perm`` moves elements (it does not when it
+    only moves axes of length 1)."""
+    moved = [axis for axis in perm if shape[axis] != 1]
+    return moved != sorted(moved)
+
+
+@rule(80, "data_movement")
+def simplify_moves(ir: IRGraph) -> None:
+    """A chain of data-movement ops whose inner links have one reader is one node; a chain of pure
+    reshapes (Reshape, Flatten, Squeeze, Unsqueeze; no Transpose, DepthToSpace, SpaceToDepth) whose
+    output shape equals its input shape, or whose readers are all ``linear``, vanishes; any other
+    chain (a channel shuffle) is one ``reshape`` node."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    # 1. chains of moves with single consumers -> their first node
+    for i, n in ir.alive():
+        if n.op != "move":
+            continue
+        n.info.setdefault("permutes", n.info.get("kind") in PERMUTING)
+        p = n.inputs[0]
+        pn = nodes[p]
+        # The producer's CG shape, e.g. (C, 1, 1) for a ReduceMean with keepdims=0.
+        n.in_shape = pn.out_shape
+        if pn.op == "move" and cons[p] == [i]:
+            pn.out_shape = n.out_shape
+            pn.info["permutes"] = pn.info["permutes"] or n.info["permutes"]
+            first, then = _trace(pn), _trace(n)
+            pn.info["trace"] = first + then if first is not None and then is not None else None
+            ir.replace(i, p, cons)
+    # 2. pure reshapes that are no-ops or feed only linear layers vanish
+    for i, n in ir.alive():
+        if n.op != "move":
+            continue
+        feeds_linear = bool(cons[i]) and all(nodes[c].op == "linear" for c in cons[i])
+        if n.info["permutes"] and (n.in_shape == n.out_shape or feeds_linear) and _keeps_order(_trace(n)):
+            n.info["permutes"] = False  # transposes that undo each other across reshapes
+        if not n.info["permutes"] and (n.in_shape == n.out_shape or feeds_linear):
+            ir.replace(i, n.inputs[0], cons)
+        else:
+            n.op = "reshape"
