@@ -31,7 +31,8 @@ def _conv_in(name="c"):
 CASES = {
     "Add": ([node("Add", ["x", "x"], ["y"])], {}, [X], {"add": 1}),
     "Sub": ([node("Sub", ["x", "x"], ["y"])], {}, [X], {"add": 1}),
-    "Mul": ([node("Mul", ["x", "x"], ["y"])], {}, [X], {"mul": 1}),
+    # x * x is a square, scalar arithmetic (rule self_products): a product of two tensors
+    "Mul": ([node("Relu", ["x"], ["r"]), node("Mul", ["x", "r"], ["y"])], {}, [X], {"relu": 1, "mul": 1}),
     "Div": ([node("Div", ["x", "x"], ["y"])], {}, [X], {"mul": 1}),
     "Sum": ([node("Sum", ["x", "x", "x"], ["y"])], {}, [X], {"add": 1}),
     "Concat": ([node("Concat", ["x", "x"], ["y"], axis=1)], {}, [X], {"concat": 1}),

@@ -363,11 +363,30 @@ def test_transposes_that_cancel_vanish_even_when_the_first_has_another_reader():
 def test_equal_reshapes_of_one_tensor_are_one():
     shape = {"s": i64(1, 8, 64)}
     twice = net([node("Reshape", ["a", "s"], ["r1"]), node("Reshape", ["a", "s"], ["r2"]),
-                 node("Mul", ["r1", "r2"], ["m"]), node("Softmax", ["m"], ["b"])], shape, tail=False)
-    once = net([node("Reshape", ["a", "s"], ["r1"]), node("Mul", ["r1", "r1"], ["m"]),
-                node("Softmax", ["m"], ["b"])], shape, tail=False)
+                 node("Transpose", ["r2"], ["r2t"], perm=[0, 2, 1]), node("MatMul", ["r1", "r2t"], ["m"]),
+                 node("Softmax", ["m"], ["b"])], shape, tail=False)
+    once = net([node("Reshape", ["a", "s"], ["r1"]), node("Transpose", ["r1"], ["r1t"], perm=[0, 2, 1]),
+                node("MatMul", ["r1", "r1t"], ["m"]), node("Softmax", ["m"], ["b"])], shape, tail=False)
     same(twice, once)
-    assert ops(once) == {"conv": 1, "reshape": 1, "mul": 1, "softmax": 1}
+    assert ops(once) == {"conv": 1, "reshape": 2, "matmul": 1, "softmax": 1}
+
+
+def test_a_self_product_is_a_square_like_pow_2():
+    squared = net([node("Relu", ["a"], ["r"]), node("Mul", ["r", "r"], ["b"])], tail=False)
+    powered = net([node("Relu", ["a"], ["r"]), node("Pow", ["r", "two"], ["b"])], {"two": scalar(2.0)}, tail=False)
+    same(squared, powered)
+    assert ops(squared) == {"conv": 1, "relu": 1}
+    gated = net([node("Relu", ["a"], ["r"]), node("Mul", ["a", "r"], ["b"])], tail=False)
+    assert ops(gated) == {"conv": 1, "relu": 1, "mul": 1}
+
+
+def test_matmul_with_a_learned_query_on_the_left_is_a_matmul():
+    """timm's latent attention pool: ``q @ k^T`` with ``q`` a parameter."""
+    cg = net([node("Reshape", ["a", "s"], ["k"]), node("MatMul", ["q", "k"], ["m"]), node("Softmax", ["m"], ["b"])],
+             {"s": i64(1, 8, 64), "q": (1, 1, 8)}, tail=False)
+    mm = next(n for n in cg.nodes if n.op == "matmul")
+    assert mm.out_shape == (1, 64) and mm.macs == 64 * 8 and mm.params == 8
+    assert ops(cg) == {"conv": 1, "reshape": 1, "matmul": 1, "softmax": 1}
 
 
 RULE_TESTS = {
@@ -391,6 +410,7 @@ RULE_TESTS = {
     "gates": ["test_silu_equals_x_sigmoid_x", "test_sigmoid_gate_of_another_tensor_stays_a_mul"],
     "relu6_swish": ["test_hard_swish_spellings"],
     "erf_gelu": ["test_torch_patterns.py::test_gelu_via_erf_is_gelu"],
+    "self_products": ["test_a_self_product_is_a_square_like_pow_2"],
     "tanh_gelu": ["test_gelu_tanh_written_out_equals_the_gelu_op",
                   "test_onnx_exporters.py::test_timm_patterns_legacy_equals_dynamo"],
     "unmatched_parts": ["test_onnx_errors.py::test_unmatched_pattern_part_is_unsupported",

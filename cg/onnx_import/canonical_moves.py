@@ -98,6 +98,19 @@ def merge_common_subexpressions(ir: IRGraph) -> None:
             ir.replace(i, j, cons)
 
 
+@rule(76, "self_products")
+def drop_squares(ir: IRGraph) -> None:
+    """A product of a tensor with itself, ``x * x`` (``torch.square`` as the legacy exporter writes
+    it, or two equal reshapes of one tensor multiplied once the rule above made them one), is
+    ``x ** 2``, which vanishes like ``Pow(x, 2)``, as the dynamo exporter writes it (rule
+    ``drop_scalars``; timm's SquaredReLU is a relu). The norm patterns above take either."""
+    cons = ir.consumers()
+    for i, n in ir.alive():
+        if (n.op == "mul" and n.info.get("fn") != "div" and len(n.inputs) == 2 and n.inputs[0] == n.inputs[1]
+                and not n.params):
+            ir.replace(i, n.inputs[0], cons)
+
+
 @rule(78, "consecutive_transposes")
 def compose_transposes(ir: IRGraph) -> None:
     """A Transpose of a Transpose is one Transpose of the first one's input, with the two

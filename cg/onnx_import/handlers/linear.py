@@ -33,14 +33,18 @@ def gemm(node, ctx):
 @register("MatMul")
 def matmul(node, ctx):
     """MatMul -> linear when the right operand is a 2-D parameter ``(in, out)``
-    (a following Add of the bias merges in, so MatMul+Add == Gemm), else matmul.
+    (a following Add of the bias merges in, so MatMul+Add == Gemm), else matmul;
+    a constant left operand (a learned query, e.g. timm's latent attention
+    pool) counts as parameters of a matmul reading the right one.
 
     For inputs of rank > 2 (tokens) ``in_shape`` keeps the leading dimensions
     and MACs count every position.
     """
     a, b = node.input[0], node.input[1]
     if a in ctx.static:
-        ctx.unsupported("MatMul with a constant first operand")
+        k = ctx.shape(a)[-1]
+        ctx.emit(node, "matmul", [b], params=ctx.params([a]), info={"k": k})
+        return
     ashape = ctx.feat(a)
     if b in ctx.static and len(ctx.shape(b)) == 2:
         k, n = ctx.shape(b)
