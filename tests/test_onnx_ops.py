@@ -103,6 +103,9 @@ CASES = {
                 {"a": i64(2, 3)}, [X], {"global_avg_pool": 1, "reshape": 1}),
     "Unsqueeze": ([node("Unsqueeze", ["x", "a"], ["y"])], {"a": i64(2)}, [X], {"reshape": 1}),
     "Transpose": ([node("Transpose", ["x"], ["y"], perm=[0, 1, 3, 2])], {}, [X], {"reshape": 1}),
+    # F.fold of 3x3 blocks with padding 1 back into an 8x8 image: a reshape node, as a channel shuffle is
+    "Col2Im": ([node("Reshape", ["x", "s"], ["r"]), node("Col2Im", ["r", "img", "blk"], ["y"], pads=[1, 1, 1, 1])],
+               {"s": i64(1, 72, 64), "img": i64(8, 8), "blk": i64(3, 3)}, [("x", (1, 72, 8, 8))], {"reshape": 1}, 18),
     "DepthToSpace": ([node("DepthToSpace", ["x"], ["y"], blocksize=2)], {}, [("x", (1, 8, 4, 4))], {"reshape": 1}),
     "SpaceToDepth": ([node("SpaceToDepth", ["x"], ["y"], blocksize=2)], {}, [X], {"reshape": 1}),
     "Pad": ([node("Pad", ["x", "p"], ["q"]), node("Conv", ["q", "w"], ["y"], kernel_shape=[3, 3])],

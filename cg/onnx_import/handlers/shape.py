@@ -61,6 +61,14 @@ def broadcast(node, ctx):
     ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type, "permutes": True})
 
 
+@register("Col2Im")
+def col2im(node, ctx):
+    """Col2Im (opset 18, ``F.fold``: the columns of an unfold scattered back into
+    an image, summed where blocks overlap; VOLO's outlook attention) -> data
+    movement (part of a chain that becomes one reshape)."""
+    ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type, "permutes": True})
+
+
 @register("Pad")
 def pad(node, ctx):
     """Pad (pads as attribute before opset 11, input from 11) -> merged into its
