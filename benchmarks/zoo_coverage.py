@@ -688,16 +688,8 @@ def convert_job(job: dict) -> dict:
             out["traceback"] = traceback.format_exc()[-3000:]
         return out
     return {"status": "converted", "seconds": time.perf_counter() - t0, "cg_nodes": cg.num_nodes,
-            "structure": structure_hash(cg), "params": cg.params, "macs": cg.macs, "op_counts": cg.op_counts(),
+            "structure": cg.fingerprint(with_params=False), "params": cg.params, "macs": cg.macs, "op_counts": cg.op_counts(),
             "warnings": sorted({first_line(w.message, 200) for w in caught})[:5]}
-
-
-def structure_hash(cg) -> str:
-    """A hash of a CG's nodes (their order keys: everything but names and
-    parameter counts, which batch-norm folding changes) and edges."""
-    h = hashlib.sha256(repr([n.order_key() for n in cg.nodes]).encode())
-    h.update(repr(list(cg.edges)).encode())
-    return h.hexdigest()[:16]
 
 
 def compare_exports(results: list[dict], reference: list[dict]) -> dict:

@@ -191,10 +191,11 @@ class CG:
             succ[s].append(d)
         return succ
 
-    def fingerprint(self) -> str:
-        """A stable hash of the structure (names excluded)."""
+    def fingerprint(self, with_params: bool = True) -> str:
+        """A stable hash of the structure (names excluded; ``with_params=False``:
+        parameter counts too, which batch-norm folding and exporters change)."""
         h = hashlib.sha256()
-        h.update(repr([n.structural_key() for n in self.nodes]).encode())
+        h.update(repr([n.structural_key() if with_params else n.order_key() for n in self.nodes]).encode())
         h.update(repr(list(self.edges)).encode())
         return h.hexdigest()[:16]
 

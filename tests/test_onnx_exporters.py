@@ -197,11 +197,15 @@ class TinyViT(nn.Module):
         return self.head(x[:, 0])
 
 
-def test_attention_block_legacy_equals_dynamo():
+def legacy_and_dynamo(module):
+    """The CGs of ``module``'s legacy and dynamo exports."""
     pytest.importorskip("onnxscript")
+    return from_onnx(export(module, dynamo=False)), from_onnx(export(module, dynamo=True))
+
+
+def test_attention_block_legacy_equals_dynamo():
     net = TinyViT().eval()
-    legacy = from_onnx(export(net, dynamo=False))
-    dynamo = from_onnx(export(net, dynamo=True))
+    legacy, dynamo = legacy_and_dynamo(net)
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert legacy.params == dynamo.params == sum(p.numel() for p in net.parameters())
     assert legacy.op_counts() == {
@@ -233,10 +237,7 @@ class InceptionE(nn.Module):
 
 
 def test_nested_concats_legacy_equals_dynamo():
-    pytest.importorskip("onnxscript")
-    net = InceptionE().eval()
-    legacy = from_onnx(export(net, dynamo=False))
-    dynamo = from_onnx(export(net, dynamo=True))
+    legacy, dynamo = legacy_and_dynamo(InceptionE().eval())
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert legacy.op_counts()["concat"] == 1
 
@@ -289,10 +290,7 @@ class AsymmetricPad(nn.Module):
 
 @pytest.mark.parametrize("net", [EvoNormS0, ChannelsLastRoundTrip, AsymmetricPad], ids=lambda c: c.__name__)
 def test_timm_patterns_legacy_equals_dynamo(net):
-    pytest.importorskip("onnxscript")
     torch.manual_seed(0)
-    module = net().eval()
-    legacy = from_onnx(export(module, dynamo=False))
-    dynamo = from_onnx(export(module, dynamo=True))
+    legacy, dynamo = legacy_and_dynamo(net().eval())
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert "other" not in legacy.op_counts()

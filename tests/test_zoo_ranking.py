@@ -87,15 +87,16 @@ def test_eval_size_corpus_copies_only_an_export_at_the_same_input_shape(tmp_path
 
 
 def _converted(name, cg):
-    return {"name": name, "status": "converted", "cg_nodes": cg.num_nodes, "structure": zoo_coverage.structure_hash(cg),
+    return {"name": name, "status": "converted", "cg_nodes": cg.num_nodes, "structure": cg.fingerprint(with_params=False),
             "params": cg.params, "macs": cg.macs, "op_counts": cg.op_counts()}
 
 
-def test_structure_hash_ignores_folded_bn_parameters_but_not_structure():
+def test_fingerprint_without_params_ignores_folded_bn_parameters_but_not_structure():
     folded, unfolded = toy_cg(["conv3"], bn=False), toy_cg(["conv3"], bn=True)  # params differ, nodes do not
     assert folded.params != unfolded.params
-    assert zoo_coverage.structure_hash(folded) == zoo_coverage.structure_hash(unfolded)
-    assert zoo_coverage.structure_hash(folded) != zoo_coverage.structure_hash(toy_cg(["conv3", "pool"], bn=False))
+    assert folded.fingerprint(with_params=False) == unfolded.fingerprint(with_params=False)
+    assert folded.fingerprint() != unfolded.fingerprint()
+    assert folded.fingerprint(with_params=False) != toy_cg(["conv3", "pool"], bn=False).fingerprint(with_params=False)
 
 
 def test_compare_exports_counts_same_graphs_and_names_what_differs():

@@ -78,9 +78,11 @@ def canonicalise(ir: IRGraph) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ helpers
-def _is_scalar(n, fns: tuple[str, ...], value: float | None = None) -> bool:
+def _is_scalar(n, fns: tuple[str, ...], value: float | None = None, either_side: bool = False) -> bool:
+    """Whether ``n`` is scalar arithmetic ``fns`` (with ``value``, when given) and the
+    constant its right operand (``either_side``: or its left one, for add and mul)."""
     v = n.info.get("value")
-    if n.op != "scalar" or n.info.get("fn") not in fns or n.info.get("const_first"):
+    if n.op != "scalar" or n.info.get("fn") not in fns or (n.info.get("const_first") and not either_side):
         return False
     if value is None:
         return True
@@ -98,16 +100,10 @@ def _is_part(n, onnx_op: str) -> bool:
 def _collapse(ir: IRGraph, cons, keep: int, x: int, op: str, dead: list[int]) -> None:
     """Turn node ``keep`` into ``op(x)`` and delete the pattern's ``dead`` nodes
     (whose only consumers lie inside the pattern), keeping ``cons`` exact."""
-    node = ir.nodes[keep]
     for d in dead:
-        for s in ir.nodes[d].inputs:
-            cons[s] = [c for c in cons[s] if c != d]
-        cons[d] = []
-        ir.nodes[d].alive = False
-    for s in node.inputs:
-        cons[s] = [c for c in cons[s] if c != keep]
-    node.op, node.inputs, node.in_shape = op, [x], ir.nodes[x].out_shape
-    cons[x].append(keep)
+        ir.drop(d, cons)
+    ir.set_inputs(keep, [x], cons)
+    ir.nodes[keep].op = op
 
 
 def _products(ir: IRGraph):

@@ -54,15 +54,9 @@ def flatten_nested_concats(ir: IRGraph) -> None:
             continue
         spliced = [t for s in n.inputs for t in (nodes[s].inputs if spliceable(s, axis) else [s])]
         orphans.update(s for s in n.inputs if spliceable(s, axis))
-        for s in set(n.inputs):
-            cons[s] = [c for c in cons[s] if c != i]
-        n.inputs, n.in_shape = spliced, nodes[spliced[0]].out_shape
-        for s in spliced:
-            cons[s].append(i)
+        ir.set_inputs(i, spliced, cons)
     for s in orphans:  # every reader spliced it in
-        nodes[s].alive = False
-        for t in nodes[s].inputs:
-            cons[t] = [c for c in cons[t] if c != s]
+        ir.drop(s, cons)
 
 
 def _move_identity(n):
@@ -133,13 +127,10 @@ def compose_transposes(ir: IRGraph) -> None:
         if composed == tuple(range(len(composed))):
             ir.replace(i, x, cons)
         else:
-            cons[s] = [c for c in cons[s] if c != i]
-            n.inputs, n.in_shape, n.info["perm"] = [x], nodes[x].out_shape, composed
-            n.info["full"] = (nodes[s].info["full"][0], n.info["full"][1])
-            cons[x].append(i)
+            n.info["perm"], n.info["full"] = composed, (nodes[s].info["full"][0], n.info["full"][1])
+            ir.set_inputs(i, [x], cons)
         if not cons[s]:  # the first one had no other reader
-            nodes[s].alive = False
-            cons[x] = [c for c in cons[x] if c != s]
+            ir.drop(s, cons)
 
 
 PERMUTING = frozenset({"Transpose", "DepthToSpace", "SpaceToDepth"})
@@ -212,9 +203,8 @@ def simplify_moves(ir: IRGraph) -> None:
         if n.op != "move":
             continue
         feeds_linear = bool(cons[i]) and all(nodes[c].op == "linear" for c in cons[i])
-        if n.info["permutes"] and (n.in_shape == n.out_shape or feeds_linear) and _keeps_order(_trace(n)):
-            n.info["permutes"] = False  # transposes that undo each other across reshapes
-        if not n.info["permutes"] and (n.in_shape == n.out_shape or feeds_linear):
+        # a permuting chain may still keep the order: transposes that undo each other across reshapes
+        if (n.in_shape == n.out_shape or feeds_linear) and (not n.info["permutes"] or _keeps_order(_trace(n))):
             ir.replace(i, n.inputs[0], cons)
         else:
             n.op = "reshape"

@@ -246,13 +246,6 @@ def collapse_erf_gelu(ir: IRGraph) -> None:
             break
 
 
-def _scales(n, fn: str, value: float) -> bool:
-    """Whether ``n`` adds (``fn="add"``) or multiplies by the scalar ``value``, the constant on either
-    side (unlike :func:`_is_scalar`, for the commutative ops only)."""
-    v = n.info.get("value")
-    return n.op == "scalar" and n.info.get("fn") == fn and v is not None and abs(v - value) <= 1e-4 * abs(value)
-
-
 @rule(49, "tanh_gelu")
 def collapse_tanh_gelu(ir: IRGraph) -> None:
     """``x * 0.5 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`` (``x^3`` as ``x * x * x`` or
@@ -275,35 +268,41 @@ def collapse_tanh_gelu(ir: IRGraph) -> None:
                     return x, [sq]
         return None, []
 
+    def scalar(i: int, fn: str, value: float, reader: int) -> bool:
+        return _is_scalar(nodes[i], (fn,), value, either_side=True) and only(i, reader)
+
+    def gelu_of(m: int, u: int, a: int):
+        """``(x, dead nodes)`` when the product ``m = u * a`` is the pattern, else None."""
+        if not scalar(a, "add", 1.0, m):
+            return None
+        t = nodes[a].inputs[0]
+        if not (nodes[t].op == "tanh" and only(t, a)):
+            return None
+        sc = nodes[t].inputs[0]
+        if not scalar(sc, "mul", (2.0 / math.pi) ** 0.5, t):
+            return None
+        inner = nodes[sc].inputs[0]
+        if not (nodes[inner].op == "add" and len(nodes[inner].inputs) == 2 and only(inner, sc)):
+            return None
+        for x, c in (nodes[inner].inputs, nodes[inner].inputs[::-1]):
+            if not scalar(c, "mul", 0.044715, inner):
+                continue
+            base, squares = cube_of(nodes[c].inputs[0])
+            if base != x or not only(nodes[c].inputs[0], c):
+                continue
+            dead = [a, t, sc, inner, c, nodes[c].inputs[0], *squares]
+            if u == x:
+                return x, dead
+            if scalar(u, "mul", 0.5, m) and nodes[u].inputs == [x]:  # (x * 0.5) * (1 + tanh(...))
+                return x, [*dead, u]
+        return None
+
     for m, node in _products(ir):
         for u, a in (node.inputs, node.inputs[::-1]):
-            if not (_scales(nodes[a], "add", 1.0) and only(a, m)):
-                continue
-            t = nodes[a].inputs[0]
-            if not (nodes[t].op == "tanh" and only(t, a)):
-                continue
-            sc = nodes[t].inputs[0]
-            if not (_scales(nodes[sc], "mul", (2.0 / math.pi) ** 0.5) and only(sc, t)):
-                continue
-            inner = nodes[sc].inputs[0]
-            if not (nodes[inner].op == "add" and len(nodes[inner].inputs) == 2 and only(inner, sc)):
-                continue
-            for x, c in (nodes[inner].inputs, nodes[inner].inputs[::-1]):
-                if not (_scales(nodes[c], "mul", 0.044715) and only(c, inner)):
-                    continue
-                base, squares = cube_of(nodes[c].inputs[0])
-                if base != x or not only(nodes[c].inputs[0], c):
-                    continue
-                dead = [a, t, sc, inner, c, nodes[c].inputs[0], *squares]
-                if u != x:  # (x * 0.5) * (1 + tanh(...))
-                    if not (_scales(nodes[u], "mul", 0.5) and nodes[u].inputs == [x] and only(u, m)):
-                        continue
-                    dead.append(u)
-                _collapse(ir, cons, m, x, "gelu", dead)
+            found = gelu_of(m, u, a)
+            if found is not None:
+                _collapse(ir, cons, m, found[0], "gelu", found[1])
                 break
-            else:
-                continue
-            break
 
 
 @rule(50, "group_norm")

@@ -68,6 +68,22 @@ class IRGraph:
                     cons[s].append(i)
         return cons
 
+    def drop(self, i: int, cons: list[list[int]]) -> None:
+        """Delete node ``i``, whose readers are gone; ``cons`` is kept up to date."""
+        for s in set(self.nodes[i].inputs):
+            cons[s] = [c for c in cons[s] if c != i]
+        cons[i] = []
+        self.nodes[i].alive = False
+
+    def set_inputs(self, i: int, inputs: list[int], cons: list[list[int]]) -> None:
+        """Make node ``i`` read ``inputs`` (its ``in_shape`` the first one's output);
+        ``cons`` is kept up to date."""
+        for s in set(self.nodes[i].inputs):
+            cons[s] = [c for c in cons[s] if c != i]
+        self.nodes[i].inputs, self.nodes[i].in_shape = list(inputs), self.nodes[inputs[0]].out_shape
+        for s in inputs:
+            cons[s].append(i)
+
     def replace(self, old: int, new: int, cons: list[list[int]]) -> None:
         """Make every consumer of ``old`` read ``new`` instead and drop ``old``.
 
@@ -76,9 +92,5 @@ class IRGraph:
         for c in cons[old]:
             node = self.nodes[c]
             node.inputs = [new if s == old else s for s in node.inputs]
-        moved = [c for c in cons[old]]
-        for s in set(self.nodes[old].inputs):
-            cons[s] = [c for c in cons[s] if c != old]
-        cons[new].extend(moved)
-        cons[old] = []
-        self.nodes[old].alive = False
+        cons[new].extend(cons[old])
+        self.drop(old, cons)
