@@ -197,10 +197,10 @@ class TinyViT(nn.Module):
         return self.head(x[:, 0])
 
 
-def legacy_and_dynamo(module):
+def legacy_and_dynamo(module, shape=(1, 3, 32, 32)):
     """The CGs of ``module``'s legacy and dynamo exports."""
     pytest.importorskip("onnxscript")
-    return from_onnx(export(module, dynamo=False)), from_onnx(export(module, dynamo=True))
+    return from_onnx(export(module, dynamo=False, shape=shape)), from_onnx(export(module, dynamo=True, shape=shape))
 
 
 def test_attention_block_legacy_equals_dynamo():
@@ -294,3 +294,16 @@ def test_timm_patterns_legacy_equals_dynamo(net):
     legacy, dynamo = legacy_and_dynamo(net().eval())
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert "other" not in legacy.op_counts()
+
+
+def test_relative_position_einsum_legacy_equals_dynamo():
+    """SAM / MViTv2: dynamo folds the gathered table into a constant, so only
+    the legacy export still holds the table itself (params differ, the graph
+    does not)."""
+    from tests.test_torch_patterns import _DecomposedRelPos
+
+    torch.manual_seed(0)
+    net = _DecomposedRelPos().eval()
+    legacy, dynamo = legacy_and_dynamo(net, shape=(1, 3, 4, 4))
+    assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
+    assert legacy.params == sum(p.numel() for p in net.parameters())

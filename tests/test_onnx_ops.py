@@ -113,6 +113,11 @@ CASES = {
     "Slice": ([node("Slice", ["x", "s", "e", "a"], ["y"])], {"s": i64(0), "e": i64(2), "a": i64(1)}, [X],
               {"slice": 1}),
     "Split": ([node("Split", ["x"], ["y", "z"], axis=2, num_outputs=2)], {}, [X], {"slice": 2}, 18),
+    # x[0, 1] = relu(x[:, 1:2]): the tensor assembled from its kept part and the update
+    "ScatterND": ([node("Slice", ["x", "s", "e", "a"], ["p"]), node("Relu", ["p"], ["r"]),
+                   node("ScatterND", ["x", "i", "r"], ["y"])],
+                  {"s": i64(1), "e": i64(2), "a": i64(1), "i": i64(0, 1).reshape(1, 1, 2)}, [X],
+                  {"slice": 1, "relu": 1, "concat": 1}),
     "Gather": ([node("Gather", ["x", "i"], ["y"], axis=1)], {"i": i64(0, 2)}, [X], {"slice": 1}),
     "Resize": ([node("Resize", ["x", "", "s"], ["y"])], {"s": f32(1, 1, 2, 2)}, [X], {"resize": 1}),
     "Upsample": ([node("Upsample", ["x", "s"], ["y"])], {"s": f32(1, 1, 2, 2)}, [X], {"resize": 1}, 9),

@@ -300,6 +300,44 @@ def test_einsum_that_is_a_matmul():
     assert ops(direct) == {"linear": 2, "matmul": 1}
 
 
+class _DecomposedRelPos(nn.Module):
+    """SAM's and MViTv2's relative positions: a table of ``2 s - 1`` rows
+    gathered by constant indices into one ``(k, c)`` weight per query row,
+    ``einsum("bhwc,hkc->bhwk", q, R)``."""
+
+    def __init__(self, c=8, s=4):
+        super().__init__()
+        self.stem, self.s = conv(3, c), s
+        self.table = nn.Parameter(torch.randn(2 * s - 1, c))
+
+    def forward(self, x):
+        q = self.stem(x).permute(0, 2, 3, 1)
+        rows = torch.arange(self.s)[:, None] - torch.arange(self.s)[None, :] + self.s - 1
+        return torch.einsum("bhwc,hkc->bhwk", q, self.table[rows])
+
+
+def test_einsum_with_a_gathered_table_is_a_matmul_counting_the_table():
+    torch.manual_seed(0)
+    net = _DecomposedRelPos().eval()
+    g = from_module(net, (3, 4, 4))
+    assert ops(g) == {"conv": 1, "matmul": 1, "reshape": 1}
+    assert g.params == sum(p.numel() for p in net.parameters())  # the 7-row table, not the 4x4 gathered rows
+    assert next(n for n in g.nodes if n.op == "matmul").macs == 4 * 4 * 4 * 8  # h w k outputs, c each
+
+
+def _assigned(m, x, corner):
+    """MViTv2's ``attn[:, :, c:, c:] = attn[:, :, c:, c:] + rel``: ScatterND."""
+    a = m.a(x)
+    a[:, :, corner:, corner:] = a[:, :, corner:, corner:] + m.b(x)[:, :, corner:, corner:]
+    return a
+
+
+def test_slice_assignment_is_a_concat_unless_it_overwrites_everything():
+    layers = {"a": conv(), "b": conv()}
+    assert ops(cg(lambda m, x: _assigned(m, x, 1), **layers)) == {"conv": 2, "slice": 4, "add": 1, "concat": 1}
+    assert cg(lambda m, x: _assigned(m, x, 0), **layers) == cg(lambda m, x: m.a(x) + m.b(x), **layers)
+
+
 def test_concat_with_an_empty_slice_is_the_other_operand():
     """Qwen3-ViT's ``cat([q[:, :n_prefix], rope(q[:, n_prefix:])])`` with no prefix tokens."""
     def prefixed(m, x, n_prefix):

@@ -127,6 +127,24 @@ class Context:
                 total += n
         return total
 
+    def source_params(self, tensors: Iterable[str]) -> int:
+        """Parameter count of the tensors that ``tensors`` are computed from:
+        a static tensor made by static nodes (a relative-position table
+        gathered by constant indices, SAM's and MViTv2's) counts the
+        initializers it is made of, not its own, larger, element count."""
+        sources, stack, seen = [], [t for t in tensors if t], set()
+        while stack:
+            t = stack.pop()
+            if t in seen or t not in self.static:
+                continue
+            seen.add(t)
+            node = self.static_producer.get(t)
+            if node is None or node.op_type == "Constant":
+                sources.append(t)
+            else:
+                stack.extend(i for i in node.input if i)
+        return self.params(sources)
+
     def _is_fixed_constant(self, tensor: str) -> bool:
         """Whether ``tensor`` is a Constant node's value (possibly passed through
         Identity / Cast / Squeeze / Unsqueeze / Reshape)."""

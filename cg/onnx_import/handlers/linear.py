@@ -68,9 +68,11 @@ def _einsum_terms(equation: str) -> tuple[list[str], str] | None:
 def einsum(node, ctx):
     """Einsum of two operands that is a (batched) matrix product (each operand
     keeps the output's indices it has, the rest are summed) -> matmul of two
-    activations, or linear when the second operand is a 2-D parameter; one
-    operand without summed indices (a transpose) -> data movement. Other
-    equations are unsupported."""
+    activations, or linear when the second operand is a 2-D parameter; with
+    any other constant operand (SAM's and MViTv2's relative positions,
+    ``bhwc,hkc->bhwk`` with a gathered table) a matmul reading the activation
+    that counts the table's parameters; one operand without summed indices (a
+    transpose) -> data movement. Other equations are unsupported."""
     equation = ctx.attr(node, "equation", b"")
     terms = _einsum_terms(equation.decode() if isinstance(equation, bytes) else equation)
     if terms is None or len(terms[0]) != len(node.input):
@@ -84,6 +86,8 @@ def einsum(node, ctx):
     if len(operands) != 2:
         ctx.unsupported(f"Einsum {equation!r} of {len(operands)} operands")
     (ta, tb), (a, b) = operands, node.input
+    if a in ctx.static:  # the product is symmetric: the activation goes first
+        (ta, tb), (a, b) = (tb, ta), (b, a)
     summed = (set(ta) & set(tb)) - set(out)
     if not summed or (set(ta) | set(tb)) - set(out) != summed or a in ctx.static:
         ctx.unsupported(f"Einsum {equation!r}")
@@ -91,13 +95,13 @@ def einsum(node, ctx):
     k = 1
     for index in summed:
         k *= int(sizes[index])
-    if b in ctx.static:
-        if len(tb) != 2 or len(summed) != 1:
-            ctx.unsupported(f"Einsum {equation!r} with a {len(tb)}-D constant")
+    if b not in ctx.static:
+        ctx.emit(node, "matmul", [a, b], info={"k": k})
+    elif len(tb) == 2 and len(summed) == 1:
         n = int(dict(zip(tb, ctx.shape(b)))[next(i for i in tb if i not in summed)])
         ctx.emit(node, "linear", [a], weight_shape=(n, k), params=ctx.params([b]))
-        return
-    ctx.emit(node, "matmul", [a, b], info={"k": k})
+    else:  # a weight per position (batch index shared with the activation): no single (out, in) shape
+        ctx.emit(node, "matmul", [a], params=ctx.source_params([b]), info={"k": k})
 
 
 #: ONNX recurrent op -> gates per hidden unit.

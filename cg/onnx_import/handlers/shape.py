@@ -69,6 +69,40 @@ def col2im(node, ctx):
     ctx.emit(node, "move", node.input[:1], info={"kind": node.op_type, "permutes": True})
 
 
+@register("ScatterND")
+def scatter_nd(node, ctx):
+    """ScatterND (``x[:, :, 1:, 1:] = y``, MViTv2's relative positions added to
+    the attention scores behind a class token) -> concat of the tensor and the
+    updates, the tensor assembled from its kept part and the new one. An
+    update that overwrites every element in order is the updates themselves
+    (the dynamo exporter drops such an assignment, MViTv2 without a class
+    token)."""
+    data, indices, updates = node.input[:3]
+    if data in ctx.static:  # updates written into a fixed canvas: placed, like a pad
+        ctx.emit(node, "move", [updates], info={"kind": "ScatterND", "permutes": True})
+        return
+    if ctx.numel(updates) == ctx.numel(data) and _in_order(ctx.const(indices), ctx.shape(data)):
+        if ctx.shape(updates) == ctx.shape(data):
+            ctx.alias(node.output[0], updates)
+        else:
+            ctx.emit(node, "move", [updates], info={"kind": "Reshape"})
+        return
+    ctx.emit(node, "concat", [data, updates], info={"axis": "ScatterND"})
+
+
+def _in_order(indices, shape) -> bool:
+    """Whether ScatterND's ``indices`` (``[..., k]``; None: not known) list every
+    position of the first ``k`` axes of ``shape`` in row-major order (unknown
+    ones count as in order, as for Gather)."""
+    if indices is None:
+        return True
+    flat = np.asarray(indices).reshape(-1, np.asarray(indices).shape[-1])
+    k = flat.shape[1]
+    lead = np.asarray(shape[:k])
+    return flat.shape[0] == int(np.prod(lead)) and bool(np.array_equal(np.ravel_multi_index(
+        tuple((flat % lead).T), tuple(lead)), np.arange(flat.shape[0])))
+
+
 @register("Pad")
 def pad(node, ctx):
     """Pad (pads as attribute before opset 11, input from 11) -> merged into its
