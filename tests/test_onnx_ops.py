@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _onnx_graphs import f32, i64, model, node, scalar
 
@@ -165,3 +166,16 @@ def test_supported_ops_doc_is_current():
 def test_list_ops_has_a_description_per_op():
     ops = supported_ops()
     assert "Conv" in ops and all(desc for desc in ops.values())
+
+
+def test_scatter_nd_with_a_constant_side_or_a_reduction():
+    """Fixed values written into a tensor move it; a reducing scatter combines
+    both sides even when it covers every element."""
+    relu = node("Relu", ["x"], ["r"])
+    fixed = model([relu, node("ScatterND", ["r", "i", "u"], ["y"])], inputs=[X], outputs=["y"], opset=16,
+                  inits={"i": i64(0, 1).reshape(1, 1, 2), "u": np.zeros((1, 1, 8, 8), np.float32)})
+    assert from_onnx(fixed).op_counts() == {"input": 1, "relu": 1, "reshape": 1, "output": 1}
+    every = np.stack(np.meshgrid(np.arange(1), np.arange(3), indexing="ij"), -1).astype(np.int64)  # [1, 3, 2]
+    summed = model([relu, node("ScatterND", ["r", "i", "x"], ["y"], reduction="add")], inputs=[X], outputs=["y"],
+                   inits={"i": every}, opset=16)
+    assert from_onnx(summed).op_counts()["concat"] == 1

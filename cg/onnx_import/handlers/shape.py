@@ -76,12 +76,16 @@ def scatter_nd(node, ctx):
     updates, the tensor assembled from its kept part and the new one. An
     update that overwrites every element in order is the updates themselves
     (the dynamo exporter drops such an assignment, MViTv2 without a class
-    token)."""
+    token). One side constant (updates written into a fixed canvas, or fixed
+    values into the tensor) is data movement of the other."""
     data, indices, updates = node.input[:3]
-    if data in ctx.static:  # updates written into a fixed canvas: placed, like a pad
-        ctx.emit(node, "move", [updates], info={"kind": "ScatterND", "permutes": True})
+    if data in ctx.static or updates in ctx.static:
+        moved = updates if data in ctx.static else data
+        ctx.emit(node, "move", [moved], info={"kind": "ScatterND", "permutes": True})
         return
-    if ctx.numel(updates) == ctx.numel(data) and _in_order(ctx.const(indices), ctx.shape(data)):
+    reduction = ctx.attr(node, "reduction", b"none")
+    overwrites = reduction in (b"none", "none")  # opset 16's add / mul / max / min combine both sides
+    if overwrites and ctx.numel(updates) == ctx.numel(data) and _in_order(ctx.const(indices), ctx.shape(data)):
         if ctx.shape(updates) == ctx.shape(data):
             ctx.alias(node.output[0], updates)
         else:
