@@ -83,8 +83,7 @@ def scatter_nd(node, ctx):
         moved = updates if data in ctx.static else data
         ctx.emit(node, "move", [moved], info={"kind": "ScatterND", "permutes": True})
         return
-    reduction = ctx.attr(node, "reduction", b"none")
-    overwrites = reduction in (b"none", "none")  # opset 16's add / mul / max / min combine both sides
+    overwrites = ctx.attr(node, "reduction", b"none") == b"none"  # opset 16's add / mul / max / min combine both
     if overwrites and ctx.numel(updates) == ctx.numel(data) and _in_order(ctx.const(indices), ctx.shape(data)):
         if ctx.shape(updates) == ctx.shape(data):
             ctx.alias(node.output[0], updates)
@@ -100,11 +99,10 @@ def _in_order(indices, shape) -> bool:
     ones count as in order, as for Gather)."""
     if indices is None:
         return True
-    flat = np.asarray(indices).reshape(-1, np.asarray(indices).shape[-1])
-    k = flat.shape[1]
-    lead = np.asarray(shape[:k])
-    return flat.shape[0] == int(np.prod(lead)) and bool(np.array_equal(np.ravel_multi_index(
-        tuple((flat % lead).T), tuple(lead)), np.arange(flat.shape[0])))
+    indices = np.asarray(indices)
+    lead = tuple(shape[:indices.shape[-1]])
+    flat = np.ravel_multi_index(tuple(indices.reshape(-1, len(lead)).T % np.array(lead)[:, None]), lead)
+    return bool(np.array_equal(flat, np.arange(int(np.prod(lead)))))
 
 
 @register("Pad")
