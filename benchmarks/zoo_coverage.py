@@ -63,6 +63,11 @@ was exported, so it counts the models whose CG is the same node for node and
 edge for edge (parameters aside: the two exporters fold batch norms
 differently), and prints what differs for the others.
 
+``--opset N`` exports with the legacy exporter at opset ``N`` instead of 17
+(into ``<cache>/<corpus>-opsetN/``), as code written for an older torch does:
+its default was opset 9 until torch 1.12, 13 until 2.0, 14 until 2.1.
+``convert --opset N`` compares those CGs with the opset-17 ones the same way.
+
 Every export is weightless: floating-point tensors of 1 KiB or more (the
 weights) keep their dims and dtype but point at an external-data file that is
 deleted (the importer reads shapes only and never opens it); integer tensors
@@ -112,6 +117,9 @@ CORPORA = ("torchvision", "torchvision_eval", "timm", "ofa")
 #: ``legacy``: TorchScript, opset 17, constant folding (the corpora's reference);
 #: ``dynamo``: torch's default exporter as a user's script calls it.
 EXPORTERS = ("legacy", "dynamo")
+#: The legacy exporter's opsets ``--opset`` accepts: 9 (torch's default until
+#: 1.12) to 20; an export at another opset than :data:`OPSET` is the variant ``opsetN``.
+LEGACY_OPSETS = range(9, 21)
 DEFAULT_CACHE = Path("~/.cache/gennape/zoo").expanduser()
 OPSET = 17
 MAX_PARAMS = 150_000_000
@@ -141,8 +149,23 @@ ATTENTION_MODULES = frozenset({
 
 
 def corpus_dir(cache: Path, corpus: str, exporter: str = "legacy") -> Path:
-    """Where one corpus's exports by ``exporter`` (one of :data:`EXPORTERS`) lie."""
+    """Where one corpus's exports by ``exporter`` (an :data:`EXPORTERS` name or
+    ``opsetN``, see :func:`export_variant`) lie."""
     return cache / (corpus if exporter == "legacy" else f"{corpus}-{exporter}")
+
+
+def export_variant(exporter: str, opset: int) -> str:
+    """``legacy`` / ``dynamo``, or ``opsetN`` for the legacy exporter at an opset other than :data:`OPSET`."""
+    if opset == OPSET:
+        return exporter
+    if exporter != "legacy":
+        raise SystemExit(f"--opset {opset}: only the legacy exporter takes an opset (dynamo writes its default)")
+    return f"opset{opset}"
+
+
+def legacy_opset(variant: str) -> int:
+    """The opset a legacy-exporter variant (``legacy`` or ``opsetN``) exports at."""
+    return int(variant[len("opset"):]) if variant.startswith("opset") else OPSET
 
 
 def log(msg: str) -> None:
@@ -482,7 +505,8 @@ def export_job(job: dict) -> dict:
                 with contextlib.redirect_stdout(io.StringIO()):  # its progress lines
                     torch.onnx.export(model, (x,), str(exported), dynamo=True, input_names=["input"])
             else:
-                torch.onnx.export(model, (x,), str(exported), opset_version=OPSET, dynamo=False,
+                torch.onnx.export(model, (x,), str(exported), opset_version=legacy_opset(job.get("exporter", "legacy")),
+                                  dynamo=False,
                                   do_constant_folding=True, input_names=["input"])
     except ExportTimeout as err:
         scratch.cleanup()
@@ -563,9 +587,9 @@ def export_corpus(corpus: str, specs: list[dict], cache: Path, args, env: dict) 
     old = {}
     if manifest_path.exists() and not args.force:
         old = {m["name"]: m for m in json.loads(manifest_path.read_text()).get("models", [])}
-    manifest = {"corpus": corpus, "opset": OPSET if args.exporter == "legacy" else "torch's default",
-                "exporter": ("torch.onnx.export(dynamo=False)" if args.exporter == "legacy"
-                             else "torch.onnx.export(dynamo=True)"),
+    dynamo = args.exporter == "dynamo"
+    manifest = {"corpus": corpus, "opset": "torch's default" if dynamo else legacy_opset(args.exporter),
+                "exporter": f"torch.onnx.export(dynamo={dynamo})",
                 "max_params": args.max_params, "export_timeout_s": args.export_timeout, "versions": env,
                 "models": []}
     worker = Worker("export", EXPORT_JOBS_PER_WORKER)
@@ -825,7 +849,7 @@ def _report_vs_legacy(cache: Path, corpus: str, results: list[dict]) -> dict | N
         return None
     cmp = compare_exports(results, reference)
     n = cmp["both_converted"]
-    log(f"   against the legacy export of the same model ({n} both converted): same CG {cmp['same_structure']}, "
+    log(f"   against the legacy opset-17 export of the same model ({n} both converted): same CG {cmp['same_structure']}, "
         f"same MACs {cmp['same_macs']}, same #params {cmp['same_params']}")
     for name, d in sorted(cmp["differ"].items()):
         log(f"      {name}: CG nodes {d['cg_nodes'][0]} -> {d['cg_nodes'][1]}, MACs {d['macs'][0]} -> {d['macs'][1]}, "
@@ -845,6 +869,9 @@ def main() -> None:
         p.add_argument("--exporter", choices=EXPORTERS, default="legacy",
                        help="legacy: TorchScript, opset 17 (default); dynamo: torch's default exporter, "
                             "into <cache>/<corpus>-dynamo, converted and compared with the legacy CGs")
+        p.add_argument("--opset", type=int, choices=LEGACY_OPSETS, default=OPSET, metavar="N",
+                       help=f"the legacy exporter's opset, {LEGACY_OPSETS[0]}-{LEGACY_OPSETS[-1]} (default %(default)s); "
+                            "another than 17 goes to <cache>/<corpus>-opsetN, compared with the opset-17 CGs")
     exp = sub.choices["export"]
     exp.add_argument("--timm-sample", type=int, default=450, help="timm architectures (default %(default)s)")
     exp.add_argument("--ofa-sample", type=int, default=100, help="OFA-MobileNetV3 subnets (default %(default)s)")
@@ -858,6 +885,7 @@ def main() -> None:
     sub.choices["convert"].add_argument("--max-message", type=int, default=500,
                                         help="characters of each example error printed (all in convert.json)")
     args = parser.parse_args()
+    args.exporter = export_variant(args.exporter, args.opset)
     import signal
 
     # A SIGTERM ends the run through the `finally` clauses, which stop the worker.

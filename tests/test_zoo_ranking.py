@@ -121,3 +121,13 @@ def test_dynamo_exports_have_their_own_folder_and_reuse_only_their_own_exporter(
         '{"models": [{"name": "resnet50", "status": "exported", "file": "resnet50.onnx"}]}')
     assert zoo_coverage._reusable_exports(tmp_path, "torchvision_eval", "dynamo") == {}
     assert set(zoo_coverage._reusable_exports(tmp_path, "torchvision_eval")) == {"resnet50"}
+
+
+def test_an_older_opset_is_a_legacy_variant_with_its_own_folder(tmp_path):
+    assert zoo_coverage.export_variant("legacy", 17) == "legacy"
+    assert zoo_coverage.export_variant("dynamo", 17) == "dynamo"
+    assert zoo_coverage.export_variant("legacy", 9) == "opset9"
+    assert zoo_coverage.corpus_dir(tmp_path, "timm", "opset9") == tmp_path / "timm-opset9"
+    assert [zoo_coverage.legacy_opset(v) for v in ("legacy", "opset9", "opset13")] == [17, 9, 13]
+    with pytest.raises(SystemExit, match="only the legacy exporter"):
+        zoo_coverage.export_variant("dynamo", 11)
