@@ -307,3 +307,35 @@ def test_relative_position_einsum_legacy_equals_dynamo():
     legacy, dynamo = legacy_and_dynamo(net, shape=(1, 3, 4, 4))
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert legacy.params == sum(p.numel() for p in net.parameters())
+
+
+class AdaptivePool(nn.Module):
+    def __init__(self, out):
+        super().__init__()
+        self.conv, self.out = nn.Conv2d(3, 8, 3, padding=1), out
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(F.relu(self.conv(x)), self.out)
+
+
+@pytest.mark.parametrize("size, out, kernel, stride", [
+    ((8, 8), (3, 3), (4, 4), (2, 2)),  # windows of 3 and 4: masks, a sum of Gathers, a division
+    ((5, 5), (2, 2), (3, 3), (2, 2)),  # overlapping windows of one size: a mean over the window axes
+    ((7, 8), (7, 3), (1, 4), (1, 2)),  # one axis divides: windows one high
+])
+def test_adaptive_pool_over_unequal_windows_is_one_avg_pool(size, out, kernel, stride):
+    """The dynamo exporter writes an adaptive average pool whose output does not
+    divide its input as a GatherND of every window (the legacy exporter cannot
+    export it); with an output that divides, both write AveragePool."""
+    pytest.importorskip("onnxscript")
+    cg = from_onnx(export(AdaptivePool(out).eval(), dynamo=True, shape=(1, 3, *size)))
+    assert cg.op_counts() == {"input": 1, "conv": 1, "relu": 1, "avg_pool": 1, "output": 1}
+    pool = next(n for n in cg.nodes if n.op == "avg_pool")
+    assert (pool.kernel, pool.stride, pool.out_shape, pool.params) == (kernel, stride, (8, *out), 0)
+    assert cg.params == 8 * 3 * 9 + 8
+
+
+def test_adaptive_pool_whose_output_divides_legacy_equals_dynamo():
+    legacy, dynamo = legacy_and_dynamo(AdaptivePool((3, 3)).eval(), shape=(1, 3, 9, 9))
+    assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
+    assert legacy.op_counts()["avg_pool"] == 1

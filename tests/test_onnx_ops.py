@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from _onnx_graphs import f32, i64, model, node, scalar
 
+from gennape.cg.errors import UnsupportedOpsError
 from gennape.cg.onnx_import import from_onnx, supported_ops
 from gennape.cg.onnx_import.support_table import render
 
@@ -120,6 +121,12 @@ CASES = {
                   {"s": i64(1), "e": i64(2), "a": i64(1), "i": i64(0, 1).reshape(1, 1, 2)}, [X],
                   {"slice": 1, "relu": 1, "concat": 1}),
     "Gather": ([node("Gather", ["x", "i"], ["y"], axis=1)], {"i": i64(0, 2)}, [X], {"slice": 1}),
+    # the rows of x reversed (dynamo's x[:, :, perm]): one permuting move with the Transpose before it
+    "GatherND": ([node("Transpose", ["x"], ["t"], perm=[2, 3, 0, 1]), node("GatherND", ["t", "i"], ["y"])],
+                 {"i": i64(*range(7, -1, -1)).reshape(8, 1)}, [X], {"reshape": 1}),
+    # a constant condition choosing between two activations
+    "Where": ([node("Relu", ["x"], ["r"]), node("Where", ["m", "r", "x"], ["y"])],
+              {"m": np.eye(8, dtype=bool)}, [X], {"relu": 1, "concat": 1}),
     "Resize": ([node("Resize", ["x", "", "s"], ["y"])], {"s": f32(1, 1, 2, 2)}, [X], {"resize": 1}),
     "Upsample": ([node("Upsample", ["x", "s"], ["y"])], {"s": f32(1, 1, 2, 2)}, [X], {"resize": 1}, 9),
 }
@@ -179,3 +186,25 @@ def test_scatter_nd_with_a_constant_side_or_a_reduction():
     summed = model([relu, node("ScatterND", ["r", "i", "x"], ["y"], reduction="add")], inputs=[X], outputs=["y"],
                    inits={"i": every}, opset=16)
     assert from_onnx(summed).op_counts()["concat"] == 1
+
+
+def test_where_masking_by_a_constant_vanishes_and_a_computed_condition_is_unsupported():
+    relu = node("Relu", ["x"], ["r"])
+    masked = model([relu, node("Where", ["m", "zero", "r"], ["y"])], inputs=[X], outputs=["y"],
+                   inits={"m": np.eye(8, dtype=bool), "zero": scalar(0)})
+    assert from_onnx(masked).op_counts() == {"input": 1, "relu": 1, "output": 1}
+    computed = model([relu, node("Greater", ["r", "zero"], ["c"]), node("Where", ["c", "r", "x"], ["y"])],
+                     inputs=[X], outputs=["y"], inits={"zero": scalar(0)})
+    with pytest.raises(UnsupportedOpsError, match="Where"):
+        from_onnx(computed)
+
+
+def test_gather_nd_keeping_fewer_elements_is_a_slice_and_from_a_table_unsupported():
+    pick = model([node("Transpose", ["x"], ["t"], perm=[2, 3, 0, 1]), node("GatherND", ["t", "i"], ["y"])],
+                 inputs=[X], outputs=["y"], inits={"i": i64(0, 3).reshape(2, 1)})
+    assert from_onnx(pick).op_counts() == {"input": 1, "reshape": 1, "slice": 1, "output": 1}
+    # rows of a table looked up by computed indices (an embedding)
+    lookup = model([node("Cast", ["x"], ["i"], to=7), node("GatherND", ["e", "i"], ["y"])],
+                   inputs=[X], outputs=["y"], inits={"e": f32(*range(8)).reshape(8, 1)})
+    with pytest.raises(UnsupportedOpsError, match="GatherND"):
+        from_onnx(lookup)

@@ -399,6 +399,8 @@ RULE_TESTS = {
     "chained_reductions": ["test_torch_patterns.py::test_chained_means_over_h_and_w_are_a_global_pool",
                            "test_torch_patterns.py::test_chained_max_is_a_global_max_pool"],
     "spatial_reductions": ["test_global_average_pool_equals_reduce_mean"],
+    "adaptive_avg_pool": ["test_onnx_exporters.py::test_adaptive_pool_over_unequal_windows_is_one_avg_pool",
+                          "test_window_gather_reduced_otherwise_is_not_an_average_pool"],
     "layer_norm": ["test_torch_patterns.py::test_layer_norm_written_out_is_layer_norm",
                    "test_torch_patterns.py::test_convnext_channels_first_layer_norm"],
     "group_std": ["test_torch_patterns.py::test_evonorm_s0_maps_to_the_vocabulary"],
@@ -430,6 +432,26 @@ RULE_TESTS = {
     "data_movement": ["test_channel_shuffle_is_one_reshape_and_noop_reshape_vanishes",
                       "test_shape_subgraph_reshape_before_linear_vanishes"],
 }
+
+
+def _window_gather(*then, inits=None):
+    """x [1, 3, 8, 8] -> its 3 x 3 windows of 4 x 4 with stride 2, as the dynamo
+    exporter gathers them: [1, 3, oh, kh, ow, kw]."""
+    rows = np.array([0, 2, 4])[:, None] + np.arange(4)  # [oh, kh]
+    index = np.stack(np.broadcast_arrays(rows[:, :, None, None], rows[None, None]), -1).astype(np.int64)
+    nodes = [node("Transpose", ["x"], ["t"], perm=[2, 3, 0, 1]), node("GatherND", ["t", "i"], ["g"]),
+             node("Transpose", ["g"], ["w"], perm=[4, 5, 0, 1, 2, 3]), *then]
+    return model(nodes, inputs=[("x", (1, 3, 8, 8))], outputs=[then[-1].output[0]], inits={"i": index, **(inits or {})},
+                 opset=18)
+
+
+def test_window_gather_reduced_otherwise_is_not_an_average_pool():
+    mean = from_onnx(_window_gather(node("ReduceMean", ["w", "a"], ["y"], keepdims=0), inits={"a": i64(3, 5)}))
+    assert mean.op_counts() == {"input": 1, "avg_pool": 1, "output": 1}
+    largest = from_onnx(_window_gather(node("ReduceMax", ["w", "a"], ["y"], keepdims=0), inits={"a": i64(3, 5)}))
+    assert "avg_pool" not in largest.op_counts() and largest.op_counts()["reduce"] == 1
+    one_axis = from_onnx(_window_gather(node("ReduceMean", ["w", "a"], ["y"], keepdims=0), inits={"a": i64(3)}))
+    assert "avg_pool" not in one_axis.op_counts()
 
 
 def test_every_rule_has_a_test():

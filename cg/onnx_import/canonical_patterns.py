@@ -1,6 +1,6 @@
 """Canonical rules that recognise a computation written out op by op: layer,
 group and RMS norms, ReLU6, hard sigmoid, SiLU / hard swish gates, GELU (erf
-and tanh forms), and what is left unmatched (:mod:`gennape.cg.onnx_import.canonical`
+and tanh forms), adaptive average pools over windows of unequal size, and what is left unmatched (:mod:`gennape.cg.onnx_import.canonical`
 holds the registry and runs them in order)."""
 
 from __future__ import annotations
@@ -47,6 +47,81 @@ def _centred(ir: IRGraph, cons, n: int, x: int, like: int) -> bool:
 
 def _readers_outside(cons, d: int, chain: list[int]) -> list[int]:
     return [c for c in cons[d] if c not in chain]
+
+
+@rule(39, "adaptive_avg_pool")
+def collapse_adaptive_avg_pool(ir: IRGraph) -> None:
+    """An adaptive average pool whose output size does not divide its input, as the dynamo exporter
+    writes ``F.adaptive_avg_pool2d`` (the legacy exporter cannot export it; CSATv2, a VGG at 256x256):
+    Transpose, GatherND of every ``kh x kw`` window, Transpose, then either a mean over the window
+    axes (windows of one size) or masks zeroing what the shorter windows lack (Where), one Gather
+    per window position, their sum and a division by the window sizes, is ``avg_pool`` with the
+    largest window as kernel and stride ``in // out`` (what AveragePool has for an output that
+    divides the input)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for g, gather in ir.alive():
+        windows = gather.info.get("windows") if gather.op == "move" else None
+        chain = [gather.inputs[0], g] if windows else []
+        if not chain or not (nodes[chain[0]].info.get("perm") == (2, 3, 0, 1) and cons[chain[0]] == [g]
+                             and len(cons[g]) == 1 and nodes[cons[g][0]].info.get("perm") == (4, 5, 0, 1, 2, 3)):
+            continue
+        chain.append(cons[g][0])  # [N, C, oh, kh, ow, kw]
+        while len(cons[chain[-1]]) == 1 and _is_scalar(nodes[cons[chain[-1]][0]], ("mask",)):
+            chain.append(cons[chain[-1]][0])
+        found = _window_mean(ir, cons, chain[-1], windows)
+        if found is None:
+            continue
+        keep, dead = found
+        x = nodes[chain[0]].inputs[0]
+        _collapse(ir, cons, keep, x, "avg_pool", [*dead, *chain[::-1]])
+        oh, kh, ow, kw = windows
+        _, h, w = nodes[x].out_shape
+        pool = nodes[keep]
+        pool.kernel, pool.stride, pool.params, pool.info = (kh, kw), (h // oh, w // ow), 0, {}
+
+
+def _window_mean(ir: IRGraph, cons, windows_node: int, windows) -> tuple[int, list[int]] | None:
+    """If the windows ``[N, C, oh, kh, ow, kw]`` of ``windows_node`` are averaged (a mean over axes
+    3 and 5, or a sum of one Gather per window position divided by constants), return the node
+    holding the mean and the pattern's other nodes (readers first); else None."""
+    nodes, (_, kh, _, kw) = ir.nodes, windows
+    readers = cons[windows_node]
+    if len(readers) == 1 and nodes[readers[0]].op == "reduction" \
+            and nodes[readers[0]].info["fn"] == "mean" and nodes[readers[0]].info["axes"] == {3, 5}:
+        return readers[0], []
+    cells = [c for r in readers for c in cons[r]]
+    # a Gather of the only row of windows one high is a reshape, not a slice
+    if not (len(readers) == kh and len(cells) == kh * kw and all(nodes[c].op == "slice" for c in cells)
+            and all(nodes[r].op in ("slice", "move") and len(cons[r]) == kw for r in readers)):
+        return None
+    total = _sum_tree(ir, cons, cells)
+    if total is None:
+        return None
+    root, adds = total
+    div = nodes[cons[root][0]]
+    if not (_is_scalar(div, ("div", "mul")) or (div.op == "affine" and div.info.get("kind") == "mul")):
+        return None
+    return cons[root][0], [*adds[::-1], *cells, *readers]
+
+
+def _sum_tree(ir: IRGraph, cons, leaves: list[int]) -> tuple[int, list[int]] | None:
+    """If ``leaves`` are summed by a tree of two-input adds, each term read once
+    and only by the tree but its root, return ``(root, adds)``; else None."""
+    inside, adds, grew = set(leaves), [], True
+    while grew:
+        grew = False
+        for a in {c for n in inside for c in cons[n]} - inside:
+            node = ir.nodes[a]
+            if node.op == "add" and node.info.get("fn") == "add" and len(node.inputs) == 2 \
+                    and all(t in inside for t in node.inputs):
+                inside.add(a)
+                adds.append(a)
+                grew = True
+    tops = [n for n in inside if not any(c in inside for c in cons[n])]
+    if len(adds) != len(leaves) - 1 or len(tops) != 1 or any(len(cons[n]) != 1 for n in inside):
+        return None
+    return tops[0], sorted(adds)
 
 
 @rule(40, "layer_norm")

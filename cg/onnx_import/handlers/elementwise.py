@@ -69,6 +69,26 @@ def binary(node, ctx):
     ctx.emit(node, "affine", acts, params=ctx.params([const]), info={"kind": _KIND[node.op_type]})
 
 
+@register("Where")
+def where(node, ctx):
+    """Where with a constant condition: choosing between two activations ->
+    concat of both (each element comes from one); masking one activation by
+    fixed values (``masked_fill`` with a constant mask, as the dynamo exporter
+    zeroes the padding of an adaptive pool's shorter windows) -> vanishes like
+    a scalar, or data movement where the mask broadcasts it to a larger shape.
+    A condition computed from the data: unsupported."""
+    cond, *choices = node.input[:3]
+    if cond not in ctx.static:
+        ctx.unsupported("Where with a computed condition")
+    acts = [t for t in choices if t not in ctx.static]
+    if len(acts) == 2:
+        ctx.emit(node, "concat", acts, info={"axis": "Where"})
+    elif ctx.shape(node.output[0]) != ctx.shape(acts[0]):
+        ctx.emit(node, "move", acts, info={"kind": "Expand", "permutes": True})
+    else:
+        ctx.emit(node, "scalar", acts, info={"fn": "mask", "value": None, "const_first": False})
+
+
 @register("Neg")
 def neg(node, ctx):
     """Neg -> vanishes: scalar arithmetic, ``-1 * x`` (rotary embeddings'

@@ -138,6 +138,31 @@ def slice_(node, ctx):
             ctx.emit(node, "slice", node.input[:1], out=out)
 
 
+@register("GatherND")
+def gather_nd(node, ctx):
+    """GatherND of constant indices from an activation (``x[:, :, perm]`` from
+    the dynamo exporter; its adaptive pools over windows of unequal size gather
+    every window) -> data movement (a reshape, unless the indices are known and
+    not in order), or a slice when it keeps fewer elements. Indices of shape
+    ``[oh, kh, ow, kw, 2]`` are recorded as ``windows`` for the
+    ``adaptive_avg_pool`` rule. From a constant table (an embedding) or with
+    computed indices: unsupported."""
+    data, indices = node.input[:2]
+    if data in ctx.static:
+        ctx.unsupported("GatherND from a constant table (embedding)")
+    index = ctx.const(indices)
+    if indices not in ctx.static:
+        ctx.unsupported("GatherND with computed indices")
+    if ctx.numel(node.output[0]) < ctx.numel(data):
+        ctx.emit(node, "slice", [data])
+        return
+    info = {"kind": "GatherND", "permutes": index is None or not _in_order(index, ctx.shape(data))}
+    shape = ctx.shape(indices)  # known where the values lie in an external-data file
+    if len(shape) == 5 and shape[-1] == 2 and not ctx.attr(node, "batch_dims", 0):
+        info["windows"] = tuple(shape[:-1])
+    ctx.emit(node, "move", [data], info=info)
+
+
 def _reverses(node, ctx) -> bool:
     """Whether a Slice has a negative step (``x.flip``-like: it reorders)."""
     steps = ctx.const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
