@@ -339,3 +339,29 @@ def test_adaptive_pool_whose_output_divides_legacy_equals_dynamo():
     legacy, dynamo = legacy_and_dynamo(AdaptivePool((3, 3)).eval(), shape=(1, 3, 9, 9))
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert legacy.op_counts()["avg_pool"] == 1
+
+
+class SliceAssignment(nn.Module):
+    """``a[index] = a[index] + b[index]``: one axis, or two (MViTv2's attention behind its class token)."""
+
+    def __init__(self, index):
+        super().__init__()
+        self.a, self.b, self.index = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1), index
+
+    def forward(self, x):
+        a = self.a(x)
+        a[self.index] = a[self.index] + self.b(x)[self.index]
+        return a
+
+
+@pytest.mark.parametrize("index", [
+    (slice(None), slice(1, None)), (slice(None), slice(None), slice(1, None)),
+    (slice(None), slice(None), slice(None), slice(1, None)), (slice(None), slice(None), slice(1, None), slice(1, None)),
+], ids=["channels", "rows", "columns", "rows_and_columns"])
+def test_slice_assignment_legacy_equals_dynamo(index):
+    """Dynamo writes a slice assignment along a transposed axis (Transposes
+    around its ScatterND), a 2-D one as two nested ScatterNDs; the legacy
+    exporter writes one ScatterND over every index: one concat either way."""
+    legacy, dynamo = legacy_and_dynamo(SliceAssignment(index).eval(), shape=(1, 3, 5, 5))
+    assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
+    assert dynamo.op_counts()["concat"] == 1 and "reshape" not in dynamo.op_counts()

@@ -424,6 +424,8 @@ RULE_TESTS = {
     "merge_affine": ["test_batch_norm_folds_into_conv_and_affine_into_producer", "test_gemm_equals_matmul_add"],
     "drop_scalars": ["test_scalars_are_not_params_and_vanish"],
     "merge_pads": ["test_pad_merges_into_consumer", "test_onnx_exporters.py::test_timm_patterns_legacy_equals_dynamo"],
+    "slice_assignments": ["test_onnx_exporters.py::test_slice_assignment_legacy_equals_dynamo",
+                          "test_scatter_between_transposes_that_do_not_cancel_keeps_them"],
     "nested_concats": ["test_nested_concats_equal_one_concat", "test_a_nested_concat_with_another_reader_or_axis_stays"],
     "common_subexpressions": ["test_equal_parameter_free_nodes_on_one_input_are_one",
                               "test_equal_reshapes_of_one_tensor_are_one"],
@@ -452,6 +454,18 @@ def test_window_gather_reduced_otherwise_is_not_an_average_pool():
     assert "avg_pool" not in largest.op_counts() and largest.op_counts()["reduce"] == 1
     one_axis = from_onnx(_window_gather(node("ReduceMean", ["w", "a"], ["y"], keepdims=0), inits={"a": i64(3)}))
     assert "avg_pool" not in one_axis.op_counts()
+
+
+def test_scatter_between_transposes_that_do_not_cancel_keeps_them():
+    def scatter(back):
+        nodes = [node("Relu", ["x"], ["r"]), node("Transpose", ["x"], ["tx"], perm=[3, 1, 2, 0]),
+                 node("Transpose", ["r"], ["tr"], perm=[3, 1, 2, 0]),
+                 node("ScatterND", ["tx", "i", "tr"], ["s"]), node("Transpose", ["s"], ["y"], perm=back)]
+        every = np.arange(8, dtype=np.int64).reshape(8, 1)[::-1].copy()  # every row, reversed: not in order
+        return from_onnx(model(nodes, inputs=[("x", (1, 3, 8, 8))], outputs=["y"], inits={"i": every}))
+
+    assert scatter([3, 1, 2, 0]).op_counts() == {"input": 1, "relu": 1, "concat": 1, "output": 1}
+    assert scatter([0, 1, 3, 2]).op_counts()["reshape"] >= 1
 
 
 def test_every_rule_has_a_test():

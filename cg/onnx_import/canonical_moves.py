@@ -1,5 +1,5 @@
-"""Canonical rules on data movement and shared subexpressions: pads, nested
-concats, common subexpressions, transposes, chains of reshapes
+"""Canonical rules on data movement and shared subexpressions: pads, slice
+assignments, nested concats, common subexpressions, transposes, chains of reshapes
 (:mod:`gennape.cg.onnx_import.canonical` holds the registry and runs them in order)."""
 
 from __future__ import annotations
@@ -24,6 +24,66 @@ def merge_pads(ir: IRGraph) -> None:
             ir.replace(i, n.inputs[0], cons)
             for c in readers:
                 ir.nodes[c].in_shape = ir.nodes[n.inputs[0]].out_shape
+
+
+@rule(72, "slice_assignments")
+def fold_slice_assignments(ir: IRGraph) -> None:
+    """A slice assignment as the dynamo exporter writes it is the legacy exporter's single ScatterND
+    (one concat of the tensor and the update): ``x[:, :, 1:] = y`` is a ScatterND along the sliced
+    axis brought first by Transposes before it and back by one after it, and ``x[:, :, 1:, 1:] = y``
+    two nested ones, the inner writing ``y`` into the slice ``x[:, :, 1:]`` (MViTv2's attention
+    behind its class token). The Transposes vanish and a nested assignment is one concat of ``x``
+    and ``y``."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    for i, n in ir.alive():
+        if not _is_scatter(n):
+            continue
+        x, into = _before_transposes(ir, cons, n.inputs[0])
+        update, via = _before_transposes(ir, cons, n.inputs[1])
+        after = cons[i][0] if len(cons[i]) == 1 else None
+        if not into or after is None or nodes[after].info.get("kind") != "Transpose" \
+                or not _undoes([nodes[t].info["perm"] for t in into[::-1]], nodes[after].info["perm"]):
+            continue
+        dead = [after, *into, *via]
+        inner = nodes[update]
+        if _is_scatter(inner) and cons[update] == [via[-1] if via else i]:
+            sliced, inner_into = _before_transposes(ir, cons, inner.inputs[0])
+            inner_update, inner_via = _before_transposes(ir, cons, inner.inputs[1])
+            if nodes[sliced].op == "slice" and _before_transposes(ir, cons, nodes[sliced].inputs[0])[0] == x:
+                dead += [update, *inner_into, *inner_via]
+                update = inner_update
+        ir.replace(after, i, cons)
+        ir.set_inputs(i, [x, update], cons)
+        n.out_shape = nodes[x].out_shape
+        for d in dead:  # readers before what they read: each is unread when its turn comes
+            if d != after and not cons[d]:
+                ir.drop(d, cons)
+
+
+def _is_scatter(n) -> bool:
+    return n.op == "concat" and n.info.get("axis") == "ScatterND"
+
+
+def _before_transposes(ir: IRGraph, cons, t: int) -> tuple[int, list[int]]:
+    """``(source, transposes)``: what ``t`` is a transpose (or chain of them) of,
+    each read only by the next, and those transposes, the reader first."""
+    chain = []
+    while ir.nodes[t].op == "move" and ir.nodes[t].info.get("kind") == "Transpose" \
+            and ir.nodes[t].info.get("perm") and len(cons[t]) == 1:
+        chain.append(t)
+        t = ir.nodes[t].inputs[0]
+    return t, chain
+
+
+def _undoes(perms: list[tuple[int, ...]], last: tuple[int, ...]) -> bool:
+    """Whether transposing by ``perms`` in order and then by ``last`` moves nothing."""
+    order = list(range(len(last)))
+    for perm in [*perms, last]:
+        if len(perm) != len(order):
+            return False
+        order = [order[p] for p in perm]
+    return order == sorted(order)
 
 
 #: Parameter-free ops whose node fields say everything the op computes.
