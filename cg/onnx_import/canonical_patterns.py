@@ -1,7 +1,8 @@
 """Canonical rules that recognise a computation written out op by op: layer,
 group and RMS norms, ReLU6, hard sigmoid, SiLU / hard swish gates, GELU (erf
-and tanh forms), adaptive average pools over windows of unequal size, and what is left unmatched (:mod:`gennape.cg.onnx_import.canonical`
-holds the registry and runs them in order)."""
+and tanh forms), adaptive average pools over windows of unequal size, and
+what is left unmatched (:mod:`gennape.cg.onnx_import.canonical` holds the
+registry and runs them in order)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def collapse_adaptive_avg_pool(ir: IRGraph) -> None:
         while len(cons[chain[-1]]) == 1 and _is_scalar(nodes[cons[chain[-1]][0]], ("mask",)):
             chain.append(cons[chain[-1]][0])
         found = _window_mean(ir, cons, chain[-1], windows)
-        if found is None:
+        if found is None or len(nodes[chain[0]].in_shape) != 3:  # the windows of a (C, H, W) map
             continue
         keep, dead = found
         x = nodes[chain[0]].inputs[0]

@@ -150,13 +150,12 @@ def gather_nd(node, ctx):
     data, indices = node.input[:2]
     if data in ctx.static:
         ctx.unsupported("GatherND from a constant table (embedding)")
-    index = ctx.const(indices)
     if indices not in ctx.static:
         ctx.unsupported("GatherND with computed indices")
     if ctx.numel(node.output[0]) < ctx.numel(data):
         ctx.emit(node, "slice", [data])
         return
-    info = {"kind": "GatherND", "permutes": index is None or not _in_order(index, ctx.shape(data))}
+    info = {"kind": "GatherND", "permutes": not _in_order(ctx.const(indices), ctx.shape(data))}
     shape = ctx.shape(indices)  # known where the values lie in an external-data file
     if len(shape) == 5 and shape[-1] == 2 and not ctx.attr(node, "batch_dims", 0):
         info["windows"] = tuple(shape[:-1])
