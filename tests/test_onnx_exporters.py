@@ -365,3 +365,28 @@ def test_slice_assignment_legacy_equals_dynamo(index):
     legacy, dynamo = legacy_and_dynamo(SliceAssignment(index).eval(), shape=(1, 3, 5, 5))
     assert keys(legacy) == keys(dynamo) and legacy.edges == dynamo.edges
     assert dynamo.op_counts()["concat"] == 1 and "reshape" not in dynamo.op_counts()
+
+
+class SoftmaxOverAnAxis(nn.Module):
+    """ResNeSt's split attention (a softmax over axis 1) and CoaT's factorised
+    attention (``k.softmax(2).transpose(-1, -2)``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=4)
+
+    def forward(self, x):
+        a = self.conv(x).reshape(1, 2, 4, 64)
+        radix = a.transpose(1, 2).softmax(1)
+        k = a.softmax(2).transpose(-1, -2)
+        return torch.cat([radix.flatten(1), (k @ a).flatten(1)], 1)
+
+
+@pytest.mark.parametrize("opset", [9, 11])
+def test_softmax_over_an_axis_is_one_graph_at_every_opset(opset):
+    """Below opset 13 the legacy exporter writes a softmax over another axis
+    than the last between Transposes (and folds the one after it into a
+    following Transpose): the CG is opset 17's."""
+    ref = from_onnx(_legacy(SoftmaxOverAnAxis(), 17))
+    got = from_onnx(_legacy(SoftmaxOverAnAxis(), opset))
+    assert keys(got) == keys(ref) and got.edges == ref.edges

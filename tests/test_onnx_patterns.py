@@ -429,6 +429,7 @@ RULE_TESTS = {
     "nested_concats": ["test_nested_concats_equal_one_concat", "test_a_nested_concat_with_another_reader_or_axis_stays"],
     "common_subexpressions": ["test_equal_parameter_free_nodes_on_one_input_are_one",
                               "test_equal_reshapes_of_one_tensor_are_one"],
+    "softmax_transposes": ["test_onnx_exporters.py::test_softmax_over_an_axis_is_one_graph_at_every_opset"],
     "consecutive_transposes": ["test_transposes_that_cancel_vanish_even_when_the_first_has_another_reader",
                                "test_onnx_exporters.py::test_timm_patterns_legacy_equals_dynamo"],
     "data_movement": ["test_channel_shuffle_is_one_reshape_and_noop_reshape_vanishes",

@@ -165,6 +165,33 @@ def drop_squares(ir: IRGraph) -> None:
             ir.replace(i, n.inputs[0], cons)
 
 
+@rule(77, "softmax_transposes")
+def transposes_after_softmax(ir: IRGraph) -> None:
+    """A Transpose read only by a softmax goes after it (a softmax over an axis of a transposed
+    tensor is the transposed softmax over the axis it came from). Below opset 13 Softmax flattens
+    the axes after its own, so the legacy exporter writes ``x.softmax(1)`` as Transpose, Softmax
+    over the last axis, Transpose back (ResNeSt's and SKNet's split attention) and folds the one
+    back into a Transpose after it (CoaT's ``k.softmax(2).transpose(-1, -2)``), where from opset
+    13 it writes one Softmax; with each Transpose after its softmax, those that cancel vanish
+    (next rule)."""
+    cons = ir.consumers()
+    nodes = ir.nodes
+    moved = True
+    while moved:  # a chain of transposes before a softmax moves one at a time
+        moved = False
+        for i, n in ir.alive():
+            t = n.inputs[0] if n.op == "softmax" and len(n.inputs) == 1 else None
+            if t is None or not (nodes[t].op == "move" and nodes[t].info.get("kind") == "Transpose"
+                                 and nodes[t].info.get("perm") and cons[t] == [i]):
+                continue
+            # Swap the two nodes' places, so that node ids stay in topological order.
+            transpose, x = nodes[t], nodes[t].inputs[0]
+            nodes[t], nodes[i] = n, transpose
+            n.inputs, transpose.inputs = [x], [t]
+            n.in_shape = n.out_shape = transpose.in_shape  # consumer lists stay right: ids keep their readers
+            moved = True
+
+
 @rule(78, "consecutive_transposes")
 def compose_transposes(ir: IRGraph) -> None:
     """A Transpose of a Transpose is one Transpose of the first one's input, with the two
