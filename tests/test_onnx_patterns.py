@@ -469,6 +469,15 @@ def test_scatter_between_transposes_that_do_not_cancel_keeps_them():
     assert scatter([0, 1, 3, 2]).op_counts()["reshape"] >= 1
 
 
+def test_concat_with_a_negative_axis_below_opset_11_converts():
+    """torch writes ``torch.cat(..., -1)`` with ``axis=-1`` at opset 9 too, which
+    that opset's schema does not allow (onnx infers no shape for it)."""
+    nodes = [node("Relu", ["x"], ["r"]), node("Concat", ["x", "r"], ["c"], axis=-1), node("Relu", ["c"], ["y"])]
+    cg = from_onnx(model(nodes, inputs=[("x", (1, 3, 8, 8))], outputs=["y"], opset=9))
+    assert cg.op_counts() == {"input": 1, "relu": 2, "concat": 1, "output": 1}
+    assert next(n for n in cg.nodes if n.op == "concat").out_shape == (3, 8, 16)
+
+
 def test_every_rule_has_a_test():
     from pathlib import Path
 

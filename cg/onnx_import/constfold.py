@@ -355,6 +355,9 @@ class _ShapeWalk:
         if node.op_type in SAME_SHAPE and node.domain in DEFAULT_DOMAINS and node.input:
             shapes[node.output[0]] = shapes.get(node.input[0])
             return
+        if node.op_type == "Concat" and node.domain in DEFAULT_DOMAINS and (shape := _concat_shape(node, shapes)):
+            shapes[node.output[0]] = shape  # torch writes axis=-1 below opset 11, whose schema allows no negative axis
+            return
         slots = SHAPE_OPERANDS.get(node.op_type, ())
         missing = [t for k, t in enumerate(node.input) if k in slots and t and self.values.get(t) is None]
         if missing:
@@ -406,6 +409,19 @@ class _ShapeWalk:
             else:
                 done = False
         return None if done else f"{label}: its output shape depends on values the importer cannot evaluate"
+
+
+def _concat_shape(node, shapes) -> tuple[int, ...] | None:
+    """A Concat's output shape from its inputs' (any axis, negative ones too), or None if they do not fit."""
+    ins = [shapes.get(t) for t in node.input if t]
+    rank = len(ins[0]) if ins else 0
+    axis = _attr(node, "axis", 0)
+    if not ins or not -rank <= axis < rank or any(len(s) != rank for s in ins):
+        return None
+    axis %= rank
+    if any(s[:axis] + s[axis + 1:] != ins[0][:axis] + ins[0][axis + 1:] for s in ins):
+        return None
+    return ins[0][:axis] + (sum(s[axis] for s in ins),) + ins[0][axis + 1:]
 
 
 def _known(shape) -> bool:
