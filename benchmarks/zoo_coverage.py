@@ -506,8 +506,7 @@ def export_job(job: dict) -> dict:
                     torch.onnx.export(model, (x,), str(exported), dynamo=True, input_names=["input"])
             else:
                 torch.onnx.export(model, (x,), str(exported), opset_version=legacy_opset(job.get("exporter", "legacy")),
-                                  dynamo=False,
-                                  do_constant_folding=True, input_names=["input"])
+                                  dynamo=False, do_constant_folding=True, input_names=["input"])
     except ExportTimeout as err:
         scratch.cleanup()
         return {**out, "status": "skipped: too large", "error": str(err)}

@@ -26,6 +26,16 @@ def merge_pads(ir: IRGraph) -> None:
                 ir.nodes[c].in_shape = ir.nodes[n.inputs[0]].out_shape
 
 
+def _transpose_perm(n) -> tuple[int, ...] | None:
+    """A Transpose node's known permutation; None for any other node."""
+    return n.info.get("perm") if n.op == "move" and n.info.get("kind") == "Transpose" else None
+
+
+def _compose(inner: tuple[int, ...], outer: tuple[int, ...]) -> tuple[int, ...]:
+    """The one permutation of transposing by ``inner``, then by ``outer``."""
+    return tuple(inner[k] for k in outer)
+
+
 @rule(72, "slice_assignments")
 def fold_slice_assignments(ir: IRGraph) -> None:
     """A slice assignment as the dynamo exporter writes it is the legacy exporter's single ScatterND
@@ -42,10 +52,10 @@ def fold_slice_assignments(ir: IRGraph) -> None:
         x, into = _before_transposes(ir, cons, n.inputs[0])
         update, via = _before_transposes(ir, cons, n.inputs[1])
         after = cons[i][0] if len(cons[i]) == 1 else None
-        if not into or after is None or nodes[after].info.get("kind") != "Transpose" \
-                or not _undoes([nodes[t].info["perm"] for t in into[::-1]], nodes[after].info["perm"]):
+        if not into or after is None or not _undoes([nodes[t].info["perm"] for t in into[::-1]],
+                                                     _transpose_perm(nodes[after])):
             continue
-        dead = [after, *into, *via]
+        dead = [*into, *via]
         inner = nodes[update]
         if _is_scatter(inner) and cons[update] == [via[-1] if via else i]:
             sliced, inner_into = _before_transposes(ir, cons, inner.inputs[0])
@@ -57,7 +67,7 @@ def fold_slice_assignments(ir: IRGraph) -> None:
         ir.set_inputs(i, [x, update], cons)
         n.out_shape = nodes[x].out_shape
         for d in dead:  # readers before what they read: each is unread when its turn comes
-            if d != after and not cons[d]:
+            if not cons[d]:
                 ir.drop(d, cons)
 
 
@@ -69,21 +79,20 @@ def _before_transposes(ir: IRGraph, cons, t: int) -> tuple[int, list[int]]:
     """``(source, transposes)``: what ``t`` is a transpose (or chain of them) of,
     each read only by the next, and those transposes, the reader first."""
     chain = []
-    while ir.nodes[t].op == "move" and ir.nodes[t].info.get("kind") == "Transpose" \
-            and ir.nodes[t].info.get("perm") and len(cons[t]) == 1:
+    while _transpose_perm(ir.nodes[t]) and len(cons[t]) == 1:
         chain.append(t)
         t = ir.nodes[t].inputs[0]
     return t, chain
 
 
-def _undoes(perms: list[tuple[int, ...]], last: tuple[int, ...]) -> bool:
+def _undoes(perms: list[tuple[int, ...]], last: tuple[int, ...] | None) -> bool:
     """Whether transposing by ``perms`` in order and then by ``last`` moves nothing."""
-    order = list(range(len(last)))
+    if last is None or any(len(p) != len(last) for p in perms):
+        return False
+    order = tuple(range(len(last)))
     for perm in [*perms, last]:
-        if len(perm) != len(order):
-            return False
-        order = [order[p] for p in perm]
-    return order == sorted(order)
+        order = _compose(order, perm)
+    return order == tuple(range(len(last)))
 
 
 #: Parameter-free ops whose node fields say everything the op computes.
@@ -181,8 +190,7 @@ def transposes_after_softmax(ir: IRGraph) -> None:
         moved = False
         for i, n in ir.alive():
             t = n.inputs[0] if n.op == "softmax" and len(n.inputs) == 1 else None
-            if t is None or not (nodes[t].op == "move" and nodes[t].info.get("kind") == "Transpose"
-                                 and nodes[t].info.get("perm") and cons[t] == [i]):
+            if t is None or not (_transpose_perm(nodes[t]) and cons[t] == [i]):
                 continue
             # Swap the two nodes' places, so that node ids stay in topological order.
             transpose, x = nodes[t], nodes[t].inputs[0]
@@ -200,16 +208,12 @@ def compose_transposes(ir: IRGraph) -> None:
     GC ViT's NHWC <-> NCHW round trips)."""
     cons = ir.consumers()
     nodes = ir.nodes
-
-    def perm(n):
-        return n.info.get("perm") if n.op == "move" and n.info.get("kind") == "Transpose" else None
-
     for i, n in ir.alive():
-        outer, s = perm(n), n.inputs[0] if n.inputs else None
-        inner = perm(nodes[s]) if outer and s is not None else None
+        outer, s = _transpose_perm(n), n.inputs[0] if n.inputs else None
+        inner = _transpose_perm(nodes[s]) if outer and s is not None else None
         if not inner or len(inner) != len(outer):
             continue
-        composed = tuple(inner[k] for k in outer)
+        composed = _compose(inner, outer)
         x = nodes[s].inputs[0]
         if composed == tuple(range(len(composed))):
             ir.replace(i, x, cons)

@@ -65,13 +65,14 @@ def collapse_adaptive_avg_pool(ir: IRGraph) -> None:
         windows = gather.info.get("windows") if gather.op == "move" else None
         chain = [gather.inputs[0], g] if windows else []
         if not chain or not (nodes[chain[0]].info.get("perm") == (2, 3, 0, 1) and cons[chain[0]] == [g]
+                             and len(nodes[chain[0]].in_shape) == 3  # the windows of a (C, H, W) map
                              and len(cons[g]) == 1 and nodes[cons[g][0]].info.get("perm") == (4, 5, 0, 1, 2, 3)):
             continue
         chain.append(cons[g][0])  # [N, C, oh, kh, ow, kw]
         while len(cons[chain[-1]]) == 1 and _is_scalar(nodes[cons[chain[-1]][0]], ("mask",)):
             chain.append(cons[chain[-1]][0])
         found = _window_mean(ir, cons, chain[-1], windows)
-        if found is None or len(nodes[chain[0]].in_shape) != 3:  # the windows of a (C, H, W) map
+        if found is None:
             continue
         keep, dead = found
         x = nodes[chain[0]].inputs[0]
