@@ -34,6 +34,16 @@ on ``--samples`` networks of F (``--seeds`` draws). ``--lofo-set NAME=VALUE``
 ``--lofo-unlabelled`` lets F's scored networks (never their labels) join each
 fold's contrastive stage (measured, not kept: docs/results.md, LOFO item 10).
 
+``--lofo-labels LABELS.csv`` (repeatable) adds a *scored-only* family: any
+``gennape evaluate --labels`` file, such as the torchvision classifiers that
+``benchmarks/zoo_coverage.py export --corpus torchvision_eval`` writes with
+their published top-1. No fold trains on it; every fold model ranks it, and
+its column is the mean over the folds (the ensemble table: the mean over the
+folds of the seed-ensemble's Spearman). It enters the shipped variant's mean
+and the other families' nested choices like any family, and gets its own
+nested choice: a family of real networks written by other people's code
+telling the recipe what a NAS space cannot.
+
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 --lofo-kshot
 
 Markdown tables go to stdout; the last line is JSON per family.
@@ -52,6 +62,8 @@ import numpy as np
 #: against its default label set (NB-201 CIFAR-10, TNB-101 class_object).
 LOFO_FAMILIES = ("nb101", "nb201", "nb301", "ofa_mbv3", "tnb101_micro", "tnb101_macro")
 NESTED_ROW = "nested choice"
+#: A ``--lofo-labels`` family's ``trained_on``: no fold trains on it.
+SCORED_ONLY = "none (scored only)"
 
 
 def fmt(x, digits=3) -> str:
@@ -134,17 +146,24 @@ def _fold(held: str, seed: int, names, args) -> dict:
     torch.set_num_threads(args.threads)
     train, evals = _data(names, args)
     ev, others = evals[held], [train[n] for n in names if n != held]
-    pack, y = as_pack(ev.cgs), ev.accuracy
+    scored = _scored(args)
+    held_pack, y = as_pack(ev.cgs), ev.accuracy
+    # one pack for F and the scored-only families: a network's score does not depend on its batch
+    pack = as_pack(ev.cgs + [cg for c in scored.values() for cg in c.cgs]) if scored else held_pack
     t = time.perf_counter()
     torch.manual_seed(seed)
     # --lofo-unlabelled: F's networks to be ranked (never their labels) join the contrastive stage
-    est = pretrain_families(others, size_term_fit="none", unlabelled=pack if args.lofo_unlabelled else None,
+    est = pretrain_families(others, size_term_fit="none", unlabelled=held_pack if args.lofo_unlabelled else None,
                             **{**_params(args), "seed": seed})
-    scores = fold_rows(est, others, pack)
-    out = {"rows": {row: spearman(s, y) for row, s in scores.items()},
-           "scores": {row: np.asarray(s, dtype=np.float64) for row, s in scores.items()}}
+    everything = {row: np.asarray(s, dtype=np.float64) for row, s in fold_rows(est, others, pack).items()}
+    scores, start = {row: s[:len(y)] for row, s in everything.items()}, len(y)
+    out = {"rows": {row: spearman(s, y) for row, s in scores.items()}, "scores": scores, "scored": {}}
+    for name, c in scored.items():
+        part = {row: s[start:start + len(c)] for row, s in everything.items()}
+        out["scored"][name] = {"rows": {row: spearman(s, c.accuracy) for row, s in part.items()}, "scores": part}
+        start += len(c)
     if args.lofo_kshot and seed == _seeds(args)[0] and len(y) > args.samples + 10:
-        out["k_shot"] = args.finetuned(est, pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS,
+        out["k_shot"] = args.finetuned(est, held_pack, y, args.samples, args.seeds, args.epochs or DEFAULT_EPOCHS,
                                        args.mode, _log)
     out["seconds"] = time.perf_counter() - t
     _log(f"LOFO {held}, seed {seed}: {recipe_row(RECIPE)} {out['rows'][recipe_row(RECIPE)]:.3f} "
@@ -166,6 +185,37 @@ def _data(names, args):
             _DATA.setdefault("train", {})[name] = load_all_label_sets(name, args.train_per_family, seed=TRAIN_SEED)
             _DATA.setdefault("eval", {})[name] = load_family_sample(name, args.limit_per_family, seed=EVAL_SEED)
     return _DATA["train"], _DATA["eval"]
+
+
+def _scored(args) -> dict:
+    """``{name: FamilySample}`` of every ``--lofo-labels`` file (named by its
+    folder), converted as ``gennape predict`` converts; loaded once per process.
+    A file that fails conversion is reported and left out."""
+    from gennape.cg.errors import GennapeError
+    from gennape.pretrain.multifamily import FamilySample
+    from gennape.transfer.labels import read_labels
+    from zoo_ranking import convert_all
+
+    if "scored" not in _DATA:
+        _DATA["scored"] = {}
+        for path in getattr(args, "lofo_labels", None) or []:
+            try:
+                labels = read_labels(path)
+            except GennapeError as err:
+                raise SystemExit(f"--lofo-labels: {err}")
+            name = labels.source.parent.name
+            if name in _DATA["scored"] or name in LOFO_FAMILIES:
+                raise SystemExit(f"--lofo-labels {path}: a family named {name!r} is already scored")
+            cgs, failed = convert_all(labels.paths)
+            for where, cause in failed.items():
+                _log(f"--lofo-labels {path}: left out {where}: {cause}")
+            keys = [str(p) for p in labels.paths if str(p) in cgs]
+            acc = {str(r.path): r.accuracy for r in labels.rows}
+            _DATA["scored"][name] = FamilySample(
+                name, keys, [cgs[k] for k in keys], np.array([acc[k] for k in keys]),
+                np.array([cgs[k].params for k in keys], dtype=np.float64),
+                np.array([cgs[k].macs for k in keys], dtype=np.float64), "scored only")
+    return _DATA["scored"]
 
 
 def _params(args) -> dict:
@@ -208,6 +258,30 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def scored_family_result(sample, folds) -> dict:
+    """A scored-only family's results, from ``folds[f][s]``: fold f's (one per
+    held-out family) seed-s model's ``{"rows": {row: Spearman}, "scores": {row:
+    [score per network]}}``. Every fold model never saw the family, so its
+    column is their mean: ``rows`` over every fold and seed, ``ensemble_rows``
+    the mean over the folds of the seed-ensemble's Spearman (the shipped
+    checkpoint averages its members as the ensemble table does)."""
+    from gennape.pretrain.ensemble import member_mean
+    from gennape.pretrain.metrics import spearman
+
+    y, rows = sample.accuracy, list(folds[0][0]["rows"])
+    per_seed = [{k: float(np.mean([f[i]["rows"][k] for f in folds])) for k in rows} for i in range(len(folds[0]))]
+    res = {"n": len(y), "trained_on": SCORED_ONLY,
+           "params": spearman(sample.params, y), "flops": spearman(sample.macs, y),
+           "rows": {k: float(np.mean([r[k] for r in per_seed])) for k in rows},
+           "rows_std": {k: float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0
+                        for k in rows},
+           "ensemble_rows": {k: float(np.mean([spearman(member_mean([m["scores"][k] for m in f]), y)
+                                               for f in folds])) for k in rows},
+           "per_seed": per_seed, "seconds": [], "k_shot": None, "k_shot_mean": None}
+    res["best_size"] = max(res["params"], res["flops"])
+    return res
+
+
 def nested_choice(table: dict[str, dict[str, float]], candidates) -> dict[str, tuple[str, float]]:
     """``{family: (row, score)}``: for each family, the candidate row with the
     best mean over the *other* families, and its score on the family."""
@@ -239,7 +313,8 @@ def run_lofo(args, log, finetuned, title) -> dict:
               "params": _params(args), "seeds": seeds, "k_shot": args.samples if args.lofo_kshot else None,
               "k_shot_mode": args.mode,
               "unlabelled": "the held-out family's scored networks join the contrastive stage"
-                            if args.lofo_unlabelled else None}
+                            if args.lofo_unlabelled else None,
+              "scored_only": [str(p) for p in getattr(args, "lofo_labels", None) or []]}
     log(f"LOFO recipe: {recipe}")
     args.finetuned = finetuned
     folds = [(held, seed) for held in names for seed in seeds]
@@ -265,6 +340,10 @@ def run_lofo(args, log, finetuned, title) -> dict:
         res["best_size"] = max(res["params"], res["flops"])
         res["k_shot_mean"] = res["k_shot"]["spearman"] if res["k_shot"] else None
         out["families"][held] = res
+    for name, c in _scored(args).items():
+        out["families"][name] = scored_family_result(c, [[done[held, seed]["scored"][name] for seed in seeds]
+                                                         for held in names])
+    names = list(out["families"])
 
     kinds = [("rows", f"mean over pretraining seeds {', '.join(map(str, seeds))}, one member each")]
     if len(seeds) > 1:  # what ships: the shipped checkpoint is the mean of members seeded like these folds
@@ -302,7 +381,12 @@ def _report(out, names, key, how, args, title, headline: bool) -> None:
         values = list(values)
         print(f"| {label} | " + " | ".join(fmt(v) for v in values) + f" | {fmt(float(np.mean(values)))} |")
 
-    print("| variant | " + " | ".join(title(n) if n != "nb101" else "NB-101" for n in names) + " | mean |")
+    def heading(n):
+        if fams[n]["trained_on"] == SCORED_ONLY:
+            return f"{n} (scored only)"
+        return "NB-101" if n == "nb101" else title(n)
+
+    print("| variant | " + " | ".join(heading(n) for n in names) + " | mean |")
     print("|---|" + "---|" * (len(names) + 1))
     for row in rows:
         line(f"**{row}**" if row == shipped else row, (table[n][row] for n in names))
@@ -326,5 +410,5 @@ def _report(out, names, key, how, args, title, headline: bool) -> None:
     print()
 
 
-__all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "fold_rows", "nested_choice", "recipe_overrides", "recipe_row",
-           "run_lofo"]
+__all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "SCORED_ONLY", "fold_rows", "nested_choice", "recipe_overrides",
+           "recipe_row", "run_lofo", "scored_family_result"]

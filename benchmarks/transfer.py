@@ -318,6 +318,9 @@ def main() -> int:
     parser.add_argument("--lofo-unlabelled", action="store_true",
                         help="lofo: the held-out family's scored networks (not their labels) join each fold's "
                              "contrastive stage")
+    parser.add_argument("--lofo-labels", action="append", metavar="LABELS.csv",
+                        help="lofo: a scored-only family (repeatable): every fold model ranks its networks, "
+                             "none trains on them, e.g. CACHE/torchvision_eval/labels.csv")
     args = parser.parse_args()
     args.families_given = any(a == "--families" or a.startswith("--families=") for a in sys.argv[1:])
 

@@ -55,3 +55,43 @@ def test_recipe_overrides_read_json_values_and_name_the_valid_parameters():
     for bad in ("no_such_parameter=1", "supervised_weight", "seed=3", "epochs=5"):
         with pytest.raises(ValueError, match="supervised_weight"):  # the message lists the valid names
             lofo.recipe_overrides([bad])
+
+
+def test_a_scored_only_family_is_read_from_its_labels_and_a_bad_file_is_left_out(tmp_path, monkeypatch, capsys):
+    import argparse
+    import shutil
+
+    monkeypatch.syspath_prepend(str(Path(lofo.__file__).parent))  # lofo imports zoo_ranking as the benchmarks do
+    monkeypatch.setattr(lofo, "_DATA", {})
+    examples = Path(__file__).resolve().parent.parent / "examples" / "onnx"
+    corpus = tmp_path / "zoo"
+    corpus.mkdir()
+    for name in ("nb201_conv3x3.onnx", "ofa_mbv3_max.onnx"):
+        shutil.copy(examples / name, corpus / name)
+    (corpus / "broken.onnx").write_bytes(b"not a model")
+    (corpus / "labels.csv").write_text("onnx,accuracy\nnb201_conv3x3.onnx,93.5\nbroken.onnx,80.0\nofa_mbv3_max.onnx,79.1\n")
+    scored = lofo._scored(argparse.Namespace(lofo_labels=[str(corpus / "labels.csv")]))
+    assert list(scored) == ["zoo"]
+    zoo = scored["zoo"]
+    assert [Path(k).name for k in zoo.keys] == ["nb201_conv3x3.onnx", "ofa_mbv3_max.onnx"]
+    np.testing.assert_allclose(zoo.accuracy, [0.935, 0.791])
+    np.testing.assert_array_equal(zoo.params, [c.params for c in zoo.cgs])
+    assert "broken.onnx" in capsys.readouterr().err
+
+
+def test_a_scored_only_family_column_is_the_mean_over_every_fold_model():
+    from gennape.pretrain.metrics import spearman
+    from gennape.pretrain.multifamily import FamilySample
+
+    rng = np.random.default_rng(0)
+    y = rng.random(8)
+    sample = FamilySample("zoo", [str(i) for i in range(8)], [None] * 8, y, rng.random(8), rng.random(8))
+    # two folds (held-out families) x two seeds, each scoring the eight networks
+    scores = [[{"r": rng.random(8)} for _ in range(2)] for _ in range(2)]
+    folds = [[{"rows": {"r": spearman(s["r"], y)}, "scores": s} for s in fold] for fold in scores]
+    res = lofo.scored_family_result(sample, folds)
+    every = [spearman(s["r"], y) for fold in scores for s in fold]
+    assert res["rows"]["r"] == pytest.approx(np.mean(every))
+    assert res["ensemble_rows"]["r"] == pytest.approx(np.mean([spearman((a["r"] + b["r"]) / 2, y) for a, b in scores]))
+    assert (res["params"], res["flops"]) == (spearman(sample.params, y), spearman(sample.macs, y))
+    assert res["trained_on"] == lofo.SCORED_ONLY and res["k_shot_mean"] is None
