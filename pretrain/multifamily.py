@@ -276,13 +276,14 @@ def pretrain_families(samples: Sequence[FamilySample], target: str = "quantile",
         raise ValueError(f"unknown size-term fit {size_term_fit!r}; valid: {', '.join(SIZE_TERM_FITS)}")
     if members > 1:
         from gennape.pretrain.ensemble import GennapeEnsemble
+        from gennape.pretrain.progress import progress
 
         template = GennapeEstimator(**params)
         ens = GennapeEnsemble(template, members)
         unlabelled = as_pack(unlabelled) if unlabelled is not None else None  # packed once for every member
         ens.members_ = [pretrain_families(samples, target, size_term_fit, head_shrink=head_shrink,
                                           unlabelled=unlabelled, **{**params, "seed": template.seed + i})
-                        for i in range(members)]
+                        for i in progress(range(members), desc="pretraining ensemble members", unit="member")]
         ens.metadata_ = dict(ens.members_[0].metadata_)
         return ens
     pack, targets, family_of = training_set(samples, target)

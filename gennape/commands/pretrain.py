@@ -16,6 +16,7 @@ HELP = "pretrain the estimator on NAS-Bench-101"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The estimator's own defaults (its module imports no torch: building the parser stays cheap).
     from gennape.pretrain.estimator import GennapeEstimator
+    from gennape.pretrain.run_families import RECIPE
     from gennape.pretrain.size_measure import SIZE_MEASURES
 
     default = GennapeEstimator().get_params()
@@ -63,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training ones, by their OOD score (default %(default)s)")
     parser.add_argument("--head-shrink", type=float, default=1.0, metavar="S",
                         help="with --families: multiply the heads' weight against size, as fitted on out-of-family "
-                             "head scores, by S in (0, 1] (default %(default)s; the shipped checkpoint uses 0.5)")
+                             "head scores, by S in (0, 1] (default %(default)s; the shipped checkpoint uses "
+                             f"{RECIPE['head_shrink']:g})")
     parser.add_argument("--no-feature-clamp", dest="feature_clamp", action="store_false",
                         default=default["feature_clamp"],
                         help="feed node features beyond the training range to the GNN unclamped")
