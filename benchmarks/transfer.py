@@ -35,7 +35,9 @@ each family scored by models that never saw it (:mod:`lofo`, which says how
 the variants are chosen); ``--lofo-seeds``, ``--lofo-kshot``.
 
     python benchmarks/transfer.py                     # the README table (shipped checkpoint)
-    python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 --lofo-kshot
+    python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 \
+        --lofo-labels ~/.cache/gennape/zoo/torchvision_eval/labels.csv    # README's table
+    python benchmarks/transfer.py --protocol lofo --lofo-seeds 0 --jobs 2 --threads 1 --lofo-kshot   # its 50-shot column
     python benchmarks/transfer.py --checkpoint DIR --limit 2000   # quicker, subsampled
     python benchmarks/transfer.py --ablations --families nb201,nb301
 
