@@ -59,6 +59,7 @@ def pretrain_all_families(out: str | Path, *, families: Sequence[str] | None = N
     for s in samples:
         log(f"{s.title}: {len(s)} training networks")
     t_data = time.perf_counter() - t0
+    log(f"fitting {members} member{'s' * (members > 1)} on {sum(len(s) for s in samples)} networks")
     est = pretrain_families(samples, members=members, **params)
     t_fit = time.perf_counter() - t0 - t_data
     in_domain = {}
