@@ -260,6 +260,14 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def column_title(name: str) -> str:
+    """A family's column heading: its registered title, or ``NAME (scored only)``
+    for a ``--lofo-labels`` family (never named like a protocol family)."""
+    from gennape.cg.families import get_family
+
+    return get_family(name).title if name in LOFO_FAMILIES else f"{name} (scored only)"
+
+
 def scored_family_result(sample, folds) -> dict:
     """A scored-only family's results, from ``folds[f][s]``: fold f's (one per
     held-out family) seed-s model's ``{"rows": {row: Spearman}, "scores": {row:
@@ -295,10 +303,10 @@ def nested_choice(table: dict[str, dict[str, float]], candidates) -> dict[str, t
     return out
 
 
-def run_lofo(args, log, finetuned, title) -> dict:
+def run_lofo(args, log, finetuned) -> dict:
     """The protocol with ``args``' families, draws, epochs and seeds; prints the tables, returns the results.
 
-    ``finetuned`` and ``title``: ``benchmarks/transfer.py``'s k-shot runner and family titles.
+    ``finetuned``: ``benchmarks/transfer.py``'s k-shot runner.
     """
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
@@ -352,14 +360,14 @@ def run_lofo(args, log, finetuned, title) -> dict:
         kinds.append(("ensemble_rows", f"the mean score of the {len(seeds)} seeds' fold models, "
                                        f"as the {len(seeds)}-member checkpoint averages its members"))
     for key, how in kinds:
-        _report(out, names, key, how, args, title, headline=key == kinds[-1][0])
+        _report(out, names, key, how, args, headline=key == kinds[-1][0])
     print(json.dumps({name: {k: r[k] for k in ("zero_shot", "k_shot_mean", "params", "flops", "nested_choice",
                                                "shipped_variant", "rows", "rows_std", "ensemble_rows", "n")}
                       for name, r in out["families"].items()}, default=float))
     return out
 
 
-def _report(out, names, key, how, args, title, headline: bool) -> None:
+def _report(out, names, key, how, args, headline: bool) -> None:
     """Print the table of rows ``out["families"][F][key]`` with its shipped
     variant and nested choice; with ``headline``, they become each family's
     ``shipped_variant``, ``nested_choice`` and ``zero_shot``."""
@@ -383,12 +391,7 @@ def _report(out, names, key, how, args, title, headline: bool) -> None:
         values = list(values)
         print(f"| {label} | " + " | ".join(fmt(v) for v in values) + f" | {fmt(float(np.mean(values)))} |")
 
-    def heading(n):
-        if fams[n]["trained_on"] == SCORED_ONLY:
-            return f"{n} (scored only)"
-        return "NB-101" if n == "nb101" else title(n)
-
-    print("| variant | " + " | ".join(heading(n) for n in names) + " | mean |")
+    print("| variant | " + " | ".join(column_title(n) for n in names) + " | mean |")
     print("|---|" + "---|" * (len(names) + 1))
     for row in rows:
         line(f"**{row}**" if row == shipped else row, (table[n][row] for n in names))
@@ -412,5 +415,5 @@ def _report(out, names, key, how, args, title, headline: bool) -> None:
     print()
 
 
-__all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "SCORED_ONLY", "fold_rows", "nested_choice", "recipe_overrides",
-           "recipe_row", "run_lofo", "scored_family_result"]
+__all__ = ["CANDIDATE_PREFIXES", "LOFO_FAMILIES", "SCORED_ONLY", "column_title", "fold_rows", "nested_choice",
+           "recipe_overrides", "recipe_row", "run_lofo", "scored_family_result"]

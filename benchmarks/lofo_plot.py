@@ -19,7 +19,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lofo, as the benchmarks import each other
+
+from lofo import column_title  # noqa: E402
 
 #: Bars per family, bottom to top within a group: (JSON key, legend label, colour).
 BARS = (("flops", "FLOPs", "#bbbbbb"), ("params", "#params", "#888888"),
@@ -44,13 +46,6 @@ def read_run(path: Path) -> dict:
                      "run prints last)")
 
 
-def family_title(name: str) -> str:
-    """A registered family's title, or the name of a scored-only one."""
-    from gennape.cg.families import family_names, get_family
-
-    return get_family(name).title if name in family_names() else f"{name} (scored only)"
-
-
 def plot_lofo(run: dict, out: Path) -> Path:
     """Horizontal grouped bars of :data:`BARS` for every family of ``run`` into ``out``."""
     import numpy as np
@@ -69,7 +64,7 @@ def plot_lofo(run: dict, out: Path) -> Path:
         gap = r["zero_shot"] - max(r["params"], r["flops"])
         ax.text(1.005, y, f"{gap:+.3f}", va="center", fontsize=8, color="#b2182b" if gap < 0 else "#1a9850",
                 transform=ax.get_yaxis_transform())
-    ax.set_yticks(range(len(names)), [family_title(n) for n in names], fontsize=8)
+    ax.set_yticks(range(len(names)), [column_title(n) for n in names], fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("zero-shot Spearman on a family no model trained on")
     ax.set_title("Leave one family out (right: nested minus the better of #params and FLOPs)", fontsize=9)

@@ -340,7 +340,7 @@ def main() -> int:
             args.lofo_overrides = recipe_overrides(args.lofo_set or [])
         except ValueError as e:
             parser.error(str(e))
-        run_lofo(args, log, finetuned, title)
+        run_lofo(args, log, finetuned)
         return 0
     ckpt = checkpoint_path(args.checkpoint)
     est = load_estimator(ckpt)

@@ -37,8 +37,8 @@ def test_a_file_without_a_result_line_names_the_file(tmp_path):
 
 
 def test_families_get_registered_titles_and_scored_only_ones_their_name():
-    assert lofo_plot.family_title("nb201") == "NB-201 (CIFAR-10)"
-    assert lofo_plot.family_title("torchvision_eval") == "torchvision_eval (scored only)"
+    assert lofo_plot.column_title("nb201") == "NB-201 (CIFAR-10)"
+    assert lofo_plot.column_title("torchvision_eval") == "torchvision_eval (scored only)"
 
 
 def test_the_picture_is_written(tmp_path):
