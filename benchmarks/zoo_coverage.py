@@ -7,8 +7,8 @@ Two halves, each run with its own Python:
 and (for the ``ofa`` corpus) the Once-for-All package ``ofa``; never the
 project's::
 
-    python benchmarks/zoo_coverage.py export [--corpus torchvision torchvision_eval timm ofa]
-        [--cache DIR] [--timm-sample 450] [--ofa-sample 100] [--ofa-csv FILE]
+    python benchmarks/zoo_coverage.py export [--corpus torchvision torchvision_eval timm timm_eval ofa]
+        [--cache DIR] [--timm-sample 450] [--timm-results FILE] [--ofa-sample 100] [--ofa-csv FILE]
 
 ``convert`` -- with the project's Python (gennape installed)::
 
@@ -45,6 +45,21 @@ mode with MultiheadAttention's fused fast path off, as
   convolutional module and 1 from an attention / MLP-mixer module
   (``ATTENTION_MODULES``), until ``--timm-sample`` are chosen. Round 1 alone
   covers every module.
+* ``timm_eval``: timm's convolutional ImageNet classifiers with a published
+  top-1 from ImageNet-1k training alone, for ranking (a second family of real
+  networks written by other people's code, beside ``torchvision_eval``). Rule,
+  fixed before any of its labels was looked at: every architecture of
+  ``timm.list_models()`` in a module not in ``ATTENTION_MODULES`` whose
+  *default* pretrained tag (the first of its tags, what ``pretrained=True``
+  loads) was trained on ImageNet-1k alone (:func:`in1k_only`: no
+  ImageNet-21k/22k/12k, JFT, Instagram, LAION, CLIP, ... data) and has a row in
+  timm's ``results/results-imagenet.csv`` (``--timm-results``, default
+  ``<cache>/timm-results-imagenet.csv``; timm's pip package does not ship it:
+  copy it from timm's repository). Each is exported at that row's
+  ``img_size`` (the size its top-1 was measured at) with ``pretrained=False``;
+  ``imagenet_acc1`` is the row's ``top1``, ``imagenet_weights`` its
+  ``arch.tag``. No other tag of an architecture is considered, so the labels
+  are one recipe's per architecture, not the best of several.
 * ``ofa``: OFA-MobileNetV3 (w1.0) subnets built by OFA's own code
   (``OFAMobileNetV3(ks_list=[3,5,7], expand_ratio_list=[3,4,6],
   depth_list=[2,3,4])``, ``set_active_subnet``, ``get_active_subnet``) for
@@ -79,8 +94,8 @@ export is ``not exportable`` -- neither counts against the importer.
 Files go to ``--cache`` (default ``~/.cache/gennape/zoo``), as
 ``<cache>/<corpus>/<name>.onnx`` beside ``<cache>/<corpus>/manifest.json``
 (name, input shape, parameter count of the torch model, status, error, export
-time, ONNX op types). A corpus with published accuracies (``torchvision``)
-also gets ``<cache>/<corpus>/labels.csv`` (columns ``onnx,accuracy``, accuracy
+time, ONNX op types). A corpus with published accuracies (``torchvision``,
+``torchvision_eval``, ``timm_eval``) also gets ``<cache>/<corpus>/labels.csv`` (columns ``onnx,accuracy``, accuracy
 in percent; the LABELS.csv format ``gennape evaluate --labels`` reads): one row
 per exported model with a published accuracy, which
 ``benchmarks/zoo_ranking.py`` ranks against. The export resumes: models already in a manifest are not
@@ -113,7 +128,7 @@ import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
 
-CORPORA = ("torchvision", "torchvision_eval", "timm", "ofa")
+CORPORA = ("torchvision", "torchvision_eval", "timm", "timm_eval", "ofa")
 #: ``legacy``: TorchScript, opset 17, constant folding (the corpora's reference);
 #: ``dynamo``: torch's default exporter as a user's script calls it.
 EXPORTERS = ("legacy", "dynamo")
@@ -131,6 +146,8 @@ EXPORT_JOBS_PER_WORKER = 25
 #: Floating-point tensors of at least this many bytes are weights and are stripped.
 STRIP_MIN_BYTES = 1024
 TORCHVISION_SIZES = {"inception_v3": 299}
+#: timm's published ImageNet results, for ``timm_eval`` (not in timm's pip package).
+TIMM_RESULTS = "timm-results-imagenet.csv"
 OFA_CSV = Path("ofa_mbv3") / "ofa_mbv3_w10_imagenet.csv"
 OFA_KWARGS = dict(ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6], depth_list=[2, 3, 4], width_mult=1.0)
 
@@ -289,6 +306,61 @@ def timm_sample(n: int) -> list[dict]:
     return chosen
 
 
+#: Tag words naming training data beyond ImageNet-1k (by prefix): Instagram /
+#: semi- and weakly supervised sets, JFT, LAION, CLIP / OpenAI, SWAG, DINOv2's
+#: LVD, WebLI, DFN, Merged / YFCC / CC12M / MetaCLIP sets, EVA's Merged-38M/30M.
+EXTRA_DATA_WORDS = ("ig", "swsl", "ssl", "jft", "laion", "clip", "openai", "swag", "lvd", "webli", "dfn",
+                    "merged", "yfcc", "cc12m", "metaclip", "m38m", "m30m")
+
+
+def in1k_only(tag: str) -> bool:
+    """Whether a timm pretrained tag (``a1_in1k``, ``fb_in22k_ft_in1k``) names
+    weights trained on ImageNet-1k alone: it has the word ``in1k``, no other
+    ``inNk`` set (21k, 22k, 12k) and no word of :data:`EXTRA_DATA_WORDS`."""
+    words = tag.lower().split("_")
+    if "in1k" not in words:
+        return False
+    return not any((re.fullmatch(r"in\d+k", w) and w != "in1k") or w.startswith(EXTRA_DATA_WORDS) for w in words)
+
+
+def read_timm_results(path: Path) -> dict[str, dict]:
+    """``{"arch.tag": row}`` of timm's ``results-imagenet.csv`` (columns
+    ``model``, ``top1``, ``img_size``, ...)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = {"model", "top1", "img_size"} - set(rows[0] if rows else ())
+    if missing:
+        raise SystemExit(f"{path}: not timm's results-imagenet.csv (no column {', '.join(sorted(missing))})")
+    return {r["model"]: r for r in rows}
+
+
+def timm_eval_specs(default_tags: dict[str, str], module_of: dict[str, str], results: dict[str, dict]) -> list[dict]:
+    """The ``timm_eval`` corpus (module docstring) from each architecture's
+    default ``arch.tag`` and module and the results rows, sorted by name."""
+    specs = []
+    for arch in sorted(default_tags):
+        weights = default_tags[arch]
+        row = results.get(weights)
+        if module_of[arch] in ATTENTION_MODULES or row is None or not in1k_only(weights.partition(".")[2]):
+            continue
+        specs.append({"name": arch, "module": module_of[arch], "size": int(row["img_size"]),
+                      "imagenet_acc1": float(row["top1"]), "imagenet_weights": weights})
+    return specs
+
+
+def timm_eval_models(results_csv: Path) -> list[dict]:
+    """:func:`timm_eval_specs` of the installed timm."""
+    import timm
+    from timm.models import _registry
+
+    if not results_csv.exists():
+        raise SystemExit(f"{results_csv}: no such file; timm_eval needs timm's results/results-imagenet.csv "
+                         "(--timm-results FILE)")
+    tags = {arch: _registry._model_with_tags[arch][0] for arch in timm.list_models(pretrained=False)
+            if _registry._model_with_tags.get(arch)}
+    return timm_eval_specs(tags, {a: _registry._model_to_module[a] for a in tags}, read_timm_results(results_csv))
+
+
 def torchvision_models(eval_size: bool = False) -> list[dict]:
     """The torchvision corpus; ``eval_size``: each at its weights' evaluation
     crop (``size``), else 224 (inception_v3 299)."""
@@ -374,12 +446,13 @@ def _build(corpus: str, spec: dict):
         # A ViT's position embedding is built for one input size.
         kwargs = {"image_size": size} if spec["name"].startswith("vit_") and size != 224 else {}
         return torchvision.models.get_model(spec["name"], weights=None, **kwargs).eval(), (1, 3, size, size)
-    if corpus == "timm":
+    if corpus in ("timm", "timm_eval"):
         import timm
 
         model = timm.create_model(spec["name"], pretrained=False)
         cfg = getattr(model, "pretrained_cfg", None) or model.default_cfg
-        return model.eval(), (1, *cfg["input_size"])
+        shape = (1, 3, spec["size"], spec["size"]) if "size" in spec else (1, *cfg["input_size"])
+        return model.eval(), shape
     if corpus == "ofa":
         global _OFA_SUPERNET
         from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
@@ -651,6 +724,9 @@ def cmd_export(args) -> None:
             specs = torchvision_models(eval_size=corpus == "torchvision_eval")
         elif corpus == "timm":
             specs = timm_sample(args.timm_sample)
+        elif corpus == "timm_eval":
+            results_csv = Path(args.timm_results).expanduser() if args.timm_results else cache / TIMM_RESULTS
+            specs = timm_eval_models(results_csv)
         else:
             if env["ofa"].startswith("unavailable"):
                 log(f"ofa corpus skipped: the ofa package is {env['ofa']}")
@@ -873,6 +949,8 @@ def main() -> None:
                             "another than 17 goes to <cache>/<corpus>-opsetN, compared with the opset-17 CGs")
     exp = sub.choices["export"]
     exp.add_argument("--timm-sample", type=int, default=450, help="timm architectures (default %(default)s)")
+    exp.add_argument("--timm-results", default=None, metavar="FILE",
+                     help=f"timm's results/results-imagenet.csv for timm_eval (default <cache>/{TIMM_RESULTS})")
     exp.add_argument("--ofa-sample", type=int, default=100, help="OFA-MobileNetV3 subnets (default %(default)s)")
     exp.add_argument("--ofa-csv", default=None, help=f"default $GENNAPE_DATA/{OFA_CSV}")
     exp.add_argument("--max-params", type=int, default=MAX_PARAMS)

@@ -1,11 +1,13 @@
-"""Zero-shot ranking of real ImageNet classifiers: torchvision's models against
-their published ImageNet-1K top-1.
+"""Zero-shot ranking of real ImageNet classifiers: torchvision's and timm's models
+against their published ImageNet-1K top-1.
 
 A family no gennape checkpoint trains on, exported by other people's code
 (``benchmarks/zoo_coverage.py export --corpus torchvision``, weightless ONNX
 files and ``labels.csv``: each model's top-1 from torchvision's own weights
 metadata; ``--corpus torchvision_eval``: the same models exported at the
-input size each accuracy was measured at). For each ``--checkpoint`` (a
+input size each accuracy was measured at; ``--corpus timm_eval``: timm's
+convolutional classifiers with ImageNet-1k-only default weights, at the size
+timm's results table measured each at). For each ``--checkpoint`` (a
 folder or a shipped checkpoint's name, :func:`gennape.transfer.model.load_estimator`;
 repeatable; default the shipped ``default``) every labelled file is converted and predicted by
 :func:`gennape.transfer.evaluate.evaluate_labels`, the code ``gennape evaluate
@@ -25,6 +27,7 @@ counted (``failed``), not hidden; the metrics are over the rest.
     python benchmarks/zoo_ranking.py                                   # shipped default
     python benchmarks/zoo_ranking.py --checkpoint default --checkpoint DIR
     python benchmarks/zoo_ranking.py --corpus torchvision_eval         # at the published input sizes
+    python benchmarks/zoo_ranking.py --corpus timm_eval                # timm's convolutional classifiers
     python benchmarks/zoo_ranking.py --labels FOLDER/labels.csv        # any LABELS.csv
 
 The last line of stdout is one JSON object.
@@ -39,9 +42,10 @@ import sys
 from pathlib import Path
 
 DEFAULT_CACHE = Path("~/.cache/gennape/zoo").expanduser()
-#: zoo_coverage corpora with published accuracies: at 224x224 (inception_v3 299),
-#: and each at the input size its accuracy was measured at.
-CORPORA = ("torchvision", "torchvision_eval")
+#: zoo_coverage corpora with published accuracies: torchvision at 224x224
+#: (inception_v3 299) and each at the input size its accuracy was measured at;
+#: timm's convolutional classifiers at theirs.
+CORPORA = ("torchvision", "torchvision_eval", "timm_eval")
 #: Baselines, by name: what each ranks the networks by.
 BASELINES = ("params", "flops", "size")
 

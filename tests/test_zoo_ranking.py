@@ -86,6 +86,38 @@ def test_eval_size_corpus_copies_only_an_export_at_the_same_input_shape(tmp_path
     assert not zoo_coverage._reuse(None, {"name": "vit_h_14", "size": 518}, tmp_path / "torchvision_eval" / "x.onnx")
 
 
+
+@pytest.mark.parametrize("tag, expected", [
+    ("a1_in1k", True), ("tv_in1k", True), ("ra4_e3600_r224_in1k", True), ("fcmae_ft_in1k", True),
+    ("sail_in1k_384", True), ("fb_in22k_ft_in1k", False), ("sw_in12k_ft_in1k", False),
+    ("augreg_in21k_ft_in1k", False), ("ns_jft_in1k", False), ("fb_swsl_ig1b_ft_in1k", False),
+    ("clip_laion2b_augreg_ft_in1k", False), ("openai_ft_in1k", False), ("swag_ft_in1k", False),
+    ("in22k", False), ("lvd142m", False),
+])
+def test_in1k_only_accepts_imagenet_1k_weights_alone(tag, expected):
+    assert zoo_coverage.in1k_only(tag) is expected
+
+
+def test_timm_eval_takes_each_convolutional_architectures_default_in1k_tag_at_its_results_size(tmp_path):
+    results = tmp_path / "results-imagenet.csv"
+    results.write_text("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation\n"
+                       "resnet50.a1_in1k,81.2,18.8,95.1,4.9,25.56,288,1.0,bicubic\n"
+                       "resnet50.tv_in1k,76.1,23.9,92.9,7.1,25.56,224,0.875,bilinear\n"
+                       "convnext_tiny.fb_in22k_ft_in1k,82.9,17.1,96.6,3.4,28.59,288,1.0,bicubic\n"
+                       "deit_small_patch16_224.fb_in1k,79.9,20.1,95.0,5.0,22.05,224,0.875,bicubic\n")
+    rows = zoo_coverage.read_timm_results(results)
+    default_tags = {"resnet50": "resnet50.a1_in1k", "resnet18": "resnet18.a1_in1k",
+                    "convnext_tiny": "convnext_tiny.fb_in22k_ft_in1k", "deit_small_patch16_224": "deit_small_patch16_224.fb_in1k"}
+    modules = {"resnet50": "resnet", "resnet18": "resnet", "convnext_tiny": "convnext", "deit_small_patch16_224": "deit"}
+    specs = zoo_coverage.timm_eval_specs(default_tags, modules, rows)
+    # resnet18: no results row; convnext_tiny: extra data; deit: an attention module; never another tag's row
+    assert specs == [{"name": "resnet50", "module": "resnet", "size": 288, "imagenet_acc1": 81.2,
+                      "imagenet_weights": "resnet50.a1_in1k"}]
+    (tmp_path / "other.csv").write_text("name,acc\nx,1\n")
+    with pytest.raises(SystemExit, match="no column img_size, model, top1"):
+        zoo_coverage.read_timm_results(tmp_path / "other.csv")
+
+
 def _converted(name, cg):
     return {"name": name, "status": "converted", "cg_nodes": cg.num_nodes, "structure": cg.fingerprint(with_params=False),
             "params": cg.params, "macs": cg.macs, "op_counts": cg.op_counts()}
