@@ -24,11 +24,21 @@ top-1. On the same networks it prints the baselines, from the same CGs:
 Files that fail conversion or prediction are listed with their cause and
 counted (``failed``), not hidden; the metrics are over the rest.
 
+``--kshot K`` also measures what K labels of the family buy: for each of
+``--kshot-seeds`` draws of K labelled networks (``choose_samples``, the draws
+of ``benchmarks/transfer.py``), the checkpoint is fine-tuned on them as
+``gennape finetune`` does by default (:func:`gennape.transfer.finetune.finetune_estimator`,
+``select``) and ranks the other networks; on the same networks it prints
+``#params``, FLOPs and ``size fit``: the least-squares fit of the accuracy on
+``log(1 + #params)``, ``log(1 + MACs)`` and a constant on the same K labels
+(what the labels buy without gennape).
+
     python benchmarks/zoo_ranking.py                                   # shipped default
     python benchmarks/zoo_ranking.py --checkpoint default --checkpoint DIR
     python benchmarks/zoo_ranking.py --corpus torchvision_eval         # at the published input sizes
     python benchmarks/zoo_ranking.py --corpus timm_eval                # timm's convolutional classifiers
     python benchmarks/zoo_ranking.py --labels FOLDER/labels.csv        # any LABELS.csv
+    python benchmarks/zoo_ranking.py --corpus timm_eval --kshot 50      # and with 50 labels, 5 draws
 
 The last line of stdout is one JSON object.
 """
@@ -40,6 +50,8 @@ import json
 import math
 import sys
 from pathlib import Path
+
+import numpy as np
 
 DEFAULT_CACHE = Path("~/.cache/gennape/zoo").expanduser()
 #: zoo_coverage corpora with published accuracies: torchvision at 224x224
@@ -67,6 +79,48 @@ def correlations(pred, true) -> dict:
     from gennape.pretrain.metrics import kendall, spearman
 
     return {"n": len(pred), "spearman": spearman(pred, true), "kendall": kendall(pred, true)}
+
+
+def size_fit(params, macs, y, used) -> np.ndarray:
+    """``[n]``: accuracy predicted by least squares on ``log(1 + params)``,
+    ``log(1 + macs)`` and a constant, fitted on the rows ``used``."""
+    design = np.stack([np.log1p(params), np.log1p(macs), np.ones(len(params))], axis=1)
+    coef, *_ = np.linalg.lstsq(design[used], np.asarray(y, dtype=np.float64)[used], rcond=None)
+    return design @ coef
+
+
+def kshot_baselines(params, macs, y, samples: int, seeds: int) -> dict[str, list[float]]:
+    """``{baseline: [Spearman per draw]}`` on the networks each draw of
+    ``samples`` (``choose_samples(n, samples, seed)``, seed 0, 1, ...) leaves out:
+    ``params``, ``flops`` and ``size fit`` (:func:`size_fit` on the drawn rows)."""
+    from gennape.pretrain.metrics import spearman
+    from gennape.transfer.finetune import choose_samples
+
+    params, macs, y = (np.asarray(a, dtype=np.float64) for a in (params, macs, y))
+    out = {"params": [], "flops": [], "size fit": []}
+    for seed in range(seeds):
+        used = choose_samples(len(y), samples, seed)
+        rest = np.setdiff1d(np.arange(len(y)), used)
+        for name, score in (("params", params), ("flops", macs), ("size fit", size_fit(params, macs, y, used))):
+            out[name].append(spearman(score[rest], y[rest]))
+    return out
+
+
+def kshot_select(est, cgs: list, y, samples: int, seeds: int) -> list[float]:
+    """Spearman per draw (as :func:`kshot_baselines` draws) of ``est``
+    fine-tuned on the drawn networks as ``gennape finetune`` does by default,
+    on the networks left out."""
+    from gennape.pretrain.metrics import spearman
+    from gennape.transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
+
+    y = np.asarray(y, dtype=np.float64)
+    out = []
+    for seed in range(seeds):
+        used = choose_samples(len(y), samples, seed)
+        rest = np.setdiff1d(np.arange(len(y)), used)
+        tuned = finetune_estimator(est, [cgs[i] for i in used], y[used], FinetuneConfig(seed=seed))
+        out.append(spearman(tuned.predict([cgs[i] for i in rest]), y[rest]))
+    return out
 
 
 def convert_all(paths: list[Path]) -> tuple[dict[str, object], dict[str, str]]:
@@ -119,9 +173,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--output", default=None, metavar="FILE.csv",
                         help="also write one row per network: published accuracy, baselines, each checkpoint's predicted accuracy")
+    parser.add_argument("--kshot", type=int, default=0, metavar="K",
+                        help="also fine-tune each checkpoint on K labelled networks and rank the rest (default: off)")
+    parser.add_argument("--kshot-seeds", type=int, default=5, help="draws of K networks (default %(default)s)")
     args = parser.parse_args()
 
-    import numpy as np
     import torch
 
     from gennape.cg.errors import GennapeError
@@ -159,6 +215,8 @@ def main() -> None:
         for b in BASELINES:
             print(f"| {b} (same networks) | {_fmt(row['baselines'][b])} |")
     print()
+    if args.kshot:
+        print_kshot(args, results, cgs, true_of, scores)
     for path, cause in sorted({**convert_failures,
                                **{p: c for r in results["checkpoints"].values() for p, c in r["failures"].items()}
                                }.items()):
@@ -169,6 +227,27 @@ def main() -> None:
         write_rows(args.output, true_of, size_of, scores)
         print(f"per-network rows -> {args.output}")
     print(json.dumps(results))
+
+
+def print_kshot(args, results: dict, cgs: dict, true_of: dict, scores: dict) -> None:
+    """The ``--kshot`` table (module docstring), into ``results[checkpoint]["kshot"]``."""
+    from gennape.transfer.model import load_estimator
+
+    def cell(values):
+        return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+    print(f"\n| {args.kshot} labels, {args.kshot_seeds} draws: Spearman on the rest (mean ± std) | "
+          "fine-tuned (select) | #params | FLOPs | size fit on the labels | n rest |\n|---|---|---|---|---|---|")
+    for checkpoint, row in results["checkpoints"].items():
+        paths = list(scores[checkpoint])  # the networks this checkpoint predicted
+        y = np.array([true_of[p] for p in paths])
+        graphs = [cgs[p] for p in paths]
+        base = kshot_baselines([g.params for g in graphs], [g.macs for g in graphs], y, args.kshot, args.kshot_seeds)
+        tuned = kshot_select(load_estimator(checkpoint), graphs, y, args.kshot, args.kshot_seeds)
+        row["kshot"] = {"samples": args.kshot, "select": tuned, **base}
+        print(f"| {checkpoint} | {cell(tuned)} | {cell(base['params'])} | {cell(base['flops'])} | "
+              f"{cell(base['size fit'])} | {len(y) - args.kshot} |")
+    print()
 
 
 if __name__ == "__main__":

@@ -69,6 +69,49 @@ def test_correlations_count_and_rank():
     assert out["kendall"] == pytest.approx(4 / 6)
 
 
+
+def test_size_fit_is_least_squares_on_log_params_and_log_macs_of_the_labelled_rows_only():
+    rng = np.random.default_rng(0)
+    params, macs = rng.uniform(1e5, 1e8, 40), rng.uniform(1e7, 1e10, 40)
+    y = 0.3 * np.log1p(params) - 0.1 * np.log1p(macs) + 2.0
+    used = np.arange(10)
+    noisy = y.copy()
+    noisy[10:] += rng.normal(0, 5, 30)  # the unlabelled rows' accuracies must not enter the fit
+    assert zoo_ranking.size_fit(params, macs, noisy, used) == pytest.approx(y)
+
+
+def test_kshot_baselines_score_each_draws_left_out_networks():
+    from gennape.transfer.finetune import choose_samples
+
+    rng = np.random.default_rng(1)
+    params, macs = rng.uniform(1, 100, 30), rng.uniform(1, 100, 30)
+    y = np.log1p(macs) + 0.01 * rng.normal(size=30)
+    out = zoo_ranking.kshot_baselines(params, macs, y, samples=10, seeds=3)
+    assert set(out) == {"params", "flops", "size fit"} and all(len(v) == 3 for v in out.values())
+    from gennape.pretrain.metrics import spearman
+
+    for seed in range(3):
+        rest = np.setdiff1d(np.arange(30), choose_samples(30, 10, seed))
+        assert out["params"][seed] == pytest.approx(spearman(params[rest], y[rest]))
+        assert out["flops"][seed] == pytest.approx(spearman(macs[rest], y[rest]))
+    assert min(out["size fit"]) > 0.9  # the fit finds that MACs, not #params, carry y
+
+
+def test_kshot_select_is_gennape_finetune_on_each_draw_scored_on_the_rest():
+    from gennape.pretrain.metrics import spearman
+    from gennape.transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
+    from gennape.transfer.model import load_estimator
+    from tests._synthetic import toy_dataset
+
+    est = load_estimator()
+    cgs, y = toy_dataset(24, seed=3)
+    out = zoo_ranking.kshot_select(est, cgs, y, samples=12, seeds=2)
+    assert len(out) == 2 and all(np.isfinite(out))
+    used = choose_samples(24, 12, 1)
+    rest = [i for i in range(24) if i not in set(used)]
+    tuned = finetune_estimator(est, [cgs[i] for i in used], y[used], FinetuneConfig(seed=1))
+    assert out[1] == pytest.approx(spearman(tuned.predict([cgs[i] for i in rest]), y[rest]))
+
 def test_eval_size_corpus_copies_only_an_export_at_the_same_input_shape(tmp_path):
     (tmp_path / "torchvision").mkdir()
     (tmp_path / "torchvision" / "resnet50.onnx").write_bytes(b"onnx bytes")
