@@ -1,4 +1,6 @@
-"""``gennape pretrain``: train the estimator on NAS-Bench-101 and save a checkpoint.
+"""``gennape pretrain``: train the estimator on NAS-Bench-101, or on several
+labelled families at once (``--families``, the default checkpoint's recipe), and
+save a checkpoint.
 
 ``torchrun --nproc-per-node N -m gennape pretrain ...`` trains one model in N
 data-parallel processes (:mod:`gennape.pretrain.distributed`).
@@ -10,7 +12,7 @@ import argparse
 
 from gennape.commands._options import command_line
 
-HELP = "pretrain the estimator on NAS-Bench-101"
+HELP = "pretrain the estimator on NAS-Bench-101, or on several families (--families all: the default's recipe)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
