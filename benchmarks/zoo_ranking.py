@@ -193,6 +193,9 @@ def main() -> None:
         sys.exit(f"zoo_ranking: {err} (run `benchmarks/zoo_coverage.py export --corpus {args.corpus}` first)")
     true_of = {str(r.path): r.accuracy for r in labels.rows}
     print(f"{len(labels)} labelled networks ({labels_path}, {labels.scale})")
+    if args.kshot and not 2 <= args.kshot <= len(labels) - 3:
+        sys.exit(f"zoo_ranking: --kshot {args.kshot}: {labels_path} has {len(labels)} labelled networks; "
+                 f"K must be 2 to {len(labels) - 3} so that some are left to rank")
 
     cgs, convert_failures = convert_all(labels.paths)
     sizes = baseline_scores(list(cgs.values()))
@@ -200,9 +203,11 @@ def main() -> None:
 
     results = {"labels": str(labels_path), "labelled": len(labels), "checkpoints": {}}
     scores: dict[str, dict[str, float]] = {}
+    estimators = {}
     print("\n| ranked by | Spearman | Kendall tau-b | n |\n|---|---|---|---|")
     for checkpoint in args.checkpoint or ["default"]:
-        ev = evaluate_labels(labels, load_estimator(checkpoint))
+        estimators[str(checkpoint)] = est = load_estimator(checkpoint)
+        ev = evaluate_labels(labels, est)
         # Baselines on exactly the networks this checkpoint was scored on.
         paths = [p for p in ev.paths if p in size_of]
         true = np.array([true_of[p] for p in paths])
@@ -216,7 +221,7 @@ def main() -> None:
             print(f"| {b} (same networks) | {_fmt(row['baselines'][b])} |")
     print()
     if args.kshot:
-        print_kshot(args, results, cgs, true_of, scores)
+        print_kshot(args, results, estimators, cgs, true_of, scores)
     for path, cause in sorted({**convert_failures,
                                **{p: c for r in results["checkpoints"].values() for p, c in r["failures"].items()}
                                }.items()):
@@ -229,10 +234,8 @@ def main() -> None:
     print(json.dumps(results))
 
 
-def print_kshot(args, results: dict, cgs: dict, true_of: dict, scores: dict) -> None:
+def print_kshot(args, results: dict, estimators: dict, cgs: dict, true_of: dict, scores: dict) -> None:
     """The ``--kshot`` table (module docstring), into ``results[checkpoint]["kshot"]``."""
-    from gennape.transfer.model import load_estimator
-
     def cell(values):
         return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
@@ -243,7 +246,7 @@ def print_kshot(args, results: dict, cgs: dict, true_of: dict, scores: dict) -> 
         y = np.array([true_of[p] for p in paths])
         graphs = [cgs[p] for p in paths]
         base = kshot_baselines([g.params for g in graphs], [g.macs for g in graphs], y, args.kshot, args.kshot_seeds)
-        tuned = kshot_select(load_estimator(checkpoint), graphs, y, args.kshot, args.kshot_seeds)
+        tuned = kshot_select(estimators[checkpoint], graphs, y, args.kshot, args.kshot_seeds)
         row["kshot"] = {"samples": args.kshot, "select": tuned, **base}
         print(f"| {checkpoint} | {cell(tuned)} | {cell(base['params'])} | {cell(base['flops'])} | "
               f"{cell(base['size fit'])} | {len(y) - args.kshot} |")
