@@ -72,6 +72,14 @@ def test_evaluate_json_exclude_and_plot(data_dir, ckpt, tmp_path, capsys):
     d = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"spearman", "kendall", "ndcg10", "precision_top10", "mae", "n"} <= set(d)
     assert d["n"] == len(rows) and d["excluded"] == 0 and -1 <= d["spearman"] <= 1
+    # the size baselines: the CGs' own counts against the same labels
+    from gennape.cg.onnx_import import from_onnx
+    from gennape.pretrain.metrics import spearman
+
+    cgs = [from_onnx(path) for path, _ in rows]
+    true = [acc for _, acc in rows]
+    assert d["params_spearman"] == pytest.approx(spearman(np.array([c.params for c in cgs], float), np.array(true)))
+    assert d["flops_spearman"] == pytest.approx(spearman(np.array([c.macs for c in cgs], float), np.array(true)))
     write_labels(tmp_path / "used.csv", [rows[0][0]], [rows[0][1]])
     argv = ["evaluate", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt),
             "--exclude", str(tmp_path / "used.csv")]
@@ -80,6 +88,7 @@ def test_evaluate_json_exclude_and_plot(data_dir, ckpt, tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert f"models evaluated   {len(rows) - 1}" in text and "excluded           1" in text
+    assert "Spearman, #params" in text and "Spearman, FLOPs" in text
     if _has_matplotlib():
         assert (tmp_path / "p.png").stat().st_size > 1000
 

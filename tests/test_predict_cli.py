@@ -76,13 +76,21 @@ def test_table_csv_and_json_outputs(tmp_path):
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["scale"] == "NB-101 val"
     assert data["predictions"][0] == {"path": "m1.onnx", "predicted_accuracy": 0.93, "accuracy_std": 0.01,
-                                      "rank": 1, "memberships": [0.25, 0.75], "ood_score": 0.5, "ood": False}
+                                      "rank": 1, "memberships": [0.25, 0.75], "ood_score": 0.5, "ood": False,
+                                      "params": None, "macs": None}  # no CG behind these predictions
     assert data["predictions"][1]["accuracy_std"] is None
     assert data["failures"] == [{"path": "bad.onnx", "error": "not an ONNX model"}]
     with pytest.raises(GennapeError, match=r"\.csv or \.json"):
         write_output(run, tmp_path / "out.txt")
     assert to_csv(run).count("\n") == 6
 
+
+
+def test_counts_in_the_table_fit_seven_characters():
+    from gennape.transfer.predict import _count
+
+    assert [_count(n) for n in (None, 950, 3_500, 25_557_032, 4_089_000_000, 143_667_240)] == [
+        "-", "950", "3.50K", "25.56M", "4.09G", "144M"]
 
 class _Stream(io.StringIO):
     def __init__(self, tty):
@@ -126,6 +134,13 @@ def test_predict_examples_table_and_csv(ckpt, tmp_path, capsys):
     assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
     assert {"membership_0", "membership_2", "ood_score", "ood", "error", "accuracy_std", "scale"} <= set(rows[0])
     assert {r["accuracy_std"] for r in rows} == {""}
+    from gennape.cg.onnx_import import from_onnx
+
+    for r in rows:  # each network's cost, as its CG counts it
+        cg = from_onnx(r["path"])
+        assert (int(r["params"]), int(r["macs"])) == (cg.params, cg.macs)
+    header = lines[0].split()
+    assert header[5:7] == ["params", "MACs"]
 
 
 def test_one_bad_file_is_reported_and_skipped_exit_1(ckpt, tmp_path, capsys):

@@ -1,4 +1,10 @@
-"""Rank correlation of a checkpoint's predictions against labelled ONNX models."""
+"""Rank correlation of a checkpoint's predictions against labelled ONNX models,
+beside the two size baselines on the same models.
+
+A predictor that does not rank a family better than counting its weights or
+its MACs has learned nothing there, so every evaluation also reports the
+Spearman of ``#params`` and of MACs (the CG's counts) with the same labels.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ class Evaluation:
         paths: the evaluated files, aligned with ``pred``.
         failures: files that could not be predicted (left out of the metrics).
         excluded: rows dropped because ``--exclude`` listed them.
+        baselines: Spearman with ``true`` of ranking by ``params`` and by
+            ``flops`` (the CG's MACs), on the same models.
     """
 
     metrics: dict
@@ -30,9 +38,11 @@ class Evaluation:
     paths: list[str]
     failures: list[FailedModel] = field(default_factory=list)
     excluded: int = 0
+    baselines: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {**self.metrics, "failed": len(self.failures), "excluded": self.excluded}
+        return {**self.metrics, **{f"{name}_spearman": rho for name, rho in self.baselines.items()},
+                "failed": len(self.failures), "excluded": self.excluded}
 
 
 def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None, input_shape=None,
@@ -41,7 +51,7 @@ def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None,
 
     Raises :class:`GennapeError` when fewer than two models remain to compare.
     """
-    from gennape.pretrain.metrics import all_metrics
+    from gennape.pretrain.metrics import all_metrics, spearman
 
     rows = labels.exclude(exclude) if exclude is not None else labels
     excluded = len(labels) - len(rows)
@@ -58,7 +68,9 @@ def evaluate_labels(labels: Labels, estimator, *, exclude: Labels | None = None,
     pred = np.array([k[1].predicted_accuracy for k in kept])
     score = np.array([k[1].predicted_accuracy if k[1].score is None else k[1].score for k in kept])
     true = np.array([k[2] for k in kept])
-    return Evaluation(all_metrics(pred, true, rank_by=score), pred, true, paths, run.failures, excluded)
+    baselines = {name: spearman(np.array([getattr(k[1], attr) for k in kept], dtype=np.float64), true)
+                 for name, attr in (("params", "params"), ("flops", "macs"))}
+    return Evaluation(all_metrics(pred, true, rank_by=score), pred, true, paths, run.failures, excluded, baselines)
 
 
 def format_metrics(ev: Evaluation, source: str | Path = "") -> str:
@@ -72,6 +84,9 @@ def format_metrics(ev: Evaluation, source: str | Path = "") -> str:
         f"precision top 10%  {m['precision_top10']:.4f}",
         f"MAE (acc. points)  {100 * m['mae']:.2f}",
     ]
+    if ev.baselines:
+        lines += [f"Spearman, #params  {ev.baselines['params']:.4f}  (size baselines, same models)",
+                  f"Spearman, FLOPs    {ev.baselines['flops']:.4f}"]
     if ev.excluded:
         lines.append(f"excluded           {ev.excluded}")
     if ev.failures:

@@ -18,7 +18,10 @@ a network of another task and dataset gets a figure that is meaningful only as
 a rank; or "your labels (LABELS.csv)" after ``gennape finetune``), and
 ``accuracy_std`` is each prediction's uncertainty on the same scale (a seed
 ensemble's spread over its members; empty for a single estimator, which has
-no spread to measure it by).
+no spread to measure it by). ``params`` and ``macs`` are the network's cost as
+the CG counts it (:attr:`gennape.cg.graph.CG.params`, :attr:`~gennape.cg.graph.CG.macs`),
+so a ranking can be read against what each network costs, and checked against
+the two size baselines (``gennape evaluate`` prints their Spearman).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class ModelPrediction:
         accuracy_std: the predicted uncertainty of ``predicted_accuracy``, as a
             fraction on the same scale: the standard deviation of an ensemble's
             members' accuracies; NaN (written empty / null) for a single estimator.
+        params, macs: the CG's parameter count and multiply-accumulates
+            (``None``, written empty / null, where no CG was at hand).
     """
 
     path: str
@@ -67,6 +72,8 @@ class ModelPrediction:
     rank: int = 0
     score: float | None = None
     accuracy_std: float = math.nan
+    params: int | None = None
+    macs: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -77,6 +84,8 @@ class ModelPrediction:
             "memberships": list(self.memberships),
             "ood_score": self.ood_score,
             "ood": self.ood,
+            "params": self.params,
+            "macs": self.macs,
         }
 
 
@@ -155,9 +164,9 @@ def predict_cgs(estimator, cgs: list, names: list[str]) -> list[ModelPrediction]
     scores = score_cgs(estimator, cgs)
     return [
         ModelPrediction(name, float(acc), tuple(float(u) for u in mem), float(ood), bool(flag), score=float(s),
-                        accuracy_std=float(std))
-        for name, acc, s, mem, ood, flag, std in zip(
-            names, scores.accuracy, scores.score, scores.memberships, scores.ood_score, scores.ood,
+                        accuracy_std=float(std), params=int(cg.params), macs=int(cg.macs))
+        for name, cg, acc, s, mem, ood, flag, std in zip(
+            names, cgs, scores.accuracy, scores.score, scores.memberships, scores.ood_score, scores.ood,
             scores.accuracy_std, strict=True
         )
     ]
@@ -250,21 +259,33 @@ def assign_ranks(predictions: list[ModelPrediction]) -> None:
 # ------------------------------------------------------------------ outputs
 def format_table(run: PredictionRun, max_path: int = 60) -> str:
     """A fixed-width table, best first: rank, accuracy (%), its uncertainty
-    (``std%``, ``-`` where there is none), OOD, memberships, path; below it,
-    the scale the accuracies are on (when known)."""
+    (``std%``, ``-`` where there is none), OOD, parameters and MACs (``-``
+    where unknown), memberships, path; below it, the scale the accuracies are
+    on (when known)."""
     width = _mem_width(run)
-    lines = [f"{'rank':>5}  {'accuracy%':>9}  {'std%':>5}  {'ood_score':>9}  {'ood':<3}  {'memberships':<{width}}  path"]
+    lines = [f"{'rank':>5}  {'accuracy%':>9}  {'std%':>5}  {'ood_score':>9}  {'ood':<3}  {'params':>7}  {'MACs':>7}  "
+             f"{'memberships':<{width}}  path"]
     for p in run.ranked:
         mem = " ".join(f"{u:.2f}" for u in p.memberships)
         path = p.path if len(p.path) <= max_path else "..." + p.path[-(max_path - 3):]
         std = f"{100 * p.accuracy_std:.2f}" if math.isfinite(p.accuracy_std) else "-"
         lines.append(
             f"{p.rank:>5}  {100 * p.predicted_accuracy:>9.2f}  {std:>5}  {p.ood_score:>9.3f}  "
-            f"{'yes' if p.ood else 'no':<3}  {mem:<{width}}  {path}"
+            f"{'yes' if p.ood else 'no':<3}  {_count(p.params):>7}  {_count(p.macs):>7}  {mem:<{width}}  {path}"
         )
     if run.scale:
         lines.append(f"accuracy% is on the scale of: {run.scale}")
     return "\n".join(lines)
+
+
+def _count(n: int | None) -> str:
+    """``n`` in at most 7 characters: ``950``, ``3.50K``, ``25.56M``, ``4.09G`` (``-`` for None)."""
+    if n is None:
+        return "-"
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}" if n / scale < 100 else f"{n / scale:.0f}{unit}"
+    return str(n)
 
 
 def _mem_width(run: PredictionRun) -> int:
@@ -274,19 +295,20 @@ def _mem_width(run: PredictionRun) -> int:
 
 def to_csv(run: PredictionRun) -> str:
     """CSV, best first, then failures: ``path,predicted_accuracy,accuracy_std,scale,
-    rank,ood_score,ood,membership_0..membership_{K-1},error`` (``accuracy_std``
-    empty where there is none; ``scale`` the same on every prediction row)."""
+    rank,ood_score,ood,params,macs,membership_0..membership_{K-1},error`` (``accuracy_std``,
+    ``params``, ``macs`` empty where there is none; ``scale`` the same on every prediction row)."""
     k = max((len(p.memberships) for p in run.predictions), default=0)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "predicted_accuracy", "accuracy_std", "scale", "rank", "ood_score", "ood",
+    w.writerow(["path", "predicted_accuracy", "accuracy_std", "scale", "rank", "ood_score", "ood", "params", "macs",
                 *(f"membership_{i}" for i in range(k)), "error"])
     for p in run.ranked:
         std = repr(p.accuracy_std) if math.isfinite(p.accuracy_std) else ""
         w.writerow([p.path, repr(p.predicted_accuracy), std, run.scale, p.rank, repr(p.ood_score), int(p.ood),
+                    "" if p.params is None else p.params, "" if p.macs is None else p.macs,
                     *(repr(u) for u in p.memberships), ""])
     for f in run.failures:
-        w.writerow([f.path, "", "", "", "", "", "", *([""] * k), f.error])
+        w.writerow([f.path, "", "", "", "", "", "", "", "", *([""] * k), f.error])
     return buf.getvalue()
 
 

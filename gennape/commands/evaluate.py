@@ -2,9 +2,12 @@
 
 Predicts every model listed in LABELS.csv (columns ``onnx,accuracy``; see
 :mod:`gennape.transfer.labels`) and prints Spearman, Kendall tau-b, NDCG@10, precision
-of the top 10 % and MAE. ``--exclude`` drops the rows of another labels file
-(the ones a fine-tune used). ``--json`` prints one JSON object with the keys
-``n, spearman, kendall, ndcg10, precision_top10, mae, failed, excluded`` (MAE as
+of the top 10 % and MAE, and beside them the Spearman of the two size
+baselines on the same models (ranking by the CG's parameter count and by its
+MACs): a checkpoint that does not beat them has learned nothing about the family.
+``--exclude`` drops the rows of another labels file (the ones a fine-tune used).
+``--json`` prints one JSON object with the keys ``n, spearman, kendall, ndcg10,
+precision_top10, mae, params_spearman, flops_spearman, failed, excluded`` (MAE as
 a fraction). ``--plot`` draws predicted against true accuracy (needs matplotlib).
 
 Exit codes: 0 ok; 1 some files failed (reported on stderr, left out of the
