@@ -265,6 +265,33 @@ class KShotSelector:
         return [{**c._asdict(), "loo_mse": m} for c, m in zip(self.chosen_, self.loo_mse_)]
 
 
+
+#: Folds of :func:`cross_val_predictions` (at most one network per fold below it).
+CV_FOLDS = 10
+
+
+def cross_val_predictions(feats: KShotFeatures, y: np.ndarray, folds: int = CV_FOLDS, seed: int = 0,
+                          **options) -> np.ndarray:
+    """Each network's prediction by a :class:`KShotSelector` (``options``) fitted,
+    selection included, without its fold, ``[n]``: what the correction would
+    say of networks it was not chosen on, from the labelled networks alone.
+
+    ``folds`` seeded random folds of near-equal size (``min(folds, n)``); a fold
+    whose complement has fewer than :data:`MIN_NETWORKS` networks gives NaN.
+
+    Shapes:
+        - y: ``[n]`` (labels on the target-transform scale)
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = feats.n
+    fold_of = np.random.default_rng(seed).permutation(n) % max(1, min(folds, n))
+    out = np.full(n, np.nan)
+    for fold in np.unique(fold_of):
+        held, rest = np.flatnonzero(fold_of == fold), np.flatnonzero(fold_of != fold)
+        if len(rest) >= MIN_NETWORKS:
+            out[held] = KShotSelector(**options).fit(feats.subset(rest), y[rest]).predict(feats.subset(held))
+    return out
+
 def _loo_kernel_ridge(gram: np.ndarray, y: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """``(leave-one-out residuals [n], dual coefficients [n])`` of kernel ridge
     regression with kernel ``gram`` ``[n, n]`` and ridge ``noise``: residual ``i``
@@ -304,5 +331,5 @@ def _row_sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["BASES", "BASE_PRIOR", "Candidate", "DEFAULT_KERNELS", "KERNELS", "KShotFeatures", "KShotSelector", "MIN_NETWORKS",
-           "NOISES", "TOP", "WEIGHTS", "candidates"]
+__all__ = ["BASES", "BASE_PRIOR", "CV_FOLDS", "Candidate", "DEFAULT_KERNELS", "KERNELS", "KShotFeatures", "KShotSelector",
+           "MIN_NETWORKS", "NOISES", "TOP", "WEIGHTS", "candidates", "cross_val_predictions"]

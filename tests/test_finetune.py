@@ -61,10 +61,21 @@ def test_finetune_cli_default_is_the_frozen_select_correction(data_dir, ckpt, tm
     out = tmp_path / "tuned"
     assert main(["finetune", "--labels", str(tmp_path / "labels.csv"), "--checkpoint", str(ckpt),
                  "--out", str(out)]) == 0
-    assert "leave-one-out" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "leave-one-out" in printed
     config = json.loads((out / "config.json").read_text())
     assert config["estimator"] == "KShotEstimator" and config["metadata"]["finetune"]["mode"] == "select"
     assert config["metadata"]["finetune"]["n"] == len(rows)
+    # the self-check: how these labels rank by the start checkpoint, by size, by the correction
+    from gennape.cg import from_onnx
+    from gennape.pretrain.metrics import spearman
+
+    check = config["metadata"]["finetune"]["self_check"]
+    assert check["n"] == len(rows) and f"Spearman on these {len(rows)} labels" in printed
+    cgs, true = [from_onnx(r[0]) for r in rows], np.array([r[1] for r in rows])
+    assert check["flops"] == pytest.approx(spearman(np.array([c.macs for c in cgs], float), true))
+    assert check["zero_shot"] == pytest.approx(spearman(load_estimator(ckpt).predict_score(cgs), true))
+    assert {"cross_validated", "folds", "std_error"} <= set(check)
     assert main(["predict", str(EXAMPLES), "--checkpoint", str(out), "-q", "-o", str(tmp_path / "p.json")]) == 0
     predicted = json.loads((tmp_path / "p.json").read_text())
     assert predicted["scale"] == config["metadata"]["label"]

@@ -55,6 +55,22 @@ def test_labels_the_embedding_explains_are_learned_beyond_zero_shot():
     assert len(sel.chosen_) == len(sel.loo_mse_) == len(sel.dual_) == 10 and sel.loo_mse_ == sorted(sel.loo_mse_)
 
 
+
+def test_cross_validated_predictions_never_see_their_own_fold():
+    from gennape.pretrain.kshot import cross_val_predictions
+
+    feats = synthetic_features(40, seed=5)
+    y = feats.embedding[:, 0] + 0.1 * feats.score
+    pred = cross_val_predictions(feats, y, folds=4, seed=1)
+    assert pred.shape == (40,) and np.isfinite(pred).all()
+    assert spearman(pred, y) > 0.5  # the embedding column is learned from the other folds
+    fold_of = np.random.default_rng(1).permutation(40) % 4
+    changed = y.copy()
+    changed[fold_of == 0] += 100.0  # a fold's own labels do not move its predictions
+    again = cross_val_predictions(feats, changed, folds=4, seed=1)
+    np.testing.assert_allclose(again[fold_of == 0], pred[fold_of == 0])
+    assert np.isnan(cross_val_predictions(feats.subset(np.arange(6)), y[:6], folds=3)).all()  # 4 left per fold < 5
+
 def test_size_columns_do_not_extrapolate_beyond_the_labelled_networks():
     train = synthetic_features(20, seed=4)
     std = _Standardiser(train)

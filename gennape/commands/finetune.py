@@ -58,6 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_shape(parser)
 
 
+def self_check_line(check: dict) -> str:
+    """One line of :func:`gennape.transfer.finetune.self_check`'s figures."""
+    def f(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    spread = f" (each ± {check['std_error']:.2f})" if check["std_error"] is not None else ""
+    line = (f"Spearman on these {check['n']} labels{spread}: zero-shot {f(check['zero_shot'])}, "
+            f"#params {f(check['params'])}, FLOPs {f(check['flops'])}")
+    if check.get("cross_validated") is not None:
+        line += f", the correction {check['folds']}-fold cross-validated {f(check['cross_validated'])}"
+    return line
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     how = f"{cfg.epochs} epochs, seed {cfg.seed}" if args.mode != "select" else "no training"
     print(f"fine-tuned {what} on {len(report.used)} of {len(labels)} labelled model(s) "
           f"({labels.scale} labels, {how}) -> {out}")
+    print(self_check_line(report.self_check))
     if report.failures:
         print(f"gennape finetune: {len(report.failures)} file(s) failed and were skipped", file=sys.stderr)
         return 1
