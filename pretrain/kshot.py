@@ -265,7 +265,6 @@ class KShotSelector:
         return [{**c._asdict(), "loo_mse": m} for c, m in zip(self.chosen_, self.loo_mse_)]
 
 
-
 #: Folds of :func:`cross_val_predictions` (at most one network per fold below it).
 CV_FOLDS = 10
 
@@ -291,6 +290,7 @@ def cross_val_predictions(feats: KShotFeatures, y: np.ndarray, folds: int = CV_F
         if len(rest) >= MIN_NETWORKS:
             out[held] = KShotSelector(**options).fit(feats.subset(rest), y[rest]).predict(feats.subset(held))
     return out
+
 
 def _loo_kernel_ridge(gram: np.ndarray, y: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """``(leave-one-out residuals [n], dual coefficients [n])`` of kernel ridge
