@@ -45,7 +45,7 @@ nested choice: a family of real networks written by other people's code
 telling the recipe what a NAS space cannot.
 
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 \
-        --lofo-labels ~/.cache/gennape/zoo/torchvision_eval/labels.csv
+        --lofo-labels ~/.cache/gennape/zoo/torchvision_eval/labels.csv --lofo-labels ~/.cache/gennape/zoo/timm_eval/labels.csv
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0 --jobs 2 --threads 1 --lofo-kshot
 
 Markdown tables go to stdout; the last line is JSON per family.

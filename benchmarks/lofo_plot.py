@@ -6,7 +6,8 @@ Reads the JSON line a ``benchmarks/transfer.py --protocol lofo`` run prints last
 ``plot`` extra (matplotlib)::
 
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 \\
-        --lofo-labels ~/.cache/gennape/zoo/torchvision_eval/labels.csv > lofo.out
+        --lofo-labels ~/.cache/gennape/zoo/torchvision_eval/labels.csv \\
+        --lofo-labels ~/.cache/gennape/zoo/timm_eval/labels.csv > lofo.out
     python benchmarks/lofo_plot.py lofo.out -o docs/lofo.png
 
 A family whose nested figure is below the better size baseline is marked.

@@ -36,7 +36,7 @@ the variants are chosen); ``--lofo-seeds``, ``--lofo-kshot``.
 
     python benchmarks/transfer.py                     # the README table (shipped checkpoint)
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0,1,2 --jobs 2 --threads 1 \
-        --lofo-labels ~/.cache/gennape/zoo/torchvision_eval/labels.csv    # README's table
+        --lofo-labels ~/.cache/gennape/zoo/torchvision_eval/labels.csv --lofo-labels ~/.cache/gennape/zoo/timm_eval/labels.csv   # README's table
     python benchmarks/transfer.py --protocol lofo --lofo-seeds 0 --jobs 2 --threads 1 --lofo-kshot   # its 50-shot column
     python benchmarks/transfer.py --checkpoint DIR --limit 2000   # quicker, subsampled
     python benchmarks/transfer.py --ablations --families nb201,nb301

@@ -89,18 +89,25 @@ def size_fit(params, macs, y, used) -> np.ndarray:
     return design @ coef
 
 
-def kshot_baselines(params, macs, y, samples: int, seeds: int) -> dict[str, list[float]]:
-    """``{baseline: [Spearman per draw]}`` on the networks each draw of
-    ``samples`` (``choose_samples(n, samples, seed)``, seed 0, 1, ...) leaves out:
-    ``params``, ``flops`` and ``size fit`` (:func:`size_fit` on the drawn rows)."""
-    from gennape.pretrain.metrics import spearman
+def kshot_draws(n: int, samples: int, seeds: int):
+    """``(seed, used, rest)`` of each draw: ``choose_samples(n, samples, seed)``
+    for seed 0, 1, ... (``benchmarks/transfer.py``'s draws) and the rows it leaves out."""
     from gennape.transfer.finetune import choose_samples
+
+    for seed in range(seeds):
+        used = choose_samples(n, samples, seed)
+        yield seed, used, np.setdiff1d(np.arange(n), used)
+
+
+def kshot_baselines(params, macs, y, samples: int, seeds: int) -> dict[str, list[float]]:
+    """``{baseline: [Spearman per draw]}`` on the networks each draw
+    (:func:`kshot_draws`) leaves out: ``params``, ``flops`` and ``size fit``
+    (:func:`size_fit` on the drawn rows)."""
+    from gennape.pretrain.metrics import spearman
 
     params, macs, y = (np.asarray(a, dtype=np.float64) for a in (params, macs, y))
     out = {"params": [], "flops": [], "size fit": []}
-    for seed in range(seeds):
-        used = choose_samples(len(y), samples, seed)
-        rest = np.setdiff1d(np.arange(len(y)), used)
+    for _, used, rest in kshot_draws(len(y), samples, seeds):
         for name, score in (("params", params), ("flops", macs), ("size fit", size_fit(params, macs, y, used))):
             out[name].append(spearman(score[rest], y[rest]))
     return out
@@ -111,13 +118,11 @@ def kshot_select(est, cgs: list, y, samples: int, seeds: int) -> list[float]:
     fine-tuned on the drawn networks as ``gennape finetune`` does by default,
     on the networks left out."""
     from gennape.pretrain.metrics import spearman
-    from gennape.transfer.finetune import FinetuneConfig, choose_samples, finetune_estimator
+    from gennape.transfer.finetune import FinetuneConfig, finetune_estimator
 
     y = np.asarray(y, dtype=np.float64)
     out = []
-    for seed in range(seeds):
-        used = choose_samples(len(y), samples, seed)
-        rest = np.setdiff1d(np.arange(len(y)), used)
+    for seed, used, rest in kshot_draws(len(y), samples, seeds):
         tuned = finetune_estimator(est, [cgs[i] for i in used], y[used], FinetuneConfig(seed=seed))
         out.append(spearman(tuned.predict([cgs[i] for i in rest]), y[rest]))
     return out
